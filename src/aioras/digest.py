@@ -1,0 +1,159 @@
+"""Content digests: parsing, streaming hashers and verification (sha256 and sha512).
+
+A digest is ``<algorithm>:<encoded>``; aioras verifies ``sha256`` (64 lowercase hex) and
+``sha512`` (128 lowercase hex), the two algorithms the image-spec registers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import BinaryIO
+
+import anyio
+
+from . import defaults
+from .exceptions import DigestMismatch, InvalidDigest, SizeMismatch
+
+__all__ = [
+    "ALGORITHMS",
+    "Hasher",
+    "Verifier",
+    "digest_bytes",
+    "digest_file",
+    "digest_file_sync",
+    "parse_digest",
+    "validate_digest",
+    "verify_bytes",
+]
+
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+# The image-spec's general digest grammar; registered algorithms are checked more tightly below.
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+
+
+def parse_digest(digest: str) -> tuple[str, str]:
+    """Split a digest into ``(algorithm, hex)``.
+
+    Raises :class:`InvalidDigest` when it is malformed or its algorithm is not one aioras
+    can verify.
+    """
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise InvalidDigest(f"malformed digest {digest!r}", value=str(digest))
+    algorithm, encoded = digest.split(":", 1)
+    length = ALGORITHMS.get(algorithm)
+    if length is None:
+        raise InvalidDigest(
+            f"unsupported digest algorithm {algorithm!r} (use sha256 or sha512)", value=digest
+        )
+    if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+        raise InvalidDigest(
+            f"{algorithm} digest must be {length} lowercase hex characters: {digest!r}",
+            value=digest,
+        )
+    return algorithm, encoded
+
+
+def validate_digest(digest: str) -> str:
+    """Return ``digest`` unchanged if it is valid; raise :class:`InvalidDigest` otherwise."""
+    parse_digest(digest)
+    return digest
+
+
+class Hasher:
+    """An incremental hasher that also counts bytes: ``update`` as data streams by."""
+
+    __slots__ = ("_h", "algorithm", "size")
+
+    def __init__(self, algorithm: str = "sha256") -> None:
+        if algorithm not in ALGORITHMS:
+            raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}", value=algorithm)
+        self.algorithm = algorithm
+        self._h = hashlib.new(algorithm)
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next piece of content."""
+        self._h.update(data)
+        self.size += len(data)
+
+    @property
+    def digest(self) -> str:
+        """The digest of everything fed so far, as ``<algorithm>:<hex>``."""
+        return f"{self.algorithm}:{self._h.hexdigest()}"
+
+
+class Verifier(Hasher):
+    """A :class:`Hasher` that checks the result against an expected digest and size."""
+
+    __slots__ = ("expected_digest", "expected_size")
+
+    def __init__(self, expected_digest: str, expected_size: int | None = None) -> None:
+        algorithm, _ = parse_digest(expected_digest)
+        super().__init__(algorithm)
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
+
+    def check_size_so_far(self, what: str = "content") -> None:
+        """Raise :class:`SizeMismatch` as soon as more bytes arrived than promised."""
+        if self.expected_size is not None and self.size > self.expected_size:
+            raise SizeMismatch(expected=self.expected_size, actual=self.size, what=what)
+
+    def verify(self, what: str = "content") -> None:
+        """Raise :class:`SizeMismatch` or :class:`DigestMismatch` unless the content matches."""
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise SizeMismatch(expected=self.expected_size, actual=self.size, what=what)
+        if self.digest != self.expected_digest:
+            raise DigestMismatch(expected=self.expected_digest, actual=self.digest, what=what)
+
+
+def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
+    """Return the digest of ``data``."""
+    h = Hasher(algorithm)
+    h.update(data)
+    return h.digest
+
+
+def _hash_stream(fd: BinaryIO, algorithm: str, chunk_size: int) -> tuple[str, int]:
+    h = Hasher(algorithm)
+    # readinto a reused buffer: no allocation per chunk, and hashlib releases the GIL on it.
+    buf = bytearray(chunk_size)
+    view = memoryview(buf)
+    while n := fd.readinto(buf):
+        h.update(view[:n])
+    return h.digest, h.size
+
+
+def digest_file_sync(
+    path: str | os.PathLike[str],
+    algorithm: str = "sha256",
+    *,
+    chunk_size: int = defaults.io_chunk_size,
+) -> tuple[str, int]:
+    """Hash a file in constant memory; return ``(digest, size)``."""
+    with open(path, "rb", buffering=0) as fd:
+        return _hash_stream(fd, algorithm, chunk_size)  # type: ignore[arg-type]
+
+
+async def digest_file(
+    path: str | os.PathLike[str],
+    algorithm: str = "sha256",
+    *,
+    chunk_size: int = defaults.io_chunk_size,
+) -> tuple[str, int]:
+    """Hash a file in a worker thread; return ``(digest, size)``.
+
+    One thread call for the whole file: per-chunk hops through aiofiles cost more than the
+    hashing itself, and hashlib releases the GIL so several files hash in parallel.
+    """
+    return await anyio.to_thread.run_sync(digest_file_sync, path, algorithm, chunk_size)
+
+
+def verify_bytes(data: bytes, expected_digest: str, *, what: str = "content") -> None:
+    """Raise :class:`DigestMismatch` unless ``data`` hashes to ``expected_digest``."""
+    algorithm, _ = parse_digest(expected_digest)
+    actual = digest_bytes(data, algorithm)
+    if actual != expected_digest:
+        raise DigestMismatch(expected=expected_digest, actual=actual, what=what)
+

@@ -1,0 +1,312 @@
+"""Every exception aioras raises, in one tree.
+
+::
+
+    OrasError                          base of everything below
+    ├── InvalidReference               a name, tag, digest or reference breaks the grammar (ValueError)
+    ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
+    ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
+    │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
+    ├── UnsafePathError                a title, path or archive member would escape its directory
+    ├── IntegrityError                 content does not match what was promised
+    │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
+    │   └── SizeMismatch               byte count differs from the descriptor's size
+    ├── AuthenticationError            credentials missing, refused, or a token cannot be had
+    ├── TransportError                 the request never got an HTTP answer (wraps httpx)
+    │   ├── ConnectError               connecting or the TLS handshake failed
+    │   └── TimeoutError               a connect, read, write or pool timeout expired
+    └── RegistryError                  the registry answered with an unexpected status
+        ├── NotFoundError              404: repository, manifest, blob or upload unknown
+        ├── PermissionDenied           403, or 401 after credentials were sent
+        ├── UnsupportedOperation       405 or UNSUPPORTED: the registry will not do this
+        ├── RangeNotSatisfiable        416: an upload chunk does not continue the session
+        ├── TooManyRequests            429: the registry throttles; see ``retry_after``
+        └── ServerError                5xx: the registry failed
+
+``AuthenticationException`` is kept as an alias of :class:`AuthenticationError` for code
+written against oras-py. A :class:`RegistryError` carries the HTTP status, the request method
+and URL (credentials stripped), and the OCI error codes of the response body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "AuthenticationException",
+    "ConnectError",
+    "DigestMismatch",
+    "IntegrityError",
+    "InvalidDigest",
+    "InvalidReference",
+    "ManifestTooLarge",
+    "ManifestValidationError",
+    "NotFoundError",
+    "OciErrorDetail",
+    "OrasError",
+    "PermissionDenied",
+    "RangeNotSatisfiable",
+    "RegistryError",
+    "ServerError",
+    "SizeMismatch",
+    "TimeoutError",
+    "TooManyRequests",
+    "TransportError",
+    "UnsafePathError",
+    "UnsupportedOperation",
+    "error_for_status",
+    "parse_error_body",
+]
+
+
+class OrasError(Exception):
+    """Base class of every error raised by aioras."""
+
+
+class InvalidReference(OrasError, ValueError):
+    """Raised when a reference, repository name, tag or digest does not follow the grammar.
+
+    ``part`` names the offending component (``"name"``, ``"tag"``, ``"digest"``,
+    ``"registry"`` or ``"reference"``) and ``value`` holds it.
+    """
+
+    def __init__(self, message: str, *, part: str = "reference", value: str = "") -> None:
+        super().__init__(message)
+        self.part = part
+        self.value = value
+
+
+class InvalidDigest(InvalidReference):
+    """Raised when a digest is malformed or names an algorithm aioras cannot verify."""
+
+    def __init__(self, message: str, *, value: str = "") -> None:
+        super().__init__(message, part="digest", value=value)
+
+
+class ManifestValidationError(OrasError, ValueError):
+    """Raised when a manifest, index, descriptor or config does not satisfy its schema.
+
+    Also raised when a fetched manifest's ``mediaType`` contradicts the response's
+    ``Content-Type``. ``path`` locates the failing element when the schema names one.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ManifestTooLarge(ManifestValidationError):
+    """Raised when a manifest is larger than the limit; it is refused before being read whole."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"manifest of {size} bytes exceeds the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+class UnsafePathError(OrasError, ValueError):
+    """Raised when a layer title, push path or archive member would land outside its root.
+
+    Covers absolute paths, ``..`` components, and links or device files inside archives.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class IntegrityError(OrasError):
+    """Raised when received or stored content does not match the descriptor promising it."""
+
+
+class DigestMismatch(IntegrityError):
+    """Raised when content hashes to a digest other than the expected one.
+
+    A download that fails this check leaves no file behind.
+    """
+
+    def __init__(self, *, expected: str, actual: str, what: str = "content") -> None:
+        super().__init__(f"{what} digest mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class SizeMismatch(IntegrityError):
+    """Raised when content has another length than the descriptor's ``size``."""
+
+    def __init__(self, *, expected: int, actual: int, what: str = "content") -> None:
+        super().__init__(f"{what} size mismatch: expected {expected} bytes, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class AuthenticationError(OrasError):
+    """Raised when credentials are missing or refused, or a bearer token cannot be obtained.
+
+    Never carries the credentials themselves. ``codes`` holds the registry's OCI error codes
+    (``UNAUTHORIZED`` ...) when the refusal came with an error body.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, codes: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.codes = tuple(codes)
+
+
+AuthenticationException = AuthenticationError
+
+
+class TransportError(OrasError):
+    """Raised when a request got no HTTP answer; ``__cause__`` holds the httpx exception."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class ConnectError(TransportError):
+    """Raised when the connection or the TLS handshake (including verification) fails."""
+
+
+# Named like the builtin on purpose: ``aioras.TimeoutError`` reads naturally in an except clause.
+class TimeoutError(TransportError):
+    """Raised when a connect, read, write or pool timeout expires."""
+
+
+@dataclass(frozen=True)
+class OciErrorDetail:
+    """One entry of an OCI error body: ``{"code", "message", "detail"}``."""
+
+    code: str
+    message: str = ""
+    detail: Any = None
+
+
+class RegistryError(OrasError):
+    """Raised when the registry answers with a status the operation did not expect.
+
+    Attributes: ``status_code``; ``method`` and ``url`` of the request (query and
+    credentials stripped); ``errors``, the parsed OCI error entries; ``codes``, their codes
+    (``BLOB_UNKNOWN``, ``MANIFEST_UNKNOWN``, ``DENIED`` ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        method: str = "",
+        url: str = "",
+        errors: Iterable[OciErrorDetail] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+        self.errors = tuple(errors)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The OCI error codes of the response body, in order."""
+        return tuple(e.code for e in self.errors)
+
+
+class NotFoundError(RegistryError):
+    """Raised on 404: the repository, manifest, blob or upload session is unknown."""
+
+
+class PermissionDenied(RegistryError):
+    """Raised on 403, or on 401 after credentials were already presented (``DENIED``)."""
+
+
+class UnsupportedOperation(RegistryError):
+    """Raised on 405 or an ``UNSUPPORTED`` code, such as deletes disabled on the registry."""
+
+
+class RangeNotSatisfiable(RegistryError):
+    """Raised on 416: an upload chunk does not continue where the session stands."""
+
+
+class TooManyRequests(RegistryError):
+    """Raised on 429 once retries are spent; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(RegistryError):
+    """Raised on a 5xx answer once retries are spent."""
+
+
+_MAX_ERROR_ENTRIES = 16
+
+
+def parse_error_body(body: bytes) -> tuple[OciErrorDetail, ...]:
+    """Parse an OCI error body; anything that is not one yields an empty tuple.
+
+    Registries send plain text, HTML or nothing at all on errors, so this never raises.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ()
+    entries = doc.get("errors") if isinstance(doc, Mapping) else None
+    if not isinstance(entries, list):
+        return ()
+    out = []
+    for entry in entries[:_MAX_ERROR_ENTRIES]:
+        if isinstance(entry, Mapping) and isinstance(entry.get("code"), str):
+            message = entry.get("message")
+            out.append(
+                OciErrorDetail(
+                    code=entry["code"],
+                    message=message if isinstance(message, str) else "",
+                    detail=entry.get("detail"),
+                )
+            )
+    return tuple(out)
+
+
+_STATUS_CLASSES: dict[int, type[RegistryError]] = {
+    403: PermissionDenied,
+    404: NotFoundError,
+    405: UnsupportedOperation,
+    416: RangeNotSatisfiable,
+}
+
+
+def error_for_status(
+    status_code: int,
+    *,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    retry_after: float | None = None,
+    what: str = "",
+) -> RegistryError:
+    """Build (not raise) the typed error for a failed response.
+
+    ``url`` must already be free of credentials; ``what`` names the object concerned
+    (``"manifest localhost:5000/a/b:v1"``) for the message.
+    """
+    errors = parse_error_body(body)
+    codes = [e.code for e in errors]
+    summary = "; ".join(f"{e.code}: {e.message}" if e.message else e.code for e in errors)
+    subject = what or f"{method} {url}"
+    message = f"{subject}: HTTP {status_code}" + (f" ({summary})" if summary else "")
+    kw: dict[str, Any] = {"status_code": status_code, "method": method, "url": url, "errors": errors}
+    if status_code == 429 or "TOOMANYREQUESTS" in codes:
+        return TooManyRequests(message, retry_after=retry_after, **kw)
+    if "UNSUPPORTED" in codes:
+        return UnsupportedOperation(message, **kw)
+    if status_code >= 500:
+        return ServerError(message, **kw)
+    return _STATUS_CLASSES.get(status_code, RegistryError)(message, **kw)
