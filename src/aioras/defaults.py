@@ -5,6 +5,8 @@ Names match oras-py's ``oras.defaults`` so ported code keeps working.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 default_tag = "latest"
 
 
@@ -14,7 +16,10 @@ class registry:  # noqa: N801 - lower-case class name kept from oras-py
     index_hostname = "index.docker.io"
     index_server = "https://index.docker.io/v1/"
     index_name = "docker.io"
-    default_v2_registry = {"scheme": "https", "host": "registry-1.docker.io"}
+    default_v2_registry: ClassVar[dict[str, str]] = {
+        "scheme": "https",
+        "host": "registry-1.docker.io",
+    }
 
 
 # Media types

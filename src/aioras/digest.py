@@ -6,10 +6,11 @@ A digest is ``<algorithm>:<encoded>``; aioras verifies ``sha256`` (64 lowercase 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-from typing import BinaryIO
+from typing import IO
 
 import anyio
 
@@ -115,12 +116,12 @@ def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
     return h.digest
 
 
-def _hash_stream(fd: BinaryIO, algorithm: str, chunk_size: int) -> tuple[str, int]:
+def _hash_stream(fd: IO[bytes], algorithm: str, chunk_size: int) -> tuple[str, int]:
     h = Hasher(algorithm)
     # readinto a reused buffer: no allocation per chunk, and hashlib releases the GIL on it.
     buf = bytearray(chunk_size)
     view = memoryview(buf)
-    while n := fd.readinto(buf):
+    while n := fd.readinto(buf):  # type: ignore[attr-defined]
         h.update(view[:n])
     return h.digest, h.size
 
@@ -133,7 +134,7 @@ def digest_file_sync(
 ) -> tuple[str, int]:
     """Hash a file in constant memory; return ``(digest, size)``."""
     with open(path, "rb", buffering=0) as fd:
-        return _hash_stream(fd, algorithm, chunk_size)  # type: ignore[arg-type]
+        return _hash_stream(fd, algorithm, chunk_size)
 
 
 async def digest_file(
@@ -147,7 +148,9 @@ async def digest_file(
     One thread call for the whole file: per-chunk hops through aiofiles cost more than the
     hashing itself, and hashlib releases the GIL so several files hash in parallel.
     """
-    return await anyio.to_thread.run_sync(digest_file_sync, path, algorithm, chunk_size)
+    return await anyio.to_thread.run_sync(
+        functools.partial(digest_file_sync, path, algorithm, chunk_size=chunk_size)
+    )
 
 
 def verify_bytes(data: bytes, expected_digest: str, *, what: str = "content") -> None:
@@ -156,4 +159,3 @@ def verify_bytes(data: bytes, expected_digest: str, *, what: str = "content") ->
     actual = digest_bytes(data, algorithm)
     if actual != expected_digest:
         raise DigestMismatch(expected=expected_digest, actual=actual, what=what)
-

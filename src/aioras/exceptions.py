@@ -3,7 +3,7 @@
 ::
 
     OrasError                          base of everything below
-    ├── InvalidReference               a name, tag, digest or reference breaks the grammar (ValueError)
+    ├── InvalidReference               a name, tag, digest or reference breaks the grammar
     ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
@@ -302,7 +302,12 @@ def error_for_status(
     summary = "; ".join(f"{e.code}: {e.message}" if e.message else e.code for e in errors)
     subject = what or f"{method} {url}"
     message = f"{subject}: HTTP {status_code}" + (f" ({summary})" if summary else "")
-    kw: dict[str, Any] = {"status_code": status_code, "method": method, "url": url, "errors": errors}
+    kw: dict[str, Any] = {
+        "status_code": status_code,
+        "method": method,
+        "url": url,
+        "errors": errors,
+    }
     if status_code == 429 or "TOOMANYREQUESTS" in codes:
         return TooManyRequests(message, retry_after=retry_after, **kw)
     if "UNSUPPORTED" in codes:

@@ -1,0 +1,299 @@
+"""Answering registry challenges: HTTP basic and bearer tokens, with a token cache.
+
+The transport asks :meth:`Authenticator.authorize` for an ``Authorization`` value before each
+request, and calls :meth:`Authenticator.on_unauthorized` when a 401 comes back. After the
+first challenge from a host, credentials (basic) or a token for the needed scopes (bearer)
+go with every request up front, so a large upload body is never sent only to be refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from ..exceptions import AuthenticationError, parse_error_body
+from ..urls import redact
+from .challenge import Challenge, parse_www_authenticate
+from .credentials import Credentials, merge_scopes
+
+__all__ = ["Authenticator", "BasicAuth", "CredentialSource", "Token", "TokenAuth"]
+
+logger = logging.getLogger(__name__)
+
+CredentialSource = Callable[[str], Credentials | None]
+"""Looks up the credentials for a registry host (``"ghcr.io"``, ``"127.0.0.1:5000"``)."""
+
+_DEFAULT_TOKEN_LIFETIME = 60.0
+_MAX_TOKEN_RESPONSE = 1024 * 1024
+
+
+@dataclass
+class Token:
+    """A bearer token and when it stops being usable (monotonic clock)."""
+
+    value: str = field(repr=False)
+    expires_at: float
+
+    def fresh(self, now: float) -> bool:
+        """True while the token is not within its refresh margin of expiry."""
+        return now < self.expires_at
+
+
+class Authenticator:
+    """Base class of authentication backends; subclass it to plug in your own.
+
+    A backend keeps per-host state and credentials. ``insecure`` tells it the registry
+    speaks plain http, which permits an http token realm.
+    """
+
+    def __init__(self, *, insecure: bool = False) -> None:
+        self.insecure = insecure
+        self._explicit: dict[str | None, Credentials] = {}
+        self._sources: list[CredentialSource] = []
+
+    # -- credentials -------------------------------------------------------------------
+    def set_basic_auth(self, username: str, password: str, *, host: str | None = None) -> None:
+        """Use these credentials for ``host``, or for every host when ``host`` is None."""
+        self._explicit[host] = Credentials(username=username, password=password)
+        self.forget(host)
+
+    def set_credentials(self, credentials: Credentials, *, host: str | None = None) -> None:
+        """Use these credentials (any kind) for ``host``, or for every host."""
+        self._explicit[host] = credentials
+        self.forget(host)
+
+    def add_source(self, source: CredentialSource) -> None:
+        """Consult ``source`` (after explicit credentials) when a host needs credentials."""
+        self._sources.append(source)
+
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The credentials for ``host``: explicit per host, explicit global, then sources."""
+        for key in (host, None):
+            creds = self._explicit.get(key)
+            if creds:
+                return creds
+        for source in self._sources:
+            creds = source(host)
+            if creds:
+                return creds
+        return None
+
+    def forget(self, host: str | None = None) -> None:
+        """Drop cached tokens and learned schemes (for ``host``, or all)."""
+
+    # -- the transport's two calls -----------------------------------------------------
+    async def authorize(
+        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
+    ) -> str | None:
+        """Return the ``Authorization`` value to send up front, or None."""
+        return None
+
+    async def on_unauthorized(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        scopes: tuple[str, ...],
+        response: httpx.Response,
+        sent: str | None,
+    ) -> bool:
+        """React to a 401; return True when the request is worth sending again.
+
+        Raises :class:`AuthenticationError` when the registry wants credentials that are
+        not configured, or a token cannot be had.
+        """
+        return False
+
+
+class TokenAuth(Authenticator):
+    """The default backend: answers whatever the registry challenges with.
+
+    Bearer challenges get a token from the realm (anonymously, with basic credentials, or
+    by OAuth2 refresh-token grant for identity tokens), cached per host and scope set;
+    basic challenges get the configured username and password.
+    """
+
+    def __init__(self, *, insecure: bool = False, clock: Callable[[], float] = time.monotonic):
+        super().__init__(insecure=insecure)
+        self._clock = clock
+        self._basic_hosts: set[str] = set()
+        self._bearer: dict[str, Challenge] = {}
+        self._tokens: dict[tuple[str, tuple[str, ...]], Token] = {}
+        self._locks: dict[tuple[str, tuple[str, ...]], anyio.Lock] = {}
+
+    def forget(self, host: str | None = None) -> None:
+        if host is None:
+            self._basic_hosts.clear()
+            self._bearer.clear()
+            self._tokens.clear()
+            return
+        self._basic_hosts.discard(host)
+        self._bearer.pop(host, None)
+        for key in [k for k in self._tokens if k[0] == host]:
+            del self._tokens[key]
+
+    async def authorize(
+        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
+    ) -> str | None:
+        creds = self.credentials_for(host)
+        if creds and creds.registry_token:
+            return f"Bearer {creds.registry_token}"
+        if host in self._basic_hosts and creds and creds.has_basic:
+            return creds.basic_header()
+        challenge = self._bearer.get(host)
+        if challenge is None:
+            return None
+        token = await self._token(client, host, challenge, merge_scopes(scopes), stale=None)
+        return f"Bearer {token.value}"
+
+    async def on_unauthorized(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        scopes: tuple[str, ...],
+        response: httpx.Response,
+        sent: str | None,
+    ) -> bool:
+        challenges = parse_www_authenticate(response.headers.get("www-authenticate", ""))
+        by_scheme = {c.scheme: c for c in challenges}
+        creds = self.credentials_for(host)
+        if "bearer" in by_scheme and not (creds and creds.registry_token):
+            challenge = by_scheme["bearer"]
+            wanted = merge_scopes(scopes, challenge.scopes)
+            # Whether the token lacked scope or expired, the one just sent must not be
+            # reused: the fetch below skips a cached token equal to it.
+            stale = sent[len("Bearer ") :] if sent and sent.startswith("Bearer ") else None
+            self._bearer[host] = challenge
+            await self._token(client, host, challenge, wanted, stale=stale)
+            return True
+        if "basic" in by_scheme:
+            if not (creds and creds.has_basic):
+                raise AuthenticationError(
+                    f"registry {host} requires credentials: call set_basic_auth() or login()",
+                    status_code=401,
+                    codes=_codes(response),
+                )
+            if sent and sent.startswith("Basic "):
+                return False  # these credentials were already refused
+            self._basic_hosts.add(host)
+            return True
+        return False
+
+    async def _token(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        challenge: Challenge,
+        scopes: tuple[str, ...],
+        *,
+        stale: str | None,
+    ) -> Token:
+        key = (host, scopes)
+        cached = self._tokens.get(key)
+        if cached and cached.fresh(self._clock()) and cached.value != stale:
+            return cached
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:
+            # Another task may have fetched it while this one waited: fetch once.
+            cached = self._tokens.get(key)
+            if cached and cached.fresh(self._clock()) and cached.value != stale:
+                return cached
+            token = await self._fetch_token(client, host, challenge, scopes)
+            self._tokens[key] = token
+            return token
+
+    async def _fetch_token(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        challenge: Challenge,
+        scopes: tuple[str, ...],
+    ) -> Token:
+        realm = challenge.realm
+        if not realm:
+            raise AuthenticationError(f"bearer challenge from {host} names no realm")
+        scheme = urlsplit(realm).scheme.lower()
+        if scheme not in ("https", "http") or (scheme == "http" and not self.insecure):
+            raise AuthenticationError(
+                f"refusing token realm {redact(realm)}: a realm must be https unless the "
+                "registry itself is plain http"
+            )
+        creds = self.credentials_for(host)
+        service = challenge.service
+        started = self._clock()
+        if creds and creds.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "aioras",
+                "scope": " ".join(scopes),
+            }
+            if service:
+                form["service"] = service
+            request = client.build_request("POST", realm, data=form)
+        else:
+            params: list[tuple[str, str | int | float | bool | None]] = []
+            if service:
+                params.append(("service", service))
+            params.extend(("scope", s) for s in scopes)
+            headers = {"Authorization": creds.basic_header()} if creds and creds.has_basic else {}
+            request = client.build_request("GET", realm, params=params, headers=headers)
+        logger.debug("requesting token from %s for %s", redact(realm), " ".join(scopes) or "-")
+        try:
+            response = await client.send(request)
+        except httpx.HTTPError as exc:
+            raise AuthenticationError(
+                f"token request to {redact(realm)} failed: {type(exc).__name__}"
+            ) from exc
+        if response.status_code != 200:
+            who = f" as {creds.username}" if creds and creds.username else " anonymously"
+            raise AuthenticationError(
+                f"token service {redact(realm)} refused{who} (HTTP {response.status_code}) "
+                f"for {' '.join(scopes) or 'no scope'}",
+                status_code=response.status_code,
+                codes=_codes(response),
+            )
+        return self._parse_token(response, started, realm)
+
+    def _parse_token(self, response: httpx.Response, started: float, realm: str) -> Token:
+        if len(response.content) > _MAX_TOKEN_RESPONSE:
+            raise AuthenticationError(f"token response from {redact(realm)} is too large")
+        try:
+            doc = response.json()
+        except ValueError as exc:
+            raise AuthenticationError(f"token response from {redact(realm)} is not JSON") from exc
+        value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(value, str) or not value:
+            raise AuthenticationError(f"token response from {redact(realm)} holds no token")
+        lifetime = doc.get("expires_in", _DEFAULT_TOKEN_LIFETIME)
+        if not isinstance(lifetime, (int, float)) or not math.isfinite(lifetime) or lifetime <= 0:
+            lifetime = _DEFAULT_TOKEN_LIFETIME
+        # Refresh early: a token that expires in flight fails a long upload.
+        margin = min(30.0, lifetime / 5)
+        return Token(value=value, expires_at=started + lifetime - margin)
+
+
+class BasicAuth(TokenAuth):
+    """Sends basic credentials with every request from the start, without a challenge."""
+
+    async def authorize(
+        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
+    ) -> str | None:
+        creds = self.credentials_for(host)
+        if creds and creds.has_basic:
+            return creds.basic_header()
+        return await super().authorize(client, host, scopes)
+
+
+def _codes(response: httpx.Response) -> Iterable[str]:
+    try:
+        body = response.content
+    except httpx.ResponseNotRead:
+        return ()
+    return [e.code for e in parse_error_body(body)]

@@ -1,0 +1,348 @@
+"""The transport: the one owner of the ``httpx.AsyncClient``.
+
+It sends every registry request and handles what no caller should see: the 401 challenge
+and its answer, redirects (``Authorization`` dropped when the origin changes), retries with
+jittered exponential backoff and ``Retry-After``, and the mapping of httpx failures and
+error responses to the typed exceptions of :mod:`aioras.exceptions`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from . import exceptions as exc
+from .auth import Authenticator, scopes_for_request
+from .urls import redact, resolve_location, same_origin
+
+__all__ = [
+    "Body",
+    "BodyFactory",
+    "RetryPolicy",
+    "Transport",
+    "raise_for_status",
+    "read_capped",
+]
+
+logger = logging.getLogger(__name__)
+
+BodyFactory = Callable[[], AsyncIterator[bytes]]
+"""Makes a fresh body stream each call, so a request can be replayed (auth, retries)."""
+Body = bytes | BodyFactory | None
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_MAX_REDIRECTS = 10
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how often the transport retries a request.
+
+    Retried: connection errors and timeouts, and the ``statuses`` (408, 429, 5xx), for
+    requests that are idempotent and whose body can be replayed. Never retried: TLS
+    verification failures, 401/403 after authentication, other 4xx. The delay before retry
+    ``n`` (from 0) is ``backoff * 2**n`` capped at ``max_backoff``, times a random factor in
+    ``[1 - jitter, 1 + jitter]``; a ``Retry-After`` header replaces it (capped at
+    ``max_retry_after``). ``attempts`` counts retries, not the first try.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.25
+    max_backoff: float = 3.0
+    jitter: float = 0.2
+    max_retry_after: float = 60.0
+    statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base: float = min(self.backoff * 2.0**retry, self.max_backoff)
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(attempts=0)
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
+def _is_verification_failure(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def _wrap(error: httpx.HTTPError, method: str, url: str) -> exc.TransportError:
+    where = f"{method} {redact(url)}"
+    if isinstance(error, httpx.TimeoutException):
+        return exc.TimeoutError(
+            f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
+        )
+    if isinstance(error, httpx.ConnectError):
+        if _is_verification_failure(error):
+            return exc.ConnectError(
+                f"{where}: TLS certificate verification failed; pass tls_verify=<CA bundle path>"
+                " to trust a private CA, or tls_verify=False to skip verification",
+                method=method,
+                url=redact(url),
+            )
+        return exc.ConnectError(
+            f"{where}: cannot connect ({error})", method=method, url=redact(url)
+        )
+    return exc.TransportError(
+        f"{where}: {type(error).__name__}: {error}", method=method, url=redact(url)
+    )
+
+
+class Transport:
+    """Sends registry requests through one pooled ``httpx.AsyncClient``.
+
+    The client is created on first use inside the running event loop and closed by
+    :meth:`aclose`. ``transport`` substitutes the httpx transport (tests use it for faults
+    a real server will not produce on demand).
+    """
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        verify: bool | str | ssl.SSLContext = True,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        headers: Mapping[str, str] | None = None,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        proxy: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.auth = authenticator
+        self.retry = retry
+        self.headers: dict[str, str] = dict(headers or {})
+        self._client_kwargs = {
+            "verify": _ssl_context(verify),
+            "timeout": timeout,
+            "limits": limits,
+            "proxy": proxy,
+            "transport": transport,
+        }
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client, created on first use."""
+        if self._client is None or self._client.is_closed:
+            # trust_env=False: no .netrc credentials or proxy settings slip in unseen.
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,
+                **self._client_kwargs,  # type: ignore[arg-type]
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the pooled client and its connections."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        scopes: tuple[str, ...] | None = None,
+        stream: bool = False,
+        retry: bool | None = None,
+        follow_redirects: bool = True,
+    ) -> httpx.Response:
+        """Send one logical request; return the final response, whatever its status.
+
+        Authentication, redirects and retries happen inside. With ``stream=True`` the body
+        is left unread and the caller must close the response (``await r.aclose()``).
+        ``retry`` defaults to True for idempotent methods. Raises
+        :class:`~aioras.exceptions.AuthenticationError` when the registry still answers 401
+        after the challenge was answered, and a
+        :class:`~aioras.exceptions.TransportError` when no answer came.
+        """
+        method = method.upper()
+        scopes = scopes_for_request(method, url) if scopes is None else scopes
+        host = urlsplit(url).netloc
+        retry_on = (method in _IDEMPOTENT) if retry is None else retry
+        current_url, current_method, current_body = url, method, body
+        send_auth = True
+        retries = auth_rounds = redirects = 0
+        client = self.client
+        while True:
+            request_headers = {**self.headers, **(headers or {})}
+            sent_auth = None
+            if send_auth:
+                sent_auth = await self.auth.authorize(client, host, scopes)
+                if sent_auth:
+                    request_headers["Authorization"] = sent_auth
+            content = current_body() if callable(current_body) else current_body
+            request = client.build_request(
+                current_method, current_url, headers=request_headers, content=content
+            )
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as error:
+                wrapped = _wrap(error, current_method, current_url)
+                verification = isinstance(error, httpx.ConnectError) and _is_verification_failure(
+                    error
+                )
+                if retry_on and not verification and retries < self.retry.attempts:
+                    delay = self.retry.delay(retries)
+                    logger.debug("%s; retry %d in %.2fs", wrapped, retries + 1, delay)
+                    retries += 1
+                    await anyio.sleep(delay)
+                    continue
+                raise wrapped from error
+            status = response.status_code
+            logger.debug("%s %s -> %d", current_method, redact(current_url), status)
+
+            if status == 401 and send_auth:
+                buffered = httpx.Response(
+                    401,
+                    headers=response.headers,
+                    content=await read_capped(response, _MAX_ERROR_BODY, close=True),
+                    request=request,
+                )
+                if auth_rounds < 2 and await self.auth.on_unauthorized(
+                    client, host, scopes, buffered, sent_auth
+                ):
+                    auth_rounds += 1
+                    continue
+                codes = [e.code for e in exc.parse_error_body(buffered.content)]
+                raise exc.AuthenticationError(
+                    f"{current_method} {redact(current_url)}: HTTP 401, credentials "
+                    + ("refused" if sent_auth else "required"),
+                    status_code=401,
+                    codes=codes,
+                )
+
+            if status in _REDIRECTS and follow_redirects and "location" in response.headers:
+                await response.aclose()
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:
+                    raise exc.TransportError(
+                        f"{method} {redact(url)}: more than {_MAX_REDIRECTS} redirects",
+                        method=method,
+                        url=redact(url),
+                    )
+                next_url = resolve_location(current_url, response.headers["location"])
+                # Presigned storage URLs reject (and must never see) registry credentials.
+                send_auth = send_auth and same_origin(next_url, url)
+                if status == 303 or (status in (301, 302) and current_method == "POST"):
+                    current_method, current_body = "GET", None
+                current_url = next_url
+                continue
+
+            if status in self.retry.statuses and retry_on and retries < self.retry.attempts:
+                wait = self.retry.delay(
+                    retries, parse_retry_after(response.headers.get("retry-after"))
+                )
+                await read_capped(response, _MAX_ERROR_BODY, close=True)
+                logger.debug(
+                    "%s %s -> %d; retry %d in %.2fs",
+                    current_method,
+                    redact(current_url),
+                    status,
+                    retries + 1,
+                    wait,
+                )
+                retries += 1
+                await anyio.sleep(wait)
+                continue
+
+            if "warning" in response.headers:
+                for warning in response.headers.get_list("warning"):
+                    logger.warning("registry warning for %s: %s", redact(current_url), warning)
+            if not stream:
+                try:
+                    await response.aread()
+                except httpx.HTTPError as error:
+                    raise _wrap(error, current_method, current_url) from error
+                finally:
+                    await response.aclose()
+            return response
+
+
+async def read_capped(response: httpx.Response, limit: int, *, close: bool = False) -> bytes:
+    """Read at most ``limit`` bytes of a streaming body; the rest, if any, is discarded.
+
+    Used for error bodies, whose size the server controls.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in response.aiter_raw():
+            chunks.append(chunk)
+            total += len(chunk)
+            if total >= limit:
+                break
+    except httpx.HTTPError:
+        pass  # a broken error body must not hide the status that matters
+    finally:
+        if close:
+            await response.aclose()
+    return b"".join(chunks)[:limit]
+
+
+async def raise_for_status(
+    response: httpx.Response,
+    expected: tuple[int, ...] = (200,),
+    *,
+    what: str = "",
+) -> None:
+    """Raise the typed error for ``response`` unless its status is one of ``expected``.
+
+    Reads at most 64 KiB of the error body (for its OCI error codes) and closes the
+    response before raising.
+    """
+    if response.status_code in expected:
+        return
+    body = await read_capped(response, _MAX_ERROR_BODY, close=True)
+    raise exc.error_for_status(
+        response.status_code,
+        method=response.request.method,
+        url=redact(str(response.request.url)),
+        body=body,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        what=what,
+    )
