@@ -1,5 +1,41 @@
-"""aioras: an asyncio-native SDK for OCI registries."""
+"""aioras: an asyncio-native SDK for OCI registries.
 
+``AsyncRegistry`` is the async core; ``Registry`` its synchronous facade (also reachable as
+``aioras.provider.Registry``); ``aioras.client.OrasClient`` the oras-py client shape.
+"""
+
+from . import defaults, exceptions, oci
+from .container import Container
+from .exceptions import (
+    AuthenticationError,
+    DigestMismatch,
+    InvalidReference,
+    ManifestValidationError,
+    NotFoundError,
+    OrasError,
+    RegistryError,
+    TransportError,
+    UnsafePathError,
+)
+from .registry import AsyncRegistry
+from .transport import RetryPolicy
 from .version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "AsyncRegistry",
+    "AuthenticationError",
+    "Container",
+    "DigestMismatch",
+    "InvalidReference",
+    "ManifestValidationError",
+    "NotFoundError",
+    "OrasError",
+    "RegistryError",
+    "RetryPolicy",
+    "TransportError",
+    "UnsafePathError",
+    "__version__",
+    "defaults",
+    "exceptions",
+    "oci",
+]

@@ -96,11 +96,6 @@ class Verifier(Hasher):
         self.expected_digest = expected_digest
         self.expected_size = expected_size
 
-    def check_size_so_far(self, what: str = "content") -> None:
-        """Raise :class:`SizeMismatch` as soon as more bytes arrived than promised."""
-        if self.expected_size is not None and self.size > self.expected_size:
-            raise SizeMismatch(expected=self.expected_size, actual=self.size, what=what)
-
     def verify(self, what: str = "content") -> None:
         """Raise :class:`SizeMismatch` or :class:`DigestMismatch` unless the content matches."""
         if self.expected_size is not None and self.size != self.expected_size:

@@ -1,0 +1,1 @@
+"""High-level operations built from the registry's endpoint methods: push, pull."""
