@@ -53,6 +53,7 @@ INSTALL_HINT = (
 _DEFAULT_BINARIES = ("docker-registry", "registry")
 _BIND_ATTEMPTS = 5
 _POLL_INTERVAL = 0.05
+_PROBE_TIMEOUT = 0.5
 _STOP_TIMEOUT = 10.0
 _LOG_TAIL_BYTES = 4096
 _API_VERSION_HEADER = "Docker-Distribution-API-Version"
@@ -340,7 +341,7 @@ class LocalRegistry:
         """True once the registry answers; False if it lost the port; raises otherwise."""
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(verify=False, trust_env=False, timeout=2.0) as client:
+        with httpx.Client(verify=False, trust_env=False, timeout=_PROBE_TIMEOUT) as client:
             while True:
                 returncode = self._process.poll()
                 if returncode is not None:

@@ -1,0 +1,83 @@
+"""Developer and CI sessions: ``nox -s tests``, ``nox -s lint typecheck``, demo, examples, bench.
+
+Every tool is pinned so that CI and laptops run the same thing. External programs the tests
+need (the ``docker-registry`` and ``skopeo`` binaries, ``openssl``, ``htpasswd``) come from the
+system: ``scripts/bootstrap`` installs them on Debian/Ubuntu.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+ROOT = Path(__file__).parent
+
+PYTEST = ("pytest==9.2.0", "pytest-timeout==2.4.0")
+TEST_DEPS = (
+    *PYTEST,
+    "hypothesis==6.170.15",
+    # oras-py is the interoperability peer; this exact version is what aioras is compared with.
+    "oras==0.2.43",
+    # The bearer-token auth tests sign JWTs for the registry with it.
+    "cryptography==50.0.2",
+)
+RUFF = "ruff==0.17.6"
+MYPY = ("mypy==2.4.1", "types-aiofiles==25.1.0.20261107", "types-jsonschema==4.26.0.20261006")
+BENCH_DEPS = ("oras==0.2.43", "psutil==7.2.2")
+
+
+def _existing(*paths: str) -> list[str]:
+    """Lint targets that exist in this checkout (git does not keep empty directories)."""
+    return [p for p in paths if (ROOT / p).exists()]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (default: all of it); ``nox -s tests -- -m "not integration"`` etc."""
+    session.install("-e", ".", *TEST_DEPS)
+    # Exit status 5 (no tests collected) is not in success_codes: an empty run fails.
+    session.run("pytest", *session.posargs, success_codes=[0])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(RUFF)
+    targets = _existing("src", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", *targets)
+    session.run("ruff", "format", "--check", *targets)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package (settings in pyproject.toml)."""
+    session.install("-e", ".", *MYPY)
+    session.run("mypy", "--strict", "src/aioras")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The end-to-end demo against a local registry."""
+    session.install("-e", ".")
+    session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Runs every example and checks what it did."""
+    session.install("-e", ".", *TEST_DEPS)
+    session.run("pytest", "tests/test_examples.py", *session.posargs, success_codes=[0])
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """aioras against oras-py; arguments after ``--`` go to benchmarks/bench.py."""
+    session.install("-e", ".", *BENCH_DEPS)
+    session.run("python", "benchmarks/bench.py", *session.posargs)
