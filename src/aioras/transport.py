@@ -306,8 +306,13 @@ class Transport:
 async def read_capped(response: httpx.Response, limit: int, *, close: bool = False) -> bytes:
     """Read at most ``limit`` bytes of a streaming body; the rest, if any, is discarded.
 
-    Used for error bodies, whose size the server controls.
+    Used for error bodies, whose size the server controls. A body already read is
+    returned as it is.
     """
+    try:
+        return response.content[:limit]
+    except httpx.ResponseNotRead:
+        pass
     chunks: list[bytes] = []
     total = 0
     try:
