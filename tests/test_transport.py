@@ -1,0 +1,327 @@
+"""Transport behaviour a plain registry will not show on demand, scripted with MockTransport.
+
+Bearer challenges, scope upgrades, throttling, cross-origin redirects and broken error
+bodies are played by a small scripted server; the real-registry suites cover the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import anyio
+import httpx
+import pytest
+
+from aioras.auth import Credentials, TokenAuth, parse_www_authenticate
+from aioras.auth.credentials import merge_scopes, scopes_for_request
+from aioras.exceptions import (
+    AuthenticationError,
+    ConnectError,
+    NotFoundError,
+    PermissionDenied,
+    ServerError,
+    TooManyRequests,
+)
+from aioras.registry import AsyncRegistry
+from aioras.transport import RetryPolicy, Transport, parse_retry_after
+
+pytestmark = pytest.mark.anyio
+
+FAST = RetryPolicy(attempts=3, backoff=0.001, max_backoff=0.002, max_retry_after=0.01)
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def transport_for(
+    handler: Handler, *, retry: RetryPolicy = FAST, insecure: bool = False
+) -> Transport:
+    return Transport(
+        authenticator=TokenAuth(insecure=insecure),
+        retry=retry,
+        transport=httpx.MockTransport(handler),
+    )
+
+
+class TokenRegistry:
+    """A registry demanding bearer tokens whose scope covers each request."""
+
+    def __init__(self) -> None:
+        self.token_requests: list[httpx.Request] = []
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example":
+            self.token_requests.append(request)
+            scopes = request.url.params.get_list("scope")
+            return httpx.Response(200, json={"token": "tok:" + " ".join(scopes), "expires_in": 300})
+        self.requests.append(request)
+        needed = scopes_for_request(request.method, str(request.url))
+        granted = request.headers.get("authorization", "").removeprefix("Bearer tok:").split()
+        if set(merge_scopes(needed, granted)) != set(merge_scopes(granted)):
+            challenge = (
+                'Bearer realm="https://auth.example/token",service="registry.example",'
+                f'scope="{" ".join(needed)}"'
+            )
+            if granted:
+                challenge += ',error="insufficient_scope"'
+            return httpx.Response(
+                401,
+                headers={"WWW-Authenticate": challenge},
+                json={"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+            )
+        return httpx.Response(200 if request.method != "POST" else 202, json={})
+
+
+async def test_anonymous_bearer_token_then_scope_upgrade() -> None:
+    server = TokenRegistry()
+    transport = transport_for(server)
+    base = "https://registry.example/v2/team/app"
+
+    head = await transport.send("HEAD", f"{base}/blobs/sha256:{'a' * 64}")
+    post = await transport.send("POST", f"{base}/blobs/uploads/", body=b"")
+    again = await transport.send("GET", f"{base}/manifests/v1")
+
+    assert (head.status_code, post.status_code, again.status_code) == (200, 202, 200)
+    assert [r.url.params.get_list("scope") for r in server.token_requests] == [
+        ["repository:team/app:pull"],
+        ["repository:team/app:pull,push"],
+    ]
+    assert server.token_requests[0].url.params["service"] == "registry.example"
+    assert "authorization" not in server.token_requests[0].headers  # anonymous
+    # The GET after the upgrade is answered from the cache, without another 401.
+    assert [r.headers.get("authorization") is not None for r in server.requests][-1]
+    await transport.aclose()
+
+
+async def test_token_is_fetched_once_for_concurrent_requests() -> None:
+    server = TokenRegistry()
+    transport = transport_for(server)
+    url = "https://registry.example/v2/team/app/manifests/v1"
+    await transport.send("GET", url)  # learns the challenge
+    transport.auth.forget("registry.example")
+    transport.auth._bearer["registry.example"] = parse_www_authenticate(  # type: ignore[attr-defined]
+        'Bearer realm="https://auth.example/token",service="registry.example"'
+    )[0]
+    before = len(server.token_requests)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(transport.send, "GET", url)
+
+    assert len(server.token_requests) - before == 1
+    await transport.aclose()
+
+
+async def test_basic_credentials_go_up_front_after_the_first_challenge() -> None:
+    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.headers.get("authorization") != expected:
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        return httpx.Response(200)
+
+    transport = transport_for(handler)
+    transport.auth.set_basic_auth("alice", "s3cret")
+    await transport.send("GET", "https://r.example/v2/a/manifests/v1")
+    await transport.send("PUT", "https://r.example/v2/a/manifests/v1", body=b"{}")
+
+    assert seen == [None, expected, expected]
+    await transport.aclose()
+
+
+async def test_refused_basic_credentials_raise_without_leaking_them() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401,
+            headers={"WWW-Authenticate": 'Basic realm="r"'},
+            json={"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
+        )
+
+    transport = transport_for(handler)
+    transport.auth.set_basic_auth("alice", "hunter2-secret")
+    with pytest.raises(AuthenticationError) as info:
+        await transport.send("GET", "https://r.example/v2/a/tags/list")
+
+    assert info.value.codes == ("UNAUTHORIZED",)
+    assert "hunter2-secret" not in str(info.value)
+    assert "hunter2-secret" not in repr(transport.auth.credentials_for("r.example"))
+    await transport.aclose()
+
+
+async def test_basic_challenge_without_credentials_says_how_to_fix_it() -> None:
+    transport = transport_for(
+        lambda r: httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+    )
+    with pytest.raises(AuthenticationError, match="set_basic_auth"):
+        await transport.send("GET", "https://r.example/v2/a/tags/list")
+    await transport.aclose()
+
+
+async def test_http_token_realm_is_refused_for_an_https_registry() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="http://auth.example/token"'}
+        )
+
+    transport = transport_for(handler)
+    with pytest.raises(AuthenticationError, match="realm must be https"):
+        await transport.send("GET", "https://registry.example/v2/a/manifests/v1")
+    await transport.aclose()
+
+
+async def test_redirect_to_another_origin_drops_authorization() -> None:
+    storage_headers: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "storage.example":
+            storage_headers.append(request.headers)
+            return httpx.Response(200, content=b"blob-bytes")
+        return httpx.Response(
+            307, headers={"Location": "https://storage.example/bucket/blob?sig=abc"}
+        )
+
+    transport = transport_for(handler)
+    transport.auth.set_credentials(Credentials(registry_token="T0K3N"))
+    response = await transport.send("GET", "https://registry.example/v2/a/blobs/sha256:" + "b" * 64)
+
+    assert response.content == b"blob-bytes"
+    assert "authorization" not in storage_headers[0]
+    await transport.aclose()
+
+
+async def test_same_origin_redirect_keeps_authorization() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.url.path.startswith("/moved"):
+            return httpx.Response(200)
+        return httpx.Response(302, headers={"Location": "/moved/here"})
+
+    transport = transport_for(handler)
+    transport.auth.set_credentials(Credentials(registry_token="T0K3N"))
+    await transport.send("GET", "https://registry.example/v2/a/manifests/v1")
+    assert seen == ["Bearer T0K3N", "Bearer T0K3N"]
+    await transport.aclose()
+
+
+async def test_throttling_is_retried_honouring_retry_after() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            return httpx.Response(429, headers={"Retry-After": "0"}, text="slow down")
+        return httpx.Response(200, json={"tags": ["a"]})
+
+    transport = transport_for(handler)
+    response = await transport.send("GET", "https://r.example/v2/a/tags/list")
+    assert response.status_code == 200
+    assert calls == 3
+    await transport.aclose()
+
+
+async def test_retries_are_bounded_and_end_in_a_typed_error() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503, text="<html>down</html>")
+
+    async with AsyncRegistry(
+        "r.example", retry=FAST, transport=httpx.MockTransport(handler)
+    ) as reg:
+        with pytest.raises(ServerError) as info:
+            await reg.get_manifest("r.example/a:v1")
+    assert calls == FAST.attempts + 1
+    assert info.value.status_code == 503
+    assert info.value.codes == ()
+
+
+async def test_non_idempotent_requests_are_not_retried() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503)
+
+    transport = transport_for(handler)
+    response = await transport.send("PATCH", "https://r.example/v2/a/blobs/uploads/x", body=b"1")
+    assert response.status_code == 503
+    assert calls == 1
+    await transport.aclose()
+
+
+async def test_connection_failures_are_retried_then_wrapped() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("connection refused", request=request)
+
+    transport = transport_for(handler)
+    with pytest.raises(ConnectError) as info:
+        await transport.send("GET", "https://user:pw@r.example/v2/a/tags/list?x=secret")
+    assert calls == FAST.attempts + 1
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert "pw" not in str(info.value)
+    assert "secret" not in str(info.value)
+    await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "codes"),
+    [
+        (
+            404,
+            b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}',
+            NotFoundError,
+            ("MANIFEST_UNKNOWN",),
+        ),
+        (403, b'{"errors":[{"code":"DENIED","message":"no"}]}', PermissionDenied, ("DENIED",)),
+        (429, b"Too Many Requests", TooManyRequests, ()),
+        (404, b"<html>not json</html>", NotFoundError, ()),
+        (404, b'{"errors": "not a list"}', NotFoundError, ()),
+    ],
+)
+async def test_error_responses_map_to_typed_errors_with_oci_codes(
+    status: int, body: bytes, error: type[Exception], codes: tuple[str, ...]
+) -> None:
+    handler = lambda r: httpx.Response(status, content=body)  # noqa: E731
+    async with AsyncRegistry(
+        "r.example", retry=RetryPolicy(attempts=0), transport=httpx.MockTransport(handler)
+    ) as reg:
+        with pytest.raises(error) as info:
+            await reg.get_manifest("r.example/a:v1")
+    assert info.value.codes == codes  # type: ignore[attr-defined]
+
+
+def test_retry_after_parses_seconds_and_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_www_authenticate_with_several_challenges_and_unquoted_values() -> None:
+    header = 'Basic realm="a, b", Bearer realm=https://auth/t,service=svc,scope="x:y:pull x:z:push"'
+    basic, bearer = parse_www_authenticate(header)
+    assert (basic.scheme, basic.realm) == ("basic", "a, b")
+    assert (bearer.realm, bearer.service) == ("https://auth/t", "svc")
+    assert bearer.scopes == ("x:y:pull", "x:z:push")
+
+
+def test_scopes_merge_actions_per_repository() -> None:
+    assert merge_scopes(["repository:a:pull"], ["repository:a:push", "repository:b:pull"]) == (
+        "repository:a:pull,push",
+        "repository:b:pull",
+    )
+    assert scopes_for_request("DELETE", "https://h/v2/a/b/manifests/sha256:x") == (
+        "repository:a/b:delete",
+    )
