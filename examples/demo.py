@@ -30,6 +30,7 @@ def digest_tree(root: Path) -> dict[str, str]:
 
 def make_artifact(workdir: Path) -> list[str]:
     """Write a small project: a report, a binary model and a directory of configs."""
+    workdir.mkdir()
     (workdir / "report.txt").write_text("aioras demo: results of run 42\n")
     (workdir / "model.bin").write_bytes(os.urandom(24 * 1024 * 1024))
     configs = workdir / "configs"
@@ -42,7 +43,6 @@ def make_artifact(workdir: Path) -> list[str]:
 async def main() -> int:
     with LocalRegistry() as local, tempfile.TemporaryDirectory() as tmp:
         work, out = Path(tmp, "work"), Path(tmp, "pulled")
-        work.mkdir()
         files = make_artifact(work)
         target = local.reference("demo/experiment:run-42")
         print(f"registry   {local.url} (CNCF distribution, storage in {local.storage_dir})")
