@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -21,6 +22,7 @@ from typing import Any
 from . import defaults
 from .digest import digest_bytes, digest_file_sync, validate_digest
 from .exceptions import ManifestValidationError
+from .utils.fileio import PathLike
 
 __all__ = [
     "Annotations",
@@ -39,8 +41,6 @@ __all__ = [
     "new_layer",
     "new_manifest",
 ]
-
-PathLike = str | os.PathLike[str]
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
@@ -156,26 +156,20 @@ def NewLayer(
     return Layer(blob_path, media_type, is_dir).to_dict()
 
 
+@functools.cache
 def empty_config_path() -> str:
     """Return the path of a file holding exactly ``{}``, shipped with the package.
 
     The bytes match :data:`aioras.defaults.blank_config_hash`, so the file can be uploaded as
     the blob of an empty config. The path stays valid for the life of the process.
     """
-    global _empty_config_path
-    if _empty_config_path is None:
-        resource = resources.files("aioras") / "data" / "empty-config.json"
-        if isinstance(resource, pathlib.Path):
-            _empty_config_path = str(resource)
-        else:
-            # A zipped install has no file to point at: extract one copy, removed at exit.
-            stack = contextlib.ExitStack()
-            atexit.register(stack.close)
-            _empty_config_path = str(stack.enter_context(resources.as_file(resource)))
-    return _empty_config_path
-
-
-_empty_config_path: str | None = None
+    resource = resources.files("aioras") / "data" / "empty-config.json"
+    if isinstance(resource, pathlib.Path):
+        return str(resource)
+    # A zipped install has no file to point at: extract one copy, removed at exit.
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
+    return str(stack.enter_context(resources.as_file(resource)))
 
 
 def ManifestConfig(
