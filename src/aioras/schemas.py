@@ -43,11 +43,12 @@ __all__ = [
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 descriptor_media_type = "application/vnd.oci.descriptor.v1+json"
 
-# RFC 6838 section 4.2: type "/" subtype, each a restricted-name of at most 127 characters.
-_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+# The image-spec asks for RFC 6838 media types, but registries store and peers (oras-py, its
+# user guide) push names like ``org.example.type``; refusing them would make such artifacts
+# unreadable. So: any non-empty token without whitespace or control characters.
 _media_type: dict[str, Any] = {
     "type": "string",
-    "pattern": rf"^{_RESTRICTED_NAME}/{_RESTRICTED_NAME}$",
+    "pattern": r"^[^\s\x00-\x1f\x7f]{1,255}$",
 }
 # The image-spec digest grammar: algorithm components joined by separators, ":", encoded part.
 _digest: dict[str, Any] = {
