@@ -4,7 +4,8 @@
 ``aioras.provider.Registry``); ``aioras.client.OrasClient`` the oras-py client shape.
 """
 
-from . import defaults, exceptions, oci
+from . import client, defaults, exceptions, oci, provider
+from .client import AsyncOrasClient, OrasClient
 from .container import Container
 from .exceptions import (
     AuthenticationError,
@@ -18,6 +19,7 @@ from .exceptions import (
     UnsafePathError,
 )
 from .registry import AsyncRegistry
+from .sync import Registry
 from .transport import RetryPolicy
 from .version import __version__
 
@@ -38,4 +40,9 @@ __all__ = [
     "defaults",
     "exceptions",
     "oci",
+    "Registry",
+    "OrasClient",
+    "AsyncOrasClient",
+    "provider",
+    "client",
 ]

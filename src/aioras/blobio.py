@@ -3,6 +3,10 @@
 Nothing here holds a whole blob in memory: uploads read the file in chunks as the socket
 takes them; downloads go to a temporary file beside the destination, hashed on the way, and
 are renamed into place only when size and digest match.
+
+File reads and writes run in anyio worker threads, one call per chunk. anyio waits for a
+thread call to finish even when the task is cancelled, so once a cancelled push or pull
+returns, no thread is still touching its files (aiofiles' executor threads would be).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import aiofiles
 import anyio
 
 from . import defaults
@@ -23,9 +26,71 @@ from .digest import Verifier
 from .exceptions import SizeMismatch
 from .transport import BodyFactory
 
-__all__ = ["VerifiedFile", "file_body"]
+__all__ = ["FileSlice", "VerifiedFile", "file_body"]
 
 logger = logging.getLogger(__name__)
+
+
+class FileSlice:
+    """An async byte stream over ``path[offset:offset+length]``, read in worker threads.
+
+    A plain async iterator rather than an async generator: when the request using it is
+    cancelled or fails half-way, :meth:`aclose` (or garbage collection) closes the file
+    at once, and no generator finalizer task is left for the event loop to run later.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        chunk_size: int = defaults.io_chunk_size,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.offset = offset
+        self.remaining = length
+        self.chunk_size = chunk_size
+        self._fd: IO[bytes] | None = None
+        self._done = False
+
+    def __aiter__(self) -> FileSlice:
+        return self
+
+    def _open(self) -> IO[bytes]:
+        fd = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by aclose/__del__
+        if self.offset:
+            fd.seek(self.offset)
+        return fd
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        if self._fd is None:
+            self._fd = await anyio.to_thread.run_sync(self._open)
+        want = self.chunk_size if self.remaining is None else min(self.chunk_size, self.remaining)
+        chunk = await anyio.to_thread.run_sync(self._fd.read, want) if want > 0 else b""
+        if not chunk:
+            self.close()
+            raise StopAsyncIteration
+        if self.remaining is not None:
+            self.remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the file (closing an unbuffered read-only file does not block)."""
+        self._done = True
+        if self._fd is not None:
+            self._fd.close()
+            self._fd = None
+
+    async def aclose(self) -> None:
+        """Close the file; the stream yields nothing more."""
+        self.close()
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            self._fd.close()
 
 
 def file_body(
@@ -38,23 +103,12 @@ def file_body(
     """Return a factory of async byte streams over ``path[offset:offset+length]``.
 
     Each call opens the file anew, so the transport can replay the body after an auth
-    challenge or a retry. Reads go through aiofiles' worker threads: the event loop never
-    blocks on the disk.
+    challenge or a retry. Reads run in worker threads: the event loop never blocks on the
+    disk.
     """
 
-    async def stream() -> AsyncIterator[bytes]:
-        remaining = length
-        async with aiofiles.open(path, "rb") as fd:
-            if offset:
-                await fd.seek(offset)
-            while remaining is None or remaining > 0:
-                want = chunk_size if remaining is None else min(chunk_size, remaining)
-                chunk = await fd.read(want)
-                if not chunk:
-                    break
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+    def stream() -> AsyncIterator[bytes]:
+        return FileSlice(path, offset=offset, length=length, chunk_size=chunk_size)
 
     return stream
 
@@ -65,9 +119,10 @@ class VerifiedFile:
     ``write()`` buffers, and every ``flush_size`` bytes one worker-thread call both hashes
     and writes the buffer: one thread hop per MiB instead of one per network read, and
     hashlib releases the GIL so concurrent downloads hash on separate cores. ``commit()``
-    checks size and digest, then renames the temporary file over ``destination``. Leaving
-    the context without a successful commit removes the temporary file; ``destination``
-    is never touched.
+    checks size and digest, then renames the temporary file over ``destination``;
+    ``reset()`` empties the file to start the blob over. Leaving the context without a
+    successful commit removes the temporary file, on errors and cancellation alike;
+    ``destination`` is never touched.
     """
 
     def __init__(
@@ -87,8 +142,15 @@ class VerifiedFile:
         self._committed = False
         self._received = 0
 
+    @property
+    def received(self) -> int:
+        """Bytes of the blob received so far (where a resumed download continues)."""
+        return self._received
+
     async def __aenter__(self) -> VerifiedFile:
-        await anyio.to_thread.run_sync(self._open)
+        # Shielded: cancelled half-way, the file would exist with nobody left to remove it.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._open)
         return self
 
     def _open(self) -> None:
@@ -133,9 +195,23 @@ class VerifiedFile:
         """
         await self._flush()
         self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
-        await anyio.to_thread.run_sync(self._close_and_replace)
-        self._committed = True
+        # Shielded: once the rename ran, the result must be recorded as committed.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close_and_replace)
+            self._committed = True
         return self.destination
+
+    async def reset(self) -> None:
+        """Forget everything written so far: the blob starts over from its first byte."""
+        self._buffer = bytearray()
+        self._received = 0
+        self.verifier = Verifier(self.verifier.expected_digest, self.verifier.expected_size)
+        await anyio.to_thread.run_sync(self._truncate)
+
+    def _truncate(self) -> None:
+        assert self._fd is not None
+        self._fd.seek(0)
+        self._fd.truncate()
 
     def _close_and_replace(self) -> None:
         assert self._fd is not None

@@ -12,6 +12,7 @@
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
     ├── AuthenticationError            credentials missing, refused, or a token cannot be had
+    │   └── CredentialHelperError      a docker-credential-<name> helper is missing or failed
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
     │   ├── ConnectError               connecting or the TLS handshake failed
     │   └── TimeoutError               a connect, read, write or pool timeout expired
@@ -39,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "AuthenticationException",
     "ConnectError",
+    "CredentialHelperError",
     "DigestMismatch",
     "IntegrityError",
     "InvalidDigest",
@@ -160,6 +162,14 @@ class AuthenticationError(OrasError):
 
 
 AuthenticationException = AuthenticationError
+
+
+class CredentialHelperError(AuthenticationError):
+    """Raised when a credential helper is missing, fails, times out or prints nonsense.
+
+    The message names the helper program and the action, never a credential or anything
+    the helper printed.
+    """
 
 
 class TransportError(OrasError):

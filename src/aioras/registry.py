@@ -27,10 +27,11 @@ from . import defaults, schemas
 from . import exceptions as exc
 from .auth import Authenticator, Credentials, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
-from .blobio import VerifiedFile, file_body
 from .container import Container
 from .digest import digest_bytes, parse_digest, validate_digest
+from .downloads import download_verified
 from .environment import Environment, read_environment
+from .manifests import check_manifest, descriptor_of, media_type_of
 from .oci import empty_config_path, manifest_bytes
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
@@ -42,8 +43,10 @@ from .transport import (
     RetryPolicy,
     Transport,
     raise_for_status,
+    wrap_http_error,
 )
-from .urls import merge_query, redact, resolve_location, same_origin
+from .uploads import BlobUpload, cancel_upload
+from .urls import redact, resolve_location, same_origin
 from .version import __version__
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
@@ -51,13 +54,11 @@ __all__ = ["AsyncRegistry", "ContainerLike"]
 logger = logging.getLogger(__name__)
 
 ContainerLike = str | Container
-_OCTET = "application/octet-stream"
 _MAX_TAG_PAGES = 10_000
-
-
-def _media_type(value: str | None) -> str:
-    """A ``Content-Type`` without parameters, lower-cased."""
-    return (value or "").split(";", 1)[0].strip().lower()
+# Refusals of a schema-valid manifest that a second try can cure (see upload_manifest).
+_RESEND_CODES = frozenset({"MANIFEST_INVALID", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"})
+# Tag-list pages in a row that bring no new tag before pagination is declared broken.
+_MAX_IDLE_PAGES = 3
 
 
 class AsyncRegistry:
@@ -131,6 +132,7 @@ class AsyncRegistry:
         # The transport shares this dict, so set_header() reaches every later request.
         self._transport.headers = self.headers
         self._transfers: anyio.CapacityLimiter | None = None
+        self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> AsyncRegistry:
@@ -341,36 +343,26 @@ class AsyncRegistry:
         """Stream a blob into ``outfile``, verified; return the path written.
 
         Bytes go to a temporary file beside ``outfile``, hashed on the way, and replace
-        ``outfile`` only when digest (and ``size``, when given) match. On any failure, or
-        cancellation, no file is left and ``outfile`` is untouched. Raises
-        :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` for content that does not match.
+        ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
+        off is resumed with ``Range`` where the registry serves ranges, restarted
+        otherwise; content failing verification is fetched again (``retry.refetches``
+        times) and never kept. On any failure, or cancellation, no file is left and
+        ``outfile`` is untouched. Raises :class:`~aioras.exceptions.DigestMismatch` or
+        :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and
+        :class:`~aioras.exceptions.TransportError` once ``retry.resumes`` is spent.
         """
         container = self.get_container(container)
         validate_digest(digest)
-        async with (
-            await self._limiter(), VerifiedFile(outfile, digest, size) as sink,
-            self.stream_blob(container, digest) as response,
-        ):
-            advertised = response.headers.get("docker-content-digest")
-            if advertised and advertised != digest:
-                raise exc.DigestMismatch(
-                    expected=digest, actual=advertised, what="Docker-Content-Digest of blob"
-                )
-            length = response.headers.get("content-length")
-            if size is not None and length and length.isdigit() and int(length) != size:
-                raise exc.SizeMismatch(expected=size, actual=int(length), what=f"blob {digest}")
-            try:
-                async for chunk in response.aiter_bytes():
-                    await sink.write(chunk)
-            except httpx.HTTPError as error:
-                raise exc.TransportError(
-                    f"download of {digest} from {container} broke off: {type(error).__name__}",
-                    method="GET",
-                    url=redact(str(response.request.url)),
-                ) from error
-            await sink.commit()
-        return os.fspath(outfile)
+        async with await self._limiter():
+            return await download_verified(
+                self._send,
+                self._url(container.get_blob_url(digest)),
+                digest=digest,
+                outfile=outfile,
+                size=size,
+                policy=self._transport.retry,
+                what=f"blob {digest} of {container.api_prefix}",
+            )
 
     async def upload_blob(
         self,
@@ -386,7 +378,9 @@ class AsyncRegistry:
 
         ``blob=None`` uploads the empty config (``{}``). When the registry already has the
         blob, nothing is sent and the existence check's response is returned
-        (``skip_existing=False`` uploads anyway). Monolithic by default (POST, then one
+        (``skip_existing=False`` uploads anyway). While this object uploads a blob into a
+        repository, other calls for the same blob and repository wait for it, then check
+        again instead of sending the bytes a second time. Monolithic by default (POST, then one
         streamed PUT); ``do_chunked`` uses PATCH chunks of ``chunk_size`` bytes. Raises
         :class:`~aioras.exceptions.SizeMismatch` when the file's size is not the
         descriptor's, and the registry's typed errors.
@@ -398,72 +392,67 @@ class AsyncRegistry:
         actual_size = await anyio.to_thread.run_sync(os.path.getsize, path)
         if actual_size != size:
             raise exc.SizeMismatch(expected=size, actual=actual_size, what=f"file {path}")
-        if skip_existing:
-            head = await self._send("HEAD", self._url(container.get_blob_url(digest)))
-            if head.status_code == 200:
-                logger.debug("blob %s already in %s; not uploading", digest, container)
-                return head
-        async with await self._limiter():
-            if do_chunked:
-                return await self.chunked_upload(
-                    path, container, layer, chunk_size=chunk_size or self.chunk_size
-                )
-            return await self.put_upload(path, container, layer)
+        key = (container.registry, container.api_prefix, digest)
+        while True:
+            if skip_existing:
+                head = await self._send("HEAD", self._url(container.get_blob_url(digest)))
+                if head.status_code == 200:
+                    logger.debug("blob %s already in %s; not uploading", digest, container)
+                    return head
+            running = self._uploading.get(key)
+            if running is None:
+                break
+            # The same blob is on its way into the same repository: wait for that upload
+            # and look again, rather than send the bytes twice. (Two commits of one blob
+            # also race in the CNCF registry, whose re-link briefly hides the blob from a
+            # manifest being verified.)
+            await running.wait()
+            if not skip_existing:
+                break
+        done = self._uploading[key] = anyio.Event()
+        try:
+            async with await self._limiter():
+                if do_chunked:
+                    return await self.chunked_upload(
+                        path, container, layer, chunk_size=chunk_size or self.chunk_size
+                    )
+                return await self.put_upload(path, container, layer)
+        finally:
+            if self._uploading.get(key) is done:
+                del self._uploading[key]
+            done.set()
 
-    async def _start_upload(self, container: Container) -> tuple[str, httpx.Response]:
-        url = self._url(container.upload_blob_url())
-        response = await self._send(
-            "POST", url, headers={"Content-Length": "0"}, body=b"", retry=True
+    def _blob_upload(
+        self, blob: str | os.PathLike[str], container: Container, layer: Mapping[str, Any]
+    ) -> BlobUpload:
+        digest = validate_digest(layer["digest"])
+        return BlobUpload(
+            self._send,
+            path=blob,
+            digest=digest,
+            size=int(layer["size"]),
+            uploads_url=self._url(container.upload_blob_url()),
+            blob_url=self._url(container.get_blob_url(digest)),
+            policy=self._transport.retry,
+            what=f"blob {digest} in {container.api_prefix}",
         )
-        await raise_for_status(response, (202,), what=f"upload session in {container}")
-        location = response.headers.get("location")
-        if not location:
-            raise exc.RegistryError(
-                f"registry gave no Location for the upload session in {container}",
-                status_code=response.status_code,
-                method="POST",
-                url=redact(url),
-            )
-        return resolve_location(url, location), response
 
     async def _cancel_upload(self, location: str) -> None:
-        # Best effort: an abandoned session only costs the registry some storage.
-        with anyio.CancelScope(shield=True):
-            try:
-                response = await self._send("DELETE", location, retry=False)
-                await response.aclose()
-            except exc.OrasError as error:
-                logger.debug("cancelling upload %s failed: %s", redact(location), error)
-
-    async def _finish_upload(
-        self, location: str, digest: str, container: Container, *, body: Body, size: int
-    ) -> httpx.Response:
-        url = merge_query(location, {"digest": digest})
-        headers = {"Content-Type": _OCTET, "Content-Length": str(size)}
-        response = await self._send("PUT", url, headers=headers, body=body, retry=False)
-        await raise_for_status(response, (201,), what=f"blob {digest} upload to {container}")
-        returned = response.headers.get("docker-content-digest")
-        if returned and returned != digest:
-            raise exc.DigestMismatch(
-                expected=digest, actual=returned, what="digest the registry stored for the blob"
-            )
-        return response
+        await cancel_upload(self._send, location)
 
     async def put_upload(
         self, blob: str | os.PathLike[str], container: ContainerLike, layer: Mapping[str, Any]
     ) -> httpx.Response:
-        """Monolithic upload: open a session (POST), then stream the whole file in one PUT."""
+        """Monolithic upload: open a session (POST), then stream the whole file in one PUT.
+
+        A failed upload restarts with a new session (at most ``retry.resumes`` times); a
+        PUT whose answer was lost is checked with HEAD before anything is sent again, and
+        the blob's HEAD response (200) is returned when it was stored. Abandoned sessions
+        are cancelled. Raises the registry's typed errors, or
+        :class:`~aioras.exceptions.TransportError` when it cannot be reached.
+        """
         container = self.get_container(container)
-        digest = validate_digest(layer["digest"])
-        size = int(layer["size"])
-        location, _ = await self._start_upload(container)
-        try:
-            return await self._finish_upload(
-                location, digest, container, body=file_body(blob, length=size), size=size
-            )
-        except BaseException:
-            await self._cancel_upload(location)
-            raise
+        return await self._blob_upload(blob, container, layer).monolithic()
 
     async def chunked_upload(
         self,
@@ -475,41 +464,14 @@ class AsyncRegistry:
         """Chunked upload: POST, one PATCH per ``chunk_size`` bytes, then a closing PUT.
 
         Each PATCH carries ``Content-Range`` and follows the ``Location`` the previous
-        answer gave; the registry's ``OCI-Chunk-Min-Length`` raises the chunk size.
+        answer gave; the registry's ``OCI-Chunk-Min-Length`` raises the chunk size. After
+        a lost connection, a timeout, 416, 408, 429 or 5xx the registry is asked where the
+        session stands (GET on the upload URL) and the upload continues from there; a
+        session the registry lost or refuses is cancelled and the upload starts over (at
+        most ``retry.resumes`` recoveries in all). Returns as :meth:`put_upload` does.
         """
         container = self.get_container(container)
-        digest = validate_digest(layer["digest"])
-        size = int(layer["size"])
-        location, started = await self._start_upload(container)
-        minimum = started.headers.get("oci-chunk-min-length", "")
-        if minimum.isdigit():
-            chunk_size = max(chunk_size, int(minimum))
-        try:
-            offset = 0
-            while offset < size:
-                length = min(chunk_size, size - offset)
-                headers = {
-                    "Content-Type": _OCTET,
-                    "Content-Length": str(length),
-                    "Content-Range": f"{offset}-{offset + length - 1}",
-                }
-                response = await self._send(
-                    "PATCH",
-                    location,
-                    headers=headers,
-                    body=file_body(blob, offset=offset, length=length),
-                    retry=False,
-                )
-                await raise_for_status(
-                    response, (202, 201, 204), what=f"chunk at {offset} of {digest}"
-                )
-                offset += length
-                if "location" in response.headers:
-                    location = resolve_location(location, response.headers["location"])
-            return await self._finish_upload(location, digest, container, body=b"", size=0)
-        except BaseException:
-            await self._cancel_upload(location)
-            raise
+        return await self._blob_upload(blob, container, layer).chunked(chunk_size)
 
     async def delete_blob(self, container: ContainerLike, digest: str) -> None:
         """Delete a blob. Raises UnsupportedOperation when deletes are disabled."""
@@ -554,9 +516,14 @@ class AsyncRegistry:
         """Validate and PUT a manifest under the container's tag (or ``reference``).
 
         The body is :func:`aioras.oci.manifest_bytes` of ``manifest`` and its
-        ``Content-Type`` the manifest's own media type. Raises
+        ``Content-Type`` the manifest's own media type. The PUT is retried like any
+        idempotent request; besides, when the registry stored other bytes than were sent
+        (its ``Docker-Content-Digest`` differs) or refuses the document with
+        MANIFEST_INVALID, DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN although it passed the
+        schema check here, it is sent again, at most ``retry.refetches`` times. Raises
         :class:`~aioras.exceptions.ManifestValidationError` before sending anything when the
-        manifest fails its schema.
+        manifest fails its schema, :class:`~aioras.exceptions.DigestMismatch` when the
+        registry keeps storing other bytes, and the registry's typed errors.
         """
         container = self.get_container(container)
         media_type = manifest.get("mediaType") or media_type or defaults.default_manifest_media_type
@@ -565,14 +532,30 @@ class AsyncRegistry:
         digest = digest_bytes(data)
         ref = reference or container.reference
         url = self._url(container.manifest_url(ref))
-        response = await self._send("PUT", url, headers={"Content-Type": media_type}, body=data)
-        await raise_for_status(response, (201, 200), what=f"manifest {container.api_prefix}:{ref}")
-        returned = response.headers.get("docker-content-digest")
-        if returned and returned != digest:
-            raise exc.DigestMismatch(
+        what = f"manifest {container.api_prefix}:{ref}"
+        policy = self._transport.retry
+        for attempt in range(policy.refetches + 1):
+            if attempt:
+                await anyio.sleep(policy.delay(attempt - 1))
+            response = await self._send("PUT", url, headers={"Content-Type": media_type}, body=data)
+            codes = exc.parse_error_body(response.content) if response.status_code == 400 else ()
+            if attempt < policy.refetches and _RESEND_CODES.intersection(e.code for e in codes):
+                # The document passed our schema check, so the registry saw other bytes
+                # (altered on the way) or raced its own blob commit: send it again.
+                logger.warning("%s refused by the registry; sending it again", what)
+                continue
+            await raise_for_status(response, (201, 200), what=what)
+            returned = response.headers.get("docker-content-digest")
+            if not returned or returned == digest:
+                return response
+            error = exc.DigestMismatch(
                 expected=digest, actual=returned, what="digest the registry stored for the manifest"
             )
-        return response
+            if attempt == policy.refetches:
+                raise error
+            # Bytes altered on the way were stored under the tag: overwrite them.
+            logger.warning("%s: %s; sending it again", what, error)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def fetch_manifest(
         self,
@@ -587,7 +570,9 @@ class AsyncRegistry:
         manifest larger than ``max_size`` is refused without being read whole; a pull by
         digest is checked against that digest, and ``Docker-Content-Digest`` when sent; a
         ``Content-Type`` contradicting the ``mediaType`` inside is refused; the document
-        is validated against its schema. Raises
+        is validated against its schema. A body that breaks off is fetched again (up to
+        ``retry.attempts`` times), and so is one failing its digest check (up to
+        ``retry.refetches`` times). Raises
         :class:`~aioras.exceptions.ManifestTooLarge`,
         :class:`~aioras.exceptions.DigestMismatch`,
         :class:`~aioras.exceptions.ManifestValidationError`, or the registry's typed errors.
@@ -596,6 +581,40 @@ class AsyncRegistry:
         accept = list(allowed_media_type or defaults.default_manifest_accepted_media_types)
         url = self._url(container.manifest_url())
         what = f"manifest {container}"
+        policy = self._transport.retry
+        breaks = refetches = 0
+        while True:
+            try:
+                data, response = await self._read_manifest(url, accept, max_size, what)
+            except httpx.HTTPError as error:
+                # The body broke off after the headers: a fault like any other for a GET.
+                if breaks >= policy.attempts:
+                    raise wrap_http_error(
+                        error, "GET", url, what=f"reading {what} broke off"
+                    ) from error
+                delay = policy.delay(breaks)
+                breaks += 1
+                logger.debug("reading %s broke off; retry %d in %.2fs", what, breaks, delay)
+                await anyio.sleep(delay)
+                continue
+            try:
+                manifest = check_manifest(container, data, response)
+            except exc.IntegrityError as error:
+                # Bytes altered on the way fail here too: fetch once more before refusing.
+                if refetches >= policy.refetches:
+                    raise
+                refetches += 1
+                logger.warning("%s failed verification (%s); fetching it again", what, error)
+                continue
+            return manifest, descriptor_of(data, response)
+
+    async def _read_manifest(
+        self, url: str, accept: Sequence[str], max_size: int, what: str
+    ) -> tuple[bytes, httpx.Response]:
+        """GET a manifest's bytes, refusing more than ``max_size`` before reading them all.
+
+        Raises httpx errors unwrapped when the body breaks off, so the caller can retry.
+        """
         response = await self._send("GET", url, headers={"Accept": ", ".join(accept)}, stream=True)
         try:
             await raise_for_status(response, (200,), what=what)
@@ -609,68 +628,9 @@ class AsyncRegistry:
                 if received > max_size:
                     raise exc.ManifestTooLarge(received, max_size)
                 chunks.append(chunk)
-        except httpx.HTTPError as error:
-            raise exc.TransportError(
-                f"reading {what} broke off: {type(error).__name__}", method="GET", url=redact(url)
-            ) from error
         finally:
             await response.aclose()
-        data = b"".join(chunks)
-        return self._check_manifest(container, data, response, accept), self._descriptor_of(
-            data, response
-        )
-
-    def _descriptor_of(self, data: bytes, response: httpx.Response) -> dict[str, Any]:
-        doc_type = None
-        try:
-            doc_type = json.loads(data).get("mediaType")
-        except (ValueError, AttributeError):
-            doc_type = None
-        return {
-            "mediaType": doc_type or _media_type(response.headers.get("content-type")),
-            "digest": digest_bytes(data),
-            "size": len(data),
-        }
-
-    def _check_manifest(
-        self,
-        container: Container,
-        data: bytes,
-        response: httpx.Response,
-        accept: Sequence[str],
-    ) -> dict[str, Any]:
-        what = f"manifest {container}"
-        if container.digest:
-            algorithm, _ = parse_digest(container.digest)
-            actual = digest_bytes(data, algorithm)
-            if actual != container.digest:
-                raise exc.DigestMismatch(expected=container.digest, actual=actual, what=what)
-        advertised = response.headers.get("docker-content-digest")
-        if advertised:
-            try:
-                algorithm, _ = parse_digest(advertised)
-            except exc.InvalidDigest:
-                algorithm = "sha256"
-            actual = digest_bytes(data, algorithm)
-            if actual != advertised:
-                raise exc.DigestMismatch(
-                    expected=advertised, actual=actual, what=f"Docker-Content-Digest of {what}"
-                )
-        try:
-            manifest = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise exc.ManifestValidationError(f"{what} is not valid JSON: {error}") from error
-        if not isinstance(manifest, dict):
-            raise exc.ManifestValidationError(f"{what} is not a JSON object")
-        content_type = _media_type(response.headers.get("content-type"))
-        declared = manifest.get("mediaType")
-        known = defaults.manifest_media_types | defaults.index_media_types
-        if declared and content_type in known and declared != content_type:
-            raise exc.ManifestValidationError(
-                f"{what}: Content-Type {content_type} contradicts mediaType {declared}"
-            )
-        schemas.validate(manifest, declared or (content_type if content_type in known else None))
-        return manifest
+        return b"".join(chunks), response
 
     async def get_manifest(
         self,
@@ -712,7 +672,7 @@ class AsyncRegistry:
         length = response.headers.get("content-length", "")
         if digest and length.isdigit() and (not container.digest or digest == container.digest):
             return {
-                "mediaType": _media_type(response.headers.get("content-type")),
+                "mediaType": media_type_of(response.headers.get("content-type")),
                 "digest": validate_digest(digest),
                 "size": int(length),
             }
@@ -735,13 +695,19 @@ class AsyncRegistry:
 
     # -- tags ----------------------------------------------------------------------------
     async def get_tags(
-        self, container: ContainerLike, N: int | None = None, *, page_size: int | None = None
+        self,
+        container: ContainerLike,
+        N: int | None = None,
+        *,
+        page_size: int | None = None,
+        max_pages: int = _MAX_TAG_PAGES,
     ) -> list[str]:
         """List the repository's tags, following ``Link`` pagination; at most ``N``.
 
         ``page_size`` asks the registry for pages of that many tags (``n=``). Pagination
-        that leaves the registry's origin, or revisits a page, is refused with a
-        :class:`~aioras.exceptions.RegistryError`.
+        is refused with a :class:`~aioras.exceptions.RegistryError` when it leaves the
+        registry's origin, revisits a page, brings no new tag for several pages in a row,
+        or runs past ``max_pages`` pages (default 10,000).
         """
         container = self.get_container(container)
         if N is not None and N <= 0:
@@ -749,8 +715,19 @@ class AsyncRegistry:
         n = page_size if page_size is not None else N
         url = self._url(container.tags_url(n))
         tags: list[str] = []
+        known: set[str] = set()
         seen: set[str] = set()
-        for _ in range(_MAX_TAG_PAGES):
+        idle = 0
+
+        def broken(why: str) -> exc.RegistryError:
+            return exc.RegistryError(
+                f"tag list pagination of {container.api_prefix} {why}",
+                status_code=200,
+                method="GET",
+                url=redact(url),
+            )
+
+        for _ in range(max_pages):
             seen.add(url)
             response = await self._send("GET", url)
             await raise_for_status(response, (200,), what=f"tags of {container.api_prefix}")
@@ -763,28 +740,26 @@ class AsyncRegistry:
                     method="GET",
                     url=redact(url),
                 ) from error
-            tags.extend(t for t in page if isinstance(t, str))
+            if not isinstance(page, list):
+                raise broken("gives tags that are not a list")
+            fresh = [t for t in page if isinstance(t, str) and t not in known]
+            known.update(fresh)
+            tags.extend(fresh)
             if N is not None and len(tags) >= N:
                 return tags[:N]
             next_url = _next_link(response)
             if not next_url:
                 return tags
+            idle = 0 if fresh else idle + 1
+            if idle >= _MAX_IDLE_PAGES:
+                raise broken(f"brought no new tag in {idle} pages in a row")
             next_url = resolve_location(url, next_url)
             if not same_origin(next_url, url) or next_url in seen:
-                raise exc.RegistryError(
-                    f"tag list pagination of {container.api_prefix} points to "
-                    f"{redact(next_url)}, off the registry or back to a seen page",
-                    status_code=200,
-                    method="GET",
-                    url=redact(url),
+                raise broken(
+                    f"points to {redact(next_url)}, off the registry or back to a seen page"
                 )
             url = next_url
-        raise exc.RegistryError(
-            f"tag list of {container.api_prefix} exceeds {_MAX_TAG_PAGES} pages",
-            status_code=200,
-            method="GET",
-            url=redact(url),
-        )
+        raise broken(f"exceeds {max_pages} pages")
 
     async def delete_tag(self, container: ContainerLike, tag: str) -> bool:
         """Delete ``tag``; True when deleted, False when there was no such tag.

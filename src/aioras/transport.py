@@ -31,6 +31,7 @@ __all__ = [
     "Transport",
     "raise_for_status",
     "read_capped",
+    "wrap_http_error",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,29 @@ _MAX_ERROR_BODY = 64 * 1024
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When and how often the transport retries a request.
+    """When and how often aioras retries, resumes or restarts after a fault.
 
-    Retried: connection errors and timeouts, and the ``statuses`` (408, 429, 5xx), for
-    requests that are idempotent and whose body can be replayed. Never retried: TLS
-    verification failures, 401/403 after authentication, other 4xx. The delay before retry
-    ``n`` (from 0) is ``backoff * 2**n`` capped at ``max_backoff``, times a random factor in
-    ``[1 - jitter, 1 + jitter]``; a ``Retry-After`` header replaces it (capped at
-    ``max_retry_after``). ``attempts`` counts retries, not the first try.
+    **Per request** (the transport): connection errors, timeouts, a response body that
+    breaks off, and the ``statuses`` (408, 429, 500, 502, 503, 504) are retried for requests
+    that are idempotent and whose body can be replayed (GET, HEAD, DELETE, PUT of a
+    manifest; never the PATCH or PUT of a blob upload), at most ``attempts`` times
+    (default 5; retries, not counting the first try). Never retried: TLS verification
+    failures, 401 after credentials were answered, 403, and other 4xx. The delay before
+    retry ``n`` (from 0) is ``backoff * 2**n`` (0.25 s doubling) capped at ``max_backoff``
+    (3 s), times a random factor in ``[1 - jitter, 1 + jitter]`` (20 %); a ``Retry-After``
+    header replaces it, capped at ``max_retry_after`` (60 s).
+
+    **Per transfer** (blob uploads and downloads, on top of the per-request retries): a
+    transfer that breaks off is resumed or restarted at most ``resumes`` times (default 5):
+    a chunked upload asks the registry where it stands and continues, a monolithic upload
+    restarts its session, a download continues with ``Range`` where the registry allows it.
+    Content that fails verification (digest or size) is fetched again from scratch at most
+    ``refetches`` times (default 2) before :class:`~aioras.exceptions.IntegrityError` is
+    raised; bytes that fail verification are never kept.
+
+    Worst case, a registry that stalls every request fails a call after about
+    ``(attempts + 1) * timeout`` plus the backoffs; a transfer that keeps breaking off after
+    ``(resumes + 1)`` times that.
     """
 
     attempts: int = 5
@@ -63,6 +79,8 @@ class RetryPolicy:
     jitter: float = 0.2
     max_retry_after: float = 60.0
     statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+    resumes: int = 5
+    refetches: int = 2
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
@@ -107,8 +125,17 @@ def _is_verification_failure(error: BaseException) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
-def _wrap(error: httpx.HTTPError, method: str, url: str) -> exc.TransportError:
-    where = f"{method} {redact(url)}"
+def wrap_http_error(
+    error: httpx.HTTPError, method: str, url: str, *, what: str = ""
+) -> exc.TransportError:
+    """The typed aioras error for an httpx failure (raise it ``from error``).
+
+    Timeouts become :class:`~aioras.exceptions.TimeoutError`, failed connections
+    :class:`~aioras.exceptions.ConnectError`, anything else
+    :class:`~aioras.exceptions.TransportError`. ``what`` replaces ``METHOD URL`` at the
+    start of the message; the URL is redacted either way.
+    """
+    where = what or f"{method} {redact(url)}"
     if isinstance(error, httpx.TimeoutException):
         return exc.TimeoutError(
             f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
@@ -194,7 +221,9 @@ class Transport:
         """Send one logical request; return the final response, whatever its status.
 
         Authentication, redirects and retries happen inside. With ``stream=True`` the body
-        is left unread and the caller must close the response (``await r.aclose()``).
+        is left unread and the caller must close the response (``await r.aclose()``);
+        otherwise it is read, an error response's body (status 400 and up) to its first
+        64 KiB only.
         ``retry`` defaults to True for idempotent methods. Raises
         :class:`~aioras.exceptions.AuthenticationError` when the registry still answers 401
         after the challenge was answered, and a
@@ -222,7 +251,7 @@ class Transport:
             try:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as error:
-                wrapped = _wrap(error, current_method, current_url)
+                wrapped = wrap_http_error(error, current_method, current_url)
                 verification = isinstance(error, httpx.ConnectError) and _is_verification_failure(
                     error
                 )
@@ -293,21 +322,41 @@ class Transport:
             if "warning" in response.headers:
                 for warning in response.headers.get_list("warning"):
                     logger.warning("registry warning for %s: %s", redact(current_url), warning)
+            if not stream and status >= 400:
+                # An error body is the server's to size: keep 64 KiB of it (enough for the
+                # OCI error codes) and drop the connection rather than read a flood.
+                content = await read_capped(response, _MAX_ERROR_BODY, close=True, decode=True)
+                kept = httpx.Headers(response.headers)
+                kept.pop("content-encoding", None)  # the bytes kept are decoded already
+                return httpx.Response(status, headers=kept, content=content, request=request)
             if not stream:
                 try:
                     await response.aread()
                 except httpx.HTTPError as error:
-                    raise _wrap(error, current_method, current_url) from error
+                    # The body broke off: for a replayable request that is one more fault
+                    # like a reset before the headers.
+                    wrapped = wrap_http_error(error, current_method, current_url)
+                    if retry_on and retries < self.retry.attempts:
+                        delay = self.retry.delay(retries)
+                        logger.debug("%s; retry %d in %.2fs", wrapped, retries + 1, delay)
+                        retries += 1
+                        await response.aclose()
+                        await anyio.sleep(delay)
+                        continue
+                    raise wrapped from error
                 finally:
                     await response.aclose()
             return response
 
 
-async def read_capped(response: httpx.Response, limit: int, *, close: bool = False) -> bytes:
+async def read_capped(
+    response: httpx.Response, limit: int, *, close: bool = False, decode: bool = False
+) -> bytes:
     """Read at most ``limit`` bytes of a streaming body; the rest, if any, is discarded.
 
     Used for error bodies, whose size the server controls. A body already read is
-    returned as it is.
+    returned as it is. ``decode`` undoes a ``Content-Encoding`` (gzip...) on the way; the
+    limit then applies to the decoded bytes.
     """
     try:
         return response.content[:limit]
@@ -316,7 +365,7 @@ async def read_capped(response: httpx.Response, limit: int, *, close: bool = Fal
     chunks: list[bytes] = []
     total = 0
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes() if decode else response.aiter_raw():
             chunks.append(chunk)
             total += len(chunk)
             if total >= limit:

@@ -1,18 +1,41 @@
-"""Authentication backends, credentials and challenge parsing.
+"""Authentication backends, credentials, credential helpers and challenge parsing.
 
 ``get_auth_backend(name)`` builds a backend by its oras-py name: ``"token"`` (default:
-answers basic and bearer challenges), ``"basic"`` (sends basic credentials up front). A
-custom backend is any :class:`Authenticator` subclass, passed as ``auth_backend=``.
+answers basic and bearer challenges), ``"basic"`` (sends basic credentials up front),
+``"ecr"`` (Amazon ECR through boto3, ``pip install 'aioras[ecr]'``).
+
+A custom backend is an :class:`Authenticator` subclass. Pass an instance as
+``AsyncRegistry(auth_backend=...)``, or register a factory under a name with
+:func:`register_auth_backend` so that ``auth_backend="name"`` finds it::
+
+    class StaticToken(aioras.auth.Authenticator):
+        def __init__(self, *, insecure: bool = False, token: str = "") -> None:
+            super().__init__(insecure=insecure)
+            self.token = token
+
+        async def authorize(self, client, host, scopes):
+            return f"Bearer {self.token}"
+
+    aioras.auth.register_auth_backend("static", StaticToken)
+    registry = aioras.AsyncRegistry("example.com", auth_backend="static")
+
+Subclassing :class:`TokenAuth` keeps the challenge handling and token cache and lets a
+backend change only where credentials come from (override
+:meth:`Authenticator.lookup_credentials`, as the ``ecr`` backend does). See ``docs/auth.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import AuthenticationError, AuthenticationException
 from .authenticator import Authenticator, BasicAuth, CredentialSource, Token, TokenAuth
 from .challenge import Challenge, parse_www_authenticate
 from .credentials import Credentials, merge_scopes, repository_scope, scopes_for_request
+from .credhelpers import CredentialHelper, CredentialHelperError
+from .dockerconfig import DockerConfigSource
+from .ecr import EcrAuth
 
 __all__ = [
     "AuthenticationError",
@@ -20,18 +43,44 @@ __all__ = [
     "Authenticator",
     "BasicAuth",
     "Challenge",
+    "CredentialHelper",
+    "CredentialHelperError",
     "CredentialSource",
     "Credentials",
+    "DockerConfigSource",
+    "EcrAuth",
     "Token",
     "TokenAuth",
+    "available_auth_backends",
     "get_auth_backend",
     "merge_scopes",
     "parse_www_authenticate",
+    "register_auth_backend",
     "repository_scope",
     "scopes_for_request",
 ]
 
-_BACKENDS: dict[str, type[Authenticator]] = {"token": TokenAuth, "basic": BasicAuth}
+BackendFactory = Callable[..., Authenticator]
+
+_BACKENDS: dict[str, BackendFactory] = {"token": TokenAuth, "basic": BasicAuth, "ecr": EcrAuth}
+
+
+def register_auth_backend(name: str, factory: BackendFactory, *, replace: bool = False) -> None:
+    """Make ``auth_backend=name`` build a backend with ``factory(insecure=..., **kwargs)``.
+
+    ``factory`` is usually an :class:`Authenticator` subclass. Raises :class:`ValueError`
+    when ``name`` is taken and ``replace`` is false.
+    """
+    if not name:
+        raise ValueError("an auth backend needs a name")
+    if name in _BACKENDS and not replace:
+        raise ValueError(f"auth backend {name!r} is already registered (pass replace=True)")
+    _BACKENDS[name] = factory
+
+
+def available_auth_backends() -> list[str]:
+    """The names ``get_auth_backend`` knows, sorted."""
+    return sorted(_BACKENDS)
 
 
 def get_auth_backend(
@@ -40,13 +89,18 @@ def get_auth_backend(
     """Build the authentication backend called ``name``.
 
     ``session`` is accepted for oras-py compatibility and ignored: the transport owns the
-    HTTP client. Raises :class:`ValueError` for an unknown name.
+    HTTP client. Other keyword arguments go to the backend (``ecr`` takes
+    ``boto3_session``). Raises :class:`ValueError` for an unknown name, and
+    :class:`ImportError` for ``ecr`` without boto3.
     """
     try:
-        cls = _BACKENDS[name]
+        factory = _BACKENDS[name]
     except KeyError:
         raise ValueError(
-            f"unknown auth backend {name!r}; choose one of {sorted(_BACKENDS)} "
+            f"unknown auth backend {name!r}; choose one of {available_auth_backends()} "
             "or pass an Authenticator instance"
         ) from None
-    return cls(insecure=insecure, **kwargs)
+    backend = factory(insecure=insecure, **kwargs)
+    if not isinstance(backend, Authenticator):
+        raise TypeError(f"auth backend {name!r} did not build an Authenticator")
+    return backend

@@ -8,10 +8,11 @@ go with every request up front, so a large upload body is never sent only to be 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -27,8 +28,14 @@ __all__ = ["Authenticator", "BasicAuth", "CredentialSource", "Token", "TokenAuth
 
 logger = logging.getLogger(__name__)
 
-CredentialSource = Callable[[str], Credentials | None]
-"""Looks up the credentials for a registry host (``"ghcr.io"``, ``"127.0.0.1:5000"``)."""
+CredentialSource = Callable[[str], Credentials | Awaitable[Credentials | None] | None]
+"""Looks up the credentials for a registry host (``"ghcr.io"``, ``"127.0.0.1:5000"``).
+
+A plain function or a coroutine function (or any callable returning an awaitable), so a
+source may run a credential helper or ask a cloud API without blocking the event loop.
+A source that has an ``invalidate(host)`` method is told when that host's credentials
+should be looked up afresh (after :meth:`Authenticator.forget`, or refused credentials).
+"""
 
 _DEFAULT_TOKEN_LIFETIME = 60.0
 _MAX_TOKEN_RESPONSE = 1024 * 1024
@@ -36,10 +43,11 @@ _MAX_TOKEN_RESPONSE = 1024 * 1024
 
 @dataclass
 class Token:
-    """A bearer token and when it stops being usable (monotonic clock)."""
+    """A bearer token, when it stops being usable (monotonic clock), and what it was for."""
 
     value: str = field(repr=False)
     expires_at: float
+    scopes: tuple[str, ...] = ()
 
     def fresh(self, now: float) -> bool:
         """True while the token is not within its refresh margin of expiry."""
@@ -51,12 +59,22 @@ class Authenticator:
 
     A backend keeps per-host state and credentials. ``insecure`` tells it the registry
     speaks plain http, which permits an http token realm.
+
+    The transport calls two coroutines: :meth:`authorize` before each request (return the
+    ``Authorization`` value to send, or None) and :meth:`on_unauthorized` after a 401
+    (return True to have the request sent again). Credentials come from
+    :meth:`lookup_credentials`: explicit ones (:meth:`set_basic_auth`,
+    :meth:`set_credentials`) first, then each source added with :meth:`add_source`.
     """
 
     def __init__(self, *, insecure: bool = False) -> None:
         self.insecure = insecure
         self._explicit: dict[str | None, Credentials] = {}
         self._sources: list[CredentialSource] = []
+        self._found: dict[str, Credentials] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(insecure={self.insecure})"
 
     # -- credentials -------------------------------------------------------------------
     def set_basic_auth(self, username: str, password: str, *, host: str | None = None) -> None:
@@ -65,28 +83,68 @@ class Authenticator:
         self.forget(host)
 
     def set_credentials(self, credentials: Credentials, *, host: str | None = None) -> None:
-        """Use these credentials (any kind) for ``host``, or for every host."""
+        """Use these credentials (any kind) for ``host``, or for every host.
+
+        Empty credentials (``Credentials()``) for a host withdraw what was set for it, so
+        its lookup falls through to the global credentials and the sources again.
+        """
         self._explicit[host] = credentials
         self.forget(host)
+
+    def explicit_credentials(self, host: str | None) -> Credentials | None:
+        """What :meth:`set_credentials` set for ``host`` (None: for every host), if anything."""
+        creds = self._explicit.get(host)
+        return creds if creds else None
 
     def add_source(self, source: CredentialSource) -> None:
         """Consult ``source`` (after explicit credentials) when a host needs credentials."""
         self._sources.append(source)
 
-    def credentials_for(self, host: str) -> Credentials | None:
-        """The credentials for ``host``: explicit per host, explicit global, then sources."""
+    async def lookup_credentials(self, host: str) -> Credentials | None:
+        """The credentials for ``host``: explicit per host, explicit global, then sources.
+
+        Sources are asked in the order they were added; the first non-empty answer wins.
+        """
         for key in (host, None):
             creds = self._explicit.get(key)
             if creds:
                 return creds
         for source in self._sources:
-            creds = source(host)
-            if creds:
-                return creds
+            result = source(host)
+            found = await result if inspect.isawaitable(result) else result
+            if found:
+                self._found[host] = found
+                return found
+        self._found.pop(host, None)
         return None
 
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The credentials known for ``host`` now, without running any source.
+
+        Explicit credentials, else what the last :meth:`lookup_credentials` found.
+        """
+        for key in (host, None):
+            creds = self._explicit.get(key)
+            if creds:
+                return creds
+        return self._found.get(host)
+
     def forget(self, host: str | None = None) -> None:
-        """Drop cached tokens and learned schemes (for ``host``, or all)."""
+        """Drop cached tokens, learned schemes and looked-up credentials (for ``host``, or all).
+
+        Sources with an ``invalidate(host)`` method are told too.
+        """
+        if host is None:
+            self._found.clear()
+        else:
+            self._found.pop(host, None)
+        self._invalidate_sources(host)
+
+    def _invalidate_sources(self, host: str | None) -> None:
+        for source in self._sources:
+            invalidate = getattr(source, "invalidate", None)
+            if callable(invalidate):
+                invalidate(host)
 
     # -- the transport's two calls -----------------------------------------------------
     async def authorize(
@@ -128,6 +186,7 @@ class TokenAuth(Authenticator):
         self._locks: dict[tuple[str, tuple[str, ...]], anyio.Lock] = {}
 
     def forget(self, host: str | None = None) -> None:
+        super().forget(host)
         if host is None:
             self._basic_hosts.clear()
             self._bearer.clear()
@@ -141,7 +200,7 @@ class TokenAuth(Authenticator):
     async def authorize(
         self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
     ) -> str | None:
-        creds = self.credentials_for(host)
+        creds = await self.lookup_credentials(host)
         if creds and creds.registry_token:
             return f"Bearer {creds.registry_token}"
         if host in self._basic_hosts and creds and creds.has_basic:
@@ -162,7 +221,7 @@ class TokenAuth(Authenticator):
     ) -> bool:
         challenges = parse_www_authenticate(response.headers.get("www-authenticate", ""))
         by_scheme = {c.scheme: c for c in challenges}
-        creds = self.credentials_for(host)
+        creds = await self.lookup_credentials(host)
         if "bearer" in by_scheme and not (creds and creds.registry_token):
             challenge = by_scheme["bearer"]
             wanted = merge_scopes(scopes, challenge.scopes)
@@ -170,7 +229,15 @@ class TokenAuth(Authenticator):
             # reused: the fetch below skips a cached token equal to it.
             stale = sent[len("Bearer ") :] if sent and sent.startswith("Bearer ") else None
             self._bearer[host] = challenge
-            await self._token(client, host, challenge, wanted, stale=stale)
+            if stale and challenge.error == "insufficient_scope":
+                self._raise_if_scope_was_denied(host, stale, challenge, creds, response)
+            token = await self._token(client, host, challenge, wanted, stale=stale)
+            requested = merge_scopes(scopes)
+            if requested != wanted:
+                # The challenge asked for more than this request's scopes; the retry
+                # looks its token up under those, so the wider token must be found there
+                # rather than the one just refused.
+                self._tokens[(host, requested)] = token
             return True
         if "basic" in by_scheme:
             if not (creds and creds.has_basic):
@@ -180,10 +247,43 @@ class TokenAuth(Authenticator):
                     codes=_codes(response),
                 )
             if sent and sent.startswith("Basic "):
-                return False  # these credentials were already refused
+                # Refused: a helper or config may hold newer ones (a login elsewhere).
+                self._invalidate_sources(host)
+                fresh = await self.lookup_credentials(host)
+                return bool(fresh and fresh.has_basic and fresh.basic_header() != sent)
             self._basic_hosts.add(host)
             return True
         return False
+
+    def _raise_if_scope_was_denied(
+        self,
+        host: str,
+        stale: str,
+        challenge: Challenge,
+        creds: Credentials | None,
+        response: httpx.Response,
+    ) -> None:
+        """Raise when the refused token was already asked for what the registry wants.
+
+        The token service then granted less than asked: another token would be no better.
+        """
+        held = next(
+            (t.scopes for (h, _), t in self._tokens.items() if h == host and t.value == stale),
+            None,
+        )
+        if held is None or merge_scopes(held, challenge.scopes) != merge_scopes(held):
+            return
+        needed = " ".join(challenge.scopes) or "more access"
+        if creds and (creds.has_basic or creds.identity_token):
+            who = f" as {creds.username}" if creds.username else ""
+            hint = ""
+        else:
+            who, hint = " anonymously", ": log in or set credentials"
+        raise AuthenticationError(
+            f"registry {host} needs {needed}, which the token service did not grant{who}{hint}",
+            status_code=401,
+            codes=_codes(response),
+        )
 
     async def _token(
         self,
@@ -224,7 +324,7 @@ class TokenAuth(Authenticator):
                 f"refusing token realm {redact(realm)}: a realm must be https unless the "
                 "registry itself is plain http"
             )
-        creds = self.credentials_for(host)
+        creds = await self.lookup_credentials(host)
         service = challenge.service
         started = self._clock()
         if creds and creds.identity_token:
@@ -259,9 +359,11 @@ class TokenAuth(Authenticator):
                 status_code=response.status_code,
                 codes=_codes(response),
             )
-        return self._parse_token(response, started, realm)
+        return self._parse_token(response, started, realm, scopes)
 
-    def _parse_token(self, response: httpx.Response, started: float, realm: str) -> Token:
+    def _parse_token(
+        self, response: httpx.Response, started: float, realm: str, scopes: tuple[str, ...]
+    ) -> Token:
         if len(response.content) > _MAX_TOKEN_RESPONSE:
             raise AuthenticationError(f"token response from {redact(realm)} is too large")
         try:
@@ -276,7 +378,7 @@ class TokenAuth(Authenticator):
             lifetime = _DEFAULT_TOKEN_LIFETIME
         # Refresh early: a token that expires in flight fails a long upload.
         margin = min(30.0, lifetime / 5)
-        return Token(value=value, expires_at=started + lifetime - margin)
+        return Token(value=value, expires_at=started + lifetime - margin, scopes=scopes)
 
 
 class BasicAuth(TokenAuth):
@@ -285,7 +387,7 @@ class BasicAuth(TokenAuth):
     async def authorize(
         self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
     ) -> str | None:
-        creds = self.credentials_for(host)
+        creds = await self.lookup_credentials(host)
         if creds and creds.has_basic:
             return creds.basic_header()
         return await super().authorize(client, host, scopes)

@@ -5,9 +5,12 @@ Built only from :class:`~aioras.registry.AsyncRegistry`'s public endpoint method
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import tarfile
 import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ import anyio
 
 from .. import defaults
 from ..concurrency import map_bounded
-from ..exceptions import ManifestValidationError
+from ..exceptions import ManifestValidationError, UnsafePathError
 from ..utils import extract_targz, get_tmpdir, safe_title, sanitize_path
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
 
     A layer's file name is its title annotation (its digest when it has none). Raises
     :class:`~aioras.exceptions.UnsafePathError` for a title that is absolute, contains
-    ``..`` or otherwise escapes ``outdir``, and
+    ``..``, names ``outdir`` itself (``.``) or otherwise escapes ``outdir``, and
     :class:`~aioras.exceptions.ManifestValidationError` for an index or for two layers
     claiming the same path.
     """
@@ -62,10 +65,15 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
         )
     plan: list[PullItem] = []
     seen: set[str] = set()
+    root = sanitize_path(outdir, outdir)
     for layer in manifest.get("layers") or []:
         title = (layer.get("annotations") or {}).get(defaults.annotation_title)
         name = safe_title(title) if title else layer["digest"].replace(":", "-")
         outfile = sanitize_path(outdir, os.path.join(outdir, name))
+        if outfile == root:
+            # "." or "./": the file would replace outdir, and an archive would be unpacked
+            # into outdir's parent.
+            raise UnsafePathError(f"title {title!r} names the output directory itself", path=name)
         if outfile in seen:
             raise ManifestValidationError(f"two layers of the manifest are both titled {name!r}")
         seen.add(outfile)
@@ -95,8 +103,10 @@ async def pull(
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land outside ``outdir`` (before anything is downloaded, for titles),
-    :class:`~aioras.exceptions.DigestMismatch` for altered content, and the registry's
-    typed errors. A failed pull leaves no partial file.
+    :class:`~aioras.exceptions.ManifestValidationError` for a layer marked for unpacking
+    that is not a tar archive, :class:`~aioras.exceptions.DigestMismatch` for altered
+    content, and the registry's typed errors. A failed or cancelled pull leaves no
+    partial or temporary file (layers already completed stay).
     """
     container = registry.get_container(target)
     if config_path:
@@ -112,14 +122,23 @@ async def pull(
             )
             return
         parent = os.path.dirname(item.outfile)
-        await anyio.to_thread.run_sync(lambda: os.makedirs(parent, exist_ok=True))
-        fd, archive = tempfile.mkstemp(dir=parent, prefix=".aioras-", suffix=".tar.gz")
-        os.close(fd)
+        # Shielded: a cancellation arriving while the thread creates the file would
+        # otherwise lose its name, and the file with it.
+        with anyio.CancelScope(shield=True):
+            archive = await anyio.to_thread.run_sync(_archive_path, parent)
         try:
             await registry.download_blob(
                 container, layer["digest"], archive, size=layer.get("size")
             )
-            await anyio.to_thread.run_sync(extract_targz, archive, parent)
+            try:
+                await anyio.to_thread.run_sync(extract_targz, archive, parent)
+            except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+                if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile):
+                    raise
+                raise ManifestValidationError(
+                    f"layer {layer['digest']} is marked for unpacking but is not a readable"
+                    f" tar archive: {error}"
+                ) from error
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(Path(archive).unlink, True)
@@ -128,6 +147,13 @@ async def pull(
     for item in todo:
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
+
+
+def _archive_path(parent: str) -> str:
+    os.makedirs(parent, exist_ok=True)
+    fd, archive = tempfile.mkstemp(dir=parent, prefix=".aioras-", suffix=".tar.gz")
+    os.close(fd)
+    return archive
 
 
 def _plan_work(

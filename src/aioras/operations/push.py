@@ -21,7 +21,7 @@ from .. import defaults
 from ..concurrency import map_bounded
 from ..digest import digest_file
 from ..oci import Annotations, ManifestConfig, NewManifest, Subject
-from ..utils import make_targz, sanitize_path, split_path_and_content
+from ..utils import get_tmpfile, make_targz, sanitize_path, split_path_and_content
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -64,7 +64,13 @@ def _parse_items(files: Sequence[str | os.PathLike[str]], validate_paths: bool) 
 
 async def _prepare(item: PushItem, annotations: Annotations) -> None:
     """Pack a directory if needed, hash the blob, and build the layer descriptor."""
-    item.blob = await anyio.to_thread.run_sync(make_targz, item.name) if item.is_dir else item.name
+    if item.is_dir:
+        # The archive's name is recorded before packing starts, so that push's cleanup
+        # removes it even when the push is cancelled while the worker thread still packs.
+        item.blob = get_tmpfile(prefix="aioras-", suffix=".tar.gz")
+        await anyio.to_thread.run_sync(make_targz, item.name, item.blob)
+    else:
+        item.blob = item.name
     digest, size = await digest_file(item.blob)
     media_type = item.media_type or (
         defaults.default_blob_dir_media_type if item.is_dir else defaults.default_blob_media_type

@@ -1,0 +1,255 @@
+"""``login`` and ``logout``: check credentials, keep them, and save them in a Docker config.
+
+``login`` sends ``GET /v2/`` with the credentials (answering whatever challenge the registry
+makes, basic or bearer) and only when the registry accepts them writes
+``auths.<host>.auth = base64(user:password)`` into the Docker ``config.json``. The file is
+replaced atomically (a temporary file beside it, then ``os.replace``) and is readable by its
+owner only (mode 0600). When the config names a credential helper for the host
+(``credHelpers`` or ``credsStore``), the helper stores the credentials instead and the file
+keeps only an empty placeholder, as Docker does; ``logout`` erases them from both.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import ssl
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+
+from ..container import parse_registry
+from ..transport import Transport, raise_for_status
+from ..utils import readline
+from .credentials import Credentials
+from .credhelpers import CredentialHelper
+from .dockerconfig import config_keys, helper_keys, helper_name, server_key
+
+if TYPE_CHECKING:
+    from ..registry import AsyncRegistry
+
+__all__ = ["login", "logout", "read_config", "registry_host", "write_config"]
+
+logger = logging.getLogger(__name__)
+
+LOGIN_SUCCEEDED = {"Status": "Login Succeeded"}
+_SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
+
+
+def registry_host(hostname: str) -> str:
+    """The API host of ``hostname``, which may be written as a URL (``https://host/v2/``)."""
+    name = hostname.strip()
+    if "://" in name:
+        name = urlsplit(name).netloc
+    name = name.split("/", 1)[0]
+    return parse_registry(name)
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a Docker config file; ``{}`` when it does not exist.
+
+    Raises ``ValueError`` when it exists but is not a JSON object, so that a damaged file is
+    never overwritten with only the new entry.
+    """
+    try:
+        with open(path, encoding="utf-8") as fd:
+            text = fd.read()
+    except FileNotFoundError:
+        return {}
+    if not text.strip():
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"Docker config {os.fspath(path)} is not valid JSON: {error}") from error
+    if not isinstance(doc, dict):
+        raise ValueError(f"Docker config {os.fspath(path)} is not a JSON object")
+    return doc
+
+
+def write_config(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
+    """Replace the Docker config at ``path`` with ``doc``, atomically, mode 0600.
+
+    A symlinked config is written through to its target.
+    """
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out, indent="\t")
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _config_path(registry: AsyncRegistry, config_path: str | os.PathLike[str] | None) -> str:
+    return os.fspath(config_path or registry.environment.docker_config_file)
+
+
+async def _check_credentials(
+    registry: AsyncRegistry, host: str, tls_verify: bool | str | ssl.SSLContext
+) -> None:
+    """``GET /v2/`` with the credentials just set; raises when they are not accepted."""
+    if tls_verify is True or tls_verify == registry.tls_verify:
+        await registry.ping(host)
+        return
+    # Another verification for this check only: a short-lived transport sharing the
+    # registry's authenticator, so the tokens it gets are kept.
+    transport = Transport(authenticator=registry.auth, verify=tls_verify, headers=registry.headers)
+    try:
+        response = await transport.send("GET", f"{registry.prefix}://{host}/v2/")
+        await raise_for_status(response, (200,), what=f"registry {host}")
+    finally:
+        await transport.aclose()
+
+
+def _without_inline_credentials(auths: dict[str, Any], host: str) -> None:
+    """Drop stored secrets for every spelling of ``host`` (a helper keeps them now)."""
+    for key in config_keys(host):
+        entry = auths.get(key)
+        if isinstance(entry, dict):
+            for field in _SECRET_FIELDS:
+                entry.pop(field, None)
+
+
+async def login(
+    registry: AsyncRegistry,
+    username: str,
+    password: str,
+    password_stdin: bool = False,
+    tls_verify: bool | str = True,
+    hostname: str | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    insecure: bool | None = None,
+) -> dict[str, str]:
+    """Log ``registry`` in to ``hostname`` (default: its own) as ``username``.
+
+    The credentials are checked first (``GET /v2/``, answering the registry's basic or
+    bearer challenge); only when the registry accepts them are they kept for that host by
+    ``registry`` and saved:
+
+    - through the credential helper the config names for the host (``credHelpers``, else
+      ``credsStore``; ``docker-credential-<name> store``), leaving an empty placeholder
+      under ``auths`` as Docker does and no secret in the file;
+    - else as ``auths.<host>.auth`` (base64 ``user:password``) in the config file.
+
+    The file is replaced atomically and left readable by its owner only (mode 0600).
+
+    ``password_stdin`` reads the password from standard input (the ``password`` argument
+    is then ignored). ``hostname`` may be a host, ``host:port`` or a URL; Docker Hub's names
+    are saved under its legacy key ``https://index.docker.io/v1/``. ``config_path`` is the
+    Docker config to use (default: ``$DOCKER_CONFIG/config.json`` or
+    ``~/.docker/config.json``); a custom one is also read for credentials from now on.
+    ``tls_verify`` False or a CA bundle path verifies the check that way; True (default)
+    uses the registry's own ``tls_verify``, which later calls keep using either way.
+    ``insecure``, when given, switches the registry to plain http (True) or https (False).
+
+    Returns ``{"Status": "Login Succeeded"}``. Raises
+    :class:`~aioras.exceptions.AuthenticationError` when the registry refuses the
+    credentials (nothing is written and the refused credentials are dropped),
+    :class:`~aioras.exceptions.ConnectError` when it cannot be reached or its certificate
+    is not trusted, :class:`~aioras.auth.CredentialHelperError` when the helper cannot
+    store them, and ``ValueError`` when the username, password or hostname is missing or
+    the existing config is not valid JSON.
+    """
+    if password_stdin:
+        password = await anyio.to_thread.run_sync(readline)
+    if not username or not password:
+        raise ValueError("login needs a username and a password")
+    name = hostname or registry.hostname
+    if not name:
+        raise ValueError("login needs a hostname (argument, or the registry's hostname)")
+    host = registry_host(name)
+    path = _config_path(registry, config_path)
+    if insecure is not None:
+        registry.insecure = insecure
+        registry.prefix = "http" if insecure else "https"
+        registry.auth.insecure = insecure
+    # Read first: a damaged config fails the login before anything is sent.
+    doc = await anyio.to_thread.run_sync(read_config, path)
+
+    previous = registry.auth.explicit_credentials(host)
+    credentials = Credentials(username=username, password=password)
+    registry.auth.set_credentials(credentials, host=host)
+    try:
+        await _check_credentials(registry, host, tls_verify)
+    except BaseException:
+        # Drop what was refused: later requests use what was configured before.
+        registry.auth.set_credentials(previous or Credentials(), host=host)
+        raise
+
+    key = server_key(host)
+    auths = doc.get("auths")
+    if not isinstance(auths, dict):
+        auths = doc["auths"] = {}
+    helper = helper_name(doc, host)
+    if helper:
+        await CredentialHelper(helper).store(key, credentials)
+        _without_inline_credentials(auths, host)
+        auths.setdefault(key, {})
+        logger.info("saved credentials for %s with credential helper %s", host, helper)
+    else:
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        auths[key] = {"auth": token}
+        logger.info("saved credentials for %s in %s", host, path)
+    await anyio.to_thread.run_sync(write_config, path, doc)
+    if config_path is not None:
+        registry.load_configs(configs=[path])
+    # Whatever an earlier lookup kept for this host is out of date now.
+    registry.auth.forget(host)
+    return dict(LOGIN_SUCCEEDED)
+
+
+async def logout(
+    registry: AsyncRegistry,
+    hostname: str,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+) -> bool:
+    """Forget ``hostname``'s credentials and tokens and remove them from where they are saved.
+
+    Every spelling of the host in ``auths`` (bare, ``https://``...) is removed from the
+    config file, then the credential helper the config names for the host (if any) is told
+    to erase them. Returns True when the file or the helper held something. Credentials set
+    for all hosts (``set_basic_auth``) and other config files still apply. Raises
+    :class:`~aioras.auth.CredentialHelperError` when the helper cannot erase them (the file
+    entry is removed first all the same) and ``ValueError`` when the config is not valid
+    JSON.
+    """
+    host = registry_host(hostname)
+    registry.auth.set_credentials(Credentials(), host=host)
+    path = _config_path(registry, config_path)
+    doc = await anyio.to_thread.run_sync(read_config, path)
+    helper = helper_name(doc, host)
+    helper_urls = helper_keys(doc, host) if helper else []
+    removed = False
+    auths = doc.get("auths")
+    if isinstance(auths, dict):
+        keys = [key for key in config_keys(host) if key in auths]
+        for key in keys:
+            del auths[key]
+        if keys:
+            await anyio.to_thread.run_sync(write_config, path, doc)
+            removed = True
+    try:
+        if helper:
+            erase = CredentialHelper(helper).erase
+            for url in helper_urls:
+                removed = await erase(url) or removed
+    finally:
+        registry.auth.forget(host)
+    return removed

@@ -1,0 +1,76 @@
+"""Checks on fetched manifests: digests, media types, schema (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from . import defaults, schemas
+from . import exceptions as exc
+from .container import Container
+from .digest import digest_bytes, parse_digest
+
+__all__ = ["check_manifest", "descriptor_of", "media_type_of"]
+
+
+def media_type_of(value: str | None) -> str:
+    """A ``Content-Type`` without parameters, lower-cased."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def descriptor_of(data: bytes, response: httpx.Response) -> dict[str, Any]:
+    """The descriptor (``mediaType``, ``digest``, ``size``) of fetched manifest bytes."""
+    try:
+        doc_type = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        doc_type = None
+    return {
+        "mediaType": doc_type or media_type_of(response.headers.get("content-type")),
+        "digest": digest_bytes(data),
+        "size": len(data),
+    }
+
+
+def check_manifest(container: Container, data: bytes, response: httpx.Response) -> dict[str, Any]:
+    """Verify a fetched manifest's bytes and return the parsed document.
+
+    A reference by digest must match the bytes, and so must ``Docker-Content-Digest`` when
+    the registry sends it; the ``Content-Type`` must not contradict the document's
+    ``mediaType``; the document must pass its schema. Raises
+    :class:`~aioras.exceptions.DigestMismatch` or
+    :class:`~aioras.exceptions.ManifestValidationError`.
+    """
+    what = f"manifest {container}"
+    if container.digest:
+        algorithm, _ = parse_digest(container.digest)
+        actual = digest_bytes(data, algorithm)
+        if actual != container.digest:
+            raise exc.DigestMismatch(expected=container.digest, actual=actual, what=what)
+    advertised = response.headers.get("docker-content-digest")
+    if advertised:
+        try:
+            algorithm, _ = parse_digest(advertised)
+        except exc.InvalidDigest:
+            algorithm = "sha256"
+        actual = digest_bytes(data, algorithm)
+        if actual != advertised:
+            raise exc.DigestMismatch(
+                expected=advertised, actual=actual, what=f"Docker-Content-Digest of {what}"
+            )
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise exc.ManifestValidationError(f"{what} is not valid JSON: {error}") from error
+    if not isinstance(manifest, dict):
+        raise exc.ManifestValidationError(f"{what} is not a JSON object")
+    content_type = media_type_of(response.headers.get("content-type"))
+    declared = manifest.get("mediaType")
+    known = defaults.manifest_media_types | defaults.index_media_types
+    if declared and content_type in known and declared != content_type:
+        raise exc.ManifestValidationError(
+            f"{what}: Content-Type {content_type} contradicts mediaType {declared}"
+        )
+    schemas.validate(manifest, declared or (content_type if content_type in known else None))
+    return manifest

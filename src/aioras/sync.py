@@ -1,0 +1,665 @@
+"""``Registry``: the synchronous facade over :class:`~aioras.registry.AsyncRegistry`.
+
+One ``Registry`` owns one ``AsyncRegistry`` and runs it on an event loop of its own, in a
+thread of its own, reached through an anyio blocking portal. Every sync method hands its
+coroutine to that loop and waits for the result, so the connection pool and cached tokens
+live as long as the ``Registry`` and a call works the same from a plain script, from another
+thread, or from code already running inside an event loop (Jupyter, ``asyncio.run``,
+async tests): the caller's loop is blocked for the call, never reentered.
+
+Lifecycle: the loop thread starts on the first call that needs it. :meth:`Registry.close`
+(or leaving ``with Registry(...) as reg:``) closes the connection pool and stops the thread;
+a later call starts a fresh loop and pool, so a closed ``Registry`` is reusable. A
+``Registry`` that is garbage-collected, or still open when the interpreter exits, is closed
+then. Do not call :meth:`Registry.close` while other threads are still in calls on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+import weakref
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from . import defaults
+from .auth import Authenticator
+from .auth.login import login as _login
+from .auth.login import logout as _logout
+from .container import Container
+from .decorator import ensure_container
+from .environment import Environment
+from .operations.push import SubjectLike
+from .registry import AsyncRegistry, ContainerLike
+from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+
+__all__ = ["Registry"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """The event-loop thread of one ``Registry``: started on demand, stopped by :meth:`close`.
+
+    Holds no reference to the ``Registry`` itself, so a finalizer can own it.
+    """
+
+    def __init__(self, aregistry: AsyncRegistry) -> None:
+        self._aregistry = aregistry
+        self._lock = threading.RLock()
+        self._stack: ExitStack | None = None
+        self._portal: BlockingPortal | None = None
+        self._thread_id: int | None = None
+
+    def portal(self) -> BlockingPortal:
+        """The running portal, starting the loop thread first if needed."""
+        with self._lock:
+            if self._portal is None:
+                stack = ExitStack()
+                portal = stack.enter_context(start_blocking_portal("asyncio"))
+                thread = portal.call(threading.current_thread)
+                self._stack, self._portal, self._thread_id = stack, portal, thread.ident
+                if not thread.daemon:
+                    # Older anyio runs the portal in a non-daemon executor thread, which the
+                    # interpreter joins before atexit handlers run: stop it before that.
+                    _close_before_thread_join(self)
+            return self._portal
+
+    def close(self) -> None:
+        """Close the connection pool and stop the loop thread; a no-op when not running."""
+        with self._lock:
+            portal, stack, thread_id = self._portal, self._stack, self._thread_id
+            self._portal = self._stack = self._thread_id = None
+        if portal is None or stack is None:
+            return
+        if threading.get_ident() == thread_id:
+            # Reached from the loop thread itself (a finalizer run by garbage collection
+            # there): that thread cannot wait for its own loop to stop, so a helper does.
+            threading.Thread(target=self._shutdown, args=(portal, stack), daemon=True).start()
+            return
+        self._shutdown(portal, stack)
+
+    def _shutdown(self, portal: BlockingPortal, stack: ExitStack) -> None:
+        try:
+            portal.call(self._aregistry.aclose)
+        except Exception as error:  # closing must not fail loudly at exit or in GC
+            logger.debug("closing the connection pool failed: %r", error)
+        finally:
+            stack.close()
+
+
+_early_closers: weakref.WeakSet[_LoopThread] = weakref.WeakSet()
+_early_hook_lock = threading.Lock()
+
+
+def _close_before_thread_join(loop: _LoopThread) -> None:
+    with _early_hook_lock:
+        if not _early_closers:
+            register = getattr(threading, "_register_atexit", None)
+            if register is not None:
+                try:
+                    register(_close_early)
+                except RuntimeError:  # the interpreter is already shutting down
+                    return
+        _early_closers.add(loop)
+
+
+def _close_early() -> None:
+    for loop in list(_early_closers):
+        loop.close()
+
+
+class _PortalByteStream(httpx.SyncByteStream):
+    """The body of an open async response, read chunk by chunk through the portal.
+
+    Iterating yields the raw (still content-encoded) bytes, which the wrapping sync
+    ``httpx.Response`` decodes; :meth:`close` closes the async response on its loop.
+    """
+
+    def __init__(self, portal: BlockingPortal, response: httpx.Response) -> None:
+        self._portal = portal
+        self._response = response
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._chunks = self._response.aiter_raw()
+        while True:
+            chunk = self._portal.call(_next_chunk, self._chunks)
+            if chunk is None:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        # A stopped portal (Registry.close()) took the pool and its connections with it.
+        with contextlib.suppress(RuntimeError):
+            self._portal.call(self._aclose)
+
+    async def _aclose(self) -> None:
+        closer = getattr(self._chunks, "aclose", None)
+        if closer is not None:
+            await closer()
+        await self._response.aclose()
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _wait(portal: BlockingPortal, call: Callable[[], Awaitable[T]]) -> T:
+    future = portal.start_task_soon(call)
+    try:
+        return future.result()
+    except BaseException:
+        # Interrupted while waiting (Ctrl-C): cancel the task so that it cleans up.
+        if not future.done():
+            future.cancel()
+        raise
+
+
+def _sync_response(portal: BlockingPortal, response: httpx.Response) -> httpx.Response:
+    """Make a response from the async core usable by sync code (``iter_bytes``, ``close``)."""
+    if not response.is_closed:
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_PortalByteStream(portal, response),
+            request=response.request,
+            extensions=response.extensions,
+            history=response.history,
+        )
+    if not isinstance(response.stream, httpx.SyncByteStream):
+        # Already read and closed: give it a sync-closable body so response.close() is a
+        # no-op, as it is for any finished sync response.
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:
+            body = b""
+        response.stream = httpx.ByteStream(body)
+    return response
+
+
+class Registry:
+    """A synchronous OCI registry client: every :class:`AsyncRegistry` method, blocking.
+
+    Takes the same arguments as :class:`~aioras.registry.AsyncRegistry` and builds one
+    (``self.aregistry``, an instance of :attr:`async_class`). Methods return what the async
+    ones return; responses are ``httpx.Response`` objects usable from sync code, and errors
+    are the same typed :mod:`aioras.exceptions`.
+
+    Use it directly (close it with :meth:`close`, or let garbage collection or interpreter
+    exit do it) or as a context manager. After :meth:`close` the object may be used again:
+    a new loop thread and connection pool start on the next call.
+
+    Subclassing works as in oras-py: override a method or add new ones that call these. The
+    built-in :meth:`push` and :meth:`pull` run inside the async core, so to change how they
+    upload or download, override the async methods in an :class:`AsyncRegistry` subclass and
+    name it as :attr:`async_class`.
+    """
+
+    async_class: type[AsyncRegistry] = AsyncRegistry
+    """The async registry class instantiated by ``__init__``."""
+
+    def __init__(
+        self,
+        hostname: str | None = None,
+        insecure: bool = False,
+        tls_verify: bool | str = True,
+        auth_backend: str | Authenticator = "token",
+        *,
+        push_concurrency: int = defaults.default_push_concurrency,
+        pull_concurrency: int = defaults.default_pull_concurrency,
+        max_transfers: int = 10,
+        chunk_size: int = defaults.default_chunksize,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+        environment: Environment | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.aregistry = self.async_class(
+            hostname,
+            insecure,
+            tls_verify,
+            auth_backend,
+            push_concurrency=push_concurrency,
+            pull_concurrency=pull_concurrency,
+            max_transfers=max_transfers,
+            chunk_size=chunk_size,
+            timeout=timeout,
+            retry=retry,
+            headers=headers,
+            proxy=proxy,
+            environment=environment,
+            transport=transport,
+        )
+        self._loop = _LoopThread(self.aregistry)
+        self._finalizer = weakref.finalize(self, self._loop.close)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool and stop the loop thread (it restarts on next use)."""
+        self._loop.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(hostname={self.hostname!r}, insecure={self.insecure})"
+
+    def _call(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``func(*args, **kwargs)`` on the loop thread and wait for its result."""
+        return _wait(self._loop.portal(), functools.partial(func, *args, **kwargs))
+
+    def _call_response(
+        self, func: Callable[P, Awaitable[httpx.Response]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> httpx.Response:
+        """Like :meth:`_call`, for a response: its body, if open, is read through that loop."""
+        portal = self._loop.portal()
+        response = _wait(portal, functools.partial(func, *args, **kwargs))
+        return _sync_response(portal, response)
+
+    # -- attributes of the async registry ----------------------------------------------
+    @property
+    def hostname(self) -> str | None:
+        """The registry used for names that do not name one."""
+        return self.aregistry.hostname
+
+    @hostname.setter
+    def hostname(self, value: str | None) -> None:
+        self.aregistry.hostname = value
+
+    @property
+    def insecure(self) -> bool:
+        """True when the registry speaks plain http."""
+        return self.aregistry.insecure
+
+    @insecure.setter
+    def insecure(self, value: bool) -> None:
+        self.aregistry.insecure = value
+
+    @property
+    def prefix(self) -> str:
+        """The URL scheme used: ``http`` or ``https``."""
+        return self.aregistry.prefix
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self.aregistry.prefix = value
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """TLS verification: True, False, or the path of a CA bundle."""
+        return self.aregistry.tls_verify
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers sent with every request (the live dict: changes apply to later calls)."""
+        return self.aregistry.headers
+
+    @property
+    def auth(self) -> Authenticator:
+        """The authentication backend (credentials and token cache)."""
+        return self.aregistry.auth
+
+    @property
+    def environment(self) -> Environment:
+        """The environment settings the registry was built with."""
+        return self.aregistry.environment
+
+    # -- plain helpers (no I/O) ----------------------------------------------------------
+    def version(self, return_items: bool = False) -> dict[str, str] | str:
+        """The client's version, with Python's and the platform's when ``return_items``."""
+        return self.aregistry.version(return_items)
+
+    def get_container(self, name: ContainerLike) -> Container:
+        """Parse ``name`` into a :class:`Container`, defaulting to this object's hostname."""
+        return self.aregistry.get_container(name)
+
+    def set_header(self, name: str, value: str) -> None:
+        """Send ``name: value`` with every later request."""
+        self.aregistry.set_header(name, value)
+
+    def set_basic_auth(self, username: str, password: str) -> None:
+        """Use these basic credentials (directly, or to obtain bearer tokens)."""
+        self.aregistry.set_basic_auth(username, password)
+
+    def load_configs(
+        self, container: ContainerLike | None = None, configs: list[str] | None = None
+    ) -> None:
+        """Read credentials from these Docker ``config.json`` files too, before the default."""
+        self.aregistry.load_configs(container, configs)
+
+    def _check_200_response(self, response: httpx.Response) -> None:
+        """Raise the typed error for ``response`` unless its status is 200, 201 or 202."""
+        self.aregistry._check_200_response(response)
+
+    # -- login ---------------------------------------------------------------------------
+    def login(
+        self,
+        username: str,
+        password: str,
+        password_stdin: bool = False,
+        tls_verify: bool | str = True,
+        hostname: str | None = None,
+        config_path: str | None = None,
+        *,
+        insecure: bool | None = None,
+    ) -> dict[str, str]:
+        """Check credentials against the registry, then keep and save them.
+
+        See :func:`aioras.auth.login.login`. Returns ``{"Status": "Login Succeeded"}``.
+        """
+        return self._call(
+            _login,
+            self.aregistry,
+            username,
+            password,
+            password_stdin=password_stdin,
+            tls_verify=tls_verify,
+            hostname=hostname,
+            config_path=config_path,
+            insecure=insecure,
+        )
+
+    def logout(self, hostname: str, *, config_path: str | None = None) -> bool:
+        """Forget the credentials of ``hostname`` and remove them from the Docker config.
+
+        See :func:`aioras.auth.login.logout`; True when the config held an entry.
+        """
+        return self._call(_logout, self.aregistry, hostname, config_path=config_path)
+
+    # -- generic request -----------------------------------------------------------------
+    def do_request(
+        self,
+        url: str,
+        method: str = "GET",
+        data: dict[str, Any] | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send a request with authentication, redirects and retries; return the response.
+
+        Does not raise for an error status. With ``stream=True`` iterate the body with
+        ``iter_bytes()`` and close the response.
+        """
+        return self._call_response(
+            self.aregistry.do_request, url, method, data, headers, json, stream
+        )
+
+    def ping(self, hostname: str | None = None) -> httpx.Response:
+        """``GET /v2/``: check the registry speaks the distribution API (authenticating)."""
+        return self._call_response(self.aregistry.ping, hostname)
+
+    # -- blobs ---------------------------------------------------------------------------
+    @ensure_container
+    def blob_exists(self, layer: Mapping[str, Any], container: ContainerLike) -> bool:
+        """True when the repository holds the blob of ``layer`` (a descriptor dict)."""
+        return self._call(self.aregistry.blob_exists, layer, container)
+
+    @ensure_container
+    def get_blob(
+        self,
+        container: ContainerLike,
+        digest: str,
+        stream: bool = False,
+        head: bool = False,
+    ) -> httpx.Response:
+        """Fetch a blob (or only its headers with ``head=True``).
+
+        Without ``stream`` the body is read whole and checked against ``digest``. With
+        ``stream=True`` it is left unread and unchecked: iterate ``iter_bytes()`` and
+        ``close()`` the response, or use :meth:`stream_blob` or :meth:`download_blob`.
+        """
+        return self._call_response(self.aregistry.get_blob, container, digest, stream, head)
+
+    @contextmanager
+    def stream_blob(self, container: ContainerLike, digest: str) -> Iterator[httpx.Response]:
+        """Open a blob for streaming: ``with reg.stream_blob(c, d) as r:``; closed on exit.
+
+        Bytes are not verified here: hash them as they arrive or use :meth:`download_blob`.
+        """
+        response = self.get_blob(container, digest, stream=True)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    @ensure_container
+    def download_blob(
+        self,
+        container: ContainerLike,
+        digest: str,
+        outfile: str | os.PathLike[str],
+        *,
+        size: int | None = None,
+    ) -> str:
+        """Stream a blob into ``outfile``, verified; return the path written."""
+        return self._call(self.aregistry.download_blob, container, digest, outfile, size=size)
+
+    @ensure_container
+    def upload_blob(
+        self,
+        blob: str | os.PathLike[str] | None,
+        container: ContainerLike,
+        layer: Mapping[str, Any],
+        do_chunked: bool = False,
+        chunk_size: int | None = None,
+        *,
+        skip_existing: bool = True,
+    ) -> httpx.Response:
+        """Upload the file ``blob`` as the blob that ``layer`` describes (skipped if present)."""
+        return self._call_response(
+            self.aregistry.upload_blob,
+            blob,
+            container,
+            layer,
+            do_chunked,
+            chunk_size,
+            skip_existing=skip_existing,
+        )
+
+    @ensure_container
+    def put_upload(
+        self, blob: str | os.PathLike[str], container: ContainerLike, layer: Mapping[str, Any]
+    ) -> httpx.Response:
+        """Monolithic upload: open a session (POST), then stream the whole file in one PUT."""
+        return self._call_response(self.aregistry.put_upload, blob, container, layer)
+
+    @ensure_container
+    def chunked_upload(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        layer: Mapping[str, Any],
+        chunk_size: int = defaults.default_chunksize,
+    ) -> httpx.Response:
+        """Chunked upload: POST, one PATCH per ``chunk_size`` bytes, then a closing PUT."""
+        return self._call_response(
+            self.aregistry.chunked_upload, blob, container, layer, chunk_size
+        )
+
+    @ensure_container
+    def delete_blob(self, container: ContainerLike, digest: str) -> None:
+        """Delete a blob. Raises UnsupportedOperation when deletes are disabled."""
+        self._call(self.aregistry.delete_blob, container, digest)
+
+    @ensure_container
+    def mount_blob(self, container: ContainerLike, digest: str, from_repository: str) -> bool:
+        """Ask the registry to mount a blob from another repository; True when it did."""
+        return self._call(self.aregistry.mount_blob, container, digest, from_repository)
+
+    # -- manifests -----------------------------------------------------------------------
+    @ensure_container
+    def upload_manifest(
+        self,
+        manifest: Mapping[str, Any],
+        container: ContainerLike,
+        *,
+        reference: str | None = None,
+        media_type: str | None = None,
+    ) -> httpx.Response:
+        """Validate and PUT a manifest under the container's tag (or ``reference``)."""
+        return self._call_response(
+            self.aregistry.upload_manifest,
+            manifest,
+            container,
+            reference=reference,
+            media_type=media_type,
+        )
+
+    @ensure_container
+    def fetch_manifest(
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        max_size: int = defaults.max_manifest_size,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Fetch and verify a manifest; return ``(manifest, descriptor)``."""
+        return self._call(
+            self.aregistry.fetch_manifest, container, allowed_media_type, max_size=max_size
+        )
+
+    @ensure_container
+    def get_manifest(
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        validation_schema: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Fetch, verify and return a manifest (or index) as a dict."""
+        return self._call(
+            self.aregistry.get_manifest, container, allowed_media_type, validation_schema
+        )
+
+    @ensure_container
+    def resolve(
+        self, container: ContainerLike, allowed_media_type: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Return the descriptor (mediaType, digest, size) a tag or digest points at."""
+        return self._call(self.aregistry.resolve, container, allowed_media_type)
+
+    @ensure_container
+    def delete_manifest(self, container: ContainerLike, digest: str | None = None) -> None:
+        """Delete the manifest ``digest`` (default: the container's digest)."""
+        self._call(self.aregistry.delete_manifest, container, digest)
+
+    # -- tags ----------------------------------------------------------------------------
+    @ensure_container
+    def get_tags(
+        self,
+        container: ContainerLike,
+        N: int | None = None,
+        *,
+        page_size: int | None = None,
+        max_pages: int = 10_000,
+    ) -> list[str]:
+        """List the repository's tags, following pagination; at most ``N``.
+
+        ``page_size`` asks for pages of that many tags; more than ``max_pages`` pages is
+        refused as broken pagination.
+        """
+        return self._call(
+            self.aregistry.get_tags, container, N, page_size=page_size, max_pages=max_pages
+        )
+
+    @ensure_container
+    def delete_tag(self, container: ContainerLike, tag: str) -> bool:
+        """Delete ``tag``; True when deleted, False when there was no such tag."""
+        return self._call(self.aregistry.delete_tag, container, tag)
+
+    @ensure_container
+    def delete_tags(self, name: ContainerLike, tags: str | Iterable[str]) -> list[str]:
+        """Delete each of ``tags``; return those that were deleted."""
+        return self._call(self.aregistry.delete_tags, name, tags)
+
+    # -- high-level operations -----------------------------------------------------------
+    @ensure_container
+    def push(
+        self,
+        target: ContainerLike,
+        *,
+        config_path: str | None = None,
+        disable_path_validation: bool = False,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+        manifest_config: str | None = None,
+        annotation_file: str | None = None,
+        manifest_annotations: Mapping[str, str] | None = None,
+        subject: SubjectLike | None = None,
+        do_chunked: bool = False,
+        chunk_size: int | None = None,
+        quiet: bool = False,
+        artifact_type: str | None = None,
+        concurrency: int | None = None,
+    ) -> httpx.Response:
+        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
+        return self._call_response(
+            self.aregistry.push,
+            target,
+            config_path=config_path,
+            disable_path_validation=disable_path_validation,
+            files=files,
+            manifest_config=manifest_config,
+            annotation_file=annotation_file,
+            manifest_annotations=manifest_annotations,
+            subject=subject,
+            do_chunked=do_chunked,
+            chunk_size=chunk_size,
+            quiet=quiet,
+            artifact_type=artifact_type,
+            concurrency=concurrency,
+        )
+
+    @ensure_container
+    def pull(
+        self,
+        target: ContainerLike,
+        *,
+        config_path: str | None = None,
+        allowed_media_type: Sequence[str] | None = None,
+        overwrite: bool = True,
+        outdir: str | os.PathLike[str] | None = None,
+        concurrency: int | None = None,
+    ) -> list[str]:
+        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
+        return self._call(
+            self.aregistry.pull,
+            target,
+            config_path=config_path,
+            allowed_media_type=allowed_media_type,
+            overwrite=overwrite,
+            outdir=outdir,
+            concurrency=concurrency,
+        )

@@ -1,0 +1,345 @@
+"""Blob uploads that survive faults: monolithic and chunked, resumed or restarted.
+
+The transport never replays an upload's ``PATCH`` or closing ``PUT`` (their effect on the
+session is not idempotent); recovery happens here, at the level of the whole upload:
+
+- A chunked upload whose ``PATCH`` loses its connection, times out, or is answered 416,
+  408, 429 or 5xx asks the registry where the session stands (``GET`` on the upload URL,
+  whose ``Range`` says how many bytes it holds) and continues from there. A registry that
+  no longer knows the session, or refuses it (the CNCF registry cancels a session asked
+  about with stale state), gets a fresh session and the blob from its first byte.
+- A monolithic upload (one streamed ``PUT``) that fails restarts with a new session.
+- A closing ``PUT`` that got no answer, or a 5xx, may still have been committed: the blob
+  is looked up (``HEAD``) before anything is sent again.
+- Every abandoned session is cancelled (``DELETE`` on its URL, failures ignored), also when
+  the upload is cancelled or fails for good.
+
+``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
+resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+import anyio
+import httpx
+
+from . import exceptions as exc
+from .blobio import file_body
+from .transport import Body, RetryPolicy, _is_verification_failure, raise_for_status
+from .urls import merge_query, redact, resolve_location
+
+__all__ = ["BlobUpload", "cancel_upload"]
+
+logger = logging.getLogger(__name__)
+
+_OCTET = "application/octet-stream"
+# How long a cancelled or failed upload may spend telling the registry to drop its session.
+_CANCEL_GRACE = 5.0
+# Codes meaning "this session is beyond repair, start another": stale or unknown session,
+# or content the registry refused (the file changed, or bytes were altered on the way).
+_RESTART_CODES = frozenset(
+    {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "SIZE_INVALID"}
+)
+_RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-(\d+)\s*$")
+
+
+class SendFn(Protocol):
+    """The shape of :meth:`aioras.registry.AsyncRegistry._send`."""
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        stream: bool = False,
+        retry: bool | None = None,
+        scopes: tuple[str, ...] | None = None,
+    ) -> Awaitable[httpx.Response]: ...
+
+
+async def cancel_upload(send: SendFn, location: str) -> None:
+    """Tell the registry to drop an upload session; never raises, never waits long.
+
+    Shielded from cancellation (it runs while a cancelled upload unwinds) and bounded by a
+    short deadline: an abandoned session only costs the registry some storage until it
+    purges it.
+    """
+    with anyio.move_on_after(_CANCEL_GRACE, shield=True):
+        try:
+            response = await send("DELETE", location, retry=False)
+            await response.aclose()
+        except exc.OrasError as error:
+            logger.debug("cancelling upload %s failed: %s", redact(location), error)
+
+
+def _min_chunk(response: httpx.Response) -> int:
+    value = response.headers.get("oci-chunk-min-length", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def _range_end(value: str | None) -> int | None:
+    """``<end>`` of a ``Range: 0-<end>`` header (the last byte a session holds), or None.
+
+    ``0-0`` is ambiguous: the CNCF registry says it for an empty session and for one byte.
+    """
+    match = _RANGE.match(value or "")
+    return int(match.group(1)) if match else None
+
+
+class BlobUpload:
+    """One blob's upload from a file into one repository, with its recovery.
+
+    ``send`` is the registry's request function; ``uploads_url`` the repository's
+    ``/blobs/uploads/`` URL and ``blob_url`` the blob's own URL (for the existence check
+    after an uncertain commit); ``what`` names the blob in errors.
+    """
+
+    def __init__(
+        self,
+        send: SendFn,
+        *,
+        path: str | os.PathLike[str],
+        digest: str,
+        size: int,
+        uploads_url: str,
+        blob_url: str,
+        policy: RetryPolicy,
+        what: str,
+    ) -> None:
+        self.send = send
+        self.path = os.fspath(path)
+        self.digest = digest
+        self.size = size
+        self.uploads_url = uploads_url
+        self.blob_url = blob_url
+        self.policy = policy
+        self.what = what
+        self.location: str | None = None
+        self.offset = 0
+        self.chunk_size = 0
+        self.sessions = 0
+        """Upload sessions opened so far (more than one means the upload was restarted)."""
+        self._opening = False
+
+    # -- the two upload shapes ---------------------------------------------------------------
+    async def monolithic(self) -> httpx.Response:
+        """Open a session and stream the whole file in one ``PUT``; restart on failure.
+
+        Returns the ``PUT``'s 201 response, or the ``HEAD`` response (200) when the blob
+        turned out to be committed although the answer was lost. Raises the typed error of
+        the last failure once it is not recoverable or ``policy.resumes`` is spent.
+        """
+        return await self._run(self._monolithic_once)
+
+    async def chunked(self, chunk_size: int) -> httpx.Response:
+        """Upload in ``PATCH`` chunks of ``chunk_size`` bytes (or the registry's minimum).
+
+        Resumes where the registry says the session stands after a broken chunk; restarts
+        with a new session when the registry lost or refused the session. Returns as
+        :meth:`monolithic` does.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.chunk_size = chunk_size
+        return await self._run(self._chunked_once)
+
+    async def _monolithic_once(self) -> httpx.Response:
+        if self.location is None:
+            await self._open()
+        assert self.location is not None
+        return await self._commit(file_body(self.path, length=self.size), self.size)
+
+    async def _chunked_once(self) -> httpx.Response:
+        if self.location is None:
+            await self._open()
+        while self.offset < self.size:
+            await self._patch()
+        return await self._commit(b"", 0)
+
+    # -- recovery loop -------------------------------------------------------------------------
+    async def _run(self, attempt: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        failures = 0
+        try:
+            while True:
+                try:
+                    return await attempt()
+                except (exc.TransportError, exc.RegistryError) as error:
+                    if self._opening or not self._recoverable(error):
+                        # A POST that failed has had the transport's retries already.
+                        raise
+                    if failures >= self.policy.resumes:
+                        raise
+                    retry_after = (
+                        error.retry_after if isinstance(error, exc.TooManyRequests) else None
+                    )
+                    delay = self.policy.delay(failures, retry_after)
+                    failures += 1
+                    logger.info(
+                        "upload of %s broke off at byte %d (%s); recovering (%d of %d) in %.2fs",
+                        self.what,
+                        self.offset,
+                        error,
+                        failures,
+                        self.policy.resumes,
+                        delay,
+                    )
+                    await anyio.sleep(delay)
+                    recovered = await self._recover(error)
+                    if recovered is not None:
+                        return recovered
+        finally:
+            if self.location is not None:
+                location, self.location = self.location, None
+                await cancel_upload(self.send, location)
+
+    def _recoverable(self, error: exc.TransportError | exc.RegistryError) -> bool:
+        if isinstance(error, exc.TransportError):
+            cause = error.__cause__
+            return not (cause is not None and _is_verification_failure(cause))
+        if error.status_code in self.policy.statuses or error.status_code == 416:
+            return True
+        return error.status_code in (400, 404) and bool(_RESTART_CODES.intersection(error.codes))
+
+    async def _recover(
+        self, error: exc.TransportError | exc.RegistryError
+    ) -> httpx.Response | None:
+        """Find out where the upload stands; return the blob's HEAD if it is already stored."""
+        uncertain = isinstance(error, exc.TransportError) or error.status_code >= 500
+        if self.offset >= self.size and uncertain:
+            # The closing PUT (or a monolithic upload) may have been committed unseen.
+            present = await self._present()
+            if present is not None:
+                logger.info("%s was stored although the answer was lost", self.what)
+                self.location = None  # a committed session is gone already
+                return present
+        if self.location is None:
+            return None  # no session open: the next attempt opens one
+        refused = isinstance(error, exc.RegistryError) and bool(
+            _RESTART_CODES.intersection(error.codes)
+        )
+        if self.chunk_size and not refused:
+            held = await self._status()
+            if held is not None:
+                if held != self.offset:
+                    logger.debug(
+                        "%s: registry holds %d bytes, not %d", self.what, held, self.offset
+                    )
+                self.offset = held
+                return None
+        # Monolithic, or the session is lost or refused: drop it and start over.
+        location, self.location = self.location, None
+        await cancel_upload(self.send, location)
+        return None
+
+    # -- requests ------------------------------------------------------------------------------
+    async def _open(self) -> None:
+        """``POST`` a new session (retried by the transport: a lost one only leaks)."""
+        self._opening = True
+        response = await self.send(
+            "POST", self.uploads_url, headers={"Content-Length": "0"}, body=b"", retry=True
+        )
+        await raise_for_status(response, (202,), what=f"upload session for {self.what}")
+        self._opening = False
+        location = response.headers.get("location")
+        if not location:
+            raise exc.RegistryError(
+                f"registry gave no Location for the upload session of {self.what}",
+                status_code=response.status_code,
+                method="POST",
+                url=redact(self.uploads_url),
+            )
+        self.location = resolve_location(self.uploads_url, location)
+        self.offset = 0
+        self.sessions += 1
+        if self.chunk_size:
+            minimum = _min_chunk(response)
+            if minimum > self.chunk_size:
+                logger.debug("registry wants chunks of at least %d bytes", minimum)
+                self.chunk_size = minimum
+
+    async def _patch(self) -> None:
+        assert self.location is not None
+        offset = self.offset
+        length = min(self.chunk_size, self.size - offset)
+        headers = {
+            "Content-Type": _OCTET,
+            "Content-Length": str(length),
+            "Content-Range": f"{offset}-{offset + length - 1}",
+        }
+        response = await self.send(
+            "PATCH",
+            self.location,
+            headers=headers,
+            body=file_body(self.path, offset=offset, length=length),
+            retry=False,
+        )
+        await raise_for_status(response, (202, 201, 204), what=f"chunk at {offset} of {self.what}")
+        if "location" in response.headers:
+            self.location = resolve_location(self.location, response.headers["location"])
+        sent = offset + length
+        end = _range_end(response.headers.get("range"))
+        # The registry's count wins when it is plausible and unambiguous: it knows what it
+        # kept. Were ours wrong, the next PATCH gets 416 and the status request settles it.
+        self.offset = end + 1 if end is not None and 0 < end < sent else sent
+
+    async def _commit(self, body: Body, length: int) -> httpx.Response:
+        assert self.location is not None
+        url = merge_query(self.location, {"digest": self.digest})
+        headers = {"Content-Type": _OCTET, "Content-Length": str(length)}
+        if length:
+            self.offset = self.size  # everything goes in this request
+        response = await self.send("PUT", url, headers=headers, body=body, retry=False)
+        await raise_for_status(response, (201,), what=f"{self.what} upload")
+        self.location = None  # the session ends with the commit
+        returned = response.headers.get("docker-content-digest")
+        if returned and returned != self.digest:
+            raise exc.DigestMismatch(
+                expected=self.digest,
+                actual=returned,
+                what="digest the registry stored for the blob",
+            )
+        return response
+
+    async def _present(self) -> httpx.Response | None:
+        """The blob's ``HEAD`` response when the registry holds it whole, else None."""
+        try:
+            response = await self.send("HEAD", self.blob_url)
+        except exc.TransportError:
+            return None
+        length = response.headers.get("content-length", "")
+        if response.status_code == 200 and (not length.isdigit() or int(length) == self.size):
+            return response
+        return None
+
+    async def _status(self) -> int | None:
+        """Bytes the session holds (``GET`` on its URL), or None when it is lost or unclear.
+
+        Raises :class:`~aioras.exceptions.TransportError` when the registry cannot be
+        reached and the typed error for 401/403.
+        """
+        assert self.location is not None
+        response = await self.send("GET", self.location)
+        if response.status_code in (401, 403):
+            await raise_for_status(response, (204,), what=f"upload status of {self.what}")
+        if response.status_code not in (200, 204):
+            logger.debug(
+                "upload status of %s: HTTP %d; starting over", self.what, response.status_code
+            )
+            return None
+        if "location" in response.headers:
+            self.location = resolve_location(self.location, response.headers["location"])
+        end = _range_end(response.headers.get("range"))
+        if end is None or end >= self.size:
+            return None  # unknown or nonsense: cheaper to start over than to guess
+        if end == 0:
+            # "0-0": one byte, or none. Only a session known to hold one byte is kept.
+            return 1 if self.offset == 1 else None
+        return end + 1
