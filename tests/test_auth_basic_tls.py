@@ -158,17 +158,29 @@ async def test_no_credential_in_debug_logs_during_login_and_push(
         assert secret not in shown
 
 
-async def test_login_tls_verify_argument_applies_to_the_check(
+async def test_login_tls_verify_argument_applies_to_later_calls(
     basic_tls_registry: BasicTLSRegistry, docker_env: Environment
 ) -> None:
     user, password = basic_tls_registry.username, basic_tls_registry.password
     async with fresh(basic_tls_registry, docker_env, tls_verify=True) as reg:
-        await login(reg, user, password, tls_verify=False)
+        with pytest.raises(ConnectError):
+            await reg.ping()  # the fixture's self-signed certificate is not trusted yet
         await login(reg, user, password, tls_verify=str(basic_tls_registry.ca))
-        # The registry keeps its own setting for everything else.
+        assert reg.tls_verify == str(basic_tls_registry.ca)
+        assert (await reg.ping()).status_code == 200
+    assert basic_tls_registry.host in json.loads(docker_env.docker_config_file.read_text())["auths"]
+
+
+async def test_refused_login_restores_the_previous_tls_verification(
+    basic_tls_registry: BasicTLSRegistry, docker_env: Environment
+) -> None:
+    async with fresh(basic_tls_registry, docker_env, tls_verify=True) as reg:
+        with pytest.raises(AuthenticationError):
+            await login(reg, basic_tls_registry.username, "wrong-password", tls_verify=False)
+        assert reg.tls_verify is True
         with pytest.raises(ConnectError):
             await reg.ping()
-    assert basic_tls_registry.host in json.loads(docker_env.docker_config_file.read_text())["auths"]
+    assert not docker_env.docker_config_file.exists()
 
 
 async def test_login_reads_password_stdin_accepts_a_url_and_a_config_path(

@@ -15,7 +15,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TextIO
 
-__all__ = ["ColorizingStreamHandler", "Logger", "logger", "setup_logger"]
+import httpx
+
+from .urls import redact
+
+__all__ = [
+    "ColorizingStreamHandler",
+    "Logger",
+    "RedactingFilter",
+    "logger",
+    "redact_http_logs",
+    "setup_logger",
+]
 
 LOGGER_NAME = "aioras"
 
@@ -232,3 +243,29 @@ def setup_logger(
     logger.quiet = quiet
     logger.printshellcmds = printshellcmds
     logger.logger.propagate = False
+
+
+class RedactingFilter(logging.Filter):
+    """Strips query strings and user info from URLs in httpx's and httpcore's log records.
+
+    httpx logs every request's full URL at INFO; after a redirect to presigned storage the
+    query holds a signature that grants access. aioras's own log lines are redacted
+    already; this filter does the same for the HTTP libraries' lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def redact_http_logs() -> None:
+    """Install :class:`RedactingFilter` on the ``httpx`` logger; calling it again is harmless.
+
+    Call it when your application logs at INFO or below through the root logger.
+    """
+    target = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(RedactingFilter())

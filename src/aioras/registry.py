@@ -176,6 +176,14 @@ class AsyncRegistry:
             return name
         return Container(name, registry=self.hostname)
 
+    async def set_tls_verify(self, tls_verify: bool | str) -> None:
+        """Verify TLS certificates this way (True, False, or a CA bundle path) from now on.
+
+        Open connections are closed so that new ones use it; cached tokens are kept.
+        """
+        self.tls_verify = tls_verify
+        await self._transport.set_verify(tls_verify)
+
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request."""
         self.headers[name] = value

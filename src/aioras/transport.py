@@ -200,6 +200,11 @@ class Transport:
             )
         return self._client
 
+    async def set_verify(self, verify: bool | str | ssl.SSLContext) -> None:
+        """Verify TLS this way from now on; open connections are closed, tokens are kept."""
+        self._client_kwargs["verify"] = _ssl_context(verify)
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Close the pooled client and its connections."""
         if self._client is not None:

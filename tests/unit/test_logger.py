@@ -179,3 +179,23 @@ def test_importing_aioras_configures_no_logging() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0", "0"]
+
+
+def test_redact_http_logs_hides_presigned_query_strings(caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    from aioras.logger import redact_http_logs
+
+    http_logger = logging.getLogger("httpx")
+    before = list(http_logger.filters)
+    try:
+        redact_http_logs()
+        redact_http_logs()  # idempotent
+        url = httpx.URL("https://storage.example/bucket/blob?X-Amz-Signature=s3cr3t")
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            http_logger.info('HTTP Request: %s %s "%s"', "GET", url, "200 OK")
+        assert "s3cr3t" not in caplog.text
+        assert "https://storage.example/bucket/blob" in caplog.text
+        assert len(http_logger.filters) == len(before) + 1
+    finally:
+        http_logger.filters[:] = before

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import ssl
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,6 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 
 from ..container import parse_registry
-from ..transport import Transport, raise_for_status
 from ..utils import readline
 from .credentials import Credentials
 from .credhelpers import CredentialHelper
@@ -99,23 +97,6 @@ def _config_path(registry: AsyncRegistry, config_path: str | os.PathLike[str] | 
     return os.fspath(config_path or registry.environment.docker_config_file)
 
 
-async def _check_credentials(
-    registry: AsyncRegistry, host: str, tls_verify: bool | str | ssl.SSLContext
-) -> None:
-    """``GET /v2/`` with the credentials just set; raises when they are not accepted."""
-    if tls_verify is True or tls_verify == registry.tls_verify:
-        await registry.ping(host)
-        return
-    # Another verification for this check only: a short-lived transport sharing the
-    # registry's authenticator, so the tokens it gets are kept.
-    transport = Transport(authenticator=registry.auth, verify=tls_verify, headers=registry.headers)
-    try:
-        response = await transport.send("GET", f"{registry.prefix}://{host}/v2/")
-        await raise_for_status(response, (200,), what=f"registry {host}")
-    finally:
-        await transport.aclose()
-
-
 def _without_inline_credentials(auths: dict[str, Any], host: str) -> None:
     """Drop stored secrets for every spelling of ``host`` (a helper keeps them now)."""
     for key in config_keys(host):
@@ -154,8 +135,9 @@ async def login(
     are saved under its legacy key ``https://index.docker.io/v1/``. ``config_path`` is the
     Docker config to use (default: ``$DOCKER_CONFIG/config.json`` or
     ``~/.docker/config.json``); a custom one is also read for credentials from now on.
-    ``tls_verify`` False or a CA bundle path verifies the check that way; True (default)
-    uses the registry's own ``tls_verify``, which later calls keep using either way.
+    ``tls_verify`` False or a CA bundle path switches the registry to that verification,
+    for the check and, when the login succeeds, for later calls (as oras-py's login does);
+    True (the default) keeps the registry's own setting.
     ``insecure``, when given, switches the registry to plain http (True) or https (False).
 
     Returns ``{"Status": "Login Succeeded"}``. Raises
@@ -183,13 +165,19 @@ async def login(
     doc = await anyio.to_thread.run_sync(read_config, path)
 
     previous = registry.auth.explicit_credentials(host)
+    previous_verify = registry.tls_verify
     credentials = Credentials(username=username, password=password)
     registry.auth.set_credentials(credentials, host=host)
     try:
-        await _check_credentials(registry, host, tls_verify)
+        if tls_verify is not True and tls_verify != previous_verify:
+            await registry.set_tls_verify(tls_verify)
+        await registry.ping(host)
     except BaseException:
-        # Drop what was refused: later requests use what was configured before.
+        # Undo what was refused: later requests use what was configured before.
         registry.auth.set_credentials(previous or Credentials(), host=host)
+        if registry.tls_verify != previous_verify:
+            with anyio.CancelScope(shield=True):
+                await registry.set_tls_verify(previous_verify)
         raise
 
     key = server_key(host)
