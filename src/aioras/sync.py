@@ -350,6 +350,10 @@ class Registry:
         """Send ``name: value`` with every later request."""
         self.aregistry.set_header(name, value)
 
+    def set_tls_verify(self, tls_verify: bool | str) -> None:
+        """Verify TLS certificates this way (True, False, or a CA bundle path) from now on."""
+        self._call(self.aregistry.set_tls_verify, tls_verify)
+
     def set_basic_auth(self, username: str, password: str) -> None:
         """Use these basic credentials (directly, or to obtain bearer tokens)."""
         self.aregistry.set_basic_auth(username, password)
