@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import IO
 
 import anyio
+import anyio.abc
 
 from . import defaults
 from .digest import Verifier
@@ -116,13 +117,15 @@ def file_body(
 class VerifiedFile:
     """An async context manager writing a blob atomically and verifying it.
 
-    ``write()`` buffers, and every ``flush_size`` bytes one worker-thread call both hashes
-    and writes the buffer: one thread hop per MiB instead of one per network read, and
-    hashlib releases the GIL so concurrent downloads hash on separate cores. ``commit()``
+    ``write()`` collects the received chunks, and every ``flush_size`` bytes hands them to a
+    worker thread that hashes and writes them in one call: one thread hop per MiB instead
+    of one per network read, and hashlib releases the GIL so hashing runs beside the event
+    loop. One batch may be in the worker while the next is received, so a single download
+    overlaps receiving with hashing; at most two batches are held in memory. ``commit()``
     checks size and digest, then renames the temporary file over ``destination``;
     ``reset()`` empties the file to start the blob over. Leaving the context without a
-    successful commit removes the temporary file, on errors and cancellation alike;
-    ``destination`` is never touched.
+    successful commit removes the temporary file, on errors and cancellation alike, once
+    the worker is done with it; ``destination`` is never touched.
     """
 
     def __init__(
@@ -136,11 +139,16 @@ class VerifiedFile:
         self.destination = Path(destination)
         self.verifier = Verifier(digest, size)
         self.flush_size = flush_size
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._fd: IO[bytes] | None = None
         self._tmp: Path | None = None
         self._committed = False
         self._received = 0
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._worker_error: BaseException | None = None
 
     @property
     def received(self) -> int:
@@ -151,6 +159,8 @@ class VerifiedFile:
         # Shielded: cancelled half-way, the file would exist with nobody left to remove it.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._open)
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
         return self
 
     def _open(self) -> None:
@@ -162,10 +172,27 @@ class VerifiedFile:
         self._tmp = Path(name)
         self._fd = os.fdopen(fd, "wb", buffering=0)
 
-    def _write_and_hash(self, data: bytes | bytearray) -> None:
+    def _write_and_hash(self, chunks: list[bytes]) -> None:
         assert self._fd is not None
-        self.verifier.update(data)
-        self._fd.write(data)
+        for chunk in chunks:
+            self.verifier.update(chunk)
+        self._fd.writelines(chunks)
+
+    async def _work(self, chunks: list[bytes]) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._write_and_hash, chunks)
+        except BaseException as error:
+            # Kept for the next write/commit to raise: raising here would cancel the
+            # download from inside the task group and surface as an ExceptionGroup.
+            self._worker_error = error
+        finally:
+            self._idle.set()
+
+    async def _wait_idle(self) -> None:
+        await self._idle.wait()
+        if self._worker_error is not None:
+            error, self._worker_error = self._worker_error, None
+            raise error
 
     async def write(self, chunk: bytes) -> None:
         """Add the next piece of the blob; raises SizeMismatch once it exceeds the size."""
@@ -178,14 +205,20 @@ class VerifiedFile:
                 actual=self._received,
                 what=f"blob {self.verifier.expected_digest}",
             )
-        self._buffer += chunk
-        if len(self._buffer) >= self.flush_size:
-            await self._flush()
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= self.flush_size:
+            await self._flush(wait=False)
 
-    async def _flush(self) -> None:
-        if self._buffer:
-            data, self._buffer = self._buffer, bytearray()
-            await anyio.to_thread.run_sync(self._write_and_hash, data)
+    async def _flush(self, *, wait: bool) -> None:
+        await self._wait_idle()
+        if self._chunks:
+            assert self._tasks is not None
+            chunks, self._chunks, self._buffered = self._chunks, [], 0
+            self._idle = anyio.Event()
+            self._tasks.start_soon(self._work, chunks)
+        if wait:
+            await self._wait_idle()
 
     async def commit(self) -> Path:
         """Verify what was written and move it into place; return the destination.
@@ -193,7 +226,7 @@ class VerifiedFile:
         Raises :class:`~aioras.exceptions.SizeMismatch` or
         :class:`~aioras.exceptions.DigestMismatch`, after which no file is left.
         """
-        await self._flush()
+        await self._flush(wait=True)
         self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
         # Shielded: once the rename ran, the result must be recorded as committed.
         with anyio.CancelScope(shield=True):
@@ -203,7 +236,10 @@ class VerifiedFile:
 
     async def reset(self) -> None:
         """Forget everything written so far: the blob starts over from its first byte."""
-        self._buffer = bytearray()
+        with anyio.CancelScope(shield=True):
+            await self._idle.wait()  # the worker must be done with the file first
+        self._worker_error = None
+        self._chunks, self._buffered = [], 0
         self._received = 0
         self.verifier = Verifier(self.verifier.expected_digest, self.verifier.expected_size)
         await anyio.to_thread.run_sync(self._truncate)
@@ -225,11 +261,17 @@ class VerifiedFile:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._committed:
-            return
-        # Runs on errors and on cancellation alike: shielded so the file is always removed.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._discard)
+        try:
+            if self._tasks is not None:
+                # Waits for the worker (its thread call cannot be abandoned), so nothing
+                # touches the file once it is closed or removed below.
+                tasks, self._tasks = self._tasks, None
+                await tasks.__aexit__(None, None, None)
+        finally:
+            if not self._committed:
+                # Shielded: removal must happen on errors and cancellation alike.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._discard)
 
     def _discard(self) -> None:
         if self._fd is not None and not self._fd.closed:

@@ -22,6 +22,7 @@ import httpx
 
 from . import exceptions as exc
 from .auth import Authenticator, scopes_for_request
+from .netbackend import http_transport, ssl_context
 from .urls import redact, resolve_location, same_origin
 
 __all__ = [
@@ -110,10 +111,8 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
+    return verify if isinstance(verify, ssl.SSLContext) else ssl_context(verify)
 
 
 def _is_verification_failure(error: BaseException) -> bool:
@@ -179,30 +178,33 @@ class Transport:
         self.auth = authenticator
         self.retry = retry
         self.headers: dict[str, str] = dict(headers or {})
-        self._client_kwargs = {
-            "verify": _ssl_context(verify),
-            "timeout": timeout,
-            "limits": limits,
-            "proxy": proxy,
-            "transport": transport,
-        }
+        self._verify = _ssl_context(verify)
+        self._timeout = timeout
+        self._limits = limits
+        self._proxy = proxy
+        self._custom_transport = transport
         self._client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The pooled client, created on first use."""
         if self._client is None or self._client.is_closed:
+            transport = self._custom_transport or http_transport(
+                verify=self._verify, limits=self._limits, proxy=self._proxy
+            )
             # trust_env=False: no .netrc credentials or proxy settings slip in unseen.
             self._client = httpx.AsyncClient(
                 follow_redirects=False,
                 trust_env=False,
-                **self._client_kwargs,  # type: ignore[arg-type]
+                timeout=self._timeout,
+                verify=self._verify,
+                transport=transport,
             )
         return self._client
 
     async def set_verify(self, verify: bool | str | ssl.SSLContext) -> None:
         """Verify TLS this way from now on; open connections are closed, tokens are kept."""
-        self._client_kwargs["verify"] = _ssl_context(verify)
+        self._verify = _ssl_context(verify)
         await self.aclose()
 
     async def aclose(self) -> None:

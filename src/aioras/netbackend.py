@@ -1,0 +1,134 @@
+"""The HTTP transport under the pooled client: httpx's, with reads sized for blobs.
+
+httpcore asks the network for 64 KiB per read, while asyncio hands over up to 256 KiB per
+socket receive; anyio then splits each receive into four reads, copying the rest of the
+buffer every time, and every read pays for HTTP parsing and a timeout scope. Asking for
+1 MiB instead takes each received chunk whole. Measured on a 2-core machine pulling
+8 x 64 MiB from a loopback registry: 1.57 s down to 0.89 s, client CPU 1.92 s to 1.08 s.
+
+httpx offers no public way to choose httpcore's network backend, so :func:`http_transport`
+builds httpx's own transport and swaps in a connection pool that uses one. Should a future
+httpx lay out its transport differently, the stock transport is used unchanged (slower,
+never wrong).
+"""
+
+# The ``timeout`` parameters below are httpcore's network-backend interface, not a choice.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+import typing
+from collections.abc import Iterable
+
+import httpcore
+import httpx
+
+__all__ = ["READ_SIZE", "LargeReadBackend", "http_transport", "ssl_context"]
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 1024 * 1024
+
+
+class _LargeReadStream(httpcore.AsyncNetworkStream):
+    """A network stream whose reads ask for at least ``read_size`` bytes."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, read_size: int) -> None:
+        self._inner = inner
+        self._read_size = read_size
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max(max_bytes, self._read_size), timeout=timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.start_tls(ssl_context, server_hostname, timeout=timeout)
+        return _LargeReadStream(inner, self._read_size)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
+class LargeReadBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's anyio backend, its streams reading ``read_size`` bytes at a time."""
+
+    def __init__(self, read_size: int = READ_SIZE) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._read_size = read_size
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _LargeReadStream(stream, self._read_size)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_unix_socket(
+            path, timeout=timeout, socket_options=socket_options
+        )
+        return _LargeReadStream(stream, self._read_size)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@functools.lru_cache(maxsize=16)
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context for ``verify`` (True, False, or a CA bundle path), built once.
+
+    Loading the CA bundle costs tens of milliseconds; contexts are safe to share.
+    """
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify, trust_env=False)
+
+
+def http_transport(
+    *,
+    verify: ssl.SSLContext,
+    limits: httpx.Limits,
+    proxy: str | None = None,
+) -> httpx.AsyncBaseTransport:
+    """httpx's HTTP/1.1 transport with :class:`LargeReadBackend` under its pool.
+
+    Through a proxy the stock transport is used as it is.
+    """
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy)
+    if proxy is not None:
+        return transport
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        logger.debug("httpx transport layout unknown; using its default network backend")
+        return transport
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=verify,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=LargeReadBackend(),
+    )
+    return transport
