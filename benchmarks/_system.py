@@ -1,0 +1,85 @@
+"""Machine-load bookkeeping (Linux ``/proc``): is anything else using the CPUs?
+
+On a shared 2-core machine another process's test run can halve a measurement. Before each
+measured operation :func:`wait_quiet` waits (bounded) until the CPUs are nearly idle, and
+around it :class:`CpuWatch` computes the *foreign* CPU time: all busy CPU time minus the
+worker's and the registry's. ``foreign / wall`` is how many cores something else took; runs
+where it is high are flagged in the output.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies over all CPUs since boot, or None without /proc/stat."""
+    try:
+        with open("/proc/stat") as fd:
+            fields = [int(x) for x in fd.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def process_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` (0.0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as fd:
+            fields = fd.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def busy_fraction(interval: float = 0.5) -> float | None:
+    """Fraction of all CPUs busy over ``interval`` seconds (None without /proc/stat)."""
+    first = _busy_jiffies()
+    time.sleep(interval)
+    second = _busy_jiffies()
+    if first is None or second is None or second[1] == first[1]:
+        return None
+    return (second[0] - first[0]) / (second[1] - first[1])
+
+
+def wait_quiet(threshold: float, max_wait: float) -> float | None:
+    """Wait until the CPUs are at most ``threshold`` busy, or ``max_wait`` seconds passed.
+
+    Returns the last busy fraction seen.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = busy_fraction()
+        if busy is None or busy <= threshold or time.monotonic() >= deadline:
+            return busy
+        time.sleep(0.5)
+
+
+class CpuWatch:
+    """CPU seconds used by everything on the machine between ``start()`` and ``stop()``."""
+
+    def __init__(self, registry_pid: int | None) -> None:
+        self.registry_pid = registry_pid
+        self._start: tuple[int, int] | None = None
+        self._reg_start = 0.0
+
+    def start(self) -> None:
+        self._start = _busy_jiffies()
+        self._reg_start = process_cpu(self.registry_pid)
+
+    def stop(self, worker_cpu: float) -> dict[str, float | None]:
+        """``registry_cpu_s`` and ``foreign_cpu_s`` (all busy time minus worker and registry)."""
+        end = _busy_jiffies()
+        registry = process_cpu(self.registry_pid) - self._reg_start
+        if self._start is None or end is None:
+            return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": None}
+        all_busy = (end[0] - self._start[0]) / _TICK
+        foreign = max(0.0, all_busy - worker_cpu - registry)
+        return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": round(foreign, 3)}

@@ -1,0 +1,117 @@
+"""One measured operation in a fresh process: ``_worker.py TOOL OP HOST TARGET [ARGS]``.
+
+``TOOL`` is ``aioras`` or ``oras``; ``OP`` is ``push`` (ARGS: the files) or ``pull`` (ARGS:
+the empty output directory). The tool (and httpcore, which httpx imports lazily) is imported
+and its client object built before the clock starts; the clock stops when the push or pull
+call returns. The last line printed is ``BENCH-RESULT {json}`` with the wall time, the CPU
+time of the operation, and the process's peak resident set size (``ru_maxrss``, KiB on Linux)
+both after the imports and at the end.
+
+``--profile FILE`` runs the operation under cProfile and dumps the stats to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+
+def _usage() -> resource.struct_rusage:
+    return resource.getrusage(resource.RUSAGE_SELF)
+
+
+def _run_aioras(op: str, host: str, target: str, args: list[str], profile: str | None) -> Any:
+    import asyncio
+
+    # httpx imports httpcore (and with it trio, when installed) only when the first client
+    # is built, which aioras does on its first request: import it here, off the clock.
+    import httpcore  # noqa: F401
+
+    from aioras import AsyncRegistry
+
+    async def main() -> Any:
+        async with AsyncRegistry(host, insecure=True) as reg:
+            start = _begin()
+            if op == "push":
+                await reg.push(target, files=args, disable_path_validation=True)
+                result: Any = len(args)
+            else:
+                result = len(await reg.pull(target, outdir=args[0]))
+            return _end(start, result)
+
+    if profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            out = asyncio.run(main())
+        prof.dump_stats(profile)
+        return out
+    return asyncio.run(main())
+
+
+def _run_oras(op: str, host: str, target: str, args: list[str], profile: str | None) -> Any:
+    import oras.client
+
+    client = oras.client.OrasClient(hostname=host, insecure=True)
+
+    def main() -> Any:
+        start = _begin()
+        if op == "push":
+            client.push(target=target, files=args, disable_path_validation=True, quiet=True)
+            result: Any = len(args)
+        else:
+            result = len(client.pull(target=target, outdir=args[0]))
+        return _end(start, result)
+
+    if profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            out = main()
+        prof.dump_stats(profile)
+        return out
+    return main()
+
+
+_BASE: dict[str, Any] = {}
+
+
+def _begin() -> tuple[float, resource.struct_rusage]:
+    _BASE["rss_before_kib"] = _usage().ru_maxrss
+    return time.perf_counter(), _usage()
+
+
+def _end(start: tuple[float, resource.struct_rusage], files: int) -> dict[str, Any]:
+    elapsed = time.perf_counter() - start[0]
+    after = _usage()
+    return {
+        "seconds": elapsed,
+        "cpu_user": after.ru_utime - start[1].ru_utime,
+        "cpu_sys": after.ru_stime - start[1].ru_stime,
+        "files": files,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("tool", choices=["aioras", "oras"])
+    parser.add_argument("op", choices=["push", "pull"])
+    parser.add_argument("host")
+    parser.add_argument("target")
+    parser.add_argument("args", nargs="+")
+    parser.add_argument("--profile", default=None)
+    ns = parser.parse_args()
+    run = _run_aioras if ns.tool == "aioras" else _run_oras
+    result = run(ns.op, ns.host, ns.target, ns.args, ns.profile)
+    result["rss_before_kib"] = _BASE["rss_before_kib"]
+    result["peak_rss_kib"] = _usage().ru_maxrss
+    sys.stdout.flush()
+    print("BENCH-RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
