@@ -10,7 +10,7 @@ import httpx
 from . import defaults, schemas
 from . import exceptions as exc
 from .container import Container
-from .digest import digest_bytes, parse_digest
+from .digest import digest_bytes, parse_digest, verify_bytes
 
 __all__ = ["check_manifest", "descriptor_of", "media_type_of"]
 
@@ -44,10 +44,7 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
     """
     what = f"manifest {container}"
     if container.digest:
-        algorithm, _ = parse_digest(container.digest)
-        actual = digest_bytes(data, algorithm)
-        if actual != container.digest:
-            raise exc.DigestMismatch(expected=container.digest, actual=actual, what=what)
+        verify_bytes(data, container.digest, what=what)
     advertised = response.headers.get("docker-content-digest")
     if advertised:
         try:

@@ -28,7 +28,7 @@ from . import exceptions as exc
 from .auth import Authenticator, Credentials, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .container import Container
-from .digest import digest_bytes, parse_digest, validate_digest
+from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
 from .manifests import check_manifest, descriptor_of, media_type_of
@@ -319,10 +319,7 @@ class AsyncRegistry:
         )
         await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
         if not head and not stream:
-            algorithm, _ = parse_digest(digest)
-            actual = digest_bytes(response.content, algorithm)
-            if actual != digest:
-                raise exc.DigestMismatch(expected=digest, actual=actual, what=f"blob {digest}")
+            verify_bytes(response.content, digest, what=f"blob {digest}")
         return response
 
     @asynccontextmanager
