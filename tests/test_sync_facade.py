@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -36,9 +37,7 @@ import aioras.provider
 import aioras.utils
 from aioras import defaults
 from aioras.container import Container
-from aioras.decorator import ensure_container
 from aioras.exceptions import AuthenticationError, InvalidReference, NotFoundError
-from aioras.logger import logger
 from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
@@ -169,233 +168,28 @@ def test_sync_calls_inside_asyncio_run(reg: Registry, tmp_cwd: Path) -> None:
     assert reg.get_tags(target) == ["v1"]  # the same registry keeps working afterwards
 
 
-# -- the user guide's subclasses, ported with aioras names -----------------------------------
+# -- the user guide's subclasses, as examples/guide/ ports them ------------------------------
+
+GUIDE = Path(__file__).resolve().parents[1] / "examples" / "guide"
 
 
-class ArchivesRegistry(aioras.provider.Registry):
-    """User guide, "Example of custom push" (``class Registry`` there), body unchanged."""
-
-    @ensure_container
-    def push(self, container, archives: dict, annotations=None):
-        """
-        Given a dict of layers (paths and corresponding mediaType) push.
-        """
-        # Prepare a new manifest
-        manifest = aioras.oci.NewManifest()
-
-        # A lookup of annotations we can add
-        annotset = aioras.oci.Annotations(annotations or {})
-
-        # Upload files as blobs
-        for blob, mediaType in archives.items():
-            # Must exist
-            if not os.path.exists(blob):
-                logger.exit(f"{blob} does not exist.")
-
-            # Save directory or blob name before compressing
-            blob_name = os.path.basename(blob)
-
-            # If it's a directory, we need to compress
-            cleanup_blob = False
-            if os.path.isdir(blob):
-                blob = aioras.utils.make_targz(blob)
-                cleanup_blob = True
-
-            # Create a new layer from the blob
-            layer = aioras.oci.NewLayer(blob, mediaType, is_dir=cleanup_blob)
-            annotations = annotset.get_annotations(blob)
-            layer["annotations"] = {aioras.defaults.annotation_title: blob_name}
-            if annotations:
-                layer["annotations"].update(annotations)
-
-            # update the manifest with the new layer
-            manifest["layers"].append(layer)
-
-            # Upload the blob layer
-            response = self.upload_blob(blob, container, layer)
-            self._check_200_response(response)
-
-            # Do we need to cleanup a temporary targz?
-            if cleanup_blob and os.path.exists(blob):
-                os.remove(blob)
-
-        # Add annotations to the manifest, if provided
-        manifest_annots = annotset.get_annotations("$manifest")
-        if manifest_annots:
-            manifest["annotations"] = manifest_annots
-
-        # Prepare the manifest config (temporary or one provided)
-        config_annots = annotset.get_annotations("$config")
-        conf, config_file = aioras.oci.ManifestConfig()
-
-        # Config annotations?
-        if config_annots:
-            conf["annotations"] = config_annots
-
-        # Config is just another layer blob!
-        response = self.upload_blob(config_file, container, conf)
-        self._check_200_response(response)
-
-        # Final upload of the manifest
-        manifest["config"] = conf
-        self._check_200_response(self.upload_manifest(manifest, container))
-        print(f"Successfully pushed {container}")
-        return response
+def load_guide_example(stem: str) -> Any:
+    """Import ``examples/guide/<stem>.py`` (its name starts with a digit, so not by name)."""
+    spec = importlib.util.spec_from_file_location(f"guide_{stem}", GUIDE / f"{stem}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-# The guide uses "org.dinosaur.tool.datatype", which is not a media type (type/subtype) and
-# which aioras's manifest schema refuses; the examples below use a valid one instead.
-DINOSAUR_TYPE = "application/vnd.dinosaur.tool.datatype"
-
-
-class ListRegistry(aioras.provider.Registry):
-    """User guide, "Example of custom push with more intuitive list", body unchanged."""
-
-    @ensure_container
-    def push(self, container, archives: list):
-        """
-        Given a list of layer metadata (paths and corresponding mediaType) push.
-        """
-        # Prepare a new manifest
-        manifest = aioras.oci.NewManifest()
-
-        # Upload files as blobs
-        for item in archives:
-            blob = item.get("path")
-            media_type = item.get("media_type") or DINOSAUR_TYPE
-            annots = item.get("annotations") or {}
-
-            if not blob or not os.path.exists(blob):
-                logger.warning(f"Path {blob} does not exist or is not defined.")
-                continue
-
-            # Artifact title is basename or user defined
-            blob_name = item.get("title") or os.path.basename(blob)
-
-            # If it's a directory, we need to compress
-            cleanup_blob = False
-            if os.path.isdir(blob):
-                blob = aioras.utils.make_targz(blob)
-                cleanup_blob = True
-
-            # Create a new layer from the blob
-            layer = aioras.oci.NewLayer(blob, media_type, is_dir=cleanup_blob)
-            logger.debug(f"Preparing layer {layer}")
-
-            # Update annotations with title we will need for extraction
-            annots.update({aioras.defaults.annotation_title: blob_name})
-            layer["annotations"] = annots
-
-            # update the manifest with the new layer
-            manifest["layers"].append(layer)
-
-            # Upload the blob layer
-            logger.info(f"Uploading {blob} to {container.uri}")
-            response = self.upload_blob(blob, container, layer)
-            self._check_200_response(response)
-
-            # Do we need to cleanup a temporary targz?
-            if cleanup_blob and os.path.exists(blob):
-                os.remove(blob)
-
-        # Prepare manifest and config (add your custom annotations here)
-        manifest["annotations"] = {}
-        conf, config_file = aioras.oci.ManifestConfig()
-        conf["annotations"] = {}
-
-        # Config is just another layer blob!
-        response = self.upload_blob(config_file, container, conf)
-        self._check_200_response(response)
-
-        # Final upload of the manifest
-        manifest["config"] = conf
-        self._check_200_response(self.upload_manifest(manifest, container))
-        print(f"Successfully pushed {container}")
-        return response
-
-
-def get_oras_client():
-    """
-    Consistent method to get an oras client
-    """
-    user = os.environ.get("ORAS_USER")
-    password = os.environ.get("ORAS_PASS")
-    reg = ListRegistry(insecure=True)  # the guide's Registry(), plus http for the local registry
-    if user and password:
-        print("Found username and password for basic auth")
-        reg.set_basic_auth(user, password)
-    else:
-        sys.exit("ORAS_USER or ORAS_PASS is missing, and required.")
-    return reg
-
-
-def guide_push(uri, root):
-    """
-    Given an ORAS identifier, save artifacts to it.
-    """
-    oras_cli = get_oras_client()
-
-    # Create lookup of archives - relative path and mediatype
-    archives = []
-    now = datetime.now()
-
-    # Using os.listdir assumes we have single files at the base of our root.
-    for filename in os.listdir(root):
-        # use some logic here to derive the mediaType
-        media_type = DINOSAUR_TYPE
-
-        # Add some custom annotations!
-        size = os.path.getsize(os.path.join(root, filename))  # bytes
-        annotations = {"creationTime": str(now), "size": str(size)}
-        archives.append(
-            {
-                "path": filename,
-                "title": filename,
-                "media_type": media_type,
-                "annotations": annotations,
-            }
-        )
-
-    # Push should be relative to cache context
-    with aioras.utils.workdir(root):
-        oras_cli.push(uri, archives)
-    return oras_cli
-
-
-class PullRegistry(aioras.provider.Registry):
-    """User guide, "Example of custom pull", body unchanged."""
-
-    @ensure_container
-    def download_layers(self, download_dir, package, media_type):
-        """
-        Given a manifest of layers, retrieve a layer based on desired media type
-        """
-        # If you intend to call this function again, you might cache this response
-        # for the package of interest.
-        manifest = self.get_manifest(package)
-
-        # Let's return a list of download paths to the user
-        paths = []
-
-        # Find the layer of interest! Currently we look for presence of the string
-        # e.g., "prices" can come from "prices" or "prices-web"
-        for layer in manifest.get("layers", []):
-            # E.g., google.prices or google.prices-web or aws.prices
-            if layer["mediaType"] == media_type:
-                # This annotation is currently the practice for a relative path to extract to
-                artifact = layer["annotations"]["org.opencontainers.image.title"]
-
-                # This raises an error if there is a malicious path
-                outfile = aioras.utils.sanitize_path(
-                    download_dir, os.path.join(download_dir, artifact)
-                )
-
-                # download blob ensures we stream, otherwise get_blob would return request
-                # this function also handles creating the output directory if does not exist
-                path = self.download_blob(package, layer["digest"], outfile)
-                paths.append(path)
-
-        return paths
+custom_push = load_guide_example("05_custom_push")
+custom_push_list = load_guide_example("06_custom_push_list")
+custom_pull = load_guide_example("09_custom_pull")
+ArchivesRegistry = custom_push.Registry
+ListRegistry = custom_push_list.Registry
+PullRegistry = custom_pull.Registry
+DINOSAUR_TYPE = custom_push_list.DATATYPE
 
 
 def test_guide_custom_push_with_archives_dict_and_annotations(
@@ -482,8 +276,7 @@ def test_guide_custom_push_list_with_workdir_and_custom_pull(
     uri = basic_auth_registry.reference(unique("dinosaur-tool") + ":v1")
     cwd = os.getcwd()
 
-    pushed_with = guide_push(uri, str(root))
-    pushed_with.close()
+    custom_push_list.push(uri, str(root))
     assert os.getcwd() == cwd  # workdir() went back
 
     with PullRegistry(insecure=True) as puller:
