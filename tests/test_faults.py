@@ -463,6 +463,38 @@ async def test_upload_recovery_is_bounded(fault_proxy: FaultProxy, tmp_path: Pat
     assert len(fault_proxy.requests_matching("DELETE", UPLOADS)) >= 1
 
 
+async def test_upload_that_keeps_advancing_is_not_failed_by_faults_adding_up(
+    fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # Every other PATCH fails: five failures in all, more than the two allowed in a row,
+    # but each comes after a chunk landed, so the upload finishes.
+    policy = RetryPolicy(attempts=1, backoff=0.01, resumes=2)
+    fault_proxy.add(Fault("status", status=503), method="PATCH", nth={2, 4, 6, 8, 10})
+    async with AsyncRegistry(fault_proxy.host, insecure=True, retry=policy) as reg:
+        target, layer, source = await chunked(reg, fault_proxy, tmp_path, 6 * MiB)
+        stored = await reg.get_blob(target, layer["digest"])
+
+    assert stored.content == source.read_bytes()
+    assert [e.status for e in fault_proxy.requests_matching("PATCH")].count(503) == 5
+
+
+async def test_upload_restarts_when_the_refusal_breaks_off_before_its_codes(
+    areg: AsyncRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # A flipped byte in the first chunk makes the registry refuse the commit with
+    # DIGEST_INVALID; the connection then drops half-way through that answer. Without its
+    # codes the answer is unknown, so the upload starts over in a new session.
+    fault_proxy.add(Fault("corrupt", where="request", fraction=0.8), method="PATCH", nth=1)
+    fault_proxy.add(Fault("reset", where="response", fraction=0.4), method="PUT", nth=1)
+
+    target, layer, source = await chunked(areg, fault_proxy, tmp_path, 3 * MiB)
+
+    stored = await areg.get_blob(target, layer["digest"])
+    assert stored.content == source.read_bytes()
+    assert fault_proxy.faults == {"corrupt-request": 1, "reset-response": 1}
+    assert len(fault_proxy.requests_matching("POST", UPLOADS)) == 2
+
+
 # -- downloads -----------------------------------------------------------------------------------
 
 

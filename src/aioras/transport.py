@@ -62,9 +62,12 @@ class RetryPolicy:
     header replaces it, capped at ``max_retry_after`` (60 s).
 
     **Per transfer** (blob uploads and downloads, on top of the per-request retries): a
-    transfer that breaks off is resumed or restarted at most ``resumes`` times (default 5):
-    a chunked upload asks the registry where it stands and continues, a monolithic upload
-    restarts its session, a download continues with ``Range`` where the registry allows it.
+    transfer that breaks off is resumed or restarted (default ``resumes`` 5): a chunked
+    upload asks the registry where it stands and continues, a monolithic upload restarts
+    its session, a download continues with ``Range`` where the registry allows it. An
+    upload gives up after ``resumes`` failures in a row with no bytes landed in between, or
+    when it would need more than ``resumes`` fresh sessions; a download after ``resumes``
+    breaks.
     Content that fails verification (digest or size) is fetched again from scratch at most
     ``refetches`` times (default 2) before :class:`~aioras.exceptions.IntegrityError` is
     raised; bytes that fail verification are never kept.
@@ -329,19 +332,23 @@ class Transport:
             if "warning" in response.headers:
                 for warning in response.headers.get_list("warning"):
                     logger.warning("registry warning for %s: %s", redact(current_url), warning)
-            if not stream and status >= 400:
-                # An error body is the server's to size: keep 64 KiB of it (enough for the
-                # OCI error codes) and drop the connection rather than read a flood.
-                content = await read_capped(response, _MAX_ERROR_BODY, close=True, decode=True)
-                kept = httpx.Headers(response.headers)
-                kept.pop("content-encoding", None)  # the bytes kept are decoded already
-                return httpx.Response(status, headers=kept, content=content, request=request)
             if not stream:
+                error_body = b""
                 try:
-                    await response.aread()
+                    if status >= 400:
+                        # An error body is the server's to size: keep 64 KiB of it (enough
+                        # for the OCI error codes) and drop the connection, not read a flood.
+                        error_body, broke = await _read_error_body(
+                            response, _MAX_ERROR_BODY, close=True, decode=True
+                        )
+                        if broke is not None:
+                            raise broke
+                    else:
+                        await response.aread()
                 except httpx.HTTPError as error:
-                    # The body broke off: for a replayable request that is one more fault
-                    # like a reset before the headers.
+                    # The body (an error's too) broke off: the answer did not arrive, which
+                    # for a replayable request is one more fault like a reset before the
+                    # headers, and otherwise a TransportError rather than the server's word.
                     wrapped = wrap_http_error(error, current_method, current_url)
                     if retry_on and retries < self.retry.attempts:
                         delay = self.retry.delay(retries)
@@ -353,6 +360,10 @@ class Transport:
                     raise wrapped from error
                 finally:
                     await response.aclose()
+                if status >= 400:
+                    kept = httpx.Headers(response.headers)
+                    kept.pop("content-encoding", None)  # the bytes kept are decoded already
+                    return httpx.Response(status, headers=kept, content=error_body, request=request)
             return response
 
 
@@ -363,26 +374,36 @@ async def read_capped(
 
     Used for error bodies, whose size the server controls. A body already read is
     returned as it is. ``decode`` undoes a ``Content-Encoding`` (gzip...) on the way; the
-    limit then applies to the decoded bytes.
+    limit then applies to the decoded bytes. A body that breaks off yields what arrived:
+    a broken error body must not hide the status that matters.
     """
+    body, _ = await _read_error_body(response, limit, close=close, decode=decode)
+    return body
+
+
+async def _read_error_body(
+    response: httpx.Response, limit: int, *, close: bool, decode: bool = False
+) -> tuple[bytes, httpx.HTTPError | None]:
+    """:func:`read_capped`, also returning the error that cut the body short, if any."""
     try:
-        return response.content[:limit]
+        return response.content[:limit], None
     except httpx.ResponseNotRead:
         pass
     chunks: list[bytes] = []
     total = 0
+    broke: httpx.HTTPError | None = None
     try:
         async for chunk in response.aiter_bytes() if decode else response.aiter_raw():
             chunks.append(chunk)
             total += len(chunk)
             if total >= limit:
                 break
-    except httpx.HTTPError:
-        pass  # a broken error body must not hide the status that matters
+    except httpx.HTTPError as error:
+        broke = error
     finally:
         if close:
             await response.aclose()
-    return b"".join(chunks)[:limit]
+    return b"".join(chunks)[:limit], broke
 
 
 async def raise_for_status(

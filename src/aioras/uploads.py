@@ -15,7 +15,8 @@ session is not idempotent); recovery happens here, at the level of the whole upl
   the upload is cancelled or fails for good.
 
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
-resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`.
+resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
+failures in a row with no bytes landed in between, and that many fresh sessions.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ async def cancel_upload(send: SendFn, location: str) -> None:
             await response.aclose()
         except exc.OrasError as error:
             logger.debug("cancelling upload %s failed: %s", redact(location), error)
+
+
+def _refused(error: exc.TransportError | exc.RegistryError) -> bool:
+    """True when a 400 or 404 carries a restart code: only a new session helps."""
+    return (
+        isinstance(error, exc.RegistryError)
+        and error.status_code in (400, 404)
+        and bool(_RESTART_CODES.intersection(error.codes))
+    )
 
 
 def _min_chunk(response: httpx.Response) -> int:
@@ -166,7 +176,11 @@ class BlobUpload:
 
     # -- recovery loop -------------------------------------------------------------------------
     async def _run(self, attempt: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        # Bounded two ways, so an upload always ends: failures in a row with no bytes landed
+        # in between, and sessions opened. A long chunked upload that keeps advancing is not
+        # failed merely because faults added up over its length.
         failures = 0
+        mark = -1  # where the upload stood after the last recovery
         try:
             while True:
                 try:
@@ -175,6 +189,8 @@ class BlobUpload:
                     if self._opening or not self._recoverable(error):
                         # A POST that failed has had the transport's retries already.
                         raise
+                    if self.offset > mark:
+                        failures = 0  # bytes landed since the last failure: the link works
                     if failures >= self.policy.resumes:
                         raise
                     retry_after = (
@@ -195,6 +211,13 @@ class BlobUpload:
                     recovered = await self._recover(error)
                     if recovered is not None:
                         return recovered
+                    if self.location is None:
+                        # The next attempt opens a new session and starts from byte 0.
+                        if self.sessions > self.policy.resumes:
+                            raise
+                        mark = 0
+                    else:
+                        mark = self.offset
         finally:
             if self.location is not None:
                 location, self.location = self.location, None
@@ -206,7 +229,7 @@ class BlobUpload:
             return not (cause is not None and _is_verification_failure(cause))
         if error.status_code in self.policy.statuses or error.status_code == 416:
             return True
-        return error.status_code in (400, 404) and bool(_RESTART_CODES.intersection(error.codes))
+        return _refused(error)
 
     async def _recover(
         self, error: exc.TransportError | exc.RegistryError
@@ -222,10 +245,7 @@ class BlobUpload:
                 return present
         if self.location is None:
             return None  # no session open: the next attempt opens one
-        refused = isinstance(error, exc.RegistryError) and bool(
-            _RESTART_CODES.intersection(error.codes)
-        )
-        if self.chunk_size and not refused:
+        if self.chunk_size and not _refused(error):
             held = await self._status()
             if held is not None:
                 if held != self.offset:
