@@ -1,0 +1,1 @@
+"""Content stores and the artifact graph: the protocols, a memory store, OCI layouts, the graph."""
