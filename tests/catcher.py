@@ -4,7 +4,8 @@
 loopback) that plays the second origin of the security tests: the server an upload
 ``Location``, a mount answer or a redirect points to. It records every request (method,
 path, headers), answers ``/token`` with an anonymous token, and answers anything else with
-``401`` and the configured challenge until it is shown that token, then with ``status``.
+``401`` and the configured challenge until it is shown the anonymous token, then with
+``status``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Catcher:
     status: int
     extra_headers: list[tuple[str, str]]
     body: bytes
+    token: str = ANON_TOKEN
     port: int = 0
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,7 +88,7 @@ def _handler(catcher: Catcher) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(length)
             catcher.record(self.command, self.path, self.headers)
             if self.path.startswith("/token"):
-                doc = {"token": ANON_TOKEN, "expires_in": 300}
+                doc = {"token": catcher.token, "expires_in": 300}
                 self.answer(200, [("Content-Type", "application/json")], json.dumps(doc).encode())
                 return
             shown = self.headers.get("Authorization") == f"Bearer {ANON_TOKEN}"
@@ -108,9 +110,13 @@ def catching(
     status: int = 404,
     headers: list[tuple[str, str]] | None = None,
     body: bytes = b"",
+    token: str = ANON_TOKEN,
 ) -> Iterator[Catcher]:
-    """Run a catcher; ``challenge`` may name ``{origin}`` (its own ``http://host:port``)."""
-    catcher = Catcher(host, challenge, status, list(headers or []), body)
+    """Run a catcher; ``challenge`` may name ``{origin}`` (its own ``http://host:port``).
+
+    ``token`` is what its ``/token`` answers (the anonymous token by default).
+    """
+    catcher = Catcher(host, challenge, status, list(headers or []), body, token)
     server = ThreadingHTTPServer((host, 0), _handler(catcher))
     server.daemon_threads = True
     catcher.port = int(server.server_address[1])
