@@ -86,6 +86,15 @@ def assert_no_credentials(catcher: Catcher, user: BasicAuthUser) -> None:
     assert user.password not in text
 
 
+def signed_in(
+    proxy: FaultProxy, env: Environment, user: BasicAuthUser, backend: str = "token", **kw: Any
+) -> AsyncRegistry:
+    """A client of the registry behind ``proxy`` holding ``user``'s password (not entered)."""
+    reg = AsyncRegistry(proxy.host, insecure=True, auth_backend=backend, environment=env, **kw)
+    reg.set_basic_auth(user.username, user.password)
+    return reg
+
+
 Configure = Callable[[AsyncRegistry], None]
 
 
@@ -144,10 +153,7 @@ async def test_patch_location_on_another_origin_never_gets_the_password(
     path, layer = blob_file(tmp_path, size=4096)
     with catching(challenge=BASIC) as catcher:
         proxy.add(location_to(catcher.url("/upload/s2")), method="PATCH", path=UPLOADS)
-        async with AsyncRegistry(
-            proxy.host, insecure=True, auth_backend=backend, environment=docker_env
-        ) as reg:
-            reg.set_basic_auth(htpasswd_user.username, htpasswd_user.password)
+        async with signed_in(proxy, docker_env, htpasswd_user, backend) as reg:
             with pytest.raises(CredentialsNotForwarded):
                 await reg.upload_blob(path, proxy.reference(unique("sec/patch")), layer, True, 1024)
     assert [e.status for e in proxy.requests_matching("PATCH")] == [202]
@@ -165,10 +171,7 @@ async def test_mount_answer_on_another_origin_is_cancelled_without_the_password(
     digest = "sha256:" + hashlib.sha256(b"never pushed " + unique("x").encode()).hexdigest()
     with catching(challenge=BASIC) as catcher:
         proxy.add(location_to(catcher.url("/upload/s3")), method="POST", path=UPLOADS)
-        async with AsyncRegistry(
-            proxy.host, insecure=True, auth_backend=backend, environment=docker_env
-        ) as reg:
-            reg.set_basic_auth(htpasswd_user.username, htpasswd_user.password)
+        async with signed_in(proxy, docker_env, htpasswd_user, backend) as reg:
             mounted = await reg.mount_blob(
                 proxy.reference(unique("sec/mount")), digest, unique("sec/elsewhere")
             )
@@ -183,13 +186,9 @@ async def test_headers_set_for_the_registry_stay_with_the_registry(
     path, layer = blob_file(tmp_path)
     with catching(status=404) as catcher:
         proxy.add(location_to(catcher.url("/upload/s4")), method="POST", path=UPLOADS)
-        async with AsyncRegistry(
-            proxy.host,
-            insecure=True,
-            environment=docker_env,
-            headers={"X-Api-Key": "constructor-header-secret"},
+        async with signed_in(
+            proxy, docker_env, htpasswd_user, headers={"X-Api-Key": "constructor-header-secret"}
         ) as reg:
-            reg.set_basic_auth(htpasswd_user.username, htpasswd_user.password)
             reg.set_header("X-Tenant-Token", "set-header-secret")
             with pytest.raises(OrasError):
                 await reg.upload_blob(path, proxy.reference(unique("sec/hdr")), layer)
