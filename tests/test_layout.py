@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+import aioras
 from aioras import OCILayout, defaults, schemas
 from aioras.content.store import Deleter, ReferrerLister, Target, read_all
 from aioras.descriptor import Descriptor
@@ -313,6 +315,55 @@ async def test_concurrent_tags_and_pushes_keep_every_entry(tmp_path: Path) -> No
     )
     assert {d for d, _ in found} == {m["digest"] for m in manifests}
     assert all(tag is not None for _, tag in found)  # no untagged leftovers beside the tags
+
+
+async def test_two_objects_on_one_directory_keep_every_entry(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    first, second = OCILayout(root), OCILayout(root)
+    image, _ = await push_image(first)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(16):
+            tg.start_soon(first.tag, image, f"a{n}")
+            tg.start_soon(second.tag, image, f"b{n}")
+
+    assert sorted(await OCILayout(root).tags()) == sorted(
+        [f"a{n}" for n in range(16)] + [f"b{n}" for n in range(16)]
+    )
+
+
+TAGGER = """
+import json, sys, time
+from pathlib import Path
+import anyio
+from aioras import OCILayout
+
+async def main() -> None:
+    layout = OCILayout(sys.argv[1])
+    go = Path(sys.argv[1]).parent / "go"
+    while not go.exists():  # start together, so the edits overlap
+        time.sleep(0.01)
+    for n in range(40):
+        await layout.tag(json.loads(sys.argv[3]), f"{sys.argv[2]}{n}")
+
+anyio.run(main)
+"""
+
+
+async def test_two_processes_tagging_one_directory_keep_every_entry(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    image, _ = await push_image(OCILayout(root))
+    env = {**os.environ, "PYTHONPATH": str(Path(aioras.__file__).parent.parent)}
+    command = [sys.executable, "-c", TAGGER, str(root)]
+    processes = [await anyio.open_process([*command, p, json.dumps(image)], env=env) for p in "pqr"]
+    (tmp_path / "go").touch()
+    for process in processes:
+        async with process:
+            assert await process.wait() == 0
+
+    assert sorted(await OCILayout(root).tags()) == sorted(
+        f"{prefix}{n}" for prefix in "pqr" for n in range(40)
+    )
 
 
 # -- tags ---------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ class TarWriter:
     def open(self) -> None:
         """Create the temporary archive."""
         fd, name = tempfile.mkstemp(
-            dir=self.destination.parent or ".",
+            dir=self.destination.parent,
             prefix=f".{self.destination.name}.",
             suffix=".aioras-part",
         )

@@ -19,13 +19,19 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import sys
+import threading
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+
+if sys.platform != "win32":
+    import fcntl
 
 from .. import defaults, schemas
 from ..blobio import FileSlice, VerifiedFile, fsync_directory
@@ -54,6 +60,40 @@ _OCTET_STREAM = "application/octet-stream"
 # keeps a long-lived layout object's memory in check.
 _NODE_CACHE_SIZE = 4096
 _Stamp = tuple[int, int, int]
+_Edit = Callable[[list[idx.Entry]], list[idx.Entry]]
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    """The lock serialising this process's edits of one layout directory."""
+    key = os.path.realpath(path)
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
+
+
+@contextmanager
+def _directory_lock(path: Path) -> Iterator[None]:
+    """An advisory lock on the layout directory against other processes (POSIX only).
+
+    Best effort: file systems without ``flock`` (some network mounts) go unlocked.
+    """
+    if sys.platform == "win32":
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield  # nothing on disk yet to protect
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            logger.debug("cannot lock %s (%s); editing it unlocked", path, error)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -297,11 +337,13 @@ class OCILayout:
         self._writable()
         digest = descriptor["digest"]
         path = self._blob_path(digest)
-        async with self._lock:
-            if await self._blob_size(digest) is None:
+
+        def edit(entries: list[idx.Entry]) -> list[idx.Entry]:
+            if self._blob_size_sync(digest) is None:
                 raise self._not_found(f"blob {digest}")
-            await self._edit_index_locked(lambda entries: idx.without_digest(entries, digest))
-            await anyio.to_thread.run_sync(_unlink_durably, path)
+            return idx.without_digest(entries, digest)
+
+        await self._edit_index(edit, after=lambda: _unlink_durably(path))
         self._nodes.pop(digest, None)
 
     # -- layout files -----------------------------------------------------------------------
@@ -362,24 +404,34 @@ class OCILayout:
         st = os.stat(path)
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    async def _edit_index_locked(self, edit: Callable[[list[idx.Entry]], list[idx.Entry]]) -> None:
-        state = await self._index()
-        entries = edit(list(state.doc["manifests"]))
-        if entries == state.doc["manifests"]:
-            return
-        doc = {**state.doc, "manifests": entries}
-        data = idx.serialise(doc)
-        if len(data) > self.max_index_size:
-            raise InvalidLayout(
-                f"index.json would exceed the {self.max_index_size}-byte limit",
-                path=defaults.oci_image_index_file,
-            )
-        stamp = await anyio.to_thread.run_sync(self._write_index_sync, data)
-        self._index_state = _IndexState(doc, data, stamp)
+    def _edit_index_sync(self, edit: _Edit, after: Callable[[], None] | None) -> _IndexState:
+        # Read, edit and write under a lock per directory for this process (other objects
+        # and event loops included) and an advisory lock against other aioras processes.
+        with _process_lock(self.path), _directory_lock(self.path):
+            state = self._load_index_sync(self._index_state)
+            entries = edit(list(state.doc["manifests"]))
+            if entries != state.doc["manifests"]:
+                doc = {**state.doc, "manifests": entries}
+                data = idx.serialise(doc)
+                if len(data) > self.max_index_size:
+                    raise InvalidLayout(
+                        f"index.json would exceed the {self.max_index_size}-byte limit",
+                        path=defaults.oci_image_index_file,
+                    )
+                state = _IndexState(doc, data, self._write_index_sync(data))
+            if after is not None:
+                after()
+            return state
 
-    async def _edit_index(self, edit: Callable[[list[idx.Entry]], list[idx.Entry]]) -> None:
+    async def _edit_index(self, edit: _Edit, *, after: Callable[[], None] | None = None) -> None:
+        """Apply ``edit`` to the entries of ``index.json`` and replace it atomically.
+
+        ``edit`` runs in a worker thread under the locks and may raise to cancel the edit;
+        ``after`` runs there too, once the new index is on disk.
+        """
+        # The object's own lock queues its tasks here rather than in blocked worker threads.
         async with self._lock:
-            await self._edit_index_locked(edit)
+            self._index_state = await anyio.to_thread.run_sync(self._edit_index_sync, edit, after)
 
     # -- references -------------------------------------------------------------------------
 
@@ -409,13 +461,15 @@ class OCILayout:
         if not by_digest:
             idx.validate_ref_name(reference)
         await self._ensure_layout(parse_digest(digest)[0])
-        async with self._lock:
-            if await self._blob_size(digest) != descriptor["size"]:
+
+        def edit(entries: list[idx.Entry]) -> list[idx.Entry]:
+            if self._blob_size_sync(digest) != descriptor["size"]:
                 raise self._not_found(f"blob {digest} of {descriptor['size']} bytes")
             if by_digest:
-                await self._edit_index_locked(lambda e: idx.with_untagged(e, descriptor))
-            else:
-                await self._edit_index_locked(lambda e: idx.with_tag(e, descriptor, reference))
+                return idx.with_untagged(entries, descriptor)
+            return idx.with_tag(entries, descriptor, reference)
+
+        await self._edit_index(edit)
 
     async def resolve(self, reference: str) -> Descriptor:
         """The descriptor a tag or a digest names.
@@ -464,11 +518,11 @@ class OCILayout:
 
     async def _reachable(self, entries: list[idx.Entry]) -> list[tuple[Descriptor, _Node]]:
         """Every manifest and index listed in ``index.json`` or below a listed index."""
-        queue = [idx.entry_descriptor(e) for e in entries]
+        queue = deque(idx.entry_descriptor(e) for e in entries)
         seen: set[str] = set()
         out: list[tuple[Descriptor, _Node]] = []
         while queue:
-            descriptor = queue.pop(0)
+            descriptor = queue.popleft()
             if descriptor["digest"] in seen or descriptor["mediaType"] not in _MANIFEST_TYPES:
                 continue
             seen.add(descriptor["digest"])
@@ -522,31 +576,36 @@ class OCILayout:
         The archive holds ``oci-layout``, ``index.json`` and every blob, with fixed owners,
         modes and times (the same layout gives the same bytes). It is built in a temporary
         file beside ``path``, each blob verified as it is copied, and renamed into place
-        only when complete; index edits wait meanwhile. Returns ``path``. Raises
+        only when complete; it holds the ``index.json`` read at the start and the blobs
+        present then (deleting one of them meanwhile makes the save fail). Returns ``path``. Raises
         :class:`~aioras.exceptions.DigestMismatch` for a damaged blob and
         :class:`~aioras.exceptions.InvalidLayout` for files in ``blobs/`` whose names are
         not digests; ``path`` is left as it was on any error.
         """
-        writer = TarWriter(path)
         async with self._lock:
-            state = await self._index()
-            marker = self._tar.marker_bytes if self._tar is not None else idx.layout_marker()
-            index_bytes = state.raw or idx.serialise(state.doc)
-            sources = await anyio.to_thread.run_sync(self._blob_sources_sync)
-            try:
-                await anyio.to_thread.run_sync(writer.open)
-                await anyio.to_thread.run_sync(_write_head, writer, marker, index_bytes, sources)
-                for digest, source, offset, size in sources:
-                    name = "/".join((defaults.oci_blobs_dir, *parse_digest(digest)))
-                    await anyio.to_thread.run_sync(
-                        writer.add_blob, name, source, offset, size, digest
-                    )
-                with anyio.CancelScope(shield=True):
-                    saved = await anyio.to_thread.run_sync(writer.commit)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(writer.discard)
+            state, sources = await anyio.to_thread.run_sync(self._snapshot_sync)
+        marker = self._tar.marker_bytes if self._tar is not None else idx.layout_marker()
+        index_bytes = state.raw or idx.serialise(state.doc)
+        writer = TarWriter(path)
+        try:
+            await anyio.to_thread.run_sync(writer.open)
+            await anyio.to_thread.run_sync(_write_head, writer, marker, index_bytes, sources)
+            for digest, source, offset, size in sources:
+                name = "/".join((defaults.oci_blobs_dir, *parse_digest(digest)))
+                await anyio.to_thread.run_sync(writer.add_blob, name, source, offset, size, digest)
+            with anyio.CancelScope(shield=True):
+                saved = await anyio.to_thread.run_sync(writer.commit)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(writer.discard)
         return saved
+
+    def _snapshot_sync(self) -> tuple[_IndexState, list[tuple[str, str, int, int]]]:
+        if self._tar is not None:
+            return self._load_index_sync(None), self._blob_sources_sync()
+        # Blobs are listed after index.json is read: every blob it names is already there.
+        with _process_lock(self.path), _directory_lock(self.path):
+            return self._load_index_sync(self._index_state), self._blob_sources_sync()
 
 
 _MARKER_LIMIT = 64 * 1024
