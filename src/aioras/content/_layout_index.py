@@ -1,4 +1,4 @@
-"""The ``index.json`` and ``oci-layout`` files of an OCI image layout: parsing and editing.
+"""The names and files of an OCI image layout: blob paths, ``index.json``, ``oci-layout``.
 
 Pure functions, no I/O. ``index.json`` is an image index whose entries name the layout's
 roots; a tag is the ``org.opencontainers.image.ref.name`` annotation of an entry. Editing
@@ -9,16 +9,18 @@ tag names one entry, and a digest is listed untagged only when no other entry li
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from .. import defaults, schemas
 from ..descriptor import Descriptor, as_descriptor
-from ..digest import parse_digest
+from ..digest import ALGORITHMS, parse_digest
 from ..exceptions import InvalidDigest, InvalidLayout, InvalidReference, ManifestValidationError
 
 __all__ = [
+    "blob_digest",
     "empty_index",
     "entry_descriptor",
     "find_digest",
@@ -35,12 +37,15 @@ __all__ = [
     "without_digest",
 ]
 
+logger = logging.getLogger(__name__)
+
 REF_NAME = defaults.oci_ref_name_annotation
 # The image-spec's grammar for ref.name (annotations.md): components of alphanumerics joined
 # by separators, split by "/". It admits plain tags and full references ("repo:tag").
 _COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
 _REF_NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _MAX_REF_NAME = 4096
+_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 
 Entry = dict[str, Any]
 
@@ -132,6 +137,30 @@ def entry_descriptor(entry: Entry) -> Descriptor:
     else:
         out.pop("annotations", None)
     return as_descriptor(out)
+
+
+def blob_digest(name: str) -> str | None:
+    """The digest a path under ``blobs/`` names; ``None`` for an algorithm aioras cannot check.
+
+    Raises :class:`InvalidLayout` when the path is not ``blobs/<alg>/<encoded>`` with a
+    well-formed digest.
+    """
+    parts = name.split("/")
+    if (
+        len(parts) != 3
+        or parts[0] != defaults.oci_blobs_dir
+        or not _ALGORITHM_RE.fullmatch(parts[1])
+    ):
+        raise InvalidLayout(f"{name!r} is not a blob path (blobs/<alg>/<encoded>)", path=name)
+    if parts[1] not in ALGORITHMS:
+        logger.warning("ignoring blob %s: digest algorithm %s is not supported", name, parts[1])
+        return None
+    digest = f"{parts[1]}:{parts[2]}"
+    try:
+        parse_digest(digest)
+    except InvalidDigest:
+        raise InvalidLayout(f"blob name {name!r} is not a digest", path=name) from None
+    return digest
 
 
 def _tagged(descriptor: Descriptor, reference: str) -> Entry:

@@ -10,9 +10,7 @@ All functions here block: callers run them in worker threads.
 from __future__ import annotations
 
 import io
-import logging
 import os
-import re
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -21,18 +19,13 @@ from typing import IO, Any
 
 from .. import defaults
 from ..blobio import fsync_directory
-from ..digest import ALGORITHMS, Verifier, parse_digest
-from ..exceptions import InvalidDigest, InvalidLayout, SizeMismatch, UnsafePathError
+from ..digest import Verifier
+from ..exceptions import InvalidLayout, SizeMismatch, UnsafePathError
 from ..utils.fileio import safe_title
-from ._layout_index import parse_index, parse_layout_marker
+from ._layout_files import MARKER_LIMIT
+from ._layout_index import blob_digest, parse_index, parse_layout_marker
 
 __all__ = ["TarLayout", "TarMember", "TarWriter", "scan_tar"]
-
-logger = logging.getLogger(__name__)
-
-# oci-layout holds one small JSON object; anything bigger is not one.
-MAX_MARKER_SIZE = 64 * 1024
-_DIGEST_NAME_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -90,30 +83,6 @@ def _collect(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
     return files
 
 
-def blob_digest(name: str) -> str | None:
-    """The digest a path under ``blobs/`` names; ``None`` for an algorithm aioras cannot check.
-
-    Raises :class:`InvalidLayout` when the path is not ``blobs/<alg>/<encoded>`` with a
-    well-formed digest.
-    """
-    parts = name.split("/")
-    if (
-        len(parts) != 3
-        or parts[0] != defaults.oci_blobs_dir
-        or not _DIGEST_NAME_RE.fullmatch(parts[1])
-    ):
-        raise InvalidLayout(f"{name!r} is not a blob path (blobs/<alg>/<encoded>)", path=name)
-    if parts[1] not in ALGORITHMS:
-        logger.warning("ignoring blob %s: digest algorithm %s is not supported", name, parts[1])
-        return None
-    digest = f"{parts[1]}:{parts[2]}"
-    try:
-        parse_digest(digest)
-    except InvalidDigest:
-        raise InvalidLayout(f"blob name {name!r} is not a digest", path=name) from None
-    return digest
-
-
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
     if member.size > limit:
         raise InvalidLayout(
@@ -158,7 +127,7 @@ def scan_tar(path: str | os.PathLike[str], max_index_size: int) -> TarLayout:
                 if digest is not None:
                     blobs[digest] = TarMember(member.offset_data, member.size)
         marker_member = _required(files, defaults.oci_layout_file, where)
-        marker = _read_member(tar, marker_member, MAX_MARKER_SIZE)
+        marker = _read_member(tar, marker_member, MARKER_LIMIT)
         parse_layout_marker(marker)
         index_member = _required(files, defaults.oci_image_index_file, where)
         index_bytes = _read_member(tar, index_member, max_index_size)

@@ -7,31 +7,26 @@ read-only; ``await layout.save_tar(path)`` writes any layout as a tar.
 
 Crash safety: a blob is written to a temporary file in its ``blobs/<alg>/`` directory,
 verified, flushed and renamed into place before ``index.json`` may name it, and
-``index.json`` is itself replaced through a temporary file. Index edits of one
-``OCILayout`` object are serialised by a lock, so concurrent pushes and tags lose nothing;
-use one object per directory in a process (another process editing the same directory at
-the same time may lose an update, as with every layout writer).
+``index.json`` is itself replaced through a temporary file. Every edit of ``index.json``
+reads, edits and writes it under a lock per directory in the process and an advisory
+``flock`` of the directory, so concurrent pushes and tags lose no entry, whether they go
+through one object, several, or several aioras processes (tools that do not take the lock,
+such as skopeo, may still race an aioras edit).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
-import sys
-import threading
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-
-if sys.platform != "win32":
-    import fcntl
 
 from .. import defaults, schemas
 from ..blobio import FileSlice, VerifiedFile, fsync_directory
@@ -47,7 +42,17 @@ from ..exceptions import (
 )
 from ..utils.fileio import write_file
 from . import _layout_index as idx
-from ._layout_tar import TarLayout, TarWriter, blob_digest, scan_tar
+from ._layout_files import (
+    MARKER_LIMIT,
+    BlobSource,
+    Stamp,
+    directory_blobs,
+    directory_lock,
+    process_lock,
+    read_small,
+    unlink_durably,
+)
+from ._layout_tar import TarLayout, TarWriter, scan_tar
 from .store import read_all, verified
 
 __all__ = ["OCILayout"]
@@ -59,41 +64,7 @@ _OCTET_STREAM = "application/octet-stream"
 # Parsed manifests are content addressed, so cached facts never go stale; the bound only
 # keeps a long-lived layout object's memory in check.
 _NODE_CACHE_SIZE = 4096
-_Stamp = tuple[int, int, int]
 _Edit = Callable[[list[idx.Entry]], list[idx.Entry]]
-_PROCESS_LOCKS: dict[str, threading.Lock] = {}
-_PROCESS_LOCKS_GUARD = threading.Lock()
-
-
-def _process_lock(path: Path) -> threading.Lock:
-    """The lock serialising this process's edits of one layout directory."""
-    key = os.path.realpath(path)
-    with _PROCESS_LOCKS_GUARD:
-        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
-
-
-@contextmanager
-def _directory_lock(path: Path) -> Iterator[None]:
-    """An advisory lock on the layout directory against other processes (POSIX only).
-
-    Best effort: file systems without ``flock`` (some network mounts) go unlocked.
-    """
-    if sys.platform == "win32":
-        yield
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        yield  # nothing on disk yet to protect
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as error:
-            logger.debug("cannot lock %s (%s); editing it unlocked", path, error)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -110,7 +81,7 @@ class _Node:
 class _IndexState:
     doc: dict[str, Any]
     raw: bytes
-    stamp: _Stamp | None
+    stamp: Stamp | None
 
 
 def _is_digest(reference: str) -> bool:
@@ -119,32 +90,6 @@ def _is_digest(reference: str) -> bool:
     except InvalidDigest:
         return False
     return True
-
-
-def _read_small(path: Path, limit: int) -> tuple[bytes, _Stamp] | None:
-    """Read a layout file of at most ``limit`` bytes; ``None`` when it does not exist."""
-    # O_NOFOLLOW: a link could lead anywhere; O_NONBLOCK: a FIFO must not hang the open.
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        if error.errno != errno.ELOOP:
-            raise
-        raise InvalidLayout(f"{path} is a symbolic link", path=str(path)) from None
-    with open(fd, "rb", buffering=0) as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidLayout(f"{path} is not a regular file", path=str(path))
-        if st.st_size > limit:
-            raise InvalidLayout(
-                f"{path} of {st.st_size} bytes exceeds the {limit}-byte limit", path=str(path)
-            )
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise InvalidLayout(f"{path} exceeds the {limit}-byte limit", path=str(path))
-    return data, (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _node_of(descriptor: Descriptor, data: bytes) -> _Node:
@@ -318,7 +263,9 @@ class OCILayout:
         digest = descriptor["digest"]
         path = self._blob_path(digest)
         await self._ensure_layout(parse_digest(digest)[0])
-        if not await self.exists(descriptor):
+        if await self.exists(descriptor):
+            logger.debug("%s already holds blob %s: not written again", self, digest)
+        else:
             async with VerifiedFile(
                 path, digest, descriptor["size"], durable=True, mode=0o644
             ) as out:
@@ -343,7 +290,7 @@ class OCILayout:
                 raise self._not_found(f"blob {digest}")
             return idx.without_digest(entries, digest)
 
-        await self._edit_index(edit, after=lambda: _unlink_durably(path))
+        await self._edit_index(edit, after=lambda: unlink_durably(path))
         self._nodes.pop(digest, None)
 
     # -- layout files -----------------------------------------------------------------------
@@ -359,7 +306,7 @@ class OCILayout:
         self._check_not_file()
         self.path.mkdir(parents=True, exist_ok=True)
         marker_path = self.path / defaults.oci_layout_file
-        marker = _read_small(marker_path, _MARKER_LIMIT)
+        marker = read_small(marker_path, MARKER_LIMIT)
         if marker is None:
             write_file(marker_path, idx.layout_marker(), "wb")
             fsync_directory(self.path)
@@ -381,13 +328,13 @@ class OCILayout:
         if self._tar is not None:
             return _IndexState(self._tar.index, self._tar.index_bytes, None)
         self._check_not_file()
-        found = _read_small(self.path / defaults.oci_image_index_file, self.max_index_size)
+        found = read_small(self.path / defaults.oci_image_index_file, self.max_index_size)
         if found is None:
             return _IndexState(idx.empty_index(), b"", None)
         data, stamp = found
         if cached is not None and cached.stamp == stamp:
             return cached
-        marker = _read_small(self.path / defaults.oci_layout_file, _MARKER_LIMIT)
+        marker = read_small(self.path / defaults.oci_layout_file, MARKER_LIMIT)
         if marker is not None:
             idx.parse_layout_marker(marker[0])
         return _IndexState(idx.parse_index(data), data, stamp)
@@ -397,7 +344,7 @@ class OCILayout:
         self._index_state = state
         return state
 
-    def _write_index_sync(self, data: bytes) -> _Stamp:
+    def _write_index_sync(self, data: bytes) -> Stamp:
         path = self.path / defaults.oci_image_index_file
         write_file(path, data, "wb")
         fsync_directory(self.path)
@@ -407,7 +354,7 @@ class OCILayout:
     def _edit_index_sync(self, edit: _Edit, after: Callable[[], None] | None) -> _IndexState:
         # Read, edit and write under a lock per directory for this process (other objects
         # and event loops included) and an advisory lock against other aioras processes.
-        with _process_lock(self.path), _directory_lock(self.path):
+        with process_lock(self.path), directory_lock(self.path):
             state = self._load_index_sync(self._index_state)
             entries = edit(list(state.doc["manifests"]))
             if entries != state.doc["manifests"]:
@@ -563,12 +510,12 @@ class OCILayout:
 
     # -- tar --------------------------------------------------------------------------------
 
-    def _blob_sources_sync(self) -> list[tuple[str, str, int, int]]:
+    def _blob_sources_sync(self) -> list[BlobSource]:
         """``(digest, file, offset, size)`` of every blob, in name order."""
         if self._tar is not None:
             tar = self._tar
             return [(d, tar.path, m.offset, m.size) for d, m in sorted(tar.blobs.items())]
-        return _directory_blobs(self.path / defaults.oci_blobs_dir)
+        return directory_blobs(self.path / defaults.oci_blobs_dir)
 
     async def save_tar(self, path: str | os.PathLike[str]) -> Path:
         """Write the layout as an uncompressed tar (skopeo's ``oci-archive``) at ``path``.
@@ -600,48 +547,19 @@ class OCILayout:
                 await anyio.to_thread.run_sync(writer.discard)
         return saved
 
-    def _snapshot_sync(self) -> tuple[_IndexState, list[tuple[str, str, int, int]]]:
+    def _snapshot_sync(self) -> tuple[_IndexState, list[BlobSource]]:
         if self._tar is not None:
             return self._load_index_sync(None), self._blob_sources_sync()
         # Blobs are listed after index.json is read: every blob it names is already there.
-        with _process_lock(self.path), _directory_lock(self.path):
+        with process_lock(self.path), directory_lock(self.path):
             return self._load_index_sync(self._index_state), self._blob_sources_sync()
 
 
-_MARKER_LIMIT = 64 * 1024
-
-
 def _write_head(
-    writer: TarWriter, marker: bytes, index_bytes: bytes, sources: list[tuple[str, str, int, int]]
+    writer: TarWriter, marker: bytes, index_bytes: bytes, sources: list[BlobSource]
 ) -> None:
     writer.add_bytes(defaults.oci_layout_file, marker)
     writer.add_bytes(defaults.oci_image_index_file, index_bytes)
     writer.add_dir(defaults.oci_blobs_dir)
     for algorithm in sorted({parse_digest(s[0])[0] for s in sources}):
         writer.add_dir(f"{defaults.oci_blobs_dir}/{algorithm}")
-
-
-def _directory_blobs(root: Path) -> list[tuple[str, str, int, int]]:
-    out: list[tuple[str, str, int, int]] = []
-    if not root.is_dir():
-        return out
-    for algorithm in sorted(os.listdir(root)):
-        directory = root / algorithm
-        if directory.is_symlink() or not directory.is_dir():
-            raise InvalidLayout(f"{directory} is not a directory", path=str(directory))
-        for name in sorted(os.listdir(directory)):
-            if name.startswith("."):
-                continue  # the temporary file of a write in progress, or left by a crash
-            digest = blob_digest(f"{defaults.oci_blobs_dir}/{algorithm}/{name}")
-            if digest is None:
-                continue
-            st = os.lstat(directory / name)
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidLayout(f"blob {directory / name} is not a regular file")
-            out.append((digest, str(directory / name), 0, st.st_size))
-    return out
-
-
-def _unlink_durably(path: Path) -> None:
-    path.unlink()
-    fsync_directory(path.parent)
