@@ -55,6 +55,20 @@ async def run_skopeo(skopeo_bin: str, *args: str) -> str:
     return await anyio.to_thread.run_sync(lambda: skopeo(skopeo_bin, *args))
 
 
+async def skopeo_copy(skopeo_bin: str, source: str, destination: str, *extra: str) -> None:
+    """``skopeo copy`` refusing to change any digest, plain HTTP on the registry side."""
+    await run_skopeo(
+        skopeo_bin,
+        "copy",
+        *extra,
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        source,
+        destination,
+    )
+
+
 def describe(data: bytes, media_type: str, **extra: Any) -> Descriptor:
     out: dict[str, Any] = {
         "mediaType": media_type,
@@ -143,14 +157,7 @@ async def test_skopeo_copies_to_the_registry_a_layout_aioras_wrote(
     await layout.tag(manifest, "v1")
     target = registry.reference("layout/from-aioras-dir:v1")
 
-    await run_skopeo(
-        skopeo_bin,
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        f"oci:{tmp_path / 'layout'}:v1",
-        f"docker://{target}",
-    )
+    await skopeo_copy(skopeo_bin, f"oci:{tmp_path / 'layout'}:v1", f"docker://{target}")
 
     assert await registry_digest(areg, target) == manifest["digest"]
     for blob in json.loads(data)["layers"]:
@@ -167,14 +174,7 @@ async def test_skopeo_copies_to_the_registry_a_layout_tar_aioras_saved(
     archive = await layout.save_tar(tmp_path / "image.tar")
     target = registry.reference("layout/from-aioras-tar:v1")
 
-    await run_skopeo(
-        skopeo_bin,
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        f"oci-archive:{archive}:v1",
-        f"docker://{target}",
-    )
+    await skopeo_copy(skopeo_bin, f"oci-archive:{archive}:v1", f"docker://{target}")
 
     assert await registry_digest(areg, target) == manifest["digest"]
 
@@ -198,14 +198,7 @@ async def test_aioras_reads_every_blob_of_a_layout_skopeo_copied_from_the_regist
     contents = make_files(tmp_cwd, "a")
     source = registry.reference("layout/to-skopeo-dir:v1")
     await areg.push(source, files=list(contents))
-    await run_skopeo(
-        skopeo_bin,
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        f"docker://{source}",
-        f"oci:{tmp_path / 'layout'}:v1",
-    )
+    await skopeo_copy(skopeo_bin, f"docker://{source}", f"oci:{tmp_path / 'layout'}:v1")
 
     layout = OCILayout(tmp_path / "layout")
     root = await layout.resolve("v1")
@@ -224,14 +217,7 @@ async def test_aioras_reads_an_oci_archive_skopeo_wrote(
     source = registry.reference("layout/to-skopeo-tar:v1")
     await areg.push(source, files=list(contents))
     archive = tmp_path / "archive.tar"
-    await run_skopeo(
-        skopeo_bin,
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        f"docker://{source}",
-        f"oci-archive:{archive}:v1",
-    )
+    await skopeo_copy(skopeo_bin, f"docker://{source}", f"oci-archive:{archive}:v1")
 
     layout = await OCILayout.from_tar(archive)
     root = await layout.resolve("v1")
@@ -258,14 +244,7 @@ async def test_aioras_reads_and_tags_a_layout_skopeo_filled_with_oras_py_artifac
     await anyio.to_thread.run_sync(oras_push)
     directory = tmp_path / "layout"
     for tag in tags:
-        await run_skopeo(
-            skopeo_bin,
-            "copy",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            f"docker://{repository}:{tag}",
-            f"oci:{directory}:{tag}",
-        )
+        await skopeo_copy(skopeo_bin, f"docker://{repository}:{tag}", f"oci:{directory}:{tag}")
 
     layout = OCILayout(directory)
     assert await layout.tags() == tags
@@ -298,16 +277,7 @@ async def test_index_round_trips_through_skopeo_and_its_children_resolve_by_dige
         (f"oci:{tmp_path / 'written'}:multi", f"docker://{target}"),
         (f"docker://{target}", f"oci:{tmp_path / 'read'}:multi"),
     ):
-        await run_skopeo(
-            skopeo_bin,
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            source,
-            destination,
-        )
+        await skopeo_copy(skopeo_bin, source, destination, "--all")
 
     read = OCILayout(tmp_path / "read")
     root = await read.resolve("multi")
