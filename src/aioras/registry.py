@@ -47,6 +47,7 @@ from .transport import (
 )
 from .uploads import BlobUpload, cancel_upload
 from .urls import redact, resolve_location, same_origin
+from .utils import split_path_and_content
 from .version import __version__
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
@@ -176,6 +177,11 @@ class AsyncRegistry:
             return name
         return Container(name, registry=self.hostname)
 
+    def _parse_manifest_ref(self, ref: str) -> tuple[str, str]:
+        """Split ``path[:mediaType]`` of a manifest config; oras-py's unknown type by default."""
+        parsed = split_path_and_content(ref)
+        return parsed.path, parsed.content or defaults.unknown_config_media_type
+
     async def set_tls_verify(self, tls_verify: bool | str) -> None:
         """Verify TLS certificates this way (True, False, or a CA bundle path) from now on.
 
@@ -200,9 +206,7 @@ class AsyncRegistry:
         ``container`` is accepted for oras-py compatibility; files are consulted for every
         registry host.
         """
-        for path in reversed(configs or []):
-            if os.fspath(path) not in self._docker_configs.paths:
-                self._docker_configs.paths.insert(0, os.fspath(path))
+        self.auth.load_configs(container, configs)
 
     def _environment_credentials(self, host: str) -> Credentials | None:
         env = self.environment
@@ -808,7 +812,6 @@ class AsyncRegistry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
     ) -> httpx.Response:
-        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
         return await push_operation(
             self,
             target,
@@ -826,6 +829,8 @@ class AsyncRegistry:
             concurrency=concurrency,
         )
 
+    push.__doc__ = push_operation.__doc__
+
     async def pull(
         self,
         target: ContainerLike,
@@ -836,7 +841,6 @@ class AsyncRegistry:
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return await pull_operation(
             self,
             target,
@@ -846,6 +850,8 @@ class AsyncRegistry:
             outdir=outdir,
             concurrency=concurrency,
         )
+
+    pull.__doc__ = pull_operation.__doc__
 
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,6 +100,20 @@ class Authenticator:
     def add_source(self, source: CredentialSource) -> None:
         """Consult ``source`` (after explicit credentials) when a host needs credentials."""
         self._sources.append(source)
+
+    def load_configs(self, container: object = None, configs: list[str] | None = None) -> None:
+        """Read credentials from these Docker ``config.json`` files first (oras-py's name).
+
+        They go ahead of the files of every source that reads such files (its ``paths``).
+        ``container`` is accepted for oras-py compatibility; the files serve every host.
+        """
+        for source in self._sources:
+            paths = getattr(source, "paths", None)
+            if not isinstance(paths, list):
+                continue
+            for path in reversed(configs or []):
+                if os.fspath(path) not in paths:
+                    paths.insert(0, os.fspath(path))
 
     async def lookup_credentials(self, host: str) -> Credentials | None:
         """The credentials for ``host``: explicit per host, explicit global, then sources.
