@@ -25,7 +25,7 @@ import jsonschema
 
 from . import defaults, schemas
 from . import exceptions as exc
-from .auth import Authenticator, Credentials, get_auth_backend
+from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .container import Container
 from .digest import digest_bytes, validate_digest, verify_bytes
@@ -112,10 +112,11 @@ class AsyncRegistry:
         self.max_transfers = max_transfers
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
-        if isinstance(auth_backend, Authenticator):
-            self.auth = auth_backend
-        else:
+        if isinstance(auth_backend, str):
             self.auth = get_auth_backend(auth_backend, insecure=insecure)
+        else:
+            # An Authenticator, or an oras-py style backend (adapted).
+            self.auth = as_authenticator(auth_backend, insecure=insecure)
         self.auth.add_source(self._environment_credentials)
         self._docker_configs = DockerConfigSource([self.environment.docker_config_file])
         self.auth.add_source(self._docker_configs)
