@@ -32,11 +32,14 @@ from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
 from .manifests import check_manifest, descriptor_of, media_type_of
+from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .proxies import EnvironmentProxies
 from .transport import (
+    DEFAULT_LIMITS,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Body,
@@ -122,9 +125,16 @@ class AsyncRegistry:
         self.auth.add_source(self._docker_configs)
         self.headers: dict[str, str] = {"User-Agent": f"aioras/{__version__}"}
         self.headers.update(headers or {})
+        # As requests does: CA bundles and proxies from the environment, unless explicit.
+        verify = self._effective_verify(tls_verify)
+        self._env_proxies: EnvironmentProxies | None = None
+        if transport is None and proxy is None and self.environment.has_proxies:
+            transport = self._env_proxies = EnvironmentProxies(
+                self.environment, verify=ssl_context(verify), limits=DEFAULT_LIMITS
+            )
         self._transport = Transport(
             authenticator=self.auth,
-            verify=tls_verify,
+            verify=verify,
             timeout=timeout,
             retry=retry,
             headers=self.headers,
@@ -189,7 +199,14 @@ class AsyncRegistry:
         Open connections are closed so that new ones use it; cached tokens are kept.
         """
         self.tls_verify = tls_verify
-        await self._transport.set_verify(tls_verify)
+        verify = self._effective_verify(tls_verify)
+        if self._env_proxies is not None:
+            self._env_proxies.set_verify(ssl_context(verify))
+        await self._transport.set_verify(verify)
+
+    def _effective_verify(self, tls_verify: bool | str) -> bool | str:
+        """``tls_verify=True`` means the environment's CA bundle when it names one."""
+        return self.environment.default_verify() if tls_verify is True else tls_verify
 
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request."""
