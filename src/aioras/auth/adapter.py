@@ -37,18 +37,24 @@ def defines_own_protocol(backend: object) -> bool:
 
 
 async def ask_backend(
-    backend: RequestAuthBackend, response: httpx.Response, sent: str | None
-) -> str | None:
-    """The ``Authorization`` value ``backend`` answers ``response`` with, or None.
+    backend: RequestAuthBackend,
+    answers: dict[str, str],
+    host: str,
+    response: httpx.Response,
+    sent: str | None,
+) -> bool:
+    """Ask ``backend`` to answer ``response``; keep its answer in ``answers[host]``.
 
     ``refresh`` is true when a value was sent and refused (oras-py's retry after a 403).
+    True when there is a new ``Authorization`` value worth a retry.
     """
     call = functools.partial(backend.authenticate_request, response, {}, sent is not None)
     headers, retry = await anyio.to_thread.run_sync(call)
     value = (headers or {}).get("Authorization")
     if not retry or not value or value == sent:
-        return None
-    return str(value)
+        return False
+    answers[host] = str(value)
+    return True
 
 
 class RequestAuthAdapter(Authenticator):
@@ -85,11 +91,7 @@ class RequestAuthAdapter(Authenticator):
         response: httpx.Response,
         sent: str | None,
     ) -> bool:
-        value = await ask_backend(self.backend, response, sent)
-        if value is None:
-            return False
-        self._answers[host] = value
-        return True
+        return await ask_backend(self.backend, self._answers, host, response, sent)
 
 
 def as_authenticator(backend: object, *, insecure: bool = False) -> Authenticator:

@@ -109,8 +109,4 @@ class TokenAuth(authenticator.TokenAuth):
     ) -> bool:
         if not defines_own_protocol(self):
             return await super().on_unauthorized(client, host, scopes, response, sent)
-        value = await ask_backend(self, response, sent)
-        if value is None:
-            return False
-        self._protocol_answers[host] = value
-        return True
+        return await ask_backend(self, self._protocol_answers, host, response, sent)
