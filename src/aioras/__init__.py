@@ -7,6 +7,7 @@
 from . import client, defaults, exceptions, oci, provider
 from .client import AsyncOrasClient, OrasClient
 from .container import Container
+from .content.layout import OCILayout
 from .exceptions import (
     AuthenticationError,
     DigestMismatch,
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidReference",
     "ManifestValidationError",
     "NotFoundError",
+    "OCILayout",
     "OrasError",
     "RegistryError",
     "RetryPolicy",
