@@ -4,14 +4,16 @@ A :class:`Layout` is a directory in the OCI image layout format (``oci-layout``,
 ``index.json``, ``blobs/<algorithm>/<hex>``). It can be pushed to a registry (every blob of a
 tagged image or index, in dependency order, manifests byte for byte so that digests hold)
 and filled from one (an image or an index with all it references). Calls are synchronous
-and take a :class:`~aioras.sync.Registry` as ``provider``, as in oras-py.
+and take a :class:`~aioras.sync.Registry` as ``provider``, as in oras-py; pulls store
+through :class:`aioras.OCILayout` (verified, atomic blob writes and locked ``index.json``
+edits), on the provider's event loop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ import httpx
 
 from .. import defaults, schemas
 from ..container import Container
+from ..content.layout import OCILayout
+from ..descriptor import Descriptor
 from ..digest import digest_bytes, parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
+from ..registry import AsyncRegistry
 from ..sync import Registry
-from ..utils import write_file, write_json
 from .validation import validate_layout
 
 __all__ = ["Layout", "NewLayout", "NewLayoutFromRegistry"]
@@ -230,81 +234,79 @@ class Layout:
     def pull_from_registry(self, provider: Registry, target: str, tag: str = "latest") -> None:
         """Fill this layout with ``target`` (a tag or digest reference) and all it refers to.
 
-        Blobs already in the layout are not fetched again; every blob is verified by
-        digest. ``index.json`` is rewritten to name the pulled manifest or index as ``tag``.
-        Raises :class:`ValueError` (:class:`~aioras.exceptions.InvalidReference`) for a
-        malformed target, :class:`~aioras.exceptions.ManifestValidationError` for content
-        that is neither an OCI image manifest nor an OCI index, and the registry's typed
-        errors.
+        Stored through :class:`aioras.OCILayout`: every blob is streamed, verified by
+        digest and renamed into place; blobs already in the layout are not fetched again;
+        ``index.json`` then names the pulled manifest or index as ``tag``. Raises
+        :class:`ValueError` (:class:`~aioras.exceptions.InvalidReference`) for a malformed
+        target, :class:`~aioras.exceptions.ManifestValidationError` for content that is
+        neither an OCI image manifest nor an OCI index, and the registry's typed errors.
         """
         container = provider.get_container(target)
-        data, doc, digest = self._fetch_manifest(provider, container, container.digest)
-        media_type = doc.get("mediaType")
-        (self.path / defaults.oci_blobs_dir).mkdir(parents=True, exist_ok=True)
-        self._store(provider, container, data, doc, digest)
-        write_json(
-            {"imageLayoutVersion": defaults.oci_layout_version_pin},
-            self.path / defaults.oci_layout_file,
-        )
-        entry = {
-            "mediaType": media_type,
-            "digest": digest,
-            "size": len(data),
-            "annotations": {defaults.oci_ref_name_annotation: tag},
-        }
-        index = {"schemaVersion": defaults.oci_index_schema_version, "manifests": [entry]}
-        write_json(index, self.path / defaults.oci_image_index_file)
+        provider._call(self._pull, provider.aregistry, container, tag)
         logger.debug("pulled %s into layout %s as %s", target, self, tag)
 
-    def _fetch_manifest(
-        self, provider: Registry, container: Container, digest: str | None
-    ) -> tuple[bytes, dict[str, Any], str]:
-        """GET a manifest or index by the container's reference (or ``digest``), verified."""
-        reference = digest or container.reference
-        response = provider.do_request(
-            f"{provider.prefix}://{container.manifest_url(reference)}",
-            "GET",
-            headers={"Accept": ", ".join(_MANIFEST_TYPES)},
-        )
-        provider._check_200_response(response)
-        data = response.content
-        if len(data) > defaults.max_manifest_size:
-            raise ManifestValidationError(f"manifest {reference} is larger than allowed")
-        expected = digest or response.headers.get("docker-content-digest") or digest_bytes(data)
-        verify_bytes(data, expected, what=f"manifest {reference}")
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ManifestValidationError(f"manifest {reference} is not JSON") from error
-        if not isinstance(doc, dict) or doc.get("mediaType") not in _MANIFEST_TYPES:
-            raise _unsupported(doc.get("mediaType") if isinstance(doc, dict) else None)
-        return data, doc, expected
+    async def _pull(self, registry: AsyncRegistry, container: Container, tag: str) -> None:
+        store = OCILayout(self.path)
+        reference = container.digest or container.reference
+        top = await _copy_manifest(registry, store, container, reference)
+        await store.tag(top, tag)
 
-    def _store(
-        self,
-        provider: Registry,
-        container: Container,
-        data: bytes,
-        doc: dict[str, Any],
-        digest: str,
-    ) -> None:
-        """Store a manifest's (or index's) children, then the document itself."""
-        if doc["mediaType"] == defaults.default_manifest_media_type:
-            blobs = [layer["digest"] for layer in doc.get("layers") or []]
-            config = (doc.get("config") or {}).get("digest")
-            for blob in dict.fromkeys([*blobs, *([config] if config else [])]):
-                if not self.blob_exists(blob):
-                    path = self.digest_to_blob_path(blob)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    provider.download_blob(container, blob, os.fspath(path))
-        else:
-            for entry in doc.get("manifests") or []:
-                child = entry["digest"]
-                if self.blob_exists(child):
-                    continue
-                child_data, child_doc, _ = self._fetch_manifest(provider, container, child)
-                self._store(provider, container, child_data, child_doc, child)
-        if not self.blob_exists(digest):
-            path = self.digest_to_blob_path(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_file(path, data, "wb")
+
+async def _fetch_manifest(
+    registry: AsyncRegistry, container: Container, reference: str
+) -> tuple[Descriptor, bytes, dict[str, Any]]:
+    """GET a manifest or index by tag or digest, verified; its descriptor, bytes and JSON."""
+    response = await registry.do_request(
+        f"{registry.prefix}://{container.manifest_url(reference)}",
+        "GET",
+        headers={"Accept": ", ".join(_MANIFEST_TYPES)},
+    )
+    registry._check_200_response(response)
+    data = response.content
+    if len(data) > defaults.max_manifest_size:
+        raise ManifestValidationError(f"manifest {reference} is larger than allowed")
+    digest = reference if ":" in reference else response.headers.get("docker-content-digest")
+    digest = digest or digest_bytes(data)
+    verify_bytes(data, digest, what=f"manifest {reference}")
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ManifestValidationError(f"manifest {reference} is not JSON") from error
+    if not isinstance(doc, dict) or doc.get("mediaType") not in _MANIFEST_TYPES:
+        raise _unsupported(doc.get("mediaType") if isinstance(doc, dict) else None)
+    schemas.validate(doc, doc["mediaType"])
+    descriptor: Descriptor = {"mediaType": doc["mediaType"], "digest": digest, "size": len(data)}
+    return descriptor, data, doc
+
+
+async def _copy_manifest(
+    registry: AsyncRegistry, store: OCILayout, container: Container, reference: str
+) -> Descriptor:
+    """Copy a manifest (or index) and everything under it into ``store``; its descriptor.
+
+    Children are stored before their parent, so a manifest present in the store is complete
+    and is not walked again.
+    """
+    descriptor, data, doc = await _fetch_manifest(registry, container, reference)
+    if await store.exists(descriptor):
+        return descriptor
+    if descriptor["mediaType"] == defaults.default_manifest_media_type:
+        blobs = [*(doc.get("layers") or []), *([doc["config"]] if doc.get("config") else [])]
+        for blob in {b["digest"]: b for b in blobs}.values():
+            child: Descriptor = {
+                "mediaType": blob["mediaType"],
+                "digest": blob["digest"],
+                "size": blob["size"],
+            }
+            if not await store.exists(child):
+                async with registry.stream_blob(container, child["digest"]) as response:
+                    await store.push(child, response.aiter_bytes())
+    else:
+        for entry in doc.get("manifests") or []:
+            await _copy_manifest(registry, store, container, entry["digest"])
+    await store.push(descriptor, _chunks(data))
+    return descriptor
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
