@@ -166,6 +166,32 @@ async def test_layout_files_follow_the_image_spec(tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o644
 
 
+def open_files_under(root: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(root)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+async def test_fetch_left_early_closes_its_file(tmp_path: Path) -> None:
+    layout = OCILayout(tmp_path / "layout")
+    layer = await push(layout, os.urandom(4 << 20))
+    archive = await OCILayout.from_tar(await layout.save_tar(tmp_path / "x.tar"))
+    for store in (layout, archive):
+        async with store.fetch(layer) as stream:
+            async for _chunk in stream:
+                assert open_files_under(tmp_path) != []
+                break
+        assert open_files_under(tmp_path) == []
+
+
 async def test_layout_is_a_target_referrer_lister_and_deleter(tmp_path: Path) -> None:
     layout = OCILayout(tmp_path)
     assert isinstance(layout, Target)

@@ -5,11 +5,11 @@
     OrasError                          base of everything below
     ├── InvalidReference               a name, tag, digest or reference breaks the grammar
     ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
+    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
+    ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
     ├── UnsafePathError                a title, path or archive member would escape its directory
-    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
-    ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -114,17 +114,6 @@ class ManifestTooLarge(ManifestValidationError):
         self.limit = limit
 
 
-class UnsafePathError(OrasError, ValueError):
-    """Raised when a layer title, push path or archive member would land outside its root.
-
-    Covers absolute paths, ``..`` components, and links or device files inside archives.
-    """
-
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.path = path
-
-
 class InvalidLayout(OrasError, ValueError):
     """Raised when an OCI image layout, a directory or a tar, breaks the image-spec.
 
@@ -145,6 +134,17 @@ class ReadOnlyError(OrasError):
 
     An OCI layout read from a tar (:meth:`aioras.OCILayout.from_tar`) is one.
     """
+
+
+class UnsafePathError(OrasError, ValueError):
+    """Raised when a layer title, push path or archive member would land outside its root.
+
+    Covers absolute paths, ``..`` components, and links or device files inside archives.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class IntegrityError(OrasError):

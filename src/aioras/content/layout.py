@@ -24,7 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -53,7 +53,7 @@ from ._layout_files import (
     unlink_durably,
 )
 from ._layout_tar import TarLayout, TarWriter, scan_tar
-from .store import read_all, verified
+from .store import Deleter, ReferrerLister, Target, read_all, verified
 
 __all__ = ["OCILayout"]
 
@@ -563,3 +563,10 @@ def _write_head(
     writer.add_dir(defaults.oci_blobs_dir)
     for algorithm in sorted({parse_digest(s[0])[0] for s in sources}):
         writer.add_dir(f"{defaults.oci_blobs_dir}/{algorithm}")
+
+
+if TYPE_CHECKING:
+
+    def _conforms(layout: OCILayout) -> tuple[Target, ReferrerLister, Deleter]:
+        """Never called: mypy checks here that OCILayout meets the store protocols."""
+        return layout, layout, layout
