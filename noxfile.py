@@ -28,6 +28,9 @@ TEST_DEPS = (
     # The bearer-token auth tests sign JWTs for the registry with it.
     "cryptography==50.0.2",
 )
+# oras-py's own suite imports requests (one exception class) and boto3 (its ECR test); oras
+# itself is deliberately absent, so that every import the suite makes is aioras's.
+COMPAT_DEPS = (*PYTEST, "requests==2.34.2", "boto3==1.44.8")
 RUFF = "ruff==0.17.6"
 MYPY = ("mypy==2.4.1", "types-aiofiles==25.1.0.20261107", "types-jsonschema==4.26.0.20261006")
 BENCH_DEPS = ("oras==0.2.43", "psutil==7.2.2")
@@ -44,6 +47,24 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".", *TEST_DEPS)
     # Exit status 5 (no tests collected) is not in success_codes: an empty run fails.
     session.run("pytest", *session.posargs, success_codes=[0])
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """oras-py 0.2.43's own test suite, fetched from the index, run against aioras.
+
+    Two passes (plain http; htpasswd over TLS): see ``tests/compat/oras_suite.py``. The
+    16 GiB chunked-push test is left to ``compat_slow``; arguments after ``--`` go to pytest.
+    """
+    session.install("-e", ".", *COMPAT_DEPS)
+    session.run("python", "tests/compat/oras_suite.py", "--", *session.posargs)
+
+
+@nox.session
+def compat_slow(session: nox.Session) -> None:
+    """``compat`` with the 16 GiB chunked-push test (needs ~32 GiB free disk and time)."""
+    session.install("-e", ".", *COMPAT_DEPS)
+    session.run("python", "tests/compat/oras_suite.py", "--slow", "--", *session.posargs)
 
 
 @nox.session

@@ -287,7 +287,7 @@ async def test_no_credential_or_token_in_debug_logs_or_reprs(
         await reg.push(target, files=["a.txt", "b.bin"])
         await reg.pull(target, outdir=str(files / "out"))
         shown = repr(reg) + repr(reg.auth) + repr(reg.auth.credentials_for(token_registry.host))
-        shown += repr(list(reg.auth._tokens.values()))  # type: ignore[attr-defined]
+        shown += repr(list(reg.auth._bearers.values()))  # type: ignore[attr-defined]
     basic = base64.b64encode(f"{token_registry.username}:{token_registry.password}".encode())
     secrets = [token_registry.password, basic.decode(), *token_registry.issuer.token_values()]
     assert len(secrets) > 2

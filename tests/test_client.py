@@ -21,6 +21,7 @@ import pytest
 
 import aioras
 import aioras.client
+from aioras import defaults
 from aioras.client import AsyncOrasClient, OrasClient
 from aioras.exceptions import AuthenticationError
 from aioras.registry import AsyncRegistry
@@ -224,10 +225,14 @@ def test_guide_subclass_of_the_client_and_a_given_registry(
     with MyProvider(insecure=True) as mine:
         assert mine.push(target, files=["artifact.txt"]).status_code == 201
 
-    shared = Registry(registry.host, insecure=True)
-    with OrasClient(registry=shared) as wrapped:
-        assert wrapped.remote is shared
-        assert wrapped.get_tags(target) == ["v1"]
+    # As in oras-py 0.2.43 the client is the registry: every endpoint method is on it.
+    with OrasClient(registry.host, insecure=True) as client:
+        assert isinstance(client, Registry)
+        assert client.remote is client
+        assert client.get_tags(target) == ["v1"]
+        manifest = client.get_manifest(target)
+        assert manifest["layers"][0]["annotations"][defaults.annotation_title] == "artifact.txt"
+        assert client.delete_tag(target, "v1") is True
 
 
 def test_set_basic_auth_and_set_token_auth(
@@ -243,8 +248,7 @@ def test_set_basic_auth_and_set_token_auth(
         seen.append(request.headers.get("authorization"))
         return httpx.Response(200, json={"name": "a/b", "tags": ["t1"]})
 
-    remote = Registry("registry.test", transport=httpx.MockTransport(handler))
-    with OrasClient(registry=remote) as c:
+    with OrasClient("registry.test", transport=httpx.MockTransport(handler)) as c:
         c.set_token_auth("registry-token-123")
         assert c.get_tags("a/b") == ["t1"]
     assert seen == ["Bearer registry-token-123"]

@@ -22,7 +22,7 @@ def main(host: str) -> None:
     client.push(files=["artifact.txt"], target=f"{host}/dinosaur/artifact:v1")
 
     res = client.pull(target=f"{host}/dinosaur/artifact:v1")
-    print(res)  # ['/tmp/aioras-tmp.e5itvzfi/artifact.txt']
+    print(res)  # ['/tmp/oras-tmp.e5itvzfi/artifact.txt']
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ async def main(host: str) -> None:
     async with aioras.client.AsyncOrasClient(insecure=True) as client:
         await client.push(files=["artifact.txt"], target=target)
         res = await client.pull(target=target)
-    print(res)  # ['/tmp/aioras-tmp.e5itvzfi/artifact.txt']
+    print(res)  # ['/tmp/oras-tmp.e5itvzfi/artifact.txt']
 
 
 if __name__ == "__main__":

@@ -115,7 +115,11 @@ class Container:
         Raises :class:`InvalidReference` naming the offending part.
         """
         if not isinstance(name, str) or not name:
-            raise InvalidReference("empty reference", part="reference", value=str(name))
+            raise InvalidReference(
+                "empty reference: it does not match <registry>/<repository>:<tag|digest>",
+                part="reference",
+                value=str(name),
+            )
 
         remainder, at, digest = name.partition("@")
         if at:

@@ -20,11 +20,37 @@ class Environment:
 
     ``oras_user``/``oras_pass``: default basic credentials (oras-py's ``ORAS_USER`` and
     ``ORAS_PASS``). ``docker_config_dir``: ``$DOCKER_CONFIG`` or ``~/.docker``.
+
+    The network settings requests (and so oras-py) honours: ``https_proxy``,
+    ``http_proxy``, ``all_proxy`` and ``no_proxy`` (lower or upper case, lower first);
+    ``ca_bundle`` from ``REQUESTS_CA_BUNDLE`` or else ``CURL_CA_BUNDLE``; ``ssl_cert_file``
+    and ``ssl_cert_dir`` from ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``. Explicit arguments
+    (``proxy=``, a ``tls_verify`` path or False) win over them.
     """
 
     oras_user: str | None = None
     oras_pass: str | None = field(default=None, repr=False)
     docker_config_dir: Path = field(default_factory=lambda: Path.home() / ".docker")
+    https_proxy: str | None = field(default=None, repr=False)
+    http_proxy: str | None = field(default=None, repr=False)
+    all_proxy: str | None = field(default=None, repr=False)
+    no_proxy: str | None = None
+    ca_bundle: str | None = None
+    ssl_cert_file: str | None = None
+    ssl_cert_dir: str | None = None
+
+    def default_verify(self) -> bool | str:
+        """What ``tls_verify=True`` means here: the CA bundle the environment names, or True.
+
+        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` first, then ``SSL_CERT_FILE``, then
+        ``SSL_CERT_DIR``; True (the bundled CA set) when none is set.
+        """
+        return self.ca_bundle or self.ssl_cert_file or self.ssl_cert_dir or True
+
+    @property
+    def has_proxies(self) -> bool:
+        """True when any proxy variable is set."""
+        return bool(self.https_proxy or self.http_proxy or self.all_proxy)
 
     @property
     def docker_config_file(self) -> Path:
@@ -36,8 +62,20 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
     """Read the settings from ``environ`` (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     docker_dir = env.get("DOCKER_CONFIG")
+
+    def either_case(name: str) -> str | None:
+        # As urllib (and so requests) reads them: the lower-case name first.
+        return env.get(name.lower()) or env.get(name.upper()) or None
+
     return Environment(
         oras_user=env.get("ORAS_USER") or None,
         oras_pass=env.get("ORAS_PASS") or None,
         docker_config_dir=Path(docker_dir) if docker_dir else Path.home() / ".docker",
+        https_proxy=either_case("https_proxy"),
+        http_proxy=either_case("http_proxy"),
+        all_proxy=either_case("all_proxy"),
+        no_proxy=either_case("no_proxy"),
+        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+        ssl_cert_file=env.get("SSL_CERT_FILE") or None,
+        ssl_cert_dir=env.get("SSL_CERT_DIR") or None,
     )

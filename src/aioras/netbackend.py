@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import ssl
 import typing
 from collections.abc import Iterable
@@ -104,6 +105,9 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
     Loading the CA bundle costs tens of milliseconds; contexts are safe to share.
     """
     if isinstance(verify, str):
+        # A directory of hashed certificates (SSL_CERT_DIR, or a bundle path naming one).
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     return httpx.create_ssl_context(verify=verify, trust_env=False)
 

@@ -46,10 +46,12 @@ __all__ = [
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """Serialize a manifest or index to the exact bytes aioras uploads.
 
-    Compact separators, UTF-8, key order as given. The digest of a manifest is the digest of
+    The encoding of oras-py's HTTP library (``requests``' ``json=``): Python's default
+    separators, non-ASCII escaped, key order as given, no NaN. So the same manifest dict
+    pushed by either tool has the same digest. The digest of a manifest is the digest of
     these bytes, so anything that must name a pushed manifest by digest has to use them.
     """
-    return json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(manifest, allow_nan=False).encode()
 
 
 def new_descriptor(

@@ -2,6 +2,8 @@
 
 ``class MyProvider(aioras.provider.Registry)`` subclasses the synchronous facade, as the
 oras-py user guide does with ``oras.provider.Registry``; ``AsyncRegistry`` is the async core.
+``logger`` is oras-py's logger object (:data:`aioras.logger.logger`); push reports
+``Successfully pushed <container>`` through it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from collections.abc import Iterator
 
 from . import defaults
 from .container import Container
+from .logger import logger
 from .registry import AsyncRegistry
 from .sync import Registry
 
-__all__ = ["AsyncRegistry", "Registry", "container_type", "temporary_empty_config"]
+__all__ = [
+    "AsyncRegistry",
+    "Registry",
+    "container_type",
+    "logger",
+    "temporary_empty_config",
+]
 
 container_type = str | Container
 """A reference as a string or an already parsed :class:`Container`."""

@@ -25,7 +25,7 @@ import jsonschema
 
 from . import defaults, schemas
 from . import exceptions as exc
-from .auth import Authenticator, Credentials, get_auth_backend
+from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .container import Container
 from .digest import digest_bytes, validate_digest, verify_bytes
@@ -33,11 +33,14 @@ from .downloads import download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
 from .manifests import check_manifest, descriptor_of, media_type_of
+from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .proxies import EnvironmentProxies
 from .transport import (
+    DEFAULT_LIMITS,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Body,
@@ -48,6 +51,7 @@ from .transport import (
 )
 from .uploads import BlobUpload, cancel_upload
 from .urls import redact, resolve_location, same_origin
+from .utils import split_path_and_content
 from .version import __version__
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
@@ -112,18 +116,26 @@ class AsyncRegistry:
         self.max_transfers = max_transfers
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
-        if isinstance(auth_backend, Authenticator):
-            self.auth = auth_backend
-        else:
+        if isinstance(auth_backend, str):
             self.auth = get_auth_backend(auth_backend, insecure=insecure)
+        else:
+            # An Authenticator, or an oras-py style backend (adapted).
+            self.auth = as_authenticator(auth_backend, insecure=insecure)
         self.auth.add_source(self._environment_credentials)
         self._docker_configs = DockerConfigSource([self.environment.docker_config_file])
         self.auth.add_source(self._docker_configs)
         self.headers: dict[str, str] = {"User-Agent": f"aioras/{__version__}"}
         self.headers.update(headers or {})
+        # As requests does: CA bundles and proxies from the environment, unless explicit.
+        verify = self._effective_verify(tls_verify)
+        self._env_proxies: EnvironmentProxies | None = None
+        if transport is None and proxy is None and self.environment.has_proxies:
+            transport = self._env_proxies = EnvironmentProxies(
+                self.environment, verify=ssl_context(verify), limits=DEFAULT_LIMITS
+            )
         self._transport = Transport(
             authenticator=self.auth,
-            verify=tls_verify,
+            verify=verify,
             timeout=timeout,
             retry=retry,
             headers=self.headers,
@@ -180,13 +192,25 @@ class AsyncRegistry:
             return name
         return Container(name, registry=self.hostname)
 
+    def _parse_manifest_ref(self, ref: str) -> tuple[str, str]:
+        """Split ``path[:mediaType]`` of a manifest config; oras-py's unknown type by default."""
+        parsed = split_path_and_content(ref)
+        return parsed.path, parsed.content or defaults.unknown_config_media_type
+
     async def set_tls_verify(self, tls_verify: bool | str) -> None:
         """Verify TLS certificates this way (True, False, or a CA bundle path) from now on.
 
         Open connections are closed so that new ones use it; cached tokens are kept.
         """
         self.tls_verify = tls_verify
-        await self._transport.set_verify(tls_verify)
+        verify = self._effective_verify(tls_verify)
+        if self._env_proxies is not None:
+            self._env_proxies.set_verify(ssl_context(verify))
+        await self._transport.set_verify(verify)
+
+    def _effective_verify(self, tls_verify: bool | str) -> bool | str:
+        """``tls_verify=True`` means the environment's CA bundle when it names one."""
+        return self.environment.default_verify() if tls_verify is True else tls_verify
 
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request to the registry (no other origin).
@@ -208,9 +232,7 @@ class AsyncRegistry:
         ``container`` is accepted for oras-py compatibility; files are consulted for every
         registry host.
         """
-        for path in reversed(configs or []):
-            if os.fspath(path) not in self._docker_configs.paths:
-                self._docker_configs.paths.insert(0, os.fspath(path))
+        self.auth.load_configs(container, configs)
 
     def _environment_credentials(self, host: str) -> Credentials | None:
         env = self.environment
@@ -820,7 +842,6 @@ class AsyncRegistry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
     ) -> httpx.Response:
-        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
         return await push_operation(
             self,
             target,
@@ -838,6 +859,8 @@ class AsyncRegistry:
             concurrency=concurrency,
         )
 
+    push.__doc__ = push_operation.__doc__
+
     async def pull(
         self,
         target: ContainerLike,
@@ -848,7 +871,6 @@ class AsyncRegistry:
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return await pull_operation(
             self,
             target,
@@ -858,6 +880,8 @@ class AsyncRegistry:
             outdir=outdir,
             concurrency=concurrency,
         )
+
+    pull.__doc__ = pull_operation.__doc__
 
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes:

@@ -45,8 +45,11 @@ from .auth.login import logout as _logout
 from .container import Container
 from .decorator import ensure_container
 from .environment import Environment
+from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
+from .operations.push import push as push_operation
 from .registry import AsyncRegistry, ContainerLike
+from .syncoverrides import OverridingEndpoints, overridden_endpoints
 from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 
 __all__ = ["Registry"]
@@ -179,7 +182,13 @@ def _wait(portal: BlockingPortal, call: Callable[[], Awaitable[T]]) -> T:
 
 
 def _sync_response(portal: BlockingPortal, response: httpx.Response) -> httpx.Response:
-    """Make a response from the async core usable by sync code (``iter_bytes``, ``close``)."""
+    """Make a response from the async core usable by sync code (``iter_bytes``, ``close``).
+
+    Anything else (what a sync override returned) is passed through as it is.
+    """
+    if not isinstance(response, httpx.Response):
+        # Typed as a response, but an oras-py style override may return an object of its own.
+        return response  # type: ignore[unreachable]
     if not response.is_closed:
         return httpx.Response(
             response.status_code,
@@ -213,9 +222,11 @@ class Registry:
     a new loop thread and connection pool start on the next call.
 
     Subclassing works as in oras-py: override a method or add new ones that call these. The
-    built-in :meth:`push` and :meth:`pull` run inside the async core, so to change how they
-    upload or download, override the async methods in an :class:`AsyncRegistry` subclass and
-    name it as :attr:`async_class`.
+    built-in :meth:`push` and :meth:`pull` call the overrides of ``upload_blob``,
+    ``upload_manifest``, ``blob_exists``, ``get_manifest``, ``download_blob``,
+    ``get_container`` and ``_check_200_response`` (each in a worker thread, so it may block
+    and call this object's other methods). Async overrides go in an :class:`AsyncRegistry`
+    subclass named as :attr:`async_class`.
     """
 
     async_class: type[AsyncRegistry] = AsyncRegistry
@@ -345,6 +356,10 @@ class Registry:
     def get_container(self, name: ContainerLike) -> Container:
         """Parse ``name`` into a :class:`Container`, defaulting to this object's hostname."""
         return self.aregistry.get_container(name)
+
+    def _parse_manifest_ref(self, ref: str) -> tuple[str, str]:
+        """Split ``path[:mediaType]`` of a manifest config; oras-py's unknown type by default."""
+        return self.aregistry._parse_manifest_ref(ref)
 
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request."""
@@ -628,9 +643,8 @@ class Registry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
     ) -> httpx.Response:
-        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
         return self._call_response(
-            self.aregistry.push,
+            self._operation("push", push_operation),
             target,
             config_path=config_path,
             disable_path_validation=disable_path_validation,
@@ -646,6 +660,8 @@ class Registry:
             concurrency=concurrency,
         )
 
+    push.__doc__ = AsyncRegistry.push.__doc__
+
     @ensure_container
     def pull(
         self,
@@ -657,9 +673,8 @@ class Registry:
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return self._call(
-            self.aregistry.pull,
+            self._operation("pull", pull_operation),
             target,
             config_path=config_path,
             allowed_media_type=allowed_media_type,
@@ -667,3 +682,20 @@ class Registry:
             outdir=outdir,
             concurrency=concurrency,
         )
+
+    pull.__doc__ = AsyncRegistry.pull.__doc__
+
+    def _operation(
+        self, name: str, operation: Callable[..., Awaitable[T]]
+    ) -> Callable[..., Awaitable[T]]:
+        """The core's ``push``/``pull``, or the operation on this object's overrides.
+
+        Without an overridden endpoint method the async core runs the operation as it is
+        (an async subclass's overrides included); with one, the operation gets endpoints that
+        call the overrides in worker threads (see :mod:`aioras.syncoverrides`).
+        """
+        names = overridden_endpoints(self, Registry)
+        if not names:
+            method: Callable[..., Awaitable[T]] = getattr(self.aregistry, name)
+            return method
+        return functools.partial(operation, OverridingEndpoints(self, names))

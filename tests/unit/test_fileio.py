@@ -106,7 +106,7 @@ def test_get_tmpdir(tmp_path: Path) -> None:
     assert os.path.dirname(made) == str(tmp_path)
     other = fileio.get_tmpdir(tmp_path, create=False)
     assert not os.path.exists(other)
-    assert os.path.basename(other).startswith("aioras-tmp.")
+    assert os.path.basename(other).startswith("oras-tmp.")  # oras-py's default
     assert other != made
     default = fileio.get_tmpdir()
     try:

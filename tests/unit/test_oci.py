@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,9 +166,28 @@ def test_new_descriptor_rejects_bad_digest() -> None:
         oci.new_descriptor("a/b", "sha256:xyz", 1)
 
 
-def test_manifest_bytes_are_compact_utf8() -> None:
+def test_manifest_bytes_are_the_bytes_oras_py_sends() -> None:
     doc = {"b": 1, "a": ["é", {"c": None}]}
-    assert oci.manifest_bytes(doc) == '{"b":1,"a":["é",{"c":null}]}'.encode()
+    assert oci.manifest_bytes(doc) == b'{"b": 1, "a": ["\\u00e9", {"c": null}]}'
+    # oras-py PUTs manifests with requests' json=: the same dict must give the same bytes.
+    prepared = requests.models.PreparedRequest()
+    prepared.prepare_headers({})
+    prepared.prepare_body(data=None, files=None, json=doc)
+    assert oci.manifest_bytes(doc) == prepared.body
+
+
+def test_manifest_bytes_refuse_nan() -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        oci.manifest_bytes({"size": float("nan")})
+
+
+def test_subject_from_empty_manifest_names_oras_py_digest() -> None:
+    subject = oci.Subject.from_manifest(oci.NewManifest())
+    # The digest and size oras-py 0.2.43 names for its own empty manifest.
+    assert subject.digest == (
+        "sha256:7a6f84d8c73a71bf9417c13f721ed102f74afac9e481f89e5a72d28954e7d0c5"
+    )
+    assert subject.size == 126
 
 
 def test_subject_from_manifest_digests_upload_bytes() -> None:

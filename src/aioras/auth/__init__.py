@@ -19,6 +19,13 @@ A custom backend is an :class:`Authenticator` subclass. Pass an instance as
     aioras.auth.register_auth_backend("static", StaticToken)
     registry = aioras.AsyncRegistry("example.com", auth_backend="static")
 
+A backend written for oras-py, with ``authenticate_request(original_response, headers,
+refresh)`` returning ``(headers, retry)``, works as it is: pass it as ``auth_backend`` (it
+is wrapped in a :class:`RequestAuthAdapter`), or subclass :class:`TokenAuth` and override
+that method; it is called in a worker thread when the registry challenges. oras-py's
+modules are here under their names: ``aioras.auth.token``, ``aioras.auth.basic``,
+``aioras.auth.utils``, ``aioras.auth.ecr``.
+
 Subclassing :class:`TokenAuth` keeps the challenge handling and token cache and lets a
 backend change only where credentials come from (override
 :meth:`Authenticator.lookup_credentials`, as the ``ecr`` backend does). See ``docs/auth.md``.
@@ -30,12 +37,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import AuthenticationError, AuthenticationException
-from .authenticator import Authenticator, BasicAuth, CredentialSource, Token, TokenAuth
+from .adapter import RequestAuthAdapter, as_authenticator
+from .authenticator import Authenticator, CredentialSource, Token
+from .basic import BasicAuth
 from .challenge import Challenge, parse_www_authenticate
 from .credentials import Credentials, merge_scopes, repository_scope, scopes_for_request
 from .credhelpers import CredentialHelper, CredentialHelperError
 from .dockerconfig import DockerConfigSource
 from .ecr import EcrAuth
+from .token import TokenAuth
 
 __all__ = [
     "AuthenticationError",
@@ -55,6 +65,8 @@ __all__ = [
     "get_auth_backend",
     "merge_scopes",
     "parse_www_authenticate",
+    "RequestAuthAdapter",
+    "as_authenticator",
     "register_auth_backend",
     "repository_scope",
     "scopes_for_request",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -114,6 +115,20 @@ class Authenticator:
         """Consult ``source`` (after explicit credentials) when a host needs credentials."""
         self._sources.append(source)
 
+    def load_configs(self, container: object = None, configs: list[str] | None = None) -> None:
+        """Read credentials from these Docker ``config.json`` files first (oras-py's name).
+
+        They go ahead of the files of every source that reads such files (its ``paths``).
+        ``container`` is accepted for oras-py compatibility; the files serve every host.
+        """
+        for source in self._sources:
+            paths = getattr(source, "paths", None)
+            if not isinstance(paths, list):
+                continue
+            for path in reversed(configs or []):
+                if os.fspath(path) not in paths:
+                    paths.insert(0, os.fspath(path))
+
     async def lookup_credentials(self, host: str) -> Credentials | None:
         """The credentials for ``host``: explicit per host, explicit global, then sources.
 
@@ -196,7 +211,7 @@ class TokenAuth(Authenticator):
         self._clock = clock
         self._basic_hosts: set[str] = set()
         self._bearer: dict[str, Challenge] = {}
-        self._tokens: dict[tuple[str, tuple[str, ...]], Token] = {}
+        self._bearers: dict[tuple[str, tuple[str, ...]], Token] = {}
         self._locks: dict[tuple[str, tuple[str, ...]], anyio.Lock] = {}
 
     def forget(self, host: str | None = None) -> None:
@@ -204,12 +219,12 @@ class TokenAuth(Authenticator):
         if host is None:
             self._basic_hosts.clear()
             self._bearer.clear()
-            self._tokens.clear()
+            self._bearers.clear()
             return
         self._basic_hosts.discard(host)
         self._bearer.pop(host, None)
-        for key in [k for k in self._tokens if k[0] == host]:
-            del self._tokens[key]
+        for key in [k for k in self._bearers if k[0] == host]:
+            del self._bearers[key]
 
     async def authorize(
         self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
@@ -252,7 +267,7 @@ class TokenAuth(Authenticator):
                 # The challenge asked for more than this request's scopes; the retry
                 # looks its token up under those, so the wider token must be found there
                 # rather than the one just refused.
-                self._tokens[(host, requested)] = token
+                self._bearers[(host, requested)] = token
             return True
         if "basic" in by_scheme:
             if not (creds and creds.has_basic):
@@ -314,7 +329,7 @@ class TokenAuth(Authenticator):
         The token service then granted less than asked: another token would be no better.
         """
         held = next(
-            (t.scopes for (h, _), t in self._tokens.items() if h == host and t.value == stale),
+            (t.scopes for (h, _), t in self._bearers.items() if h == host and t.value == stale),
             None,
         )
         if held is None or merge_scopes(held, challenge.scopes) != merge_scopes(held):
@@ -341,17 +356,17 @@ class TokenAuth(Authenticator):
         stale: str | None,
     ) -> Token:
         key = (host, scopes)
-        cached = self._tokens.get(key)
+        cached = self._bearers.get(key)
         if cached and cached.fresh(self._clock()) and cached.value != stale:
             return cached
         lock = self._locks.setdefault(key, anyio.Lock())
         async with lock:
             # Another task may have fetched it while this one waited: fetch once.
-            cached = self._tokens.get(key)
+            cached = self._bearers.get(key)
             if cached and cached.fresh(self._clock()) and cached.value != stale:
                 return cached
             token = await self._fetch_token(client, host, challenge, scopes)
-            self._tokens[key] = token
+            self._bearers[key] = token
             return token
 
     async def _fetch_token(

@@ -28,8 +28,9 @@ import anyio.to_thread
 import httpx
 
 from ..exceptions import AuthenticationError
-from .authenticator import TokenAuth
+from . import utils as auth_utils
 from .credentials import Credentials
+from .token import TokenAuth
 
 __all__ = ["ECR_PUBLIC_HOST", "EcrAuth", "parse_ecr_host"]
 
@@ -40,6 +41,7 @@ _ECR_PUBLIC_REGION = "us-east-1"
 _PRIVATE_HOST = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
 )
+_ECR_REALM = re.compile(r"https://\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/")
 # Refresh this long before ECR says the token expires, so no request carries a dying one.
 _REFRESH_MARGIN = dt.timedelta(minutes=5)
 
@@ -76,6 +78,8 @@ class EcrAuth(TokenAuth):
         self._session = boto3_session
         self._ecr_tokens: dict[str, tuple[dt.datetime, Credentials]] = {}
         self._ecr_locks: dict[str, anyio.Lock] = {}
+        # oras-py's protocol: ECR authorization tokens by challenge realm.
+        self._tokens: dict[str, str] = {}
 
     def _client(self, service: str, region: str) -> Any:
         factory = self._session if self._session is not None else self._boto3
@@ -128,6 +132,32 @@ class EcrAuth(TokenAuth):
                 ) from None
             self._ecr_tokens[host] = (expires, creds)
             return creds
+
+    def authenticate_request(
+        self, original: Any, headers: dict[str, str] | None = None, refresh: bool = False
+    ) -> tuple[dict[str, str], bool]:
+        """oras-py's protocol: answer an ECR challenge with ECR's token; blocking.
+
+        A challenge whose service is not ``ecr.amazonaws.com`` goes to the token backend.
+        The token is kept per realm; ``refresh`` asks AWS again.
+        """
+        result = dict(headers or {})
+        raw = original.headers.get("Www-Authenticate")
+        if not raw:
+            return result, False
+        h = auth_utils.parse_auth_header(raw)
+        if h.service != "ecr.amazonaws.com" or h.realm is None:
+            return super().authenticate_request(original, headers, refresh)
+        token = self._tokens.get(h.realm)
+        if not token or refresh:
+            match = _ECR_REALM.fullmatch(h.realm)
+            if match is None:
+                return super().authenticate_request(original, headers, refresh)
+            answer = self._client("ecr", match["region"]).get_authorization_token()
+            token = str((answer.get("authorizationData") or [{}])[0].get("authorizationToken", ""))
+            self._tokens[h.realm] = token
+        result["Authorization"] = f"Basic {token}"
+        return result, True
 
     @staticmethod
     def is_ecr_host(host: str) -> bool:

@@ -1,6 +1,6 @@
 """Pull: an artifact's layers to files, downloaded concurrently and verified.
 
-Built only from :class:`~aioras.registry.AsyncRegistry`'s public endpoint methods.
+Built only from the endpoint methods of :class:`~aioras.operations.endpoints.Endpoints`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..utils import extract_targz, get_tmpdir, safe_title, sanitize_path
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..registry import AsyncRegistry
+    from .endpoints import Endpoints
 
 __all__ = ["PullItem", "pull", "plan_pull"]
 
@@ -82,7 +82,7 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
 
 
 async def pull(
-    registry: AsyncRegistry,
+    registry: Endpoints,
     target: str | Container,
     *,
     config_path: str | None = None,

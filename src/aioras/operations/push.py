@@ -1,6 +1,6 @@
 """Push: files and directories to an OCI artifact, layers uploaded concurrently.
 
-Built only from :class:`~aioras.registry.AsyncRegistry`'s public endpoint methods, so a
+Built only from the endpoint methods of :class:`~aioras.operations.endpoints.Endpoints`, so a
 subclass's ``upload_blob`` or ``upload_manifest`` is the one used.
 """
 
@@ -20,12 +20,13 @@ import httpx
 from .. import defaults
 from ..concurrency import map_bounded
 from ..digest import digest_file
+from ..logger import logger as oras_logger
 from ..oci import Annotations, ManifestConfig, NewManifest, Subject
 from ..utils import get_tmpfile, make_targz, sanitize_path, split_path_and_content
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..registry import AsyncRegistry
+    from .endpoints import Endpoints
 
 __all__ = ["PushItem", "push"]
 
@@ -88,7 +89,7 @@ async def _prepare(item: PushItem, annotations: Annotations) -> None:
 
 
 async def _subject_descriptor(
-    registry: AsyncRegistry, container: Container, subject: SubjectLike
+    registry: Endpoints, container: Container, subject: SubjectLike
 ) -> dict[str, Any]:
     if isinstance(subject, Subject):
         return subject.to_dict()
@@ -101,7 +102,7 @@ async def _subject_descriptor(
 
 
 async def push(
-    registry: AsyncRegistry,
+    registry: Endpoints,
     target: str | Container,
     *,
     config_path: str | None = None,
@@ -190,5 +191,6 @@ async def push(
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(Path(item.blob).unlink, True)
     if not quiet:
-        logger.info("Successfully pushed %s", container)
+        # Through oras-py's logger object (aioras.provider.logger), with its exact message.
+        oras_logger.info(f"Successfully pushed {container}")
     return response

@@ -72,7 +72,8 @@ def sanitize_path(expected_dir: PathLike, path: PathLike) -> str:
     base = pathlib.Path(expected_dir).expanduser().resolve()
     resolved = pathlib.Path(path).expanduser().resolve()
     if resolved != base and base not in resolved.parents:
-        raise UnsafePathError(f"path {resolved} is not inside {base}", path=str(path))
+        # oras-py's wording, which callers match on.
+        raise UnsafePathError(f"Filename {resolved} is not in {base} directory", path=str(path))
     return str(resolved)
 
 
@@ -126,11 +127,12 @@ def mkdir_p(path: PathLike) -> None:
 def get_tmpdir(tmpdir: PathLike | None = None, prefix: str = "", create: bool = True) -> str:
     """Return a new, uniquely named directory path under ``tmpdir`` (default: system temp).
 
-    The name starts with ``prefix`` (default ``aioras-tmp``). With ``create`` (the default)
-    the directory is created, private to the user; without, only a fresh name is returned.
+    The name starts with ``prefix`` (default ``oras-tmp``, as in oras-py). With ``create``
+    (the default) the directory is created, private to the user; without, only a fresh name
+    is returned.
     """
     parent = os.fspath(tmpdir) if tmpdir else tempfile.gettempdir()
-    path = tempfile.mkdtemp(prefix=f"{prefix or 'aioras-tmp'}.", dir=parent)
+    path = tempfile.mkdtemp(prefix=f"{prefix or 'oras-tmp'}.", dir=parent)
     if not create:
         os.rmdir(path)
     return path

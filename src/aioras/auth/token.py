@@ -1,0 +1,112 @@
+"""oras-py's ``oras.auth.token``: the token backend, with oras-py's request protocol.
+
+:class:`TokenAuth` is aioras's default backend (:class:`aioras.auth.authenticator.TokenAuth`)
+plus oras-py's synchronous ``authenticate_request(original, headers, refresh)``,
+``request_token`` and ``token``. A subclass that overrides ``authenticate_request``, as an
+oras-py backend does, is asked on every challenge through that method (in a worker thread)
+instead of the built-in token handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from . import authenticator
+from . import utils as auth_utils
+from .adapter import ask_backend, defines_own_protocol
+
+__all__ = ["TokenAuth"]
+
+logger = logging.getLogger(__name__)
+
+
+class TokenAuth(authenticator.TokenAuth):
+    """Answers basic and bearer challenges; speaks oras-py's protocol too.
+
+    ``token`` is the bearer token oras-py's protocol last obtained (or set with
+    :meth:`set_token_auth`); ``tls_verify`` is used for its token requests.
+    """
+
+    def __init__(self, *, insecure: bool = False, clock: Callable[[], float] = time.monotonic):
+        super().__init__(insecure=insecure, clock=clock)
+        self.token: str | None = None
+        self.tls_verify: bool | str = True
+        self._protocol_answers: dict[str, str] = {}
+
+    def set_token_auth(self, token: str) -> None:
+        """Use ``token`` as the bearer token of oras-py's protocol."""
+        self.token = token
+
+    def authenticate_request(
+        self, original: Any, headers: dict[str, str] | None = None, refresh: bool = False
+    ) -> tuple[dict[str, str], bool]:
+        """oras-py's protocol: the headers to retry ``original``'s request with, and whether to.
+
+        Reads ``original.headers["Www-Authenticate"]``: a basic challenge is answered with the
+        configured credentials, a bearer one with a token from the realm (anonymous when no
+        credentials are set); ``refresh`` drops the kept token first. Blocking.
+        """
+        result = dict(headers or {})
+        raw = original.headers.get("Www-Authenticate")
+        if not raw:
+            logger.debug("no Www-Authenticate in the response: cannot authenticate")
+            return result, False
+        if refresh:
+            self.token = None
+        creds = self.explicit_credentials(None)
+        if raw.strip().lower().startswith("basic"):
+            if creds is None or not creds.username:
+                return result, False
+            result["Authorization"] = creds.basic_header()
+            return result, True
+        if not self.token:
+            self.token = self.request_token(auth_utils.parse_auth_header(raw))
+        if not self.token:
+            return result, False
+        result["Authorization"] = f"Bearer {self.token}"
+        return result, True
+
+    def request_token(self, h: auth_utils.authHeader) -> str | None:
+        """GET a token from the challenge's realm (with basic credentials when set); blocking.
+
+        Returns None when the realm refuses or sends no token. An http realm is refused
+        unless the backend is ``insecure``, so credentials never travel in clear text.
+        """
+        if not h.realm or (h.realm.startswith("http://") and not self.insecure):
+            logger.debug("token realm %r refused", h.realm)
+            return None
+        params = {k: v for k, v in (("service", h.service), ("scope", h.scope)) if v}
+        creds = self.explicit_credentials(None)
+        auth = (creds.username, creds.password) if creds and creds.username else None
+        verify = self.tls_verify
+        response = httpx.get(h.realm, params=params, auth=auth, verify=verify)  # type: ignore[arg-type]
+        if response.status_code != 200:
+            logger.debug("token request answered %d", response.status_code)
+            return None
+        body = response.json()
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        return str(token) if token else None
+
+    async def authorize(
+        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
+    ) -> str | None:
+        if defines_own_protocol(self):
+            return self._protocol_answers.get(host)
+        return await super().authorize(client, host, scopes)
+
+    async def on_unauthorized(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        scopes: tuple[str, ...],
+        response: httpx.Response,
+        sent: str | None,
+    ) -> bool:
+        if not defines_own_protocol(self):
+            return await super().on_unauthorized(client, host, scopes, response, sent)
+        return await ask_backend(self, self._protocol_answers, host, response, sent)
