@@ -669,7 +669,11 @@ class Registry:
 
     @ensure_container
     def delete_tag(self, container: ContainerLike, tag: str) -> bool:
-        """Delete ``tag``; True when deleted, False when there was no such tag."""
+        """Delete ``tag``; True when deleted, False when there was no such tag.
+
+        The tag alone where the registry can (OCI 1.1), else the manifest it points at,
+        warning which other tags went with it; see :meth:`AsyncRegistry.delete_tag`.
+        """
         return self._call(self.aregistry.delete_tag, container, tag)
 
     @ensure_container
