@@ -104,9 +104,9 @@ class AsyncRegistry:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         self.hostname = hostname
-        self.insecure = insecure
+        # Only the flag is stored: the URL scheme (prefix) follows it (see the property).
+        self._insecure = insecure
         self.tls_verify = tls_verify
-        self.prefix = "http" if insecure else "https"
         self.push_concurrency = push_concurrency
         self.pull_concurrency = pull_concurrency
         self.max_transfers = max_transfers
@@ -134,6 +134,35 @@ class AsyncRegistry:
         self._transport.headers = self.headers
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
+
+    @property
+    def insecure(self) -> bool:
+        """True when the registry speaks plain http.
+
+        Setting it switches the URL scheme of later requests (:attr:`prefix`) and tells
+        the authentication backend, which then accepts plain-http token realms.
+        """
+        return self._insecure
+
+    @insecure.setter
+    def insecure(self, value: bool) -> None:
+        self._insecure = bool(value)
+        self.auth.insecure = self._insecure
+
+    @property
+    def prefix(self) -> str:
+        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``.
+
+        Setting it (as oras-py code may) sets :attr:`insecure`; any other value is a
+        ``ValueError``.
+        """
+        return "http" if self._insecure else "https"
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        if value not in ("http", "https"):
+            raise ValueError(f"prefix must be 'http' or 'https', got {value!r}")
+        self.insecure = value == "http"
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> AsyncRegistry:

@@ -369,7 +369,7 @@ class Registry:
 
     @property
     def insecure(self) -> bool:
-        """True when the registry speaks plain http."""
+        """True when the registry speaks plain http (setting it switches :attr:`prefix`)."""
         return self.aregistry.insecure
 
     @insecure.setter
@@ -378,7 +378,7 @@ class Registry:
 
     @property
     def prefix(self) -> str:
-        """The URL scheme used: ``http`` or ``https``."""
+        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``."""
         return self.aregistry.prefix
 
     @prefix.setter

@@ -228,9 +228,7 @@ async def login(
     host = registry_host(name)
     path = _config_path(registry, config_path)
     if insecure is not None:
-        registry.insecure = insecure
-        registry.prefix = "http" if insecure else "https"
-        registry.auth.insecure = insecure
+        registry.insecure = insecure  # the URL scheme and the auth backend follow
     # Read first: a damaged config fails the login before anything is sent.
     doc = await anyio.to_thread.run_sync(read_config, path)
 
