@@ -114,7 +114,8 @@ def test_login_writes_a_private_config_a_fresh_client_can_use(
         "other.example": {"auth": "eDp5"},
         auth_registry.host: {"auth": basic(htpasswd_user)},
     }
-    assert not [p for p in config.parent.iterdir() if p.name != "config.json"]  # no temp left
+    # No temporary file left; the sidecar lock file stays (removing it would race).
+    assert sorted(p.name for p in config.parent.iterdir()) == ["config.json", "config.json.lock"]
 
     # The logged-in client itself can push now.
     (tmp_cwd / "a.txt").write_bytes(b"after login")

@@ -27,6 +27,7 @@ from . import defaults, schemas
 from . import exceptions as exc
 from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
+from .concurrency import map_bounded
 from .container import Container
 from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
@@ -108,9 +109,9 @@ class AsyncRegistry:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         self.hostname = hostname
-        self.insecure = insecure
+        # Only the flag is stored: the URL scheme (prefix) follows it (see the property).
+        self._insecure = insecure
         self.tls_verify = tls_verify
-        self.prefix = "http" if insecure else "https"
         self.push_concurrency = push_concurrency
         self.pull_concurrency = pull_concurrency
         self.max_transfers = max_transfers
@@ -149,6 +150,35 @@ class AsyncRegistry:
         self._transport.registries = set()
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
+
+    @property
+    def insecure(self) -> bool:
+        """True when the registry speaks plain http.
+
+        Setting it switches the URL scheme of later requests (:attr:`prefix`) and tells
+        the authentication backend, which then accepts plain-http token realms.
+        """
+        return self._insecure
+
+    @insecure.setter
+    def insecure(self, value: bool) -> None:
+        self._insecure = bool(value)
+        self.auth.insecure = self._insecure
+
+    @property
+    def prefix(self) -> str:
+        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``.
+
+        Setting it (as oras-py code may) sets :attr:`insecure`; any other value is a
+        ``ValueError``.
+        """
+        return "http" if self._insecure else "https"
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        if value not in ("http", "https"):
+            raise ValueError(f"prefix must be 'http' or 'https', got {value!r}")
+        self.insecure = value == "http"
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> AsyncRegistry:
@@ -800,20 +830,71 @@ class AsyncRegistry:
             url = next_url
         raise broken(f"exceeds {max_pages} pages")
 
+    # Answers to DELETE by tag from a registry that cannot delete a tag alone: the OCI spec
+    # allows 400 and 405 (the CNCF registry sends 400 DIGEST_INVALID, or 405 UNSUPPORTED
+    # with deletes disabled); 404 may also mean that the route is unknown.
+    _TAG_DELETE_REFUSED = (400, 404, 405)
+    # At most this many other tags are resolved to name those a manifest delete takes along.
+    _MAX_SIBLING_TAGS = 1000
+
     async def delete_tag(self, container: ContainerLike, tag: str) -> bool:
         """Delete ``tag``; True when deleted, False when there was no such tag.
 
-        Registries that cannot delete a tag alone (the CNCF registry among them) delete
-        the manifest it points at, and with it every tag pointing there. Raises
+        Tries the OCI 1.1 tag deletion first (``DELETE /v2/<name>/manifests/<tag>``),
+        which removes the tag alone. Where the registry refuses it (the CNCF registry
+        does), the manifest the tag points at is deleted instead, and with it every tag
+        pointing there: a warning is logged naming those other tags. Raises
         :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
         """
         container = self.get_container(container).with_reference(tag)
+        response = await self._send("DELETE", self._url(container.manifest_url()))
+        if response.status_code not in self._TAG_DELETE_REFUSED:
+            await raise_for_status(response, (202, 200, 204), what=f"delete tag {tag}")
+            return True
         try:
             descriptor = await self.resolve(container)
         except exc.NotFoundError:
             return False
-        await self.delete_manifest(container, descriptor["digest"])
+        digest = descriptor["digest"]
+        others = await self._tags_pointing_at(container, digest, besides=tag)
+        await self.delete_manifest(container, digest)
+        if others:
+            logger.warning(
+                "%s cannot delete a tag alone: deleting tag %s deleted manifest %s and "
+                "with it the tags %s",
+                container.registry,
+                tag,
+                digest,
+                ", ".join(others),
+            )
         return True
+
+    async def _tags_pointing_at(
+        self, container: Container, digest: str, *, besides: str
+    ) -> list[str]:
+        """The repository's tags other than ``besides`` that resolve to ``digest``.
+
+        Only looked up when the warning would be logged; a tag list or a tag the registry
+        will not give counts as no tag. The first ``_MAX_SIBLING_TAGS`` tags are checked.
+        """
+        if not logger.isEnabledFor(logging.WARNING):
+            return []
+        try:
+            tags = await self.get_tags(container, self._MAX_SIBLING_TAGS + 1)
+        except exc.RegistryError as error:
+            logger.debug("cannot list the tags of %s: %s", container.api_prefix, error)
+            return []
+        candidates = [t for t in tags if t != besides][: self._MAX_SIBLING_TAGS]
+
+        async def same(other: str) -> bool:
+            try:
+                found = await self.resolve(container.with_reference(other))
+            except exc.RegistryError:
+                return False
+            return bool(found["digest"] == digest)
+
+        matches = await map_bounded(same, candidates, limit=self.pull_concurrency)
+        return [t for t, match in zip(candidates, matches, strict=True) if match]
 
     async def delete_tags(self, name: ContainerLike, tags: str | Iterable[str]) -> list[str]:
         """Delete each of ``tags``; return those that were deleted."""

@@ -12,6 +12,12 @@ Lifecycle: the loop thread starts on the first call that needs it. :meth:`Regist
 a later call starts a fresh loop and pool, so a closed ``Registry`` is reusable. A
 ``Registry`` that is garbage-collected, or still open when the interpreter exits, is closed
 then. Do not call :meth:`Registry.close` while other threads are still in calls on it.
+
+Fork: a child process forked after the parent used a ``Registry`` inherits no loop thread
+(``fork`` copies only the calling thread). An ``os.register_at_fork`` hook makes each
+``Registry`` in the child forget the parent's loop and connection pool without touching
+them (the sockets are still the parent's), so the child's first call starts its own and
+the child exits normally. Responses still open at fork time can be read only by the parent.
 """
 
 from __future__ import annotations
@@ -31,15 +37,17 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+import anyio
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from . import defaults
-from .auth import Authenticator
+from .auth import Authenticator, TokenAuth
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
@@ -69,66 +77,120 @@ class _LoopThread:
     def __init__(self, aregistry: AsyncRegistry) -> None:
         self._aregistry = aregistry
         self._lock = threading.RLock()
-        self._stack: ExitStack | None = None
         self._portal: BlockingPortal | None = None
-        self._thread_id: int | None = None
+        self._thread: threading.Thread | None = None
+        _loops.add(self)
 
     def portal(self) -> BlockingPortal:
         """The running portal, starting the loop thread first if needed."""
         with self._lock:
             if self._portal is None:
-                stack = ExitStack()
-                portal = stack.enter_context(start_blocking_portal("asyncio"))
-                thread = portal.call(threading.current_thread)
-                self._stack, self._portal, self._thread_id = stack, portal, thread.ident
-                if not thread.daemon:
-                    # Older anyio runs the portal in a non-daemon executor thread, which the
-                    # interpreter joins before atexit handlers run: stop it before that.
-                    _close_before_thread_join(self)
+                self._portal, self._thread = _start_loop()
             return self._portal
 
     def close(self) -> None:
         """Close the connection pool and stop the loop thread; a no-op when not running."""
         with self._lock:
-            portal, stack, thread_id = self._portal, self._stack, self._thread_id
-            self._portal = self._stack = self._thread_id = None
-        if portal is None or stack is None:
+            portal, thread = self._portal, self._thread
+            self._portal = self._thread = None
+        if portal is None or thread is None:
             return
-        if threading.get_ident() == thread_id:
+        if threading.current_thread() is thread:
             # Reached from the loop thread itself (a finalizer run by garbage collection
             # there): that thread cannot wait for its own loop to stop, so a helper does.
-            threading.Thread(target=self._shutdown, args=(portal, stack), daemon=True).start()
+            threading.Thread(target=self._shutdown, args=(portal, thread), daemon=True).start()
             return
-        self._shutdown(portal, stack)
+        self._shutdown(portal, thread)
 
-    def _shutdown(self, portal: BlockingPortal, stack: ExitStack) -> None:
+    def _shutdown(self, portal: BlockingPortal, thread: threading.Thread) -> None:
         try:
             portal.call(self._aregistry.aclose)
         except Exception as error:  # closing must not fail loudly at exit or in GC
             logger.debug("closing the connection pool failed: %r", error)
         finally:
-            stack.close()
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                portal.call(portal.stop)
+            thread.join()
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's loop thread, which does not exist in a forked child.
+
+        Nothing of it is closed or called: its loop is gone, and its connections are
+        shared with the parent, which still uses them. The next call starts a new loop
+        and pool here.
+        """
+        # Another thread of the parent may have held the lock at fork time.
+        self._lock = threading.RLock()
+        portal, self._portal, self._thread = self._portal, None, None
+        if portal is not None:
+            _left_by_parent.append(portal)
+            _forget_loop_state(self._aregistry)
 
 
-_early_closers: weakref.WeakSet[_LoopThread] = weakref.WeakSet()
-_early_hook_lock = threading.Lock()
+def _start_loop() -> tuple[BlockingPortal, threading.Thread]:
+    """Run an asyncio loop serving a blocking portal in a new daemon thread.
+
+    The thread is a daemon so that interpreter exit never waits for it (an open
+    ``Registry`` is closed by its finalizer at exit), and is owned here rather than by a
+    context manager so that a forked child can drop it without any cleanup code reaching
+    for a loop that did not survive the fork.
+    """
+    started: Future[BlockingPortal] = Future()
+
+    async def serve() -> None:
+        try:
+            async with BlockingPortal() as portal:
+                started.set_result(portal)
+                await portal.sleep_until_stopped()
+        except BaseException as error:
+            if started.done():
+                raise
+            started.set_exception(error)
+
+    # anyio.run itself is the target, so that an idle loop thread runs no aioras frame.
+    run = functools.partial(anyio.run, serve, backend="asyncio")
+    thread = threading.Thread(target=run, name="aioras-portal", daemon=True)
+    thread.start()
+    while True:
+        try:
+            return started.result(timeout=0.1), thread
+        except TimeoutError:
+            if not thread.is_alive() and not started.done():
+                # The loop could not even start (anyio.run failed before serve()).
+                raise RuntimeError("the Registry event loop failed to start") from None
 
 
-def _close_before_thread_join(loop: _LoopThread) -> None:
-    with _early_hook_lock:
-        if not _early_closers:
-            register = getattr(threading, "_register_atexit", None)
-            if register is not None:
-                try:
-                    register(_close_early)
-                except RuntimeError:  # the interpreter is already shutting down
-                    return
-        _early_closers.add(loop)
+def _forget_loop_state(aregistry: AsyncRegistry) -> None:
+    """Drop the state a forked child inherits from its parent's loop and cannot use.
+
+    That is the connection pool (its sockets are the parent's) and the async primitives
+    that calls running in the parent at fork time may hold: those calls do not exist in
+    the child, so what they hold would never be released. Cached tokens and credentials
+    stay. The dropped pool is kept referenced and never closed, so that no finalizer
+    touches a socket the parent still uses.
+    """
+    transport = aregistry._transport
+    if transport._client is not None:
+        _left_by_parent.append(transport._client)
+        transport._client = None
+    aregistry._transfers = None
+    aregistry._uploading = {}
+    aregistry._docker_configs._locks = {}
+    if isinstance(aregistry.auth, TokenAuth):
+        aregistry.auth._locks = {}
 
 
-def _close_early() -> None:
-    for loop in list(_early_closers):
-        loop.close()
+# Every loop thread of this process, and what a forked child inherited and must not close.
+_loops: weakref.WeakSet[_LoopThread] = weakref.WeakSet()
+_left_by_parent: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for loop in list(_loops):
+        loop.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _PortalByteStream(httpx.SyncByteStream):
@@ -142,8 +204,12 @@ class _PortalByteStream(httpx.SyncByteStream):
         self._portal = portal
         self._response = response
         self._chunks: AsyncIterator[bytes] | None = None
+        self._pid = os.getpid()
 
     def __iter__(self) -> Iterator[bytes]:
+        if os.getpid() != self._pid:
+            # Opened before fork(): the loop that serves it is in the parent only.
+            raise httpx.StreamClosed()
         self._chunks = self._response.aiter_raw()
         while True:
             chunk = self._portal.call(_next_chunk, self._chunks)
@@ -152,6 +218,8 @@ class _PortalByteStream(httpx.SyncByteStream):
             yield chunk
 
     def close(self) -> None:
+        if os.getpid() != self._pid:
+            return  # the parent owns the connection and closes it
         # A stopped portal (Registry.close()) took the pool and its connections with it.
         with contextlib.suppress(RuntimeError):
             self._portal.call(self._aclose)
@@ -312,7 +380,7 @@ class Registry:
 
     @property
     def insecure(self) -> bool:
-        """True when the registry speaks plain http."""
+        """True when the registry speaks plain http (setting it switches :attr:`prefix`)."""
         return self.aregistry.insecure
 
     @insecure.setter
@@ -321,7 +389,7 @@ class Registry:
 
     @property
     def prefix(self) -> str:
-        """The URL scheme used: ``http`` or ``https``."""
+        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``."""
         return self.aregistry.prefix
 
     @prefix.setter
@@ -616,7 +684,11 @@ class Registry:
 
     @ensure_container
     def delete_tag(self, container: ContainerLike, tag: str) -> bool:
-        """Delete ``tag``; True when deleted, False when there was no such tag."""
+        """Delete ``tag``; True when deleted, False when there was no such tag.
+
+        The tag alone where the registry can (OCI 1.1), else the manifest it points at,
+        warning which other tags went with it; see :meth:`AsyncRegistry.delete_tag`.
+        """
         return self._call(self.aregistry.delete_tag, container, tag)
 
     @ensure_container

@@ -4,7 +4,10 @@
 makes, basic or bearer) and only when the registry accepts them writes
 ``auths.<host>.auth = base64(user:password)`` into the Docker ``config.json``. The file is
 replaced atomically (a temporary file beside it, then ``os.replace``) and is readable by its
-owner only (mode 0600). When the config names a credential helper for the host
+owner only (mode 0600). Each change is a read-modify-write under an exclusive lock on a
+sidecar file (``config.json.lock``, ``flock``), re-reading the file once the lock is held, so
+that concurrent logins and logouts, in threads, tasks or processes, never drop each other's
+entries. When the config names a credential helper for the host
 (``credHelpers`` or ``credsStore``), the helper stores the credentials instead and the file
 keeps only an empty placeholder, as Docker does; ``logout`` erases them from both.
 """
@@ -16,9 +19,11 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -29,10 +34,23 @@ from .credentials import Credentials
 from .credhelpers import CredentialHelper
 from .dockerconfig import config_keys, helper_keys, helper_name, server_key
 
+if sys.platform != "win32":
+    import fcntl
+
 if TYPE_CHECKING:
     from ..registry import AsyncRegistry
 
-__all__ = ["login", "logout", "read_config", "registry_host", "write_config"]
+T = TypeVar("T")
+
+__all__ = [
+    "config_lock",
+    "login",
+    "logout",
+    "read_config",
+    "registry_host",
+    "update_config",
+    "write_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +109,58 @@ def write_config(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _lock_path(path: str | os.PathLike[str]) -> Path:
+    """The sidecar lock file of a config: beside its real target, so every alias shares it."""
+    target = Path(os.path.realpath(path))
+    return target.with_name(target.name + ".lock")
+
+
+def _open_lock_file(path: Path) -> int:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+@contextlib.asynccontextmanager
+async def config_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
+    """Hold the exclusive lock of the Docker config at ``path`` (``flock`` on a sidecar file).
+
+    Waits, without blocking the event loop, while another thread, task or process holds
+    it; cancelling the wait is safe. The sidecar file is never removed: removing it would
+    let two writers lock two different files. Without ``flock`` (Windows) nothing is locked.
+    """
+    if sys.platform == "win32":
+        yield
+        return
+    fd = await anyio.to_thread.run_sync(_open_lock_file, _lock_path(path))
+    try:
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+async def update_config(path: str | os.PathLike[str], change: Callable[[dict[str, Any]], T]) -> T:
+    """Apply ``change`` to the Docker config at ``path`` and save it, under its lock.
+
+    The file is read once the lock is held, so that what other writers saved meanwhile is
+    kept; ``change`` edits the parsed document in place and returns a result (falsy: no
+    change, nothing written). Raises ``ValueError`` when the file is not valid JSON.
+    """
+    async with config_lock(path):
+        doc = await anyio.to_thread.run_sync(read_config, path)
+        result = change(doc)
+        if result:
+            await anyio.to_thread.run_sync(write_config, path, doc)
+        return result
 
 
 def _config_path(registry: AsyncRegistry, config_path: str | os.PathLike[str] | None) -> str:
@@ -158,9 +228,7 @@ async def login(
     host = registry_host(name)
     path = _config_path(registry, config_path)
     if insecure is not None:
-        registry.insecure = insecure
-        registry.prefix = "http" if insecure else "https"
-        registry.auth.insecure = insecure
+        registry.insecure = insecure  # the URL scheme and the auth backend follow
     # Read first: a damaged config fails the login before anything is sent.
     doc = await anyio.to_thread.run_sync(read_config, path)
 
@@ -181,20 +249,27 @@ async def login(
         raise
 
     key = server_key(host)
-    auths = doc.get("auths")
-    if not isinstance(auths, dict):
-        auths = doc["auths"] = {}
     helper = helper_name(doc, host)
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     if helper:
         await CredentialHelper(helper).store(key, credentials)
-        _without_inline_credentials(auths, host)
-        auths.setdefault(key, {})
+
+    def save(doc: dict[str, Any]) -> bool:
+        auths = doc.get("auths")
+        if not isinstance(auths, dict):
+            auths = doc["auths"] = {}
+        if helper:
+            _without_inline_credentials(auths, host)
+            auths.setdefault(key, {})
+        else:
+            auths[key] = {"auth": token}
+        return True
+
+    await update_config(path, save)
+    if helper:
         logger.info("saved credentials for %s with credential helper %s", host, helper)
     else:
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        auths[key] = {"auth": token}
         logger.info("saved credentials for %s in %s", host, path)
-    await anyio.to_thread.run_sync(write_config, path, doc)
     if config_path is not None:
         registry.load_configs(configs=[path])
     # Whatever an earlier lookup kept for this host is out of date now.
@@ -224,15 +299,17 @@ async def logout(
     doc = await anyio.to_thread.run_sync(read_config, path)
     helper = helper_name(doc, host)
     helper_urls = helper_keys(doc, host) if helper else []
-    removed = False
-    auths = doc.get("auths")
-    if isinstance(auths, dict):
+
+    def remove(doc: dict[str, Any]) -> bool:
+        auths = doc.get("auths")
+        if not isinstance(auths, dict):
+            return False
         keys = [key for key in config_keys(host) if key in auths]
         for key in keys:
             del auths[key]
-        if keys:
-            await anyio.to_thread.run_sync(write_config, path, doc)
-            removed = True
+        return bool(keys)
+
+    removed = await update_config(path, remove)
     try:
         if helper:
             erase = CredentialHelper(helper).erase
