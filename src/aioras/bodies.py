@@ -34,6 +34,10 @@ from .urls import redact
 
 __all__ = ["Deadline", "Paced", "read_capped", "read_paced", "send_within"]
 
+# Bytes inflated per step: zlib builds each step's output twice over (blocks, then one
+# bytes object), so small steps keep a capped body's memory near its cap.
+_INFLATE_STEP = 64 * 1024
+
 
 class Deadline:
     """The time by which the answer to one request must be complete.
@@ -141,7 +145,7 @@ async def _read_decoded(response: httpx.Response, limit: int, truncate: bool) ->
             else:
                 try:
                     # At most one byte past the limit: enough to know it is exceeded.
-                    piece = inflate.decompress(data, limit + 1 - total)
+                    piece = inflate.decompress(data, min(limit + 1 - total, _INFLATE_STEP))
                 except zlib.error as error:
                     raise httpx.DecodingError(
                         f"malformed {response.headers.get('content-encoding')} body: {error}",
