@@ -72,6 +72,18 @@ class AsyncRegistry:
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy.
 
+    ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
+    bounding each connect, read, write and wait for a pooled connection, its read timeout
+    ``T`` bounds a whole answer, so that a server trickling bytes cannot hold a call: once
+    a request is sent, its answer must be complete within ``T`` (headers, and the body of
+    anything but a blob: manifests, tag lists, tokens, error bodies...), and a blob body
+    must average at least 1 KiB/s (:data:`aioras.defaults.min_blob_rate`) over each window
+    of ``T`` seconds. Either is retried, or resumed, like any timeout, then raises
+    :class:`~aioras.exceptions.TimeoutError`: with ``timeout=2`` and the default ``retry``,
+    within about 20 s. Bodies that are not blobs are also capped in size (see
+    :mod:`aioras.defaults`: 16 MiB, 4 MiB for manifests, 1 MiB for tokens, 64 KiB kept of
+    error bodies).
+
     Use it as an async context manager, or call :meth:`aclose` when done. One instance
     belongs to one event loop; its connection pool and tokens are reused across calls.
     """
