@@ -33,6 +33,7 @@ from aioras.exceptions import (
     ResponseTooLarge,
 )
 from aioras.registry import AsyncRegistry
+from aioras.testing import LocalRegistry
 from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy, generated
 
@@ -330,3 +331,29 @@ async def test_gzip_manifest_inflating_to_512_mib_is_refused_within_the_4_mib_ca
     assert isinstance(error, ManifestTooLarge), repr(error)
     assert error.limit == defaults.max_manifest_size == 4 * MiB
     assert growth < defaults.max_manifest_size + 4 * MiB, f"grew by {growth / MiB:.1f} MiB"
+
+
+# -- what the caps must not touch -------------------------------------------------------------
+
+
+@anyio_mark
+async def test_head_of_a_blob_larger_than_any_cap_is_not_refused(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # A HEAD answer's Content-Length is the blob's size, not a body to cap.
+    data = b"\x01" * (defaults.max_response_size + MiB)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    layer = {
+        "mediaType": "application/octet-stream",
+        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    target = registry.reference(f"{repo()}:v1")
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        await reg.upload_blob(source, target, layer)
+
+        assert await reg.blob_exists(layer, target)
+        head = await reg.get_blob(target, layer["digest"], head=True)
+
+    assert int(head.headers["content-length"]) == len(data)

@@ -123,7 +123,10 @@ async def read_capped(
             if len(body) > limit and not truncate:
                 raise _too_large(response, len(body), limit)
             return body[:limit]
+        # The length of a HEAD answer is that of the resource, not of a body.
         length = response.headers.get("content-length", "")
+        if response.request.method == "HEAD":
+            length = ""
         if not truncate and length.isdigit() and int(length) > limit:
             raise _too_large(response, int(length), limit)
         with deadline.bound(response.request) if deadline else nullcontext():
