@@ -64,8 +64,12 @@ def flood(
     piece: bytes,
     *headers: tuple[str, str],
     total: int = FLOOD,
+    declared: bool = False,
 ) -> Fault:
-    """``status`` with a chunked body: ``head``, then ``piece`` repeated up to ``total`` bytes."""
+    """``status`` with a body of ``head``, then ``piece`` repeated up to ``total`` bytes.
+
+    Chunked, or with ``declared`` its length in ``Content-Length``.
+    """
 
     async def chunks() -> AsyncIterator[bytes]:
         if head:  # an empty chunk would end a chunked body
@@ -75,7 +79,7 @@ def flood(
             yield piece
             sent += len(piece)
 
-    framing = ("Transfer-Encoding", "chunked")
+    framing = ("Content-Length", str(total)) if declared else ("Transfer-Encoding", "chunked")
     return Fault("respond", responder=generated(status, [*headers, framing], chunks))
 
 
@@ -133,16 +137,8 @@ async def test_tag_list_of_128_mib_is_refused_within_its_cap_of_memory(
 async def test_tag_list_declaring_a_length_over_the_cap_is_refused_before_reading(
     areg: AsyncRegistry, fault_proxy: FaultProxy
 ) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b'{"name": "x", "tags": ["a"' + b" " * (64 * 1024)
-        while True:
-            yield b" " * (64 * 1024)
-
     fault_proxy.add(
-        Fault(
-            "respond",
-            responder=generated(200, [("Content-Length", str(FLOOD))], chunks),
-        ),
+        flood(200, b'{"name": "x", "tags": ["a"', b" " * (64 * 1024), declared=True),
         path="/tags/list",
     )
 
