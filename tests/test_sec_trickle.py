@@ -5,7 +5,8 @@ trickle is the deadline on a non-blob answer (headers, manifest, tag list comple
 the read timeout of the request being sent) and the minimum rate of a blob body. With the
 default retry policy each call must fail with :class:`aioras.exceptions.TimeoutError`
 within 30 s, retries and resumes included. The four calls run at once to keep the run
-short; the real registry cannot trickle, so a small server on 127.0.0.1 does.
+short; the real registry cannot trickle, so a small server on 127.0.0.1 does. A token
+service trickling its answer ends the call too (as an AuthenticationError: it is not retried).
 """
 
 from __future__ import annotations
@@ -144,3 +145,24 @@ async def test_trickling_server_fails_each_call_with_a_timeout_within_30_s(
         tries = DEFAULT_RETRY.resumes if name == "4 KiB blob" else DEFAULT_RETRY.attempts
         assert servers[name].requests == tries + 1, name
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_trickling_token_service_fails_the_call_within_the_timeout() -> None:
+    token = b'{"token": "' + b"t" * 4000 + b'"}'
+    async with trickled_body("application/json", token) as realm:
+        challenge = (
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+            f'WWW-Authenticate: Bearer realm="http://{realm.host}/token",service="s"\r\n\r\n'
+        ).encode()
+        async with (
+            Trickler(challenge, lambda: b"") as registry,
+            AsyncRegistry(insecure=True, timeout=2) as reg,
+        ):
+            with anyio.fail_after(SPEC_BOUND + 15):
+                error, elapsed = await timed(lambda: reg.get_tags(f"{registry.host}/t/r"))
+
+    # A token service is not retried: the deadline on its answer ends the call.
+    assert isinstance(error, exceptions.AuthenticationError), repr(error)
+    assert "ReadTimeout" in str(error)
+    assert elapsed < SPEC_BOUND
+    assert realm.requests == 1
