@@ -9,6 +9,7 @@ through :mod:`aioras.bodies`: capped, and bounded in time (see :class:`Transport
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
@@ -376,14 +377,22 @@ class Transport:
                         await anyio.sleep(delay)
                         continue
                     raise wrapped from error
-                return httpx.Response(
-                    status,
-                    headers=_decoded_headers(response.headers),
-                    content=body,
-                    request=request,
-                    extensions=response.extensions,
-                )
+                return _buffered(response, body)
             return response
+
+
+def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A closed ``response`` again, holding ``body`` (read capped, and decoded)."""
+    kept = httpx.Response(
+        response.status_code,
+        headers=_decoded_headers(response.headers),
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+    with contextlib.suppress(RuntimeError):  # unset for a body that came already read
+        kept.elapsed = response.elapsed
+    return kept
 
 
 def _decoded_headers(headers: httpx.Headers) -> httpx.Headers:
