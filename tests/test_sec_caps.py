@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import struct
 import tracemalloc
 import uuid
@@ -353,3 +354,36 @@ async def test_head_of_a_blob_larger_than_any_cap_is_not_refused(
         head = await reg.get_blob(target, layer["digest"], head=True)
 
     assert int(head.headers["content-length"]) == len(data)
+
+
+def encoded(coding: str, data: bytes) -> bytes:
+    if coding == "gzip":
+        return zlib.compress(data, wbits=zlib.MAX_WBITS | 16)
+    if coding == "deflate":
+        return zlib.compress(data)
+    deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return deflate.compress(data) + deflate.flush()
+
+
+@anyio_mark
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate"])
+async def test_encoded_bodies_under_their_cap_are_decoded(
+    areg: AsyncRegistry, fault_proxy: FaultProxy, coding: str
+) -> None:
+    tags = [f"v{i}" for i in range(2000)]
+    body = encoded(coding, json.dumps({"name": "x", "tags": tags}).encode())
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body[:1]  # split, so that decoding (the deflate header too) spans reads
+        for start in range(1, len(body), 100):
+            await asyncio.sleep(0)
+            yield body[start : start + 100]
+
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "deflate" if coding == "raw-deflate" else coding),
+        ("Transfer-Encoding", "chunked"),
+    ]
+    fault_proxy.add(Fault("respond", responder=generated(200, headers, chunks)), path="/tags/")
+
+    assert await areg.get_tags(fault_proxy.reference(repo())) == tags

@@ -183,23 +183,28 @@ class _Deflate:
 
     def __init__(self) -> None:
         self._inner: Any = None
+        self._pending = b""
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         if self._inner is None:
+            data = self._pending + data
+            if len(data) < 2:  # the header decides: wait for its two bytes
+                self._pending = data
+                return b""
             # A zlib header: compression method 8 and a 16-bit check divisible by 31.
-            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
             self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
         out: bytes = self._inner.decompress(data, max_length)
         return out
 
     @property
     def unconsumed_tail(self) -> bytes:
-        tail: bytes = self._inner.unconsumed_tail
+        tail: bytes = self._inner.unconsumed_tail if self._inner is not None else b""
         return tail
 
     @property
     def eof(self) -> bool:
-        return bool(self._inner.eof)
+        return self._inner is not None and bool(self._inner.eof)
 
 
 def _too_large(response: httpx.Response, size: int, limit: int) -> exc.ResponseTooLarge:
