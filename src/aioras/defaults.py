@@ -69,6 +69,19 @@ max_manifest_size = 4 * 1024 * 1024
 max_metadata_size = 4 * 1024 * 1024
 # index.json of an OCI layout lists every root (a few hundred bytes each): room for ~100k.
 max_layout_index_size = 32 * 1024 * 1024
+# Caps on bodies that are not blobs, read whole (aioras.bodies.read_capped): past its cap a
+# body is refused, never held or inflated further.
+max_response_size = 16 * 1024 * 1024
+"""Any non-blob body without a tighter cap: tag-list and catalog pages, ``GET /v2/``, upload
+answers, ``do_request`` without ``stream``. The ceiling of every cap below."""
+max_token_size = 1024 * 1024
+"""A token service's answer."""
+max_error_body = 64 * 1024
+"""An error response (status 400 and up): what is kept of it, for its OCI error codes."""
+max_json_depth = 64
+"""Nesting levels of JSON from outside (registries, token services, config files)."""
+min_blob_rate = 1024
+"""Bytes per second a blob body must average over each window of the read timeout."""
 
 # Concurrency, as the reference clients: push 5, pull 3
 default_push_concurrency = 5

@@ -6,7 +6,9 @@ times out) the download continues where it stopped with ``Range: bytes=<n>-`` if
 registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and the body is
 not content-encoded; otherwise, or when the registry ignores the range, it starts over.
 The final size and digest are always checked, whatever pieces the file was made of; content
-failing them is fetched again from scratch a bounded number of times, and never kept.
+failing them is fetched again from scratch a bounded number of times, and never kept. A body
+that comes slower than the minimum blob rate (:class:`~aioras.bodies.Paced`) counts as a
+break too, so a trickling server cannot hold a download.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 
 from . import exceptions as exc
 from .blobio import VerifiedFile
+from .bodies import Paced
 from .transport import RetryPolicy, raise_for_status, wrap_http_error
 from .urls import redact
 
@@ -121,7 +124,7 @@ async def download_verified(
                 length = response.headers.get("content-length", "")
                 if size is not None and length.isdigit() and offset + int(length) > size:
                     raise exc.SizeMismatch(expected=size, actual=offset + int(length), what=what)
-                async for chunk in response.aiter_bytes():
+                async for chunk in Paced(response):
                     await sink.write(chunk)
             except httpx.HTTPError as error:
                 if breaks >= policy.resumes:

@@ -20,8 +20,9 @@
     │   └── InsecureTokenRealm         a token realm on plain http would get credentials
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
     │   ├── ConnectError               connecting or the TLS handshake failed
-    │   └── TimeoutError               a connect, read, write or pool timeout expired
+    │   └── TimeoutError               a timeout expired, or an answer trickled in too slowly
     └── RegistryError                  the registry answered with an unexpected status
+        ├── ResponseTooLarge           a non-blob body (tag list, answer...) exceeds its cap
         ├── NotFoundError              404: repository, manifest, blob or upload unknown
         ├── PermissionDenied           403, or 401 after credentials were sent
         ├── UnsupportedOperation       405 or UNSUPPORTED: the registry will not do this
@@ -36,10 +37,11 @@ and URL (credentials stripped), and the OCI error codes of the response body.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .jsondoc import load_json
 
 __all__ = [
     "AuthenticationError",
@@ -63,6 +65,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "ReadOnlyError",
     "RegistryError",
+    "ResponseTooLarge",
     "ServerError",
     "SizeMismatch",
     "TimeoutError",
@@ -251,7 +254,12 @@ class ConnectError(TransportError):
 
 # Named like the builtin on purpose: ``aioras.TimeoutError`` reads naturally in an except clause.
 class TimeoutError(TransportError):
-    """Raised when a connect, read, write or pool timeout expires."""
+    """Raised when a timeout expires (connect, read, write, pool) once retries are spent.
+
+    Also raised when an answer arrives, but too slowly: a non-blob answer not complete
+    within the read timeout of the request being sent, or a blob body slower than
+    ``defaults.min_blob_rate`` over a window of the read timeout.
+    """
 
 
 @dataclass(frozen=True)
@@ -320,17 +328,33 @@ class ServerError(RegistryError):
     """Raised on a 5xx answer once retries are spent."""
 
 
+class ResponseTooLarge(RegistryError):
+    """Raised when a body that is not a blob exceeds its cap; it is not read past the cap.
+
+    Covers tag-list and catalog pages, ``GET /v2/`` and upload answers (16 MiB by default,
+    :data:`aioras.defaults.max_response_size`); ``size`` is the declared length or the
+    bytes seen when reading stopped, ``limit`` the cap. Manifests raise
+    :class:`ManifestTooLarge` and token answers :class:`AuthenticationError` instead.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.size = size
+        self.limit = limit
+
+
 _MAX_ERROR_ENTRIES = 16
 
 
 def parse_error_body(body: bytes) -> tuple[OciErrorDetail, ...]:
     """Parse an OCI error body; anything that is not one yields an empty tuple.
 
-    Registries send plain text, HTML or nothing at all on errors, so this never raises.
+    Registries send plain text, HTML or nothing at all on errors, so this never raises
+    (JSON nested too deeply included).
     """
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = load_json(body)
+    except ValueError:
         return ()
     entries = doc.get("errors") if isinstance(doc, Mapping) else None
     if not isinstance(entries, list):

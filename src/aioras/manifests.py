@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -11,6 +10,7 @@ from . import defaults, schemas
 from . import exceptions as exc
 from .container import Container
 from .digest import digest_bytes, parse_digest, verify_bytes
+from .jsondoc import load_json
 
 __all__ = ["check_manifest", "descriptor_of", "media_type_of"]
 
@@ -23,7 +23,7 @@ def media_type_of(value: str | None) -> str:
 def descriptor_of(data: bytes, response: httpx.Response) -> dict[str, Any]:
     """The descriptor (``mediaType``, ``digest``, ``size``) of fetched manifest bytes."""
     try:
-        doc_type = json.loads(data).get("mediaType")
+        doc_type = load_json(data).get("mediaType")
     except (ValueError, AttributeError):
         doc_type = None
     return {
@@ -57,8 +57,8 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
                 expected=advertised, actual=actual, what=f"Docker-Content-Digest of {what}"
             )
     try:
-        manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
+        manifest = load_json(data)
+    except ValueError as error:
         raise exc.ManifestValidationError(f"{what} is not valid JSON: {error}") from error
     if not isinstance(manifest, dict):
         raise exc.ManifestValidationError(f"{what} is not a JSON object")

@@ -22,6 +22,7 @@ from typing import Any
 from . import defaults
 from .digest import digest_bytes, digest_file_sync, validate_digest
 from .exceptions import ManifestValidationError
+from .jsondoc import load_json
 from .utils.fileio import PathLike
 
 __all__ = [
@@ -255,7 +256,7 @@ class Annotations:
             raise FileNotFoundError(f"annotation file {filename} does not exist")
         with open(filename, encoding="utf-8") as fd:
             try:
-                doc = json.load(fd)
+                doc = load_json(fd.read())
             except ValueError as exc:
                 raise ManifestValidationError(
                     f"{filename}: annotation file is not valid JSON: {exc}"

@@ -33,6 +33,7 @@ from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
+from .jsondoc import load_json
 from .manifests import check_manifest, descriptor_of, media_type_of
 from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
@@ -48,7 +49,6 @@ from .transport import (
     RetryPolicy,
     Transport,
     raise_for_status,
-    wrap_http_error,
 )
 from .uploads import BlobUpload, cancel_upload
 from .urls import redact, resolve_location, same_origin
@@ -77,6 +77,18 @@ class AsyncRegistry:
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy.
+
+    ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
+    bounding each connect, read, write and wait for a pooled connection, its read timeout
+    ``T`` bounds a whole answer, so that a server trickling bytes cannot hold a call: once
+    a request is sent, its answer must be complete within ``T`` (headers, and the body of
+    anything but a blob: manifests, tag lists, tokens, error bodies...), and a blob body
+    must average at least 1 KiB/s (:data:`aioras.defaults.min_blob_rate`) over each window
+    of ``T`` seconds. Either is retried, or resumed, like any timeout, then raises
+    :class:`~aioras.exceptions.TimeoutError`: with ``timeout=2`` and the default ``retry``,
+    within about 20 s. Bodies that are not blobs are also capped in size (see
+    :mod:`aioras.defaults`: 16 MiB, 4 MiB for manifests, 1 MiB for tokens, 64 KiB kept of
+    error bodies).
 
     Use it as an async context manager, or call :meth:`aclose` when done. One instance
     belongs to one event loop; its connection pool and tokens are reused across calls.
@@ -306,9 +318,17 @@ class AsyncRegistry:
         stream: bool = False,
         retry: bool | None = None,
         scopes: tuple[str, ...] | None = None,
+        max_body: int | None = defaults.max_response_size,
     ) -> httpx.Response:
         return await self._transport.send(
-            method, url, headers=headers, body=body, stream=stream, retry=retry, scopes=scopes
+            method,
+            url,
+            headers=headers,
+            body=body,
+            stream=stream,
+            retry=retry,
+            scopes=scopes,
+            max_body=max_body,
         )
 
     # -- generic request -----------------------------------------------------------------
@@ -324,7 +344,9 @@ class AsyncRegistry:
         """Send a request with authentication, redirects and retries; return the response.
 
         Unlike the endpoint methods this does not raise for an error status. With
-        ``stream=True`` the caller must close the response (``await response.aclose()``).
+        ``stream=True`` the caller must close the response (``await response.aclose()``);
+        without, a body over 16 MiB (:data:`aioras.defaults.max_response_size`) raises
+        :class:`~aioras.exceptions.ResponseTooLarge`: stream larger ones.
         The origin of ``url`` is treated as a registry: it gets credentials.
         """
         self._transport.add_registry(url)
@@ -379,7 +401,10 @@ class AsyncRegistry:
         validate_digest(digest)
         method = "HEAD" if head else "GET"
         response = await self._send(
-            method, self._url(container.get_blob_url(digest)), stream=stream and not head
+            method,
+            self._url(container.get_blob_url(digest)),
+            stream=stream and not head,
+            max_body=None,  # a blob: its digest bounds what is kept, its pace the time
         )
         await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
         if not head and not stream:
@@ -641,7 +666,8 @@ class AsyncRegistry:
         ``Content-Type`` contradicting the ``mediaType`` inside is refused; the document
         is validated against its schema. A body that breaks off is fetched again (up to
         ``retry.attempts`` times), and so is one failing its digest check (up to
-        ``retry.refetches`` times). Raises
+        ``retry.refetches`` times). A ``Content-Encoding`` (gzip) is undone in bounded
+        steps, never past ``max_size``. Raises
         :class:`~aioras.exceptions.ManifestTooLarge`,
         :class:`~aioras.exceptions.DigestMismatch`,
         :class:`~aioras.exceptions.ManifestValidationError`, or the registry's typed errors.
@@ -651,21 +677,9 @@ class AsyncRegistry:
         url = self._url(container.manifest_url())
         what = f"manifest {container}"
         policy = self._transport.retry
-        breaks = refetches = 0
+        refetches = 0
         while True:
-            try:
-                data, response = await self._read_manifest(url, accept, max_size, what)
-            except httpx.HTTPError as error:
-                # The body broke off after the headers: a fault like any other for a GET.
-                if breaks >= policy.attempts:
-                    raise wrap_http_error(
-                        error, "GET", url, what=f"reading {what} broke off"
-                    ) from error
-                delay = policy.delay(breaks)
-                breaks += 1
-                logger.debug("reading %s broke off; retry %d in %.2fs", what, breaks, delay)
-                await anyio.sleep(delay)
-                continue
+            data, response = await self._read_manifest(url, accept, max_size, what)
             try:
                 manifest = check_manifest(container, data, response)
             except exc.IntegrityError as error:
@@ -680,26 +694,15 @@ class AsyncRegistry:
     async def _read_manifest(
         self, url: str, accept: Sequence[str], max_size: int, what: str
     ) -> tuple[bytes, httpx.Response]:
-        """GET a manifest's bytes, refusing more than ``max_size`` before reading them all.
-
-        Raises httpx errors unwrapped when the body breaks off, so the caller can retry.
-        """
-        response = await self._send("GET", url, headers={"Accept": ", ".join(accept)}, stream=True)
+        """GET a manifest's bytes, refusing more than ``max_size`` before reading them all."""
         try:
-            await raise_for_status(response, (200,), what=what)
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > max_size:
-                raise exc.ManifestTooLarge(int(length), max_size)
-            chunks: list[bytes] = []
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_size:
-                    raise exc.ManifestTooLarge(received, max_size)
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return b"".join(chunks), response
+            response = await self._send(
+                "GET", url, headers={"Accept": ", ".join(accept)}, max_body=max_size
+            )
+        except exc.ResponseTooLarge as error:
+            raise exc.ManifestTooLarge(error.size, error.limit) from None
+        await raise_for_status(response, (200,), what=what)
+        return response.content, response
 
     async def get_manifest(
         self,
@@ -801,7 +804,7 @@ class AsyncRegistry:
             response = await self._send("GET", url)
             await raise_for_status(response, (200,), what=f"tags of {container.api_prefix}")
             try:
-                page = response.json().get("tags") or []
+                page = load_json(response.content).get("tags") or []
             except (ValueError, AttributeError) as error:
                 raise exc.RegistryError(
                     f"tag list of {container.api_prefix} is not a JSON object",

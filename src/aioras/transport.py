@@ -3,7 +3,8 @@
 It sends every registry request and handles what no caller should see: the 401 challenge
 and its answer, redirects, retries with jittered exponential backoff and ``Retry-After``,
 and the mapping of httpx failures and error responses to the typed exceptions of
-:mod:`aioras.exceptions`.
+:mod:`aioras.exceptions`. Bodies are read through :mod:`aioras.bodies`: capped, and bounded
+in time (see :class:`Transport`).
 
 Credentials are scoped by origin, one rule for every request and every redirect hop: the
 origin a call was made for (see :attr:`Transport.registries`) gets the authenticator's
@@ -14,6 +15,7 @@ credential headers, and a challenge from it is answered by :class:`AnonymousAuth
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
@@ -26,9 +28,11 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from . import defaults
 from . import exceptions as exc
 from .auth import Authenticator, scopes_for_request
 from .auth.authenticator import AnonymousAuth
+from .bodies import Deadline, read_capped, read_paced, send_within
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers, scrub
 from .netbackend import http_transport, ssl_context
 from .urls import Origin, origin, redact, resolve_location
@@ -52,7 +56,6 @@ Body = bytes | BodyFactory | None
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _MAX_REDIRECTS = 10
-_MAX_ERROR_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,9 @@ class RetryPolicy:
     ``refetches`` times (default 2) before :class:`~aioras.exceptions.IntegrityError` is
     raised; bytes that fail verification are never kept.
 
-    Worst case, a registry that stalls every request fails a call after about
-    ``(attempts + 1) * timeout`` plus the backoffs; a transfer that keeps breaking off after
-    ``(resumes + 1)`` times that.
+    Worst case, a registry that stalls or trickles every request fails a call after about
+    ``(attempts + 1) * timeout`` plus the backoffs (about 8 s); a transfer that keeps
+    breaking off after ``(resumes + 1)`` times that.
     """
 
     attempts: int = 5
@@ -191,6 +194,15 @@ class Transport:
     (:class:`~aioras.AsyncRegistry` adds each registry a reference names). A request to
     another origin is sent without them. None, the default, trusts the origin of the URL
     each :meth:`send` is given (still not where it redirects to).
+
+    ``timeout`` (seconds, or an ``httpx.Timeout``) bounds every wait for the network: a
+    connection, a write, a read, a pooled connection. Its read timeout ``T`` bounds more
+    than one read, so that a server trickling a byte now and then cannot hold a call: the
+    answer to a request, once sent, must be complete within ``T`` (its headers, and its
+    body unless it is a blob), and a blob body must average at least
+    :data:`~aioras.defaults.min_blob_rate` bytes per second over each ``T``-second window.
+    A request failing either is retried like any timeout, then raises
+    :class:`~aioras.exceptions.TimeoutError`.
     """
 
     def __init__(
@@ -226,7 +238,9 @@ class Transport:
                 verify=self._verify, limits=self._limits, proxy=self._proxy
             )
             # trust_env=False: no .netrc credentials or proxy settings slip in unseen.
+            # Accept-Encoding: only the codings aioras.bodies inflates in bounded steps.
             self._client = httpx.AsyncClient(
+                headers={"Accept-Encoding": "gzip, deflate"},
                 follow_redirects=False,
                 trust_env=False,
                 timeout=self._timeout,
@@ -293,19 +307,24 @@ class Transport:
         stream: bool = False,
         retry: bool | None = None,
         follow_redirects: bool = True,
+        max_body: int | None = defaults.max_response_size,
     ) -> httpx.Response:
         """Send one logical request; return the final response, whatever its status.
 
-        Authentication, redirects and retries happen inside. With ``stream=True`` the body
+        Authentication, redirects and retries happen inside. An error response's body
+        (status 400 and up) is always read, its first 64 KiB only
+        (:data:`~aioras.defaults.max_error_body`). Otherwise, with ``stream=True`` the body
         is left unread and the caller must close the response (``await r.aclose()``);
-        otherwise it is read, an error response's body (status 400 and up) to its first
-        64 KiB only.
+        without, it is read whole: at most ``max_body`` bytes (16 MiB by default), or, with
+        ``max_body=None`` (a blob), held to the minimum blob rate instead.
         ``retry`` defaults to True for idempotent methods. Raises
+        :class:`~aioras.exceptions.ResponseTooLarge` for a body over ``max_body``,
         :class:`~aioras.exceptions.AuthenticationError` when the registry still answers 401
         after the challenge was answered (:class:`~aioras.exceptions.CredentialsNotForwarded`
         when another origin than the registry's wants credentials),
         :class:`~aioras.exceptions.InvalidHeaderValue` for a header value that cannot be
-        sent, and a :class:`~aioras.exceptions.TransportError` when no answer came.
+        sent, and a :class:`~aioras.exceptions.TransportError` when no answer came
+        (:class:`~aioras.exceptions.TimeoutError` when it came too slowly).
         """
         method = method.upper()
         scopes = scopes_for_request(method, url) if scopes is None else scopes
@@ -328,8 +347,9 @@ class Transport:
             request = client.build_request(
                 current_method, current_url, headers=request_headers, content=content
             )
+            deadline = Deadline.of(client.timeout)
             try:
-                response = await client.send(request, stream=True)
+                response = await send_within(client, request, deadline)
             except httpx.HTTPError as error:
                 wrapped = wrap_http_error(error, current_method, current_url)
                 verification = isinstance(error, httpx.ConnectError) and _is_verification_failure(
@@ -350,8 +370,8 @@ class Transport:
             if status == 401:
                 buffered = httpx.Response(
                     401,
-                    headers=response.headers,
-                    content=await read_capped(response, _MAX_ERROR_BODY, close=True),
+                    headers=_decoded_headers(response.headers),
+                    content=await _error_body(response, deadline),
                     request=request,
                 )
                 if auth_rounds < 2 and await auth.on_unauthorized(
@@ -386,7 +406,7 @@ class Transport:
                 wait = self.retry.delay(
                     retries, parse_retry_after(response.headers.get("retry-after"))
                 )
-                await read_capped(response, _MAX_ERROR_BODY, close=True)
+                await _error_body(response, deadline)
                 logger.debug(
                     "%s %s -> %d; retry %d in %.2fs",
                     current_method,
@@ -402,19 +422,18 @@ class Transport:
             if "warning" in response.headers:
                 for warning in response.headers.get_list("warning"):
                     logger.warning("registry warning for %s: %s", redact(current_url), warning)
-            if not stream:
-                error_body = b""
+            if not stream or status >= 400:
                 try:
                     if status >= 400:
                         # An error body is the server's to size: keep 64 KiB of it (enough
                         # for the OCI error codes) and drop the connection, not read a flood.
-                        error_body, broke = await _read_error_body(
-                            response, _MAX_ERROR_BODY, close=True, decode=True
+                        body = await read_capped(
+                            response, defaults.max_error_body, truncate=True, deadline=deadline
                         )
-                        if broke is not None:
-                            raise broke
+                    elif max_body is None:
+                        body = await read_paced(response)
                     else:
-                        await response.aread()
+                        body = await read_capped(response, max_body, deadline=deadline)
                 except httpx.HTTPError as error:
                     # The body (an error's too) broke off: the answer did not arrive, which
                     # for a replayable request is one more fault like a reset before the
@@ -428,52 +447,43 @@ class Transport:
                         await anyio.sleep(delay)
                         continue
                     raise wrapped from error
-                finally:
-                    await response.aclose()
-                if status >= 400:
-                    kept = httpx.Headers(response.headers)
-                    kept.pop("content-encoding", None)  # the bytes kept are decoded already
-                    return httpx.Response(status, headers=kept, content=error_body, request=request)
+                return _buffered(response, body)
             return response
 
 
-async def read_capped(
-    response: httpx.Response, limit: int, *, close: bool = False, decode: bool = False
-) -> bytes:
-    """Read at most ``limit`` bytes of a streaming body; the rest, if any, is discarded.
+def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A closed ``response`` again, holding ``body`` (read capped, and decoded)."""
+    kept = httpx.Response(
+        response.status_code,
+        headers=_decoded_headers(response.headers),
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+    with contextlib.suppress(RuntimeError):  # unset for a body that came already read
+        kept.elapsed = response.elapsed
+    return kept
 
-    Used for error bodies, whose size the server controls. A body already read is
-    returned as it is. ``decode`` undoes a ``Content-Encoding`` (gzip...) on the way; the
-    limit then applies to the decoded bytes. A body that breaks off yields what arrived:
-    a broken error body must not hide the status that matters.
+
+def _decoded_headers(headers: httpx.Headers) -> httpx.Headers:
+    """``headers`` for a body kept decoded: no ``Content-Encoding``, no stale length."""
+    kept = httpx.Headers(headers)
+    if kept.pop("content-encoding", None) is not None:
+        kept.pop("content-length", None)
+    return kept
+
+
+async def _error_body(response: httpx.Response, deadline: Deadline | None = None) -> bytes:
+    """The first 64 KiB of an error body; nothing when it breaks off.
+
+    A broken error body must not hide the status that matters.
     """
-    body, _ = await _read_error_body(response, limit, close=close, decode=decode)
-    return body
-
-
-async def _read_error_body(
-    response: httpx.Response, limit: int, *, close: bool, decode: bool = False
-) -> tuple[bytes, httpx.HTTPError | None]:
-    """:func:`read_capped`, also returning the error that cut the body short, if any."""
     try:
-        return response.content[:limit], None
-    except httpx.ResponseNotRead:
-        pass
-    chunks: list[bytes] = []
-    total = 0
-    broke: httpx.HTTPError | None = None
-    try:
-        async for chunk in response.aiter_bytes() if decode else response.aiter_raw():
-            chunks.append(chunk)
-            total += len(chunk)
-            if total >= limit:
-                break
-    except httpx.HTTPError as error:
-        broke = error
-    finally:
-        if close:
-            await response.aclose()
-    return b"".join(chunks)[:limit], broke
+        return await read_capped(
+            response, defaults.max_error_body, truncate=True, deadline=deadline
+        )
+    except httpx.HTTPError:
+        return b""
 
 
 async def raise_for_status(
@@ -489,7 +499,7 @@ async def raise_for_status(
     """
     if response.status_code in expected:
         return
-    body = await read_capped(response, _MAX_ERROR_BODY, close=True)
+    body = await _error_body(response)
     raise exc.error_for_status(
         response.status_code,
         method=response.request.method,

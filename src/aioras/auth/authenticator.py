@@ -20,14 +20,18 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from .. import defaults
+from ..bodies import Deadline, read_capped, send_within
 from ..exceptions import (
     AuthenticationError,
     CredentialsNotForwarded,
     InsecureTokenRealm,
     InvalidHeaderValue,
+    ResponseTooLarge,
     parse_error_body,
 )
 from ..headers import check_header
+from ..jsondoc import load_json
 from ..urls import redact
 from .challenge import Challenge, parse_www_authenticate
 from .credentials import Credentials, merge_scopes
@@ -53,7 +57,6 @@ should be looked up afresh (after :meth:`Authenticator.forget`, or refused crede
 """
 
 _DEFAULT_TOKEN_LIFETIME = 60.0
-_MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
 @dataclass
@@ -406,29 +409,35 @@ class TokenAuth(Authenticator):
             headers = {"Authorization": creds.basic_header()} if creds and creds.has_basic else {}
             request = client.build_request("GET", realm, params=params, headers=headers)
         logger.debug("requesting token from %s for %s", redact(realm), " ".join(scopes) or "-")
+        deadline = Deadline.of(client.timeout)
         try:
-            response = await client.send(request)
+            response = await send_within(client, request, deadline)
+            refused = response.status_code != 200
+            limit = defaults.max_error_body if refused else defaults.max_token_size
+            body = await read_capped(response, limit, truncate=refused, deadline=deadline)
         except httpx.HTTPError as exc:
             raise AuthenticationError(
                 f"token request to {redact(realm)} failed: {type(exc).__name__}"
             ) from exc
-        if response.status_code != 200:
+        except ResponseTooLarge as exc:
+            raise AuthenticationError(
+                f"token response from {redact(realm)} exceeds the {exc.limit}-byte limit"
+            ) from None
+        if refused:
             who = f" as {creds.username}" if creds and creds.username else " anonymously"
             raise AuthenticationError(
                 f"token service {redact(realm)} refused{who} (HTTP {response.status_code}) "
                 f"for {' '.join(scopes) or 'no scope'}",
                 status_code=response.status_code,
-                codes=_codes(response),
+                codes=[e.code for e in parse_error_body(body)],
             )
-        return self._parse_token(response, started, realm, scopes)
+        return self._parse_token(body, started, realm, scopes)
 
     def _parse_token(
-        self, response: httpx.Response, started: float, realm: str, scopes: tuple[str, ...]
+        self, body: bytes, started: float, realm: str, scopes: tuple[str, ...]
     ) -> Token:
-        if len(response.content) > _MAX_TOKEN_RESPONSE:
-            raise AuthenticationError(f"token response from {redact(realm)} is too large")
         try:
-            doc = response.json()
+            doc = load_json(body)
         except ValueError as exc:
             raise AuthenticationError(f"token response from {redact(realm)} is not JSON") from exc
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None

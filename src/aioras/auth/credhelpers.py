@@ -28,6 +28,7 @@ import subprocess
 import anyio
 
 from ..exceptions import CredentialHelperError
+from ..jsondoc import load_json
 from .credentials import Credentials
 
 __all__ = [
@@ -127,7 +128,7 @@ class CredentialHelper:
                 f"credential helper {self.program} get failed (exit status {status})"
             )
         try:
-            doc = json.loads(out)
+            doc = load_json(out)
         except ValueError:
             raise CredentialHelperError(
                 f"credential helper {self.program} get printed something that is not JSON"
@@ -179,7 +180,7 @@ class CredentialHelper:
                 f"credential helper {self.program} list failed (exit status {status})"
             )
         try:
-            doc = json.loads(out or b"{}")
+            doc = load_json(out or b"{}")
         except ValueError:
             raise CredentialHelperError(
                 f"credential helper {self.program} list printed something that is not JSON"

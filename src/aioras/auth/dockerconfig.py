@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ import anyio
 
 from .. import defaults
 from ..exceptions import InvalidHeaderValue
+from ..jsondoc import load_json
 from .credentials import Credentials
 from .credhelpers import DEFAULT_HELPER_TIMEOUT, CredentialHelper, CredentialHelperError
 
@@ -175,7 +175,7 @@ class DockerConfigSource:
             return cached[1]
         try:
             with open(path, encoding="utf-8") as fd:
-                doc = json.load(fd)
+                doc = load_json(fd.read())
         except (OSError, ValueError) as error:
             logger.warning("cannot read Docker config %s: %s", path, type(error).__name__)
             doc = {}

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 
 from ..container import parse_registry
+from ..jsondoc import load_json
 from ..utils import readline
 from .credentials import Credentials
 from .credhelpers import CredentialHelper
@@ -81,7 +82,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        doc = json.loads(text)
+        doc = load_json(text)
     except ValueError as error:
         raise ValueError(f"Docker config {os.fspath(path)} is not valid JSON: {error}") from error
     if not isinstance(doc, dict):

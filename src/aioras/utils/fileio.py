@@ -21,6 +21,7 @@ from typing import IO, Any, AnyStr, Literal, NamedTuple, overload
 
 from .. import defaults
 from ..exceptions import UnsafePathError
+from ..jsondoc import load_json
 from ..urls import merge_query
 
 __all__ = [
@@ -253,9 +254,9 @@ def read_file(filename: PathLike, mode: str = "r") -> str | bytes:
 
 
 def read_json(filename: PathLike, mode: str = "r") -> Any:
-    """Parse a JSON file; raises ``ValueError`` (``json.JSONDecodeError``) when it is not JSON."""
+    """Parse a JSON file; raises ``ValueError`` when it is not JSON or nested too deeply."""
     with open(filename, "rb") as fd:
-        return json.load(fd)
+        return load_json(fd.read())
 
 
 def readline() -> str:

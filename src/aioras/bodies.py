@@ -1,0 +1,266 @@
+"""Reading what a registry sends: capped in size, bounded in time.
+
+Every body that is not a blob (manifests, tag-list and catalog pages, token answers,
+``GET /v2/``, upload answers, error bodies) is read by :func:`read_capped`: streamed, decoded
+(gzip or deflate) in bounded steps, and refused past its cap before more is held or inflated.
+
+Time is bounded two ways, both measured in the read timeout ``T`` of the request (the
+``timeout=`` option; its ``read`` part when it is an ``httpx.Timeout``):
+
+- :class:`Deadline`: once a request has been sent, its answer must be complete within ``T``:
+  the headers, and the whole body when it is not a blob. A server that trickles bytes no
+  longer holds a call by sending one just before each read would time out.
+- :class:`Paced`: a blob body must bring at least :data:`~aioras.defaults.min_blob_rate`
+  bytes per second, counted over each window of ``T`` seconds.
+
+Either raises ``httpx.ReadTimeout``, which callers retry, resume or map to
+:class:`~aioras.exceptions.TimeoutError` like any other timeout.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import anyio
+import httpx
+
+from . import defaults
+from . import exceptions as exc
+from .urls import redact
+
+__all__ = ["Deadline", "Paced", "read_capped", "read_paced", "send_within"]
+
+# Bytes inflated per step: zlib builds each step's output twice over (blocks, then one
+# bytes object), so small steps keep a capped body's memory near its cap.
+_INFLATE_STEP = 64 * 1024
+
+
+class Deadline:
+    """The time by which the answer to one request must be complete.
+
+    The clock starts when the request has been sent (httpcore's ``trace`` extension reports
+    it; :meth:`start` starts it for transports that report nothing), so waiting for a pooled
+    connection or uploading a large body does not count. ``seconds=None``: no deadline.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at = math.inf
+        self._scope: anyio.CancelScope | None = None
+
+    @classmethod
+    def of(cls, timeout: httpx.Timeout) -> Deadline:
+        """The deadline for a client with ``timeout``: its read timeout."""
+        return cls(timeout.read)
+
+    def start(self) -> None:
+        """Start the clock now, unless it runs already."""
+        if self.seconds is not None and self.at == math.inf:
+            self.at = anyio.current_time() + self.seconds
+            if self._scope is not None:
+                self._scope.deadline = self.at
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore ``trace`` callback: start the clock once the request body is sent."""
+        if event.endswith("send_request_body.complete"):
+            self.start()
+
+    @contextmanager
+    def bound(self, request: httpx.Request) -> Iterator[None]:
+        """Run the block until the deadline; past it, raise ``httpx.ReadTimeout``."""
+        with anyio.CancelScope(deadline=self.at) as scope:
+            self._scope = scope
+            try:
+                yield
+            finally:
+                self._scope = None
+        if scope.cancelled_caught:
+            raise httpx.ReadTimeout(
+                f"no complete answer within {self.seconds:g} s of sending the request",
+                request=request,
+            )
+
+
+async def send_within(
+    client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline
+) -> httpx.Response:
+    """Send ``request`` (body unread) with its headers due by ``deadline``."""
+    request.extensions["trace"] = deadline.trace
+    with deadline.bound(request):
+        response = await client.send(request, stream=True)
+    deadline.start()  # a transport that reports no trace events: count from the headers
+    return response
+
+
+async def read_capped(
+    response: httpx.Response,
+    limit: int,
+    *,
+    truncate: bool = False,
+    deadline: Deadline | None = None,
+) -> bytes:
+    """Read a body that is not a blob, at most ``limit`` bytes of it, and close the response.
+
+    ``Content-Encoding`` gzip or deflate is undone in bounded steps: the limit applies to
+    the decoded bytes and nothing is inflated past it (other encodings are returned as they
+    came). Past the limit, with ``truncate`` (error bodies) the first ``limit`` bytes are
+    returned and the rest is never read; otherwise
+    :class:`~aioras.exceptions.ResponseTooLarge` is raised, before reading when the declared
+    ``Content-Length`` is over the limit. A body already read is held to the same limit.
+    ``deadline`` bounds the reading in time. Raises httpx errors when the body breaks off
+    or the deadline passes.
+    """
+    try:
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:
+            pass
+        else:
+            if len(body) > limit and not truncate:
+                raise _too_large(response, len(body), limit)
+            return body[:limit]
+        # The length of a HEAD answer is that of the resource, not of a body.
+        length = response.headers.get("content-length", "")
+        if response.request.method == "HEAD":
+            length = ""
+        if not truncate and length.isdigit() and int(length) > limit:
+            raise _too_large(response, int(length), limit)
+        with deadline.bound(response.request) if deadline else nullcontext():
+            return await _read_decoded(response, limit, truncate)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
+async def _read_decoded(response: httpx.Response, limit: int, truncate: bool) -> bytes:
+    inflate = _inflater(response.headers.get("content-encoding", ""))
+    chunks: list[bytes] = []
+    total = 0
+    async for raw in response.aiter_raw():
+        data = raw
+        while data:
+            if inflate is None:
+                piece, data = data[: limit + 1 - total], b""
+            else:
+                try:
+                    # At most one byte past the limit: enough to know it is exceeded.
+                    piece = inflate.decompress(data, min(limit + 1 - total, _INFLATE_STEP))
+                except zlib.error as error:
+                    raise httpx.DecodingError(
+                        f"malformed {response.headers.get('content-encoding')} body: {error}",
+                        request=response.request,
+                    ) from error
+                data = inflate.unconsumed_tail
+            chunks.append(piece)
+            total += len(piece)
+            if total > limit:
+                if truncate:
+                    return b"".join(chunks)[:limit]
+                raise _too_large(response, total, limit)
+            if inflate is not None and inflate.eof:
+                break
+    return b"".join(chunks)
+
+
+def _inflater(encoding: str) -> Any:
+    """A bounded zlib decompressor for ``encoding``, or None to take the bytes as they are."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if codings in (["gzip"], ["x-gzip"]):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if codings == ["deflate"]:
+        # Meant as zlib-wrapped; some servers send raw deflate.
+        return _Deflate()
+    return None
+
+
+class _Deflate:
+    """``deflate`` as servers send it: zlib-wrapped, or raw when no zlib header comes."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+        self._pending = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inner is None:
+            data = self._pending + data
+            if len(data) < 2:  # the header decides: wait for its two bytes
+                self._pending = data
+                return b""
+            # A zlib header: compression method 8 and a 16-bit check divisible by 31.
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        out: bytes = self._inner.decompress(data, max_length)
+        return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        tail: bytes = self._inner.unconsumed_tail if self._inner is not None else b""
+        return tail
+
+    @property
+    def eof(self) -> bool:
+        return self._inner is not None and bool(self._inner.eof)
+
+
+def _too_large(response: httpx.Response, size: int, limit: int) -> exc.ResponseTooLarge:
+    request = response.request
+    url = redact(str(request.url))
+    return exc.ResponseTooLarge(
+        f"{request.method} {url}: body of {'at least ' if size == limit + 1 else ''}"
+        f"{size} bytes exceeds the {limit}-byte limit",
+        size=size,
+        limit=limit,
+        status_code=response.status_code,
+        method=request.method,
+        url=url,
+    )
+
+
+class Paced:
+    """A blob body's decoded chunks, refused when they come slower than ``min_rate``.
+
+    Each window of the request's read timeout must bring ``min_rate`` bytes per second of it
+    (the read timeout itself bounds a silence). Falling behind raises ``httpx.ReadTimeout``,
+    so a download treats it like a break: resumed, restarted, or given up as a
+    :class:`~aioras.exceptions.TimeoutError`. Without a read timeout nothing is checked.
+    """
+
+    def __init__(self, response: httpx.Response, *, min_rate: int = defaults.min_blob_rate):
+        timeouts = response.request.extensions.get("timeout", {})
+        self.window: float | None = timeouts.get("read")
+        self.min_rate = min_rate
+        self.request = response.request
+        self._chunks = response.aiter_bytes()
+        self._start = anyio.current_time()
+        self._got = 0
+
+    def __aiter__(self) -> Paced:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._chunks.__anext__()
+        if self.window:
+            self._got += len(chunk)
+            now = anyio.current_time()
+            if self._got >= self.min_rate * self.window:
+                self._start, self._got = now, 0  # this window's quota is met: a new one
+            elif now - self._start > self.window:
+                raise httpx.ReadTimeout(
+                    f"blob body slower than {self.min_rate} bytes/s over {self.window:g} s",
+                    request=self.request,
+                )
+        return chunk
+
+
+async def read_paced(response: httpx.Response) -> bytes:
+    """Read a whole blob body held to :class:`Paced`'s rate, and close the response."""
+    try:
+        return b"".join([chunk async for chunk in Paced(response)])
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
