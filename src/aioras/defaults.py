@@ -68,6 +68,15 @@ io_chunk_size = 1024 * 1024
 max_manifest_size = 4 * 1024 * 1024
 max_metadata_size = 4 * 1024 * 1024
 
+# Unpacking archive layers (per pull, all its archive layers together). Bytes count the
+# uncompressed tar stream (content, headers and padding).
+unpack_max_bytes = 32 * 1024 * 1024 * 1024
+unpack_max_members = 100_000
+# Past the allowance, an archive may expand to at most this many times its compressed size:
+# a 2 MiB archive stops at 200 MiB, before a decompression bomb fills the disk.
+unpack_max_ratio = 100.0
+unpack_ratio_allowance = 64 * 1024 * 1024
+
 # Concurrency, as the reference clients: push 5, pull 3
 default_push_concurrency = 5
 default_pull_concurrency = 3

@@ -6,8 +6,13 @@
     ├── InvalidReference               a name, tag, digest or reference breaks the grammar
     ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
-    │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
+    │   ├── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
+    │   └── UnreadableArchive          a layer marked for unpacking is not a readable tar archive
     ├── UnsafePathError                a title, path or archive member would escape its directory
+    ├── OutputPathError                a pulled file, directory or link cannot be made where its
+    │                                  name says (another kind of entry there, name too long ...)
+    ├── UnpackLimitExceeded            an archive layer unpacks past the pull's byte, member or
+    │                                  ratio limit
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -32,6 +37,7 @@ and URL (credentials stripped), and the OCI error codes of the response body.
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +56,7 @@ __all__ = [
     "NotFoundError",
     "OciErrorDetail",
     "OrasError",
+    "OutputPathError",
     "PermissionDenied",
     "RangeNotSatisfiable",
     "RegistryError",
@@ -58,6 +65,8 @@ __all__ = [
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
+    "UnpackLimitExceeded",
+    "UnreadableArchive",
     "UnsafePathError",
     "UnsupportedOperation",
     "error_for_status",
@@ -110,15 +119,51 @@ class ManifestTooLarge(ManifestValidationError):
         self.limit = limit
 
 
+class UnreadableArchive(ManifestValidationError, tarfile.ReadError):
+    """Raised when a layer marked for unpacking is not a readable tar archive.
+
+    Also a ``tarfile.ReadError``, which :func:`aioras.utils.extract_targz` raised before.
+    """
+
+
 class UnsafePathError(OrasError, ValueError):
     """Raised when a layer title, push path or archive member would land outside its root.
 
-    Covers absolute paths, ``..`` components, and links or device files inside archives.
+    Covers absolute paths, ``..`` components, control characters in names, links or device
+    files inside archives, and any path going through a symlink in the output directory.
     """
 
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class OutputPathError(OrasError):
+    """Raised when a pull cannot make a file, directory or link where its name says.
+
+    For example a title naming an existing directory, an archive member ``d/x`` where ``d``
+    is a file, a name too long for the file system, or a full disk. ``path`` is relative to
+    the output directory; ``errno`` is the operating system's error number, when there was
+    one. The pull is rolled back: files that were there before are as they were.
+    """
+
+    def __init__(self, message: str, *, path: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+class UnpackLimitExceeded(OrasError):
+    """Raised when an archive layer unpacks past a limit of the pull, before writing past it.
+
+    ``what`` names the limit (``"bytes"``, ``"members"`` or ``"ratio"``) and ``limit`` its
+    value; the limits are the ``unpack_max_*`` options of :func:`aioras.operations.pull.pull`.
+    """
+
+    def __init__(self, message: str, *, what: str, limit: float) -> None:
+        super().__init__(message)
+        self.what = what
+        self.limit = limit
 
 
 class IntegrityError(OrasError):

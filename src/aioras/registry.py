@@ -835,6 +835,9 @@ class AsyncRegistry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        unpack_max_bytes: int | None = None,
+        unpack_max_members: int | None = None,
+        unpack_max_ratio: float | None = None,
     ) -> list[str]:
         """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return await pull_operation(
@@ -845,6 +848,9 @@ class AsyncRegistry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            unpack_max_bytes=unpack_max_bytes,
+            unpack_max_members=unpack_max_members,
+            unpack_max_ratio=unpack_max_ratio,
         )
 
 

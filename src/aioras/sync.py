@@ -656,6 +656,9 @@ class Registry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        unpack_max_bytes: int | None = None,
+        unpack_max_members: int | None = None,
+        unpack_max_ratio: float | None = None,
     ) -> list[str]:
         """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return self._call(
@@ -666,4 +669,7 @@ class Registry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            unpack_max_bytes=unpack_max_bytes,
+            unpack_max_members=unpack_max_members,
+            unpack_max_ratio=unpack_max_ratio,
         )

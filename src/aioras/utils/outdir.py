@@ -1,0 +1,426 @@
+"""Writing under an output directory without ever following a symlink on the way.
+
+Every entry a pull makes is created relative to a descriptor of the output directory: each
+directory on the way is opened with ``O_NOFOLLOW`` from its parent's descriptor, so a symlink
+planted by an earlier layer, an earlier pull or anyone else is never traversed; it is refused
+with :class:`~aioras.exceptions.UnsafePathError`. New content is made under a temporary name
+in its final directory and renamed over the entry; what it replaces is kept aside until
+:meth:`OutDir.finish` commits, or put back when it rolls back. Rollback removes only entries
+that are still the very inode this object made, and only empty directories, so it never
+deletes what a concurrent writer made.
+
+Symlinks are held to a rule that no later change can break: the target is relative, climbs
+(``..``) only at its start and never above the output directory, and must exist, reached
+inside the output directory, when the link is made. Since directories are never replaced,
+such a link resolves inside the output directory for as long as it exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Never
+
+from .. import defaults
+from ..exceptions import OutputPathError, UnsafePathError
+from .fileio import CONTROL_RE
+
+__all__ = ["OutDir", "Parts", "link_destination", "split_parts"]
+
+Parts = tuple[str, ...]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Symlink expansions allowed while resolving one path: stops loops and exploding chains.
+_MAX_LINK_HOPS = 64
+_ABSOLUTE_RE = re.compile(r"^(?:[/\\]|[A-Za-z]:)")
+
+
+def split_parts(path: str) -> Parts:
+    """Split a relative ``/``-separated path, dropping empty and ``.`` components."""
+    return tuple(part for part in path.split("/") if part not in ("", "."))
+
+
+def link_destination(parent: Parts, target: str) -> Parts:
+    """Where a symlink in ``parent`` pointing at ``target`` leads, checked by the link rule.
+
+    Raises :class:`UnsafePathError` for an empty, absolute or control-character target, a
+    ``..`` after a name (its meaning would depend on what that name becomes later), or one
+    climbing above the output directory.
+    """
+    if not target or _ABSOLUTE_RE.match(target) or CONTROL_RE.search(target):
+        raise UnsafePathError(f"symlink target {target!r} is empty or absolute", path=target)
+    parts = split_parts(target)
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    if ".." in parts[ups:]:
+        raise UnsafePathError(f"symlink target {target!r} has '..' after a name", path=target)
+    if ups > len(parent):
+        raise UnsafePathError(f"symlink target {target!r} leaves the output directory", path=target)
+    return parent[: len(parent) - ups] + parts[ups:]
+
+
+class _LinkTargetMissing(UnsafePathError):
+    """A symlink's target does not exist (yet)."""
+
+
+@dataclass
+class _Placed:
+    parts: Parts
+    ident: tuple[int, int]  # (st_dev, st_ino) of the entry this object made
+    backup: str | None  # the entry it replaced, renamed aside in the same directory
+
+
+def _tmp_name(kind: str) -> str:
+    # Fixed length: a temporary name must fit wherever the final name fits.
+    return f".aioras-{secrets.token_hex(8)}.{kind}"
+
+
+class OutDir:
+    """An output directory written through descriptors, with a journal to undo the writes.
+
+    Create it in a worker thread (it touches the disk); every method blocks. ``path`` is
+    created when missing. Call :meth:`finish` exactly once.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self._made_root: str | None = None
+        if not os.path.isdir(self.path):
+            topmost = self.path
+            while not os.path.lexists(os.path.dirname(topmost)):
+                topmost = os.path.dirname(topmost)
+            os.makedirs(self.path, exist_ok=True)
+            self._made_root = topmost
+        self.real = os.path.realpath(self.path)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._dirs: list[Parts] = []
+        self._placed: list[_Placed] = []
+        self._links: list[tuple[Parts, tuple[int, int]]] = []
+        self._stage: str | None = None
+        self._stage_fd: int | None = None
+
+    def rel(self, parts: Parts) -> str:
+        """``parts`` as a path relative to the output directory, for messages."""
+        return "/".join(parts) or "."
+
+    # -- walking -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def directory(self, parts: Parts, *, create: bool) -> Iterator[int]:
+        """Yield a descriptor of directory ``parts``, opened without following any symlink.
+
+        Missing directories are made when ``create`` (and undone on rollback). Raises
+        :class:`UnsafePathError` when a component is a symlink and
+        :class:`OutputPathError` when it is something else than a directory.
+        """
+        fd = os.dup(self.fd)
+        try:
+            for i in range(len(parts)):
+                child = self._open_dir(fd, parts[: i + 1], create)
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_dir(self, parent_fd: int, parts: Parts, create: bool) -> int:
+        name = parts[-1]
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        except OSError as error:
+            self._refuse_non_dir(parent_fd, parts, error)
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+            self._dirs.append(parts)
+        except FileExistsError:
+            pass  # made meanwhile by a concurrent writer: fine if it is a directory
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as error:
+            self._refuse_non_dir(parent_fd, parts, error)
+
+    def _refuse_non_dir(self, parent_fd: int, parts: Parts, error: OSError) -> Never:
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                raise UnsafePathError(
+                    f"{self.rel(parts)} is a symlink: nothing is written through one",
+                    path=self.rel(parts),
+                ) from None
+        raise self._typed(parts, error, "open directory") from error
+
+    def _typed(self, parts: Parts, error: OSError, what: str) -> OutputPathError:
+        why = error.strerror or str(error)
+        if error.errno in (errno.ENOTDIR, errno.ELOOP):
+            why = "an entry on the way is not a directory"
+        return OutputPathError(
+            f"cannot {what} {self.rel(parts)!r} in {self.path}: {why}",
+            path=self.rel(parts),
+            errno=error.errno,
+        )
+
+    @contextlib.contextmanager
+    def _guard(self, parts: Parts, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            raise self._typed(parts, error, what) from error
+
+    def resolve(self, parts: Parts) -> Parts:
+        """Return where ``parts`` leads, following symlinks but never leaving the root.
+
+        Raises :class:`UnsafePathError` when the path leaves the output directory, loops,
+        or does not exist.
+        """
+        todo, out, hops = list(parts), list[str](), 0
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if not out:
+                    raise UnsafePathError(f"{self.rel(parts)} leads outside", path=self.rel(parts))
+                out.pop()
+                continue
+            with self.directory(tuple(out), create=False) as fd:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    raise _LinkTargetMissing(
+                        f"{self.rel(parts)} does not exist", path=self.rel(parts)
+                    ) from None
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    target = os.readlink(name, dir_fd=fd)
+                    if hops > _MAX_LINK_HOPS or _ABSOLUTE_RE.match(target):
+                        raise UnsafePathError(
+                            f"{self.rel(parts)} leads outside or loops", path=self.rel(parts)
+                        )
+                    todo[:0] = split_parts(target)
+                    continue
+            if todo and not stat.S_ISDIR(st.st_mode):
+                raise _LinkTargetMissing(f"{self.rel(parts)} does not exist", path=self.rel(parts))
+            out.append(name)
+        return tuple(out)
+
+    # -- making entries ------------------------------------------------------------------
+
+    def make_dir(self, parts: Parts) -> None:
+        """Make directory ``parts`` (and its parents); an existing directory is fine."""
+        with self._guard(parts, "create directory"), self.directory(parts, create=True):
+            pass
+
+    def write_file(
+        self, parts: Parts, source: IO[bytes], *, mode: int, mtime: int, overwrite: bool
+    ) -> bool:
+        """Write ``source`` to ``parts``; return False when an existing entry was kept."""
+        with self._guard(parts, "write"), self.directory(parts[:-1], create=True) as fd:
+            if not overwrite and self._exists(fd, parts[-1]):
+                return False
+            tmp = _tmp_name("part")
+            out = os.open(tmp, _NEW_FILE_FLAGS, mode, dir_fd=fd)
+            try:
+                with open(out, "wb") as sink:
+                    shutil.copyfileobj(source, sink, defaults.io_chunk_size)
+                    sink.flush()
+                    # mtime 0 means "none" in reproducible archives: dating files 1970 helps nobody.
+                    if mtime:
+                        os.utime(sink.fileno(), (mtime, mtime))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+                raise
+            return self._install(parts, fd, tmp, overwrite=overwrite)
+
+    def make_symlink(self, parts: Parts, target: str, *, overwrite: bool) -> bool:
+        """Make symlink ``parts`` -> ``target`` if the link rule allows it (see the module)."""
+        destination = link_destination(parts[:-1], target)
+        with self._guard(parts, "create symlink"), self.directory(parts[:-1], create=True) as fd:
+            if not overwrite and self._exists(fd, parts[-1]):
+                return False
+            self.resolve(destination)
+            tmp = _tmp_name("link")
+            os.symlink(target, tmp, dir_fd=fd)
+            ident = self._ident(fd, tmp)
+            placed = self._install(parts, fd, tmp, overwrite=overwrite)
+        if placed:
+            self._links.append((parts, ident))
+        return placed
+
+    def make_hardlink(self, parts: Parts, source: Parts, *, overwrite: bool) -> bool:
+        """Make ``parts`` a hard link to the regular file ``source``."""
+        with (
+            self._guard(parts, "create hard link"),
+            self.directory(source[:-1], create=False) as source_fd,
+            self.directory(parts[:-1], create=True) as fd,
+        ):
+            if not overwrite and self._exists(fd, parts[-1]):
+                return False
+            st = os.stat(source[-1], dir_fd=source_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePathError(
+                    f"hard link {self.rel(parts)} must name a regular file", path=self.rel(parts)
+                )
+            tmp = _tmp_name("link")
+            os.link(source[-1], tmp, src_dir_fd=source_fd, dst_dir_fd=fd, follow_symlinks=False)
+            return self._install(parts, fd, tmp, overwrite=overwrite)
+
+    def place_staged(self, staged: str, parts: Parts, *, overwrite: bool) -> bool:
+        """Move the file ``staged`` (a name in :meth:`stage`) to ``parts``."""
+        assert self._stage_fd is not None
+        with self._guard(parts, "write"), self.directory(parts[:-1], create=True) as fd:
+            if not overwrite and self._exists(fd, parts[-1]):
+                return False
+            tmp = _tmp_name("part")
+            try:
+                os.rename(staged, tmp, src_dir_fd=self._stage_fd, dst_dir_fd=fd)
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+                # A mount point inside the output directory: copy across instead.
+                with open(staged, "rb", opener=self._stage_opener) as source:
+                    return self.write_file(parts, source, mode=0o600, mtime=0, overwrite=overwrite)
+            return self._install(parts, fd, tmp, overwrite=overwrite)
+
+    def _stage_opener(self, name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_NOFOLLOW, dir_fd=self._stage_fd)
+
+    @staticmethod
+    def _exists(fd: int, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @staticmethod
+    def _ident(fd: int, name: str) -> tuple[int, int]:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        return st.st_dev, st.st_ino
+
+    def _install(self, parts: Parts, fd: int, tmp: str, *, overwrite: bool) -> bool:
+        """Rename ``tmp`` over ``parts``, keeping what it replaces; ``tmp`` never stays."""
+        name, backup = parts[-1], None
+        try:
+            ident = self._ident(fd, tmp)
+            try:
+                old = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                old = None
+            if old is not None:
+                if not overwrite:
+                    return False
+                self._check_replaceable(parts, fd, old)
+                backup = _tmp_name("old")
+                os.rename(name, backup, src_dir_fd=fd, dst_dir_fd=fd)
+            try:
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                if backup is not None:
+                    os.rename(backup, name, src_dir_fd=fd, dst_dir_fd=fd)
+                raise
+            tmp = ""
+            self._placed.append(_Placed(parts, ident, backup))
+            return True
+        finally:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+
+    def _check_replaceable(self, parts: Parts, fd: int, old: os.stat_result) -> None:
+        if stat.S_ISDIR(old.st_mode):
+            raise OutputPathError(
+                f"cannot write {self.rel(parts)!r} in {self.path}: a directory is there",
+                path=self.rel(parts),
+                errno=errno.EISDIR,
+            )
+        if stat.S_ISLNK(old.st_mode):
+            # Replacing never writes through the link, but one leading out is not ours to drop.
+            try:
+                self.resolve(link_destination(parts[:-1], os.readlink(parts[-1], dir_fd=fd)))
+            except _LinkTargetMissing:
+                pass
+            except UnsafePathError:
+                raise UnsafePathError(
+                    f"{self.rel(parts)} is a symlink leading outside {self.path}",
+                    path=self.rel(parts),
+                ) from None
+
+    # -- staging, commit and rollback ----------------------------------------------------
+
+    def stage(self) -> str:
+        """Make (once) a private directory inside the root for downloads; return its path."""
+        if self._stage is None:
+            name = _tmp_name("stage")
+            os.mkdir(name, 0o700, dir_fd=self.fd)
+            self._stage = name
+            self._stage_fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+        return os.path.join(self.real, self._stage)
+
+    def verify_links(self) -> None:
+        """Check that every symlink made still resolves inside; raise UnsafePathError if not."""
+        for parts, ident in self._links:
+            with contextlib.suppress(OSError), self.directory(parts[:-1], create=False) as fd:
+                if self._ident(fd, parts[-1]) != ident:
+                    continue  # replaced since: whatever replaced it was checked itself
+            self.resolve(parts)
+
+    def finish(self, *, commit: bool) -> None:
+        """Commit (drop what was replaced) or roll back; then remove the stage and close."""
+        try:
+            if commit:
+                for placed in self._placed:
+                    if placed.backup is not None:
+                        with (
+                            contextlib.suppress(OSError),
+                            self.directory(placed.parts[:-1], create=False) as fd,
+                        ):
+                            os.unlink(placed.backup, dir_fd=fd)
+            else:
+                self._rollback()
+            if self._stage is not None:
+                assert self._stage_fd is not None
+                os.close(self._stage_fd)
+                shutil.rmtree(self._stage, dir_fd=self.fd, ignore_errors=True)
+        finally:
+            os.close(self.fd)
+        if not commit and self._made_root is not None:
+            self._remove_made_root(self._made_root)
+        self._placed, self._dirs, self._links = [], [], []
+
+    def _remove_made_root(self, topmost: str) -> None:
+        path = self.path
+        with contextlib.suppress(OSError):  # stops at the first directory not empty
+            while True:
+                os.rmdir(path)
+                if path == topmost:
+                    break
+                path = os.path.dirname(path)
+
+    def _rollback(self) -> None:
+        for placed in reversed(self._placed):
+            parent = placed.parts[:-1]
+            with contextlib.suppress(OSError), self.directory(parent, create=False) as fd:
+                name = placed.parts[-1]
+                try:
+                    ours = self._ident(fd, name) == placed.ident
+                except FileNotFoundError:
+                    ours = None
+                if ours:
+                    os.unlink(name, dir_fd=fd)
+                if placed.backup is not None and ours is False:
+                    os.unlink(placed.backup, dir_fd=fd)  # someone wrote it since: theirs stays
+                elif placed.backup is not None:
+                    os.rename(placed.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
+        for parts in reversed(self._dirs):
+            with contextlib.suppress(OSError), self.directory(parts[:-1], create=False) as fd:
+                os.rmdir(parts[-1], dir_fd=fd)  # only when empty: others may have used it
