@@ -221,7 +221,8 @@ def _plan_work(
     out = os.path.abspath(os.fspath(outdir) if outdir is not None else get_tmpdir())
     todo = []
     for item in plan_pull(manifest, out):
-        if not overwrite and os.path.lexists(item.outfile):
+        # An archive is not skipped whole: overwrite=False is applied to each member.
+        if not overwrite and not item.unpack and os.path.lexists(item.outfile):
             logger.warning("%s exists and overwrite is off: keeping it", item.outfile)
             continue
         todo.append(item)
