@@ -38,6 +38,12 @@ Parts = tuple[str, ...]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Tries at placing one entry while concurrent writers keep putting theirs there.
+_INSTALL_ATTEMPTS = 8
+# Errors of link() on file systems without hard links.
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
+)
 # Symlink expansions allowed while resolving one path: stops loops and exploding chains.
 _MAX_LINK_HOPS = 64
 _ABSOLUTE_RE = re.compile(r"^(?:[/\\]|[A-Za-z]:)")
@@ -77,6 +83,36 @@ class _Placed:
     parts: Parts
     ident: tuple[int, int]  # (st_dev, st_ino) of the entry this object made
     backup: str | None  # the entry it replaced, renamed aside in the same directory
+
+
+def _link_new(fd: int, source: str, name: str) -> bool:
+    """Give ``source`` the name ``name`` unless that exists; return whether it did."""
+    try:
+        os.link(source, name, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except (OSError, NotImplementedError) as error:
+        if isinstance(error, OSError) and error.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links here: a rename, which may replace an entry made this very instant.
+        os.rename(source, name, src_dir_fd=fd, dst_dir_fd=fd)
+    return True
+
+
+def _remove_if_ours(fd: int, name: str, ident: tuple[int, int]) -> None:
+    """Remove ``name`` if it is the inode ``ident``; an entry of another writer stays."""
+    # Moved away first and checked there: an entry another writer puts at ``name`` between
+    # a check and an unlink would otherwise be the one removed.
+    trash = _tmp_name("del")
+    try:
+        os.rename(name, trash, src_dir_fd=fd, dst_dir_fd=fd)
+    except FileNotFoundError:
+        return
+    st = os.stat(trash, dir_fd=fd, follow_symlinks=False)
+    if (st.st_dev, st.st_ino) != ident:
+        _link_new(fd, trash, name)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(trash, dir_fd=fd)
 
 
 def _tmp_name(kind: str) -> str:
@@ -308,33 +344,60 @@ class OutDir:
         return st.st_dev, st.st_ino
 
     def _install(self, parts: Parts, fd: int, tmp: str, *, overwrite: bool) -> bool:
-        """Rename ``tmp`` over ``parts``, keeping what it replaces; ``tmp`` never stays."""
+        """Put ``tmp`` at ``parts``, keeping what it replaces aside; ``tmp`` never stays.
+
+        The new entry is linked in without clobbering: an entry a concurrent writer puts
+        there meanwhile is set aside too (and put back on rollback), never lost.
+        """
         name, backup = parts[-1], None
         try:
             ident = self._ident(fd, tmp)
-            try:
-                old = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                old = None
-            if old is not None:
-                if not overwrite:
-                    return False
-                self._check_replaceable(parts, fd, old)
-                backup = _tmp_name("old")
-                os.rename(name, backup, src_dir_fd=fd, dst_dir_fd=fd)
-            try:
-                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-            except BaseException:
-                if backup is not None:
-                    os.rename(backup, name, src_dir_fd=fd, dst_dir_fd=fd)
-                raise
-            tmp = ""
-            self._placed.append(_Placed(parts, ident, backup))
-            return True
-        finally:
-            if tmp:
+            for _attempt in range(_INSTALL_ATTEMPTS):
+                old = self._lstat(fd, name)
+                if old is not None:
+                    if not overwrite:
+                        return False
+                    self._check_replaceable(parts, fd, old)
+                    backup = self._set_aside(fd, name, backup)
+                if _link_new(fd, tmp, name):
+                    break
+            else:
+                raise OutputPathError(
+                    f"cannot write {self.rel(parts)!r}: other writers keep replacing it",
+                    path=self.rel(parts),
+                    errno=errno.EEXIST,
+                )
+        except BaseException:
+            if backup is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=fd)
+                    _link_new(fd, backup, name)
+                    os.unlink(backup, dir_fd=fd)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+        self._placed.append(_Placed(parts, ident, backup))
+        return True
+
+    @staticmethod
+    def _lstat(fd: int, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _set_aside(fd: int, name: str, previous: str | None) -> str | None:
+        backup = _tmp_name("old")
+        try:
+            os.rename(name, backup, src_dir_fd=fd, dst_dir_fd=fd)
+        except FileNotFoundError:
+            return previous  # a concurrent writer moved it away meanwhile
+        if previous is not None:
+            # What was there first has been replaced by another writer since: theirs is
+            # what a rollback must restore.
+            os.unlink(previous, dir_fd=fd)
+        return backup
 
     def _check_replaceable(self, parts: Parts, fd: int, old: os.stat_result) -> None:
         if stat.S_ISDIR(old.st_mode):
@@ -411,16 +474,11 @@ class OutDir:
             parent = placed.parts[:-1]
             with contextlib.suppress(OSError), self.directory(parent, create=False) as fd:
                 name = placed.parts[-1]
-                try:
-                    ours = self._ident(fd, name) == placed.ident
-                except FileNotFoundError:
-                    ours = None
-                if ours:
-                    os.unlink(name, dir_fd=fd)
-                if placed.backup is not None and ours is False:
-                    os.unlink(placed.backup, dir_fd=fd)  # someone wrote it since: theirs stays
-                elif placed.backup is not None:
-                    os.rename(placed.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
+                _remove_if_ours(fd, name, placed.ident)
+                if placed.backup is not None:
+                    # Not over an entry someone wrote since: theirs stays.
+                    _link_new(fd, placed.backup, name)
+                    os.unlink(placed.backup, dir_fd=fd)
         for parts in reversed(self._dirs):
             with contextlib.suppress(OSError), self.directory(parts[:-1], create=False) as fd:
                 os.rmdir(parts[-1], dir_fd=fd)  # only when empty: others may have used it
