@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from .. import defaults
-from ..exceptions import UnpackLimitExceeded, UnreadableArchive, UnsafePathError
+from ..exceptions import (
+    OutputPathError,
+    UnpackLimitExceeded,
+    UnreadableArchive,
+    UnsafePathError,
+)
 from .fileio import PathLike, get_tmpfile, safe_title
-from .outdir import OutDir, Parts, link_destination, split_parts
+from .outdir import NO_HARD_LINKS, OutDir, Parts, link_destination, split_parts
 
 __all__ = ["UnpackBudget", "UnpackLimits", "extract_targz", "make_targz", "unpack_into"]
 
@@ -338,6 +343,16 @@ def _link_order(links: dict[Parts, str]) -> list[Parts]:
     return order
 
 
+def _hardlink(target: OutDir, parts: Parts, source: Parts, overwrite: bool) -> bool:
+    """Make a hard link; False where the file system has none (the content is copied then)."""
+    try:
+        return target.make_hardlink(parts, source, overwrite=overwrite)
+    except OutputPathError as error:
+        if error.errno in NO_HARD_LINKS:
+            return False
+        raise
+
+
 def _write_members(
     tar: tarfile.TarFile,
     plan: list[tuple[tarfile.TarInfo, Parts]],
@@ -358,9 +373,12 @@ def _write_members(
             links[full] = member.linkname
         elif member.isdir():
             target.make_dir(full)
-        elif member.islnk() and base + split_parts(member.linkname) in written:
-            if target.make_hardlink(full, base + split_parts(member.linkname), overwrite=overwrite):
-                written.add(full)
+        elif (
+            member.islnk()
+            and base + split_parts(member.linkname) in written
+            and _hardlink(target, full, base + split_parts(member.linkname), overwrite)
+        ):
+            written.add(full)
         else:
             # A regular file, or a hard link whose source was kept: its content from the archive.
             source = tar.extractfile(member)

@@ -4,10 +4,10 @@ Every entry a pull makes is created relative to a descriptor of the output direc
 directory on the way is opened with ``O_NOFOLLOW`` from its parent's descriptor, so a symlink
 planted by an earlier layer, an earlier pull or anyone else is never traversed; it is refused
 with :class:`~aioras.exceptions.UnsafePathError`. New content is made under a temporary name
-in its final directory and renamed over the entry; what it replaces is kept aside until
-:meth:`OutDir.finish` commits, or put back when it rolls back. Rollback removes only entries
-that are still the very inode this object made, and only empty directories, so it never
-deletes what a concurrent writer made.
+in its final directory and linked into place without clobbering; what it replaces is kept
+aside until :meth:`OutDir.finish` commits, or put back when it rolls back. Rollback removes
+only entries that are still the very inode this object made, and only empty directories, so
+it never deletes what a concurrent writer made.
 
 Symlinks are held to a rule that no later change can break: the target is relative, climbs
 (``..``) only at its start and never above the output directory, and must exist, reached
@@ -41,9 +41,7 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CL
 # Tries at placing one entry while concurrent writers keep putting theirs there.
 _INSTALL_ATTEMPTS = 8
 # Errors of link() on file systems without hard links.
-_NO_HARD_LINKS = frozenset(
-    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
-)
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV})
 # Symlink expansions allowed while resolving one path: stops loops and exploding chains.
 _MAX_LINK_HOPS = 64
 _ABSOLUTE_RE = re.compile(r"^(?:[/\\]|[A-Za-z]:)")
@@ -92,7 +90,7 @@ def _link_new(fd: int, source: str, name: str) -> bool:
     except FileExistsError:
         return False
     except (OSError, NotImplementedError) as error:
-        if isinstance(error, OSError) and error.errno not in _NO_HARD_LINKS:
+        if isinstance(error, OSError) and error.errno not in NO_HARD_LINKS:
             raise
         # No hard links here: a rename, which may replace an entry made this very instant.
         os.rename(source, name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -124,20 +122,29 @@ class OutDir:
     """An output directory written through descriptors, with a journal to undo the writes.
 
     Create it in a worker thread (it touches the disk); every method blocks. ``path`` is
-    created when missing. Call :meth:`finish` exactly once.
+    created when missing (:class:`OutputPathError` when it cannot be). Call :meth:`finish`
+    exactly once.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self._made_root: str | None = None
-        if not os.path.isdir(self.path):
-            topmost = self.path
-            while not os.path.lexists(os.path.dirname(topmost)):
-                topmost = os.path.dirname(topmost)
-            os.makedirs(self.path, exist_ok=True)
-            self._made_root = topmost
+        try:
+            if not os.path.isdir(self.path):
+                topmost = self.path
+                while not os.path.lexists(os.path.dirname(topmost)):
+                    topmost = os.path.dirname(topmost)
+                os.makedirs(self.path, exist_ok=True)
+                self._made_root = topmost
+            # The output directory itself is the caller's choice: a symlink to it is fine.
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise OutputPathError(
+                f"cannot use {self.path} as output directory: {error.strerror}",
+                path=self.path,
+                errno=error.errno,
+            ) from error
         self.real = os.path.realpath(self.path)
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._dirs: list[Parts] = []
         self._placed: list[_Placed] = []
         self._links: list[tuple[Parts, tuple[int, int]]] = []
@@ -260,7 +267,7 @@ class OutDir:
     ) -> bool:
         """Write ``source`` to ``parts``; return False when an existing entry was kept."""
         with self._guard(parts, "write"), self.directory(parts[:-1], create=True) as fd:
-            if not overwrite and self._exists(fd, parts[-1]):
+            if not overwrite and self._lstat(fd, parts[-1]) is not None:
                 return False
             tmp = _tmp_name("part")
             out = os.open(tmp, _NEW_FILE_FLAGS, mode, dir_fd=fd)
@@ -281,7 +288,7 @@ class OutDir:
         """Make symlink ``parts`` -> ``target`` if the link rule allows it (see the module)."""
         destination = link_destination(parts[:-1], target)
         with self._guard(parts, "create symlink"), self.directory(parts[:-1], create=True) as fd:
-            if not overwrite and self._exists(fd, parts[-1]):
+            if not overwrite and self._lstat(fd, parts[-1]) is not None:
                 return False
             self.resolve(destination)
             tmp = _tmp_name("link")
@@ -299,7 +306,7 @@ class OutDir:
             self.directory(source[:-1], create=False) as source_fd,
             self.directory(parts[:-1], create=True) as fd,
         ):
-            if not overwrite and self._exists(fd, parts[-1]):
+            if not overwrite and self._lstat(fd, parts[-1]) is not None:
                 return False
             st = os.stat(source[-1], dir_fd=source_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
@@ -314,7 +321,7 @@ class OutDir:
         """Move the file ``staged`` (a name in :meth:`stage`) to ``parts``."""
         assert self._stage_fd is not None
         with self._guard(parts, "write"), self.directory(parts[:-1], create=True) as fd:
-            if not overwrite and self._exists(fd, parts[-1]):
+            if not overwrite and self._lstat(fd, parts[-1]) is not None:
                 return False
             tmp = _tmp_name("part")
             try:
@@ -329,14 +336,6 @@ class OutDir:
 
     def _stage_opener(self, name: str, flags: int) -> int:
         return os.open(name, flags | os.O_NOFOLLOW, dir_fd=self._stage_fd)
-
-    @staticmethod
-    def _exists(fd: int, name: str) -> bool:
-        try:
-            os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        return True
 
     @staticmethod
     def _ident(fd: int, name: str) -> tuple[int, int]:
