@@ -11,31 +11,22 @@ import gzip
 import os
 import tarfile
 import threading
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import rawartifacts
 from aioras.exceptions import OutputPathError, UnpackLimitExceeded, UnsafePathError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from rawartifacts import Layer, archive, entry, plain, push_layers, symlink, tree
+from rawartifacts import Layer, archive, entry, fresh_reference, plain, push_layers, symlink, tree
 
 pytestmark = pytest.mark.anyio
+areg = rawartifacts.areg
 
 MiB = 1 << 20
 GiB = 1 << 30
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
-
-
-def target(registry: LocalRegistry) -> str:
-    return registry.reference(f"archive/{uuid.uuid4().hex[:10]}:v1")
 
 
 @pytest.fixture
@@ -66,7 +57,7 @@ async def test_failing_archive_leaves_every_existing_file_intact(
     out: Path,
     members: list[tuple[tarfile.TarInfo, bytes | None]],
 ) -> None:
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     await push_layers(areg, ref, [archive("bundle", *members)])
     before = tree(out)
 
@@ -80,7 +71,7 @@ async def test_failing_archive_leaves_every_existing_file_intact(
 async def test_overwrite_false_keeps_existing_archive_members(
     areg: AsyncRegistry, registry: LocalRegistry, out: Path, title: str
 ) -> None:
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     members = [entry("d", b"theirs"), entry("sub/own.txt", b"theirs"), entry("sub/new.txt", b"new")]
     await push_layers(areg, ref, [archive(title, *members)])
     before = tree(out)
@@ -93,7 +84,7 @@ async def test_overwrite_false_keeps_existing_archive_members(
 async def test_title_naming_an_existing_directory_is_a_typed_error_leaving_no_temporary_file(
     areg: AsyncRegistry, registry: LocalRegistry, out: Path
 ) -> None:
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     await push_layers(areg, ref, [plain("new.txt", b"new"), plain("sub", b"not a directory")])
     before = tree(out)
 
@@ -107,7 +98,7 @@ async def test_title_naming_an_existing_directory_is_a_typed_error_leaving_no_te
 async def test_title_too_long_for_the_file_system_is_a_typed_error_leaving_nothing(
     areg: AsyncRegistry, registry: LocalRegistry, out: Path, title: str
 ) -> None:
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     await push_layers(areg, ref, [plain(title, b"data")])
     before = tree(out)
 
@@ -163,7 +154,7 @@ async def test_decompression_bomb_is_refused_before_256_mib_are_written(
     areg: AsyncRegistry, registry: LocalRegistry, out: Path, bomb: bytes
 ) -> None:
     # 2 MiB that expand to 2 GiB, pulled with the default limits.
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     await push_layers(areg, ref, [Layer(bomb, "pkg", unpack=True)])
     before = tree(out)
 
@@ -178,7 +169,7 @@ async def test_decompression_bomb_is_refused_before_256_mib_are_written(
 async def test_unpack_limits_are_options_of_each_pull(
     areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    many, big = target(registry), target(registry)
+    many, big = fresh_reference(registry, "archive"), fresh_reference(registry, "archive")
     await push_layers(
         areg, many, [archive("pkg", *(entry(f"pkg/{i}.txt", b"x") for i in range(20)))]
     )
@@ -212,7 +203,7 @@ CONTROL = {
 async def test_control_characters_in_titles_and_member_names_are_refused(
     areg: AsyncRegistry, registry: LocalRegistry, out: Path, layer: Layer
 ) -> None:
-    ref = target(registry)
+    ref = fresh_reference(registry, "archive")
     await push_layers(areg, ref, [layer])
     before = tree(out)
 

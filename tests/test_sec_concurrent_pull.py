@@ -8,28 +8,22 @@ pull reported is there afterwards with its content.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+import rawartifacts
 from aioras.exceptions import OrasError, OutputPathError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from rawartifacts import archive, directory, entry, push_layers, tree
+from rawartifacts import archive, directory, entry, fresh_reference, push_layers, tree
 
 pytestmark = pytest.mark.anyio
+areg = rawartifacts.areg
 
 ROUNDS = 4
 FILES = {f"pkg/d{i % 5}/f{i:03d}.txt": f"content {i}\n" * 20 for i in range(250)}
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ async def directory_artifact(areg: AsyncRegistry, registry: LocalRegistry, tmp_c
     for rel, content in FILES.items():
         (tmp_cwd / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_cwd / rel).write_text(content)
-    ref = registry.reference(f"concurrent/{uuid.uuid4().hex[:10]}:v1")
+    ref = fresh_reference(registry, "concurrent")
     await areg.push(ref, files=["pkg"])
     return ref
 
@@ -83,7 +77,7 @@ async def test_a_failing_concurrent_pull_never_removes_the_other_pulls_files(
     areg: AsyncRegistry, registry: LocalRegistry, directory_artifact: str, tmp_path: Path
 ) -> None:
     # The same tree, then a member below a file: it fails at its very end.
-    failing = registry.reference(f"concurrent/{uuid.uuid4().hex[:10]}:bad")
+    failing = fresh_reference(registry, "concurrent", "bad")
     members = [directory("pkg")]
     members += [entry(rel, text.encode()) for rel, text in FILES.items()]
     members += [entry("pkg/zz", b"a file"), entry("pkg/zz/x")]

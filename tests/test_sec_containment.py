@@ -8,13 +8,12 @@ it, and a refused pull leaves ``out`` as it was.
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+import rawartifacts
 from aioras.exceptions import UnsafePathError
 from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
@@ -23,6 +22,7 @@ from rawartifacts import (
     Layer,
     archive,
     directory,
+    fresh_reference,
     links_leaving,
     plain,
     push_layers,
@@ -31,18 +31,9 @@ from rawartifacts import (
 )
 
 pytestmark = pytest.mark.anyio
+areg = rawartifacts.areg
 
 FILLER = 16 * 1024 * 1024
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
-
-
-def target(registry: LocalRegistry) -> str:
-    return registry.reference(f"containment/{uuid.uuid4().hex[:10]}:v1")
 
 
 def outside_entries(jail: Path, out: Path) -> list[str]:
@@ -55,30 +46,34 @@ def outside_entries(jail: Path, out: Path) -> list[str]:
     )
 
 
-async def test_symlink_chain_across_two_archive_layers_cannot_reach_outdirs_parent(
-    areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
+async def assert_pull_refused_and_contained(
+    areg: AsyncRegistry, registry: LocalRegistry, layers: list[Layer], jail: Path, out: Path
 ) -> None:
-    # x -> y/.. while y does not exist yet, then y -> ., then a plain layer x/pwned.txt:
-    # on disk x ends up meaning outdir/.. .
-    ref = target(registry)
-    await push_layers(
-        areg,
-        ref,
-        [
-            archive("a", symlink("x", "y/..")),
-            archive("b", symlink("y", ".")),
-            plain("x/pwned.txt", b"pwned"),
-        ],
-    )
-    out = tmp_path / "jail" / "out"
+    """Push ``layers``; pulling them one at a time is refused and changes nothing."""
+    ref = fresh_reference(registry, "containment")
+    await push_layers(areg, ref, layers)
     out.mkdir(parents=True)
     (out / "mine.txt").write_text("user data")
 
     with pytest.raises(UnsafePathError):
         await areg.pull(ref, outdir=str(out), concurrency=1)
 
-    assert outside_entries(tmp_path / "jail", out) == []
+    assert outside_entries(jail, out) == []
     assert tree(out) == {"mine.txt": "user data"}
+
+
+async def test_symlink_chain_across_two_archive_layers_cannot_reach_outdirs_parent(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # x -> y/.. while y does not exist yet, then y -> ., then a plain layer x/pwned.txt:
+    # on disk x ends up meaning outdir/.. .
+    layers = [
+        archive("a", symlink("x", "y/..")),
+        archive("b", symlink("y", ".")),
+        plain("x/pwned.txt", b"pwned"),
+    ]
+    jail = tmp_path / "jail"
+    await assert_pull_refused_and_contained(areg, registry, layers, jail, jail / "out")
 
 
 async def test_nested_symlink_chain_cannot_reach_three_levels_up(
@@ -86,34 +81,27 @@ async def test_nested_symlink_chain_cannot_reach_three_levels_up(
 ) -> None:
     # a -> b/.., b -> c/.., c -> d/.., d -> . : each harmless when made, a ends up three
     # directories above outdir.
-    ref = target(registry)
-    await push_layers(
-        areg,
-        ref,
-        [
-            archive("l1", symlink("a", "b/..")),
-            archive("l2", symlink("b", "c/..")),
-            archive("l3", symlink("c", "d/..")),
-            archive("l4", symlink("d", ".")),
-            plain("a/pwned.txt", b"pwned"),
-        ],
-    )
+    layers = [
+        archive("l1", symlink("a", "b/..")),
+        archive("l2", symlink("b", "c/..")),
+        archive("l3", symlink("c", "d/..")),
+        archive("l4", symlink("d", ".")),
+        plain("a/pwned.txt", b"pwned"),
+    ]
     jail = tmp_path / "jail"
-    out = jail / "l1" / "l2" / "out"
-    out.mkdir(parents=True)
-
-    with pytest.raises(UnsafePathError):
-        await areg.pull(ref, outdir=str(out), concurrency=1)
-
-    assert outside_entries(jail, out) == []
-    assert tree(out) == {}
+    await assert_pull_refused_and_contained(
+        areg, registry, layers, jail, jail / "l1" / "l2" / "out"
+    )
 
 
 async def test_two_pulls_in_a_row_cannot_complete_a_symlink_chain(
     areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     # The first pull leaves x -> y/.. dangling; the second makes y -> . and writes through x.
-    first, second = target(registry), target(registry)
+    first, second = (
+        fresh_reference(registry, "containment"),
+        fresh_reference(registry, "containment"),
+    )
     await push_layers(areg, first, [archive("a", symlink("x", "y/.."))])
     await push_layers(
         areg, second, [archive("b", symlink("y", ".")), plain("x/pwned.txt", b"pwned")]
@@ -135,7 +123,10 @@ async def test_a_link_from_an_earlier_pull_is_never_written_through(
     areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     # Even a link that stays inside: a write follows no symlink on its way.
-    first, second = target(registry), target(registry)
+    first, second = (
+        fresh_reference(registry, "containment"),
+        fresh_reference(registry, "containment"),
+    )
     await push_layers(areg, first, [archive("a", directory("sub"), symlink("x", "sub"))])
     out = tmp_path / "out"
     await areg.pull(first, outdir=str(out))
@@ -153,7 +144,7 @@ async def test_symlink_chain_with_default_concurrency_through_the_sync_facade(
 ) -> None:
     # Large filler layers hold two of the three download slots, so the plain layer starts
     # only once both link layers are in place: the order a real registry gives naturally.
-    ref = target(registry)
+    ref = fresh_reference(registry, "containment")
     layers: list[Layer] = [
         archive("a", symlink("x", "y/..")),
         archive("b", symlink("y", ".")),
