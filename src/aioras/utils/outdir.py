@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import stat
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Never
@@ -42,6 +43,8 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CL
 _INSTALL_ATTEMPTS = 8
 # Errors of link() on file systems without hard links.
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV})
+# Directory descriptors kept open for the next entries (most archives go dir by dir).
+_CACHED_DIRS = 16
 # Symlink expansions allowed while resolving one path: stops loops and exploding chains.
 _MAX_LINK_HOPS = 64
 _ABSOLUTE_RE = re.compile(r"^(?:[/\\]|[A-Za-z]:)")
@@ -145,6 +148,7 @@ class OutDir:
                 errno=error.errno,
             ) from error
         self.real = os.path.realpath(self.path)
+        self._fds: OrderedDict[Parts, int] = OrderedDict()
         self._dirs: list[Parts] = []
         self._placed: list[_Placed] = []
         self._links: list[tuple[Parts, tuple[int, int]]] = []
@@ -163,17 +167,36 @@ class OutDir:
 
         Missing directories are made when ``create`` (and undone on rollback). Raises
         :class:`UnsafePathError` when a component is a symlink and
-        :class:`OutputPathError` when it is something else than a directory.
+        :class:`OutputPathError` when it is something else than a directory. The
+        descriptor belongs to this object: do not close it.
         """
-        fd = os.dup(self.fd)
+        yield self._dir_fd(parts, create)
+
+    def _dir_fd(self, parts: Parts, create: bool) -> int:
+        if not parts:
+            return self.fd
+        fd = self._fds.get(parts)
+        if fd is not None:
+            self._fds.move_to_end(parts)
+            return fd
+        # Archive members come directory by directory: start from the parent when known.
+        start = len(parts) - 1 if parts[:-1] in self._fds else 0
+        fd, owned = self._fds.get(parts[:start], self.fd), False
         try:
-            for i in range(len(parts)):
+            for i in range(start, len(parts)):
                 child = self._open_dir(fd, parts[: i + 1], create)
+                if owned:
+                    os.close(fd)
+                fd, owned = child, True
+        except BaseException:
+            if owned:
                 os.close(fd)
-                fd = child
-            yield fd
-        finally:
-            os.close(fd)
+            raise
+        # One entry added per call: a descriptor a caller holds from the call before stays.
+        self._fds[parts] = fd
+        if len(self._fds) > _CACHED_DIRS:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
 
     def _open_dir(self, parent_fd: int, parts: Parts, create: bool) -> int:
         name = parts[-1]
@@ -423,9 +446,10 @@ class OutDir:
         """Make (once) a private directory inside the root for downloads; return its path."""
         if self._stage is None:
             name = _tmp_name("stage")
-            os.mkdir(name, 0o700, dir_fd=self.fd)
-            self._stage = name
-            self._stage_fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+            with self._guard((name,), "create staging directory"):
+                os.mkdir(name, 0o700, dir_fd=self.fd)
+                self._stage = name
+                self._stage_fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
         return os.path.join(self.real, self._stage)
 
     def verify_links(self) -> None:
@@ -454,6 +478,9 @@ class OutDir:
                 os.close(self._stage_fd)
                 shutil.rmtree(self._stage, dir_fd=self.fd, ignore_errors=True)
         finally:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
             os.close(self.fd)
         if not commit and self._made_root is not None:
             self._remove_made_root(self._made_root)
