@@ -83,6 +83,15 @@ max_json_depth = 64
 min_blob_rate = 1024
 """Bytes per second a blob body must average over each window of the read timeout."""
 
+# Unpacking archive layers (per pull, all its archive layers together). Bytes count the
+# uncompressed tar stream (content, headers and padding).
+unpack_max_bytes = 32 * 1024 * 1024 * 1024
+unpack_max_members = 100_000
+# Past the allowance, an archive may expand to at most this many times its compressed size:
+# a 2 MiB archive stops at 200 MiB, before a decompression bomb fills the disk.
+unpack_max_ratio = 100.0
+unpack_ratio_allowance = 64 * 1024 * 1024
+
 # Concurrency, as the reference clients: push 5, pull 3
 default_push_concurrency = 5
 default_pull_concurrency = 3

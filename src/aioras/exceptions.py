@@ -8,8 +8,13 @@
     ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
     ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
-    │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
+    │   ├── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
+    │   └── UnreadableArchive          a layer marked for unpacking is not a readable tar archive
     ├── UnsafePathError                a title, path or archive member would escape its directory
+    ├── OutputPathError                a pulled file, directory or link cannot be made where its
+    │                                  name says (another kind of entry there, name too long ...)
+    ├── UnpackLimitExceeded            an archive layer unpacks past the pull's byte, member or
+    │                                  ratio limit
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
@@ -37,6 +42,7 @@ and URL (credentials stripped), and the OCI error codes of the response body.
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +58,8 @@ __all__ = [
     "DigestMismatch",
     "InsecureTokenRealm",
     "IntegrityError",
-    "InvalidHeaderValue",
     "InvalidDigest",
+    "InvalidHeaderValue",
     "InvalidLayout",
     "InvalidReference",
     "ManifestTooLarge",
@@ -61,6 +67,7 @@ __all__ = [
     "NotFoundError",
     "OciErrorDetail",
     "OrasError",
+    "OutputPathError",
     "PermissionDenied",
     "RangeNotSatisfiable",
     "ReadOnlyError",
@@ -71,6 +78,8 @@ __all__ = [
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
+    "UnpackLimitExceeded",
+    "UnreadableArchive",
     "UnsafePathError",
     "UnsupportedOperation",
     "error_for_status",
@@ -123,6 +132,13 @@ class ManifestTooLarge(ManifestValidationError):
         self.limit = limit
 
 
+class UnreadableArchive(ManifestValidationError, tarfile.ReadError):
+    """Raised when a layer marked for unpacking is not a readable tar archive.
+
+    Also a ``tarfile.ReadError``, which :func:`aioras.utils.extract_targz` raised before.
+    """
+
+
 class InvalidLayout(OrasError, ValueError):
     """Raised when an OCI image layout, a directory or a tar, breaks the image-spec.
 
@@ -154,6 +170,34 @@ class UnsafePathError(OrasError, ValueError):
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class OutputPathError(OrasError):
+    """Raised when a pull cannot make a file, directory or link where its name says.
+
+    For example a title naming an existing directory, an archive member ``d/x`` where ``d``
+    is a file, a name too long for the file system, or a full disk. ``path`` is relative to
+    the output directory; ``errno`` is the operating system's error number, when there was
+    one. The pull is rolled back: files that were there before are as they were.
+    """
+
+    def __init__(self, message: str, *, path: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+class UnpackLimitExceeded(OrasError):
+    """Raised when an archive layer unpacks past a limit of the pull, before writing past it.
+
+    ``what`` names the limit (``"bytes"``, ``"members"`` or ``"ratio"``) and ``limit`` its
+    value; the limits are the ``unpack_max_*`` options of :func:`aioras.operations.pull.pull`.
+    """
+
+    def __init__(self, message: str, *, what: str, limit: float) -> None:
+        super().__init__(message)
+        self.what = what
+        self.limit = limit
 
 
 class InvalidHeaderValue(OrasError, ValueError):

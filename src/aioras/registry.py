@@ -954,6 +954,9 @@ class AsyncRegistry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        unpack_max_bytes: int | None = None,
+        unpack_max_members: int | None = None,
+        unpack_max_ratio: float | None = None,
     ) -> list[str]:
         return await pull_operation(
             self,
@@ -963,6 +966,9 @@ class AsyncRegistry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            unpack_max_bytes=unpack_max_bytes,
+            unpack_max_members=unpack_max_members,
+            unpack_max_ratio=unpack_max_ratio,
         )
 
     pull.__doc__ = pull_operation.__doc__

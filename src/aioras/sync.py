@@ -744,6 +744,9 @@ class Registry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        unpack_max_bytes: int | None = None,
+        unpack_max_members: int | None = None,
+        unpack_max_ratio: float | None = None,
     ) -> list[str]:
         return self._call(
             self._operation("pull", pull_operation),
@@ -753,6 +756,9 @@ class Registry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            unpack_max_bytes=unpack_max_bytes,
+            unpack_max_members=unpack_max_members,
+            unpack_max_ratio=unpack_max_ratio,
         )
 
     pull.__doc__ = AsyncRegistry.pull.__doc__

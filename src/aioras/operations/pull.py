@@ -5,15 +5,10 @@ Built only from the endpoint methods of :class:`~aioras.operations.endpoints.End
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import tarfile
-import tempfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,7 +16,9 @@ import anyio
 from .. import defaults
 from ..concurrency import map_bounded
 from ..exceptions import ManifestValidationError, UnsafePathError
-from ..utils import extract_targz, get_tmpdir, safe_title, sanitize_path
+from ..utils import get_tmpdir, safe_title, sanitize_path
+from ..utils.archive import UnpackBudget, UnpackLimits, unpack_into
+from ..utils.outdir import OutDir, Parts, split_parts
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -39,6 +36,8 @@ class PullItem:
     layer: dict[str, Any]
     outfile: str
     unpack: bool
+    # ``outfile`` relative to the output directory, component by component.
+    parts: tuple[str, ...] = ()
 
 
 def _wants_unpack(layer: dict[str, Any]) -> bool:
@@ -55,9 +54,10 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
 
     A layer's file name is its title annotation (its digest when it has none). Raises
     :class:`~aioras.exceptions.UnsafePathError` for a title that is absolute, contains
-    ``..``, names ``outdir`` itself (``.``) or otherwise escapes ``outdir``, and
-    :class:`~aioras.exceptions.ManifestValidationError` for an index or for two layers
-    claiming the same path.
+    ``..`` or a control character, names ``outdir`` itself (``.``) or resolves outside
+    ``outdir`` now, and :class:`~aioras.exceptions.ManifestValidationError` for an index
+    or for two layers claiming the same path. Where the files really land is checked
+    again when they are written: see :func:`pull`.
     """
     if manifest.get("mediaType") in defaults.index_media_types or "manifests" in manifest:
         raise ManifestValidationError(
@@ -69,15 +69,20 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
     for layer in manifest.get("layers") or []:
         title = (layer.get("annotations") or {}).get(defaults.annotation_title)
         name = safe_title(title) if title else layer["digest"].replace(":", "-")
-        outfile = sanitize_path(outdir, os.path.join(outdir, name))
-        if outfile == root:
+        sanitize_path(outdir, os.path.join(outdir, name))
+        parts = split_parts(name)
+        if not parts:
             # "." or "./": the file would replace outdir, and an archive would be unpacked
             # into outdir's parent.
             raise UnsafePathError(f"title {title!r} names the output directory itself", path=name)
+        # Spelled out, not resolved: the file goes exactly there, through no symlink.
+        outfile = os.path.join(root, *parts)
         if outfile in seen:
             raise ManifestValidationError(f"two layers of the manifest are both titled {name!r}")
         seen.add(outfile)
-        plan.append(PullItem(layer=layer, outfile=outfile, unpack=_wants_unpack(layer)))
+        plan.append(
+            PullItem(layer=layer, outfile=outfile, unpack=_wants_unpack(layer), parts=parts)
+        )
     return plan
 
 
@@ -90,80 +95,135 @@ async def pull(
     overwrite: bool = True,
     outdir: str | os.PathLike[str] | None = None,
     concurrency: int | None = None,
+    unpack_max_bytes: int | None = None,
+    unpack_max_members: int | None = None,
+    unpack_max_ratio: float | None = None,
 ) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
     Each layer is written under its title annotation, downloaded ``concurrency`` at a time
-    (default: the registry's ``pull_concurrency``), verified against its digest and size,
-    and moved into place only then. Layers marked for unpacking (and tar+gzip directory
-    layers without that mark, as oras-py pushes them) are extracted safely into
-    ``outdir``. With ``overwrite=False`` existing files are kept and skipped. Without
-    ``outdir`` a new temporary directory is used. ``config_path`` names a Docker
-    ``config.json`` to read credentials from.
+    (default: the registry's ``pull_concurrency``) into a private staging directory inside
+    ``outdir``, verified against its digest and size, and moved into place only then.
+    Layers marked for unpacking (and tar+gzip directory layers without that mark, as oras-py
+    pushes them) are extracted into ``outdir``. With ``overwrite=False`` existing files and
+    archive members are kept and skipped. Without ``outdir`` a new temporary directory is
+    used. ``config_path`` names a Docker ``config.json`` to read credentials from.
+
+    Containment: every file, directory and link is made relative to ``outdir`` without
+    following any symlink on the way; archive symlinks must point at something that exists
+    inside ``outdir``, climbing (``..``) only at the start of their target. The pull is one
+    unit: if it fails or is cancelled, what it made is removed and what it replaced is put
+    back (entries another writer made meanwhile are left alone).
+
+    Unpacking limits, for all archive layers of this pull together (``None``: the default
+    in :mod:`aioras.defaults`): ``unpack_max_bytes`` (32 GiB) bounds the uncompressed tar
+    bytes, ``unpack_max_members`` (100,000) the entries, and ``unpack_max_ratio`` (100)
+    how many times its compressed size one archive may expand to past the first 64 MiB.
+    An archive over a limit is refused while its headers are read, before it is written.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
-    would land outside ``outdir`` (before anything is downloaded, for titles),
-    :class:`~aioras.exceptions.ManifestValidationError` for a layer marked for unpacking
-    that is not a tar archive, :class:`~aioras.exceptions.DigestMismatch` for altered
-    content, and the registry's typed errors. A failed or cancelled pull leaves no
-    partial or temporary file (layers already completed stay).
+    would land or point outside ``outdir`` or go through a symlink (before anything is
+    downloaded, for titles), :class:`~aioras.exceptions.OutputPathError` for an entry that
+    cannot be made (a directory in the way, a name too long ...),
+    :class:`~aioras.exceptions.UnpackLimitExceeded`,
+    :class:`~aioras.exceptions.UnreadableArchive` (a ``ManifestValidationError``) for a layer
+    marked for unpacking that is not a tar archive, :class:`~aioras.exceptions.DigestMismatch`
+    for altered content, and the registry's typed errors.
     """
     container = registry.get_container(target)
     if config_path:
         registry.load_configs(container, configs=[config_path])
     manifest = await registry.get_manifest(container, allowed_media_type)
-    todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
-
-    async def fetch(item: PullItem) -> None:
-        layer = item.layer
-        if not item.unpack:
-            await registry.download_blob(
-                container, layer["digest"], item.outfile, size=layer.get("size")
-            )
-            return
-        parent = os.path.dirname(item.outfile)
-        # Shielded: a cancellation arriving while the thread creates the file would
-        # otherwise lose its name, and the file with it.
+    out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
+    limits = UnpackLimits(
+        max_bytes=defaults.unpack_max_bytes if unpack_max_bytes is None else unpack_max_bytes,
+        max_members=(
+            defaults.unpack_max_members if unpack_max_members is None else unpack_max_members
+        ),
+        max_ratio=defaults.unpack_max_ratio if unpack_max_ratio is None else unpack_max_ratio,
+    )
+    # Shielded: a cancellation arriving while the thread makes the directory would lose it.
+    with anyio.CancelScope(shield=True):
+        job = _Job(await anyio.to_thread.run_sync(_open_target, out), overwrite, limits)
+    ok = False
+    try:
+        await map_bounded(
+            lambda item: job.fetch(registry, container, item),
+            list(enumerate(todo)),
+            limit=concurrency or registry.pull_concurrency,
+        )
+        await anyio.to_thread.run_sync(job.target.verify_links)
+        ok = True
+    finally:
         with anyio.CancelScope(shield=True):
-            archive = await anyio.to_thread.run_sync(_archive_path, parent)
-        try:
-            await registry.download_blob(
-                container, layer["digest"], archive, size=layer.get("size")
-            )
-            try:
-                await anyio.to_thread.run_sync(extract_targz, archive, parent)
-            except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-                if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile):
-                    raise
-                raise ManifestValidationError(
-                    f"layer {layer['digest']} is marked for unpacking but is not a readable"
-                    f" tar archive: {error}"
-                ) from error
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(Path(archive).unlink, True)
-
-    await map_bounded(fetch, todo, limit=concurrency or registry.pull_concurrency)
+            await anyio.to_thread.run_sync(lambda: job.target.finish(commit=ok))
     for item in todo:
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
 
 
-def _archive_path(parent: str) -> str:
-    os.makedirs(parent, exist_ok=True)
-    fd, archive = tempfile.mkstemp(dir=parent, prefix=".aioras-", suffix=".tar.gz")
-    os.close(fd)
-    return archive
+class _Job:
+    """One pull's layers: downloaded concurrently, put in place one at a time."""
+
+    def __init__(self, target: OutDir, overwrite: bool, limits: UnpackLimits) -> None:
+        self.target = target
+        self.stage = target.stage()
+        self.overwrite = overwrite
+        self.budget = UnpackBudget(limits)
+        self.lock = anyio.Lock()
+
+    async def fetch(
+        self, registry: Endpoints, container: Container, indexed: tuple[int, PullItem]
+    ) -> None:
+        index, item = indexed
+        layer = item.layer
+        staged = os.path.join(self.stage, f"layer-{index}")
+        await registry.download_blob(container, layer["digest"], staged, size=layer.get("size"))
+        parts = item.parts
+        # One layer at a time: the file system is then changed in a definite order.
+        async with self.lock:
+            if item.unpack:
+                await anyio.to_thread.run_sync(self._unpack, staged, parts[:-1], layer)
+            else:
+                await anyio.to_thread.run_sync(self._place, staged, parts)
+
+    def _place(self, staged: str, parts: Parts) -> None:
+        if not self.target.place_staged(os.path.basename(staged), parts, overwrite=self.overwrite):
+            logger.warning("%s exists and overwrite is off: keeping it", self.target.rel(parts))
+
+    def _unpack(self, staged: str, base: Parts, layer: dict[str, Any]) -> None:
+        try:
+            unpack_into(
+                staged,
+                self.target,
+                base,
+                budget=self.budget,
+                overwrite=self.overwrite,
+                what=f"layer {layer['digest']}",
+            )
+        finally:
+            os.unlink(staged)
+
+
+def _open_target(out: str) -> OutDir:
+    target = OutDir(out)
+    try:
+        target.stage()
+    except BaseException:
+        target.finish(commit=False)
+        raise
+    return target
 
 
 def _plan_work(
     manifest: dict[str, Any], outdir: str | os.PathLike[str] | None, overwrite: bool
-) -> list[PullItem]:
+) -> tuple[str, list[PullItem]]:
     out = os.path.abspath(os.fspath(outdir) if outdir is not None else get_tmpdir())
     todo = []
     for item in plan_pull(manifest, out):
-        if not overwrite and os.path.exists(item.outfile):
+        # An archive is not skipped whole: overwrite=False is applied to each member.
+        if not overwrite and not item.unpack and os.path.lexists(item.outfile):
             logger.warning("%s exists and overwrite is off: keeping it", item.outfile)
             continue
         todo.append(item)
-    return todo
+    return out, todo

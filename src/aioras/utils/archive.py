@@ -3,25 +3,37 @@
 :func:`make_targz` packs a directory the way the oras CLI does (members under the directory's
 basename) with every varying attribute normalised, so the same tree gives the same bytes and
 the same digest on every push. :func:`extract_targz` refuses any member that could land or
-point outside the output directory, checking the whole archive before writing anything.
+point outside the output directory, checking the whole archive before writing anything, within
+limits on what it may expand to; then it writes through :class:`~aioras.utils.outdir.OutDir`,
+which never follows a symlink and undoes everything if a member fails.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import logging
+import lzma
 import os
 import re
-import shutil
 import tarfile
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from .. import defaults
-from ..exceptions import UnsafePathError
+from ..exceptions import (
+    OutputPathError,
+    UnpackLimitExceeded,
+    UnreadableArchive,
+    UnsafePathError,
+)
 from .fileio import PathLike, get_tmpfile, safe_title
+from .outdir import NO_HARD_LINKS, OutDir, Parts, link_destination, split_parts
 
-__all__ = ["extract_targz", "make_targz"]
+__all__ = ["UnpackBudget", "UnpackLimits", "extract_targz", "make_targz", "unpack_into"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +115,6 @@ def make_targz(source_dir: PathLike, dest_name: PathLike | None = None) -> str:
     return dest
 
 
-def _split(path: str) -> tuple[str, ...]:
-    return tuple(part for part in path.split("/") if part not in ("", "."))
-
-
 class _Resolver:
     """Resolve paths inside the archive-to-be, following the archive's own symlinks."""
 
@@ -130,7 +138,7 @@ class _Resolver:
             self.hops += 1
             if self.hops > _MAX_LINK_HOPS or _ABSOLUTE_RE.match(target):
                 return None
-            resolved = self.resolve(tuple(out[:-1]) + _split(target))
+            resolved = self.resolve(tuple(out[:-1]) + split_parts(target))
             if resolved is None:
                 return None
             out = list(resolved)
@@ -154,7 +162,7 @@ def _plan(
             raise _refuse(member, str(exc)) from None
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
             raise _refuse(member, "devices, FIFOs and other special files are not extracted")
-        parts = _split(member.name)
+        parts = split_parts(member.name)
         if member.issym():
             links[parts] = member.linkname
         entries.append((member, parts))
@@ -165,16 +173,18 @@ def _plan(
             raise _refuse(member, "its path goes through a symlink of the archive")
         if member.issym():
             target = member.linkname
-            if not target or "\x00" in target or _ABSOLUTE_RE.match(target):
-                raise _refuse(member, f"symlink target {target!r} is absolute or empty")
-            if _Resolver(links).resolve(parts[:-1] + _split(target)) is None:
+            try:
+                link_destination(parts[:-1], target)
+            except UnsafePathError as exc:
+                raise _refuse(member, str(exc)) from None
+            if _Resolver(links).resolve(parts[:-1] + split_parts(target)) is None:
                 raise _refuse(member, f"symlink target {target!r} leaves the output directory")
         elif member.islnk():
             try:
                 safe_title(member.linkname)
             except UnsafePathError as exc:
                 raise _refuse(member, f"hard link target: {exc}") from None
-            if _split(member.linkname) not in files:
+            if split_parts(member.linkname) not in files:
                 raise _refuse(member, "hard link target is not a file earlier in the archive")
         if member.isreg():
             files.add(parts)
@@ -188,125 +198,266 @@ def _plan(
     return entries
 
 
-def _check_inside(root: str, path: str) -> None:
-    real = os.path.realpath(path)
-    if real != root and not real.startswith(root + os.sep):
-        raise UnsafePathError(f"{path} resolves to {real}, outside {root}", path=path)
+@dataclass(frozen=True)
+class UnpackLimits:
+    """What unpacking the archive layers of one pull may produce (see :mod:`aioras.defaults`).
 
-
-def _make_dirs(root: str, parts: tuple[str, ...], created: list[str]) -> str:
-    path = root
-    for part in parts:
-        path = os.path.join(path, part)
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            # Existing entries may be symlinks left by someone else: never create through one
-            # that leads out.
-            _check_inside(root, path)
-            if not os.path.isdir(path):
-                raise NotADirectoryError(f"{path} exists and is not a directory") from None
-        else:
-            created.append(path)
-    return path
-
-
-def _remove_existing(path: str) -> None:
-    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
-        os.unlink(path)
-
-
-def _extract_member(
-    tar: tarfile.TarFile,
-    member: tarfile.TarInfo,
-    parts: tuple[str, ...],
-    root: str,
-    created: list[str],
-) -> None:
-    if not parts:
-        return  # "." or "./": the output directory itself
-    if member.isdir():
-        _make_dirs(root, parts, created)
-        return
-    parent = _make_dirs(root, parts[:-1], created)
-    dest = os.path.join(parent, parts[-1])
-    _remove_existing(dest)
-    if member.issym():
-        _check_inside(root, os.path.join(parent, member.linkname))
-        os.symlink(member.linkname, dest)
-        created.append(dest)
-        return
-    if member.islnk():
-        source = os.path.join(root, *_split(member.linkname))
-        _check_inside(root, source)
-        try:
-            os.link(source, dest, follow_symlinks=False)
-            created.append(dest)
-            return
-        except OSError:
-            pass  # file systems without hard links: fall through and copy the content
-    mode = 0o755 if member.mode & 0o111 else 0o644
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(dest, flags, mode)
-    created.append(dest)
-    with open(fd, "wb") as out:
-        src = tar.extractfile(member)
-        if src is not None:
-            with src:
-                shutil.copyfileobj(src, out, defaults.io_chunk_size)
-    # mtime 0 is what reproducible archives (make_targz's included) put there to say "none";
-    # restoring it would date every pulled file 1970.
-    if member.mtime:
-        os.utime(dest, (member.mtime, member.mtime))
-
-
-def _undo(created: list[str]) -> None:
-    for path in reversed(created):
-        with contextlib.suppress(OSError):
-            if os.path.islink(path) or not os.path.isdir(path):
-                os.unlink(path)
-            else:
-                # Everything inside a directory this call made was made by this call too.
-                shutil.rmtree(path)
-
-
-def extract_targz(targz: PathLike, outdir: PathLike, numeric_owner: bool = False) -> list[str]:
-    """Extract a tar archive (gzip or not) into ``outdir``; return the top-level paths made.
-
-    The whole archive is checked before anything is written. Refused with
-    :class:`UnsafePathError`: absolute member names, ``..`` components, paths through a
-    symlink of the archive, symlinks or hard links whose target resolves outside ``outdir``,
-    hard links to anything but a regular file earlier in the archive, and devices, FIFOs or
-    other special files. While extracting, existing symlinks in ``outdir`` are never followed
-    out of it. Files get mode 0o755 or 0o644 (the executable bit kept) and their mtime unless
-    it is 0; no owner is restored (``numeric_owner`` is accepted for oras-py compatibility and
-    ignored). On any error, what this call created is removed (files it overwrote stay
-    overwritten). Raises ``tarfile.ReadError`` for an unreadable archive.
+    ``max_bytes`` bounds the uncompressed tar stream of all archives together and
+    ``max_members`` their entries; past ``ratio_allowance`` bytes, one archive may expand to
+    at most ``max_ratio`` times its compressed size.
     """
-    out = os.path.abspath(os.fspath(outdir))
-    with tarfile.open(os.fspath(targz), "r:*") as tar:
-        # Checking needs every header first: one decompression pass, headers only in memory.
-        members = tar.getmembers()
-        plan = _plan(members, os.path.realpath(out) if os.path.isdir(out) else out)
 
-        created: list[str] = []
-        if not os.path.isdir(out):
-            # Remember the topmost directory made, so a failure leaves no empty parents behind.
-            topmost = out
-            while not os.path.exists(os.path.dirname(topmost)):
-                topmost = os.path.dirname(topmost)
-            os.makedirs(out)
-            created.append(topmost)
-        root = os.path.realpath(out)
-        try:
-            for member, parts in plan:
-                _extract_member(tar, member, parts, root, created)
-        except BaseException:
-            _undo(created)
-            raise
+    max_bytes: int = defaults.unpack_max_bytes
+    max_members: int = defaults.unpack_max_members
+    max_ratio: float = defaults.unpack_max_ratio
+    ratio_allowance: int = defaults.unpack_ratio_allowance
 
-    tops: dict[str, None] = {}
+
+class UnpackBudget:
+    """What the archives of one pull may still produce; shared by all of them."""
+
+    def __init__(self, limits: UnpackLimits | None = None) -> None:
+        self.limits = limits or UnpackLimits()
+        self.bytes = 0
+        self.members = 0
+
+    def stream_limit(self, compressed: int, what: str) -> tuple[int, UnpackLimitExceeded]:
+        """How far one archive of ``compressed`` bytes may expand, and the error past it."""
+        limits = self.limits
+        by_ratio = max(limits.ratio_allowance, int(limits.max_ratio * compressed))
+        remaining = limits.max_bytes - self.bytes
+        if by_ratio < remaining:
+            return by_ratio, UnpackLimitExceeded(
+                f"{what} expands past {by_ratio} bytes, over {limits.max_ratio:g} times its"
+                f" {compressed} compressed bytes (unpack_max_ratio)",
+                what="ratio",
+                limit=limits.max_ratio,
+            )
+        return remaining, UnpackLimitExceeded(
+            f"{what} expands past the pull's unpack_max_bytes ({limits.max_bytes} bytes)",
+            what="bytes",
+            limit=limits.max_bytes,
+        )
+
+
+class _Stream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
+
+class _Bounded:
+    """A decompressed stream that refuses to be read or skipped past ``limit`` bytes.
+
+    Seeking forward in a compressed stream decompresses up to there, so both count: a
+    decompression bomb is stopped at the limit while its headers are being read.
+    """
+
+    def __init__(self, raw: _Stream, limit: int, error: UnpackLimitExceeded) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._error = error
+        self.end = 0
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self._raw.tell()
+        room = self._limit + 1 - pos  # one byte more than allowed tells a stream past it
+        data = self._raw.read(room if size < 0 else min(size, room))
+        if pos + len(data) > self._limit:
+            raise self._error
+        self.end = max(self.end, pos + len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset + (self._raw.tell() if whence == os.SEEK_CUR else 0)
+        if whence == os.SEEK_END or target > self._limit:
+            raise self._error
+        return self._raw.seek(target)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+def _decompressed(raw: BinaryIO) -> _Stream:
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def _open_checked(
+    stack: contextlib.ExitStack, archive: PathLike, budget: UnpackBudget, what: str
+) -> tuple[tarfile.TarFile, list[tarfile.TarInfo]]:
+    """Open ``archive`` within the budget and read every header; charge the budget."""
+    raw = stack.enter_context(open(archive, "rb"))  # noqa: SIM115 - closed by the stack
+    limit, error = budget.stream_limit(os.fstat(raw.fileno()).st_size, what)
+    try:
+        bounded = _Bounded(_decompressed(raw), limit, error)
+        tar = stack.enter_context(tarfile.open(fileobj=bounded, mode="r:"))  # type: ignore[call-overload]  # noqa: SIM115
+        members = []
+        for member in tar:
+            members.append(member)
+            if budget.members + len(members) > budget.limits.max_members:
+                raise UnpackLimitExceeded(
+                    f"{what} has more entries than the pull's unpack_max_members"
+                    f" ({budget.limits.max_members})",
+                    what="members",
+                    limit=budget.limits.max_members,
+                )
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+        raise UnreadableArchive(
+            f"{what} is marked for unpacking but is not a readable tar archive: {exc}"
+        ) from exc
+    budget.bytes += bounded.end
+    budget.members += len(members)
+    return tar, members
+
+
+def _link_order(links: dict[Parts, str]) -> list[Parts]:
+    """Order symlinks so that one whose target goes through another is made after it."""
+    deps: dict[Parts, list[Parts]] = {}
+    for parts, target in links.items():
+        dest = link_destination(parts[:-1], target)
+        deps[parts] = [dest[:i] for i in range(1, len(dest) + 1) if dest[:i] in links]
+    order: list[Parts] = []
+    seen: set[Parts] = set()
+    for start in links:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(deps[start]))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                order.append(node)
+            elif child not in seen:  # a cycle is left to fail when its link is made
+                seen.add(child)
+                stack.append((child, iter(deps[child])))
+    return order
+
+
+def _hardlink(target: OutDir, parts: Parts, source: Parts, overwrite: bool) -> bool:
+    """Make a hard link; False where the file system has none (the content is copied then)."""
+    try:
+        return target.make_hardlink(parts, source, overwrite=overwrite)
+    except OutputPathError as error:
+        if error.errno in NO_HARD_LINKS:
+            return False
+        raise
+
+
+def _write_members(
+    tar: tarfile.TarFile,
+    plan: list[tuple[tarfile.TarInfo, Parts]],
+    target: OutDir,
+    base: Parts,
+    overwrite: bool,
+) -> None:
+    # Symlinks come last, once what they point at exists; the plan already refused every
+    # member path going through one.
+    links: dict[Parts, str] = {}
+    written: set[Parts] = set()
+    for member, parts in plan:
+        if not parts:
+            continue  # "." or "./": the output directory itself
+        full = base + parts
+        links.pop(full, None)  # a later member of the same name wins
+        if member.issym():
+            links[full] = member.linkname
+        elif member.isdir():
+            target.make_dir(full)
+        elif (
+            member.islnk()
+            and base + split_parts(member.linkname) in written
+            and _hardlink(target, full, base + split_parts(member.linkname), overwrite)
+        ):
+            written.add(full)
+        else:
+            # A regular file, or a hard link whose source was kept: its content from the archive.
+            source = tar.extractfile(member)
+            assert source is not None
+            mode = 0o755 if member.mode & 0o111 else 0o644
+            with source:
+                if target.write_file(
+                    full, source, mode=mode, mtime=int(member.mtime), overwrite=overwrite
+                ):
+                    written.add(full)
+    for parts in _link_order(links):
+        target.make_symlink(parts, links[parts], overwrite=overwrite)
+
+
+def unpack_into(
+    archive: PathLike,
+    target: OutDir,
+    base: Parts,
+    *,
+    budget: UnpackBudget,
+    overwrite: bool = True,
+    what: str = "archive",
+) -> list[Parts]:
+    """Extract ``archive`` into directory ``base`` of ``target``; return the top entries.
+
+    Every member is checked before anything is written (see :func:`extract_targz`); then
+    members are made through ``target``, which never follows a symlink and journals every
+    change for its owner to commit or roll back. With ``overwrite=False`` existing entries
+    are kept. Raises :class:`UnsafePathError`, :class:`OutputPathError`,
+    :class:`UnpackLimitExceeded` and :class:`UnreadableArchive`.
+    """
+    with contextlib.ExitStack() as stack:
+        tar, members = _open_checked(stack, archive, budget, what)
+        plan = _plan(members, os.path.join(target.real, *base))
+        _write_members(tar, plan, target, base, overwrite)
+    tops: dict[Parts, None] = {}
     for _member, parts in plan:
         if parts:
-            tops[os.path.join(out, parts[0])] = None
+            tops[parts[:1]] = None
     return list(tops)
+
+
+def extract_targz(
+    targz: PathLike,
+    outdir: PathLike,
+    numeric_owner: bool = False,
+    *,
+    overwrite: bool = True,
+    limits: UnpackLimits | None = None,
+) -> list[str]:
+    """Extract a tar archive (plain, gzip, bzip2 or xz) into ``outdir``; return the top paths.
+
+    The whole archive is checked before anything is written. Refused with
+    :class:`UnsafePathError`: absolute member names, ``..`` components, control characters,
+    paths through a symlink of the archive or of ``outdir``, symlinks whose target is
+    absolute, climbs after a name (``a/..``), leaves the archive or does not exist once the
+    other members are out, hard links to anything but a regular file earlier in the archive,
+    and devices, FIFOs or other special files. Nothing is written through a symlink. Files
+    get mode 0o755 or 0o644 (the executable bit kept) and their mtime unless it is 0; no owner
+    is restored (``numeric_owner`` is accepted for oras-py compatibility and ignored). With
+    ``overwrite=False`` existing entries are kept. ``limits`` bound what the archive may
+    expand to (:class:`UnpackLimitExceeded`, raised before anything is written). On any error
+    everything is as before the call: what it made is removed, what it replaced is put back.
+    Raises :class:`UnreadableArchive` (a ``tarfile.ReadError``) for an unreadable archive and
+    :class:`OutputPathError` when an entry cannot be made (a directory in the way ...).
+    """
+    target = OutDir(outdir)
+    ok = False
+    try:
+        tops = unpack_into(
+            targz,
+            target,
+            (),
+            budget=UnpackBudget(limits),
+            overwrite=overwrite,
+            what=os.fspath(targz),
+        )
+        target.verify_links()
+        ok = True
+    finally:
+        target.finish(commit=ok)
+    return [os.path.join(target.path, *parts) for parts in tops]

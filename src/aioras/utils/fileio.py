@@ -79,18 +79,22 @@ def sanitize_path(expected_dir: PathLike, path: PathLike) -> str:
 
 
 _DRIVE_RE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
+# C0 controls, DEL and C1 controls: a newline or escape in a file name forges log lines and
+# terminal output; NUL cuts the name short.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def safe_title(title: str) -> str:
     """Return ``title`` if it is safe as a relative output path (a layer's title annotation).
 
-    Refused with :class:`UnsafePathError`: empty titles, NUL characters, absolute paths
-    (``/x``, ``\\x``, ``C:\\x``) and any ``..`` component, with ``/`` or ``\\`` as separator.
+    Refused with :class:`UnsafePathError`: empty titles, control characters (NUL, newline,
+    escape, DEL and the C1 range), absolute paths (``/x``, ``\\x``, ``C:\\x``) and any ``..``
+    component, with ``/`` or ``\\`` as separator.
     """
     if not isinstance(title, str) or not title:
         raise UnsafePathError("empty title", path=str(title))
-    if "\x00" in title:
-        raise UnsafePathError(f"title {title!r} contains a NUL character", path=title)
+    if CONTROL_RE.search(title):
+        raise UnsafePathError(f"title {title!r} contains a control character", path=title)
     if title.startswith(("/", "\\")) or _DRIVE_RE.match(title) or os.path.isabs(title):
         raise UnsafePathError(f"title {title!r} is an absolute path", path=title)
     if ".." in re.split(r"[\\/]", title):
