@@ -7,6 +7,7 @@
 from . import client, defaults, exceptions, oci, provider
 from .client import AsyncOrasClient, OrasClient
 from .container import Container
+from .content.memory import MemoryStore
 from .exceptions import (
     AuthenticationError,
     DigestMismatch,
@@ -30,6 +31,7 @@ __all__ = [
     "DigestMismatch",
     "InvalidReference",
     "ManifestValidationError",
+    "MemoryStore",
     "NotFoundError",
     "OrasError",
     "RegistryError",

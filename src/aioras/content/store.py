@@ -22,7 +22,7 @@ content that does not match.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -111,7 +111,7 @@ class Deleter(Protocol):
 
 async def verified(
     descriptor: Descriptor, chunks: AsyncIterable[bytes], *, what: str | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Pass ``chunks`` through, checking them against ``descriptor`` on the way.
 
     Raises :class:`~aioras.exceptions.SizeMismatch` as soon as more bytes than the
