@@ -8,6 +8,7 @@
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
     ├── UnsafePathError                a title, path or archive member would escape its directory
+    ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -55,6 +56,7 @@ __all__ = [
     "RegistryError",
     "ServerError",
     "SizeMismatch",
+    "StreamConsumed",
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
@@ -119,6 +121,14 @@ class UnsafePathError(OrasError, ValueError):
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class StreamConsumed(OrasError):
+    """Raised when an upload fed from a one-shot stream broke off and would need it again.
+
+    A store's ``push(descriptor, stream)`` reads the stream once; a transfer that must
+    restart cannot. Copies open their source anew instead (``Repository.push_from``).
+    """
 
 
 class IntegrityError(OrasError):
