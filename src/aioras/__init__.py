@@ -19,7 +19,10 @@ from .exceptions import (
     TransportError,
     UnsafePathError,
 )
+from .operations.copy import copy
+from .progress import TransferEvent
 from .registry import AsyncRegistry
+from .remote.repository import Repository
 from .sync import Registry
 from .transport import RetryPolicy
 from .version import __version__
@@ -35,8 +38,11 @@ __all__ = [
     "NotFoundError",
     "OrasError",
     "RegistryError",
+    "Repository",
     "RetryPolicy",
+    "TransferEvent",
     "TransportError",
+    "copy",
     "UnsafePathError",
     "__version__",
     "defaults",

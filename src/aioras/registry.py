@@ -33,9 +33,11 @@ from .downloads import download_verified
 from .environment import Environment, read_environment
 from .manifests import check_manifest, descriptor_of, media_type_of
 from .oci import empty_config_path, manifest_bytes
+from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .progress import ProgressCallback
 from .remote.repository import Repository, RepositoryState
 from .transport import (
     DEFAULT_RETRY,
@@ -996,6 +998,46 @@ class AsyncRegistry:
             outdir=outdir,
             concurrency=concurrency,
         )
+
+    async def copy(
+        self,
+        source_reference: ContainerLike,
+        destination_reference: ContainerLike,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Copy an artifact (its whole graph) between repositories; return the root descriptor.
+
+        Both references are full (``host/name:tag`` or ``@digest``); the hosts may differ
+        (credentials are looked up per host). Blobs move as streams from one registry to
+        the other, mounted instead when both repositories are on one host; manifests keep
+        their exact bytes. A destination by digest is left untagged. Options and errors
+        as :func:`aioras.copy`.
+        """
+        source = self.get_container(source_reference)
+        destination = self.get_container(destination_reference)
+        root = await copy_operation(
+            self.repository(source),
+            source.reference,
+            self.repository(destination),
+            None if destination.digest else _copy_target(destination),
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
+        return dict(root)
+
+
+def _copy_target(container: Container) -> str:
+    return container.digest or container.tag or defaults.default_tag
 
 
 def _check_raw_manifest(container: Container, data: bytes, response: httpx.Response) -> None:
