@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 import httpx
@@ -353,3 +353,34 @@ async def test_copy_through_ten_percent_faults_loses_nothing(
                     async with reg.repository(where).fetch(layer) as stream:
                         assert digest_bytes(b"".join([c async for c in stream])) == layer["digest"]
     assert fault_proxy.injected > 0
+
+
+def test_sync_registry_copies_between_hosts_and_to_a_store_in_one_line(
+    registry: LocalRegistry, other: LocalRegistry
+) -> None:
+    name = unique("copy/sync")
+    with aioras.Registry(registry.host, insecure=True) as reg:
+        config = b"{}"
+        reg.upload_blob_stream(
+            lambda: _memory_stream(config), f"{registry.host}/{name}", describe(config, EMPTY)
+        )
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": describe(config, EMPTY),
+            "layers": [],
+        }
+        data = json.dumps(doc, indent=4).encode()
+        reg.push_manifest_bytes(data, f"{registry.host}/{name}:v1", media_type=MANIFEST)
+        root = reg.copy(f"{registry.host}/{name}:v1", f"{other.host}/{name}:v1")
+        assert root["digest"] == digest_bytes(data)
+        memory = MemoryStore()
+        staged = reg.copy_store(reg.repository(f"{other.host}/{name}"), "v1", memory)
+        assert staged["digest"] == digest_bytes(data)
+        assert reg.fetch_manifest_bytes(f"{other.host}/{name}:v1")[0] == data
+        assert reg.tag(f"{other.host}/{name}:v1", "v2")["digest"] == digest_bytes(data)
+
+
+@asynccontextmanager
+async def _memory_stream(data: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
+    yield once(data)
