@@ -959,6 +959,7 @@ class AsyncRegistry:
         quiet: bool = False,
         artifact_type: str | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> httpx.Response:
         """Push files as one artifact; see :func:`aioras.operations.push.push`."""
         return await push_operation(
@@ -976,6 +977,7 @@ class AsyncRegistry:
             quiet=quiet,
             artifact_type=artifact_type,
             concurrency=concurrency,
+            progress=progress,
         )
 
     async def pull(
@@ -987,6 +989,7 @@ class AsyncRegistry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[str]:
         """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return await pull_operation(
@@ -997,6 +1000,7 @@ class AsyncRegistry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            progress=progress,
         )
 
     async def copy(

@@ -633,6 +633,7 @@ class Registry:
         quiet: bool = False,
         artifact_type: str | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> httpx.Response:
         """Push files as one artifact; see :func:`aioras.operations.push.push`."""
         return self._call_response(
@@ -650,6 +651,7 @@ class Registry:
             quiet=quiet,
             artifact_type=artifact_type,
             concurrency=concurrency,
+            progress=progress,
         )
 
     @ensure_container
@@ -662,6 +664,7 @@ class Registry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[str]:
         """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
         return self._call(
@@ -672,6 +675,7 @@ class Registry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            progress=progress,
         )
 
     # -- stores, raw manifests and copy ----------------------------------------------------
