@@ -20,7 +20,9 @@ from .store import ReadOnlyStore, ReferrerLister, read_all
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
+    "descriptor_list",
     "is_manifest",
+    "parse_document",
     "parse_platform",
     "predecessors",
     "referrer_descriptor",
@@ -41,7 +43,7 @@ def is_manifest(descriptor: Descriptor) -> bool:
     return descriptor.get("mediaType", "") in MANIFEST_MEDIA_TYPES
 
 
-def _document(data: bytes, what: str) -> dict[str, Any]:
+def parse_document(data: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
@@ -51,7 +53,8 @@ def _document(data: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
-def _descriptors(value: Any, what: str) -> list[Descriptor]:
+def descriptor_list(value: Any, what: str) -> list[Descriptor]:
+    """``value`` as a list of descriptors (None: empty); raises ManifestValidationError."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(
@@ -73,18 +76,18 @@ def successors_of(descriptor: Descriptor, data: bytes) -> list[Descriptor]:
     if media_type not in MANIFEST_MEDIA_TYPES:
         return []
     what = f"manifest {descriptor['digest']}"
-    doc = _document(data, what)
+    doc = parse_document(data, what)
     found: list[Descriptor] = []
     if media_type in defaults.index_media_types:
-        found += _descriptors(doc.get("manifests"), what)
+        found += descriptor_list(doc.get("manifests"), what)
     elif media_type == _ARTIFACT_MANIFEST:
-        found += _descriptors(doc.get("blobs"), what)
+        found += descriptor_list(doc.get("blobs"), what)
     else:
         if isinstance(doc.get("config"), dict):
-            found += _descriptors([doc["config"]], what)
-        found += _descriptors(doc.get("layers"), what)
+            found += descriptor_list([doc["config"]], what)
+        found += descriptor_list(doc.get("layers"), what)
     if isinstance(doc.get("subject"), dict):
-        found += _descriptors([doc["subject"]], what)
+        found += descriptor_list([doc["subject"]], what)
     return found
 
 
@@ -111,7 +114,7 @@ def referrer_descriptor(descriptor: Descriptor, data: bytes) -> tuple[str, Descr
     """
     if not is_manifest(descriptor):
         return None
-    doc = _document(data, f"manifest {descriptor['digest']}")
+    doc = parse_document(data, f"manifest {descriptor['digest']}")
     subject = doc.get("subject")
     if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
         return None

@@ -23,7 +23,7 @@ import anyio
 from .. import defaults
 from .. import exceptions as exc
 from ..container import Container
-from ..content.graph import is_manifest, referrer_descriptor
+from ..content.graph import descriptor_list, is_manifest, parse_document, referrer_descriptor
 from ..content.store import verified
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest, verify_bytes
@@ -366,18 +366,8 @@ async def _read_small(descriptor: Descriptor, source: StreamOpener) -> bytes:
 
 
 def _index_entries(data: bytes, where: str) -> list[Descriptor]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise exc.ManifestValidationError(f"referrers index {where} is not JSON") from error
-    manifests = doc.get("manifests") if isinstance(doc, dict) else None
-    if manifests is None:
-        return []
-    if not isinstance(manifests, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("digest"), str) for m in manifests
-    ):
-        raise exc.ManifestValidationError(f"referrers index {where} lists malformed descriptors")
-    return [as_descriptor(m) for m in manifests]
+    what = f"referrers index {where}"
+    return descriptor_list(parse_document(data, what).get("manifests"), what)
 
 
 def _filtered(entries: list[Descriptor], artifact_type: str | None) -> list[Descriptor]:
