@@ -214,3 +214,19 @@ async def test_referrers_api_404_falls_back_to_the_tag_schema_once() -> None:
         tag_calls = [u for u in requested if referrers_tag(subject["digest"]) in u]
         assert len(api_calls) == 1  # unsupported is remembered
         assert len(tag_calls) == 2
+
+
+async def test_deleting_a_referrer_takes_it_out_of_the_tag_schema_index(
+    areg: AsyncRegistry,
+) -> None:
+    repo = areg.repository(f"{areg.hostname}/store/referrers-delete")
+    await repo.push(describe(b"{}", EMPTY), chunks(b"{}"))
+    subject, _ = await push_manifest(repo, manifest_doc([]))
+    sig, _ = await push_manifest(repo, manifest_doc([], subject, "application/vnd.example.sig"))
+    sbom, _ = await push_manifest(repo, manifest_doc([], subject, "application/vnd.example.sbom"))
+    await repo.delete(sig)
+    assert [d["digest"] for d in await repo.referrers(subject)] == [sbom["digest"]]
+    await repo.delete(sbom)
+    assert await repo.referrers(subject) == []
+    with pytest.raises(NotFoundError):
+        await areg.resolve(f"{repo.name}:{referrers_tag(subject['digest'])}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -215,13 +215,22 @@ class Repository:
     async def delete(self, descriptor: Descriptor) -> None:
         """Delete a manifest (and the tags naming it) or a blob.
 
+        A referrer is also taken out of its subject's tag-schema index when the registry
+        has no referrers API.
+
         Raises :class:`~aioras.exceptions.NotFoundError` when absent and
         :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
         """
-        if is_manifest(descriptor):
-            await self.registry.delete_manifest(self.container, descriptor["digest"])
-        else:
+        if not is_manifest(descriptor):
             await self.registry.delete_blob(self.container, descriptor["digest"])
+            return
+        entry = None
+        if self.state.referrers_api is not True:
+            # A referrer leaves the tag-schema index of its subject too: read its subject first.
+            entry = referrer_descriptor(descriptor, await self.fetch_manifest(descriptor))
+        await self.registry.delete_manifest(self.container, descriptor["digest"])
+        if entry is not None:
+            await self._remove_from_tag_index(entry[0], descriptor["digest"])
 
     # -- referrers -----------------------------------------------------------------------
     async def referrers(
@@ -310,22 +319,47 @@ class Repository:
         return [] if held is None else _index_entries(held[0], referrers_tag(subject))
 
     async def _add_to_tag_index(self, subject: str, referrer: Descriptor) -> None:
-        """Add ``referrer`` to the subject's tag-schema index (read, modify, write).
+        """Add ``referrer`` to the subject's tag-schema index."""
 
-        Writers in this process take turns per subject, so none loses another's entry;
-        the superseded index is deleted where the registry allows deletes.
+        def add(entries: list[Descriptor]) -> list[Descriptor] | None:
+            if any(e["digest"] == referrer["digest"] for e in entries):
+                return None
+            return [*entries, referrer]
+
+        await self._update_tag_index(subject, add)
+
+    async def _remove_from_tag_index(self, subject: str, referrer: str) -> None:
+        """Remove the entry of the manifest ``referrer`` from the subject's tag-schema index."""
+
+        def remove(entries: list[Descriptor]) -> list[Descriptor] | None:
+            kept = [e for e in entries if e["digest"] != referrer]
+            return None if len(kept) == len(entries) else kept
+
+        await self._update_tag_index(subject, remove)
+
+    async def _update_tag_index(
+        self, subject: str, change: Callable[[list[Descriptor]], list[Descriptor] | None]
+    ) -> None:
+        """Read, ``change`` (None: nothing to do) and write the subject's tag-schema index.
+
+        Writers in this process take turns per subject, so none loses another's entry. An
+        index left empty is removed with its tag; the superseded index is deleted where
+        the registry allows deletes.
         """
+        tag = referrers_tag(subject)
         lock = self.state.subject_locks.setdefault(subject, anyio.Lock())
         async with lock:
             held = await self._tag_index(subject)
-            entries = [] if held is None else _index_entries(held[0], referrers_tag(subject))
-            if any(e["digest"] == referrer["digest"] for e in entries):
+            entries = [] if held is None else _index_entries(held[0], tag)
+            changed = change(entries)
+            if changed is None:
                 return
-            index = {"schemaVersion": 2, "mediaType": _INDEX, "manifests": [*entries, referrer]}
-            data = json.dumps(index, separators=(",", ":")).encode()
-            await self.registry.push_manifest_bytes(
-                data, self.container, media_type=_INDEX, reference=referrers_tag(subject)
-            )
+            if changed:
+                index = {"schemaVersion": 2, "mediaType": _INDEX, "manifests": changed}
+                data = json.dumps(index, separators=(",", ":")).encode()
+                await self.registry.push_manifest_bytes(
+                    data, self.container, media_type=_INDEX, reference=tag
+                )
             if held is not None:
                 try:
                     await self.registry.delete_manifest(self.container, held[1]["digest"])
