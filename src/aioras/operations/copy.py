@@ -241,7 +241,8 @@ class _Walker:
             await self.reporter.emit("start", descriptor)
             source = self._opener(descriptor)
             if isinstance(self.dst, Repository):
-                await self.dst.push_from(descriptor, source)
+                # exists() was asked just above: no second HEAD before the upload.
+                await self.dst.push_from(descriptor, source, skip_existing=False)
             else:
                 async with source() as stream:
                     await self.dst.push(descriptor, stream)

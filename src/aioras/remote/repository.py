@@ -159,19 +159,24 @@ class Repository:
         """
         await self.push_from(descriptor, _one_shot(descriptor, content))
 
-    async def push_from(self, descriptor: Descriptor, source: StreamOpener) -> None:
+    async def push_from(
+        self, descriptor: Descriptor, source: StreamOpener, *, skip_existing: bool = True
+    ) -> None:
         """Store what ``source`` opens (from its first byte, again after a fault).
 
         A manifest is read whole (up to 4 MiB), verified, and PUT as exactly those bytes
         under its digest; one with a ``subject`` is added to the subject's tag-schema index
         when the registry does not index referrers itself. A blob is streamed to the
-        registry with no file in between. Raises
+        registry with no file in between, after a HEAD unless ``skip_existing`` is False
+        (for a caller that has just looked). Raises
         :class:`~aioras.exceptions.DigestMismatch` or
         :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and the
         registry's typed errors.
         """
         if not is_manifest(descriptor):
-            await self.registry.upload_blob_stream(source, self.container, descriptor)
+            await self.registry.upload_blob_stream(
+                source, self.container, descriptor, skip_existing=skip_existing
+            )
             return
         data = await _read_small(descriptor, source)
         await self.push_manifest(descriptor, data)
