@@ -384,3 +384,25 @@ def test_sync_registry_copies_between_hosts_and_to_a_store_in_one_line(
 @asynccontextmanager
 async def _memory_stream(data: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
     yield once(data)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_mount_falls_back_to_streaming_the_blob(
+    fault_proxy: FaultProxy, status: int
+) -> None:
+    src_name, dst_name = unique("copy/refused-src"), unique("copy/refused-dst")
+    async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
+        src = reg.repository(f"{fault_proxy.host}/{src_name}")
+        root = await image(src, [os.urandom(MiB)])
+        await src.tag(root, "v1")
+        fault_proxy.add(Fault("status", status=status), method="POST", path="mount=")
+        seen = Recorder()
+        got = await reg.copy(
+            f"{fault_proxy.host}/{src_name}:v1", f"{fault_proxy.host}/{dst_name}:v1", progress=seen
+        )
+        assert got["digest"] == root["digest"]
+        assert seen.kinds("mounted") == []
+        assert len(fault_proxy.requests_matching("POST", "mount=")) >= 1
+        layer = json.loads(await raw(reg, f"{fault_proxy.host}/{dst_name}:v1"))["layers"][0]
+        assert layer["digest"] in seen.kinds("done")
+        assert await reg.repository(f"{fault_proxy.host}/{dst_name}").exists(layer)

@@ -24,6 +24,7 @@ from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
 from ..descriptor import Descriptor
+from ..exceptions import NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
 from ..remote.repository import Repository
 from ..uploads import StreamOpener
@@ -121,8 +122,7 @@ async def _holds(dst: Target, reference: str, root: Descriptor) -> bool:
     """Whether ``dst`` has ``reference`` pointing at ``root`` already (one HEAD at a registry)."""
     try:
         found = await dst.resolve(reference)
-    except Exception as error:
-        logger.debug("destination lacks %s (%s)", reference, type(error).__name__)
+    except NotFoundError:
         return False
     return found["digest"] == root["digest"]
 
