@@ -149,11 +149,12 @@ async def test_copy_within_one_host_mounts_blobs_instead_of_sending_them(
 
 
 class CountingStore:
-    """A store wrapper counting fetches, to see what a copy reads."""
+    """A store wrapper recording fetches, pushes and tags, to see what a copy does."""
 
     def __init__(self, inner: Repository) -> None:
         self.inner = inner
         self.fetched: list[str] = []
+        self.written: list[str] = []
 
     async def exists(self, descriptor: Descriptor) -> bool:
         return await self.inner.exists(descriptor)
@@ -165,6 +166,14 @@ class CountingStore:
     async def resolve(self, reference: str) -> Descriptor:
         return await self.inner.resolve(reference)
 
+    async def push(self, descriptor: Descriptor, content: AsyncIterator[bytes]) -> None:
+        self.written.append(descriptor["digest"])
+        await self.inner.push(descriptor, content)
+
+    async def tag(self, descriptor: Descriptor, reference: str) -> None:
+        self.written.append(reference)
+        await self.inner.tag(descriptor, reference)
+
 
 async def test_copy_to_a_destination_holding_the_root_fetches_nothing_else(
     areg: AsyncRegistry, other: LocalRegistry
@@ -173,15 +182,18 @@ async def test_copy_to_a_destination_holding_the_root_fetches_nothing_else(
     src = areg.repository(f"{areg.hostname}/{name}")
     root = await image(src, [b"layer"])
     await src.tag(root, "v1")
-    dst = areg.repository(f"{other.host}/{name}")
+    dst = CountingStore(areg.repository(f"{other.host}/{name}"))
     counting = CountingStore(src)
     await aioras.copy(counting, "v1", dst)
     assert root["digest"] in counting.fetched
+    assert "v1" in dst.written
     counting.fetched.clear()
+    dst.written.clear()
     seen = Recorder()
     again = await aioras.copy(counting, "v1", dst, progress=seen)
     assert again["digest"] == root["digest"]
     assert counting.fetched == []
+    assert dst.written == []
     assert [e.kind for e in seen.events] == ["resolve", "skipped"]
 
 
