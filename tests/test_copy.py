@@ -492,3 +492,25 @@ async def test_copy_refuses_bad_options_before_any_transfer() -> None:
     with pytest.raises(TypeError, match="referrers"):
         await aioras.copy(NoReferrers(), "v1", MemoryStore(), referrers=True)  # type: ignore[arg-type]
     assert src.peak == 0
+
+
+async def test_source_bytes_corrupted_on_the_way_are_fetched_again_never_stored(
+    fault_proxy: FaultProxy, other: LocalRegistry
+) -> None:
+    name = unique("copy/corrupt")
+    async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
+        src = reg.repository(f"{fault_proxy.host}/{name}")
+        root = await image(src, [os.urandom(2 * MiB)])
+        await src.tag(root, "v1")
+        layer = json.loads(await raw(reg, f"{fault_proxy.host}/{name}:v1"))["layers"][0]
+        rule = fault_proxy.add(
+            Fault("corrupt", where="response", fraction=0.5),
+            method="GET",
+            path=f"/blobs/{layer['digest']}",
+            times=2,
+        )
+        got = await reg.copy(f"{fault_proxy.host}/{name}:v1", f"{other.host}/{name}:v1")
+        assert got["digest"] == root["digest"]
+        assert rule.injected == 2
+        async with reg.repository(f"{other.host}/{name}").fetch(layer) as stream:
+            assert digest_bytes(b"".join([c async for c in stream])) == layer["digest"]
