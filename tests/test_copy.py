@@ -494,8 +494,9 @@ async def test_copy_refuses_bad_options_before_any_transfer() -> None:
     assert src.peak == 0
 
 
+@pytest.mark.parametrize("into", ["registry", "memory"])
 async def test_source_bytes_corrupted_on_the_way_are_fetched_again_never_stored(
-    fault_proxy: FaultProxy, other: LocalRegistry
+    fault_proxy: FaultProxy, other: LocalRegistry, into: str
 ) -> None:
     name = unique("copy/corrupt")
     async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
@@ -509,8 +510,11 @@ async def test_source_bytes_corrupted_on_the_way_are_fetched_again_never_stored(
             path=f"/blobs/{layer['digest']}",
             times=2,
         )
-        got = await reg.copy(f"{fault_proxy.host}/{name}:v1", f"{other.host}/{name}:v1")
+        dst: Repository | MemoryStore = (
+            reg.repository(f"{other.host}/{name}") if into == "registry" else MemoryStore()
+        )
+        got = await aioras.copy(src, "v1", dst)
         assert got["digest"] == root["digest"]
         assert rule.injected == 2
-        async with reg.repository(f"{other.host}/{name}").fetch(layer) as stream:
+        async with dst.fetch(layer) as stream:
             assert digest_bytes(b"".join([c async for c in stream])) == layer["digest"]
