@@ -79,8 +79,10 @@ async def copy(
     When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
     nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
     ``src_ref`` names nothing (or no manifest matches ``platform``), ValueError for bad
-    options, :class:`~aioras.exceptions.DigestMismatch` for content failing verification,
-    and the stores' errors; whatever landed before a failure stays and is skipped next time.
+    options, TypeError for a source that cannot resolve (or list referrers when asked),
+    :class:`~aioras.exceptions.DigestMismatch` for content failing verification (after
+    reading it again), and the stores' errors. Whatever landed before a failure stays, and
+    is skipped next time.
     """
     options = CopyOptions(referrers, depth, artifact_type, platform, concurrency)
     _check(src, options)
