@@ -16,6 +16,7 @@
     ├── UnpackLimitExceeded            an archive layer unpacks past the pull's byte, member or
     │                                  ratio limit
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
+    ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -75,6 +76,7 @@ __all__ = [
     "ResponseTooLarge",
     "ServerError",
     "SizeMismatch",
+    "StreamConsumed",
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
@@ -212,6 +214,14 @@ class InvalidHeaderValue(OrasError, ValueError):
     def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
+
+
+class StreamConsumed(OrasError):
+    """Raised when an upload fed from a one-shot stream broke off and would need it again.
+
+    A store's ``push(descriptor, stream)`` reads the stream once; a transfer that must
+    restart cannot. Copies open their source anew instead (``Repository.push_from``).
+    """
 
 
 class IntegrityError(OrasError):

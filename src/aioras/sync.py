@@ -51,14 +51,20 @@ from .auth import Authenticator, TokenAuth
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
+from .content.store import ReadOnlyStore, Target
 from .decorator import ensure_container
+from .descriptor import Descriptor
 from .environment import Environment
+from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .progress import ProgressCallback
 from .registry import AsyncRegistry, ContainerLike
+from .remote.repository import Repository
 from .syncoverrides import OverridingEndpoints, overridden_endpoints
 from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from .uploads import StreamOpener
 
 __all__ = ["Registry"]
 
@@ -714,6 +720,7 @@ class Registry:
         quiet: bool = False,
         artifact_type: str | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> httpx.Response:
         return self._call_response(
             self._operation("push", push_operation),
@@ -730,6 +737,7 @@ class Registry:
             quiet=quiet,
             artifact_type=artifact_type,
             concurrency=concurrency,
+            progress=progress,
         )
 
     push.__doc__ = AsyncRegistry.push.__doc__
@@ -747,6 +755,7 @@ class Registry:
         unpack_max_bytes: int | None = None,
         unpack_max_members: int | None = None,
         unpack_max_ratio: float | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[str]:
         return self._call(
             self._operation("pull", pull_operation),
@@ -759,9 +768,134 @@ class Registry:
             unpack_max_bytes=unpack_max_bytes,
             unpack_max_members=unpack_max_members,
             unpack_max_ratio=unpack_max_ratio,
+            progress=progress,
         )
 
     pull.__doc__ = AsyncRegistry.pull.__doc__
+
+    # -- stores, raw manifests and copy ----------------------------------------------------
+    def repository(self, name: ContainerLike) -> Repository:
+        """One repository as an async content store, living on this object's loop thread.
+
+        Hand it to :meth:`copy_store` (its coroutines run only on that loop).
+        """
+        return self.aregistry.repository(name)
+
+    @ensure_container
+    def upload_blob_stream(
+        self,
+        source: StreamOpener,
+        container: ContainerLike,
+        layer: Mapping[str, Any],
+        *,
+        skip_existing: bool = True,
+    ) -> httpx.Response:
+        """Upload a blob from an async stream opener (run on the loop thread)."""
+        return self._call_response(
+            self.aregistry.upload_blob_stream,
+            source,
+            container,
+            layer,
+            skip_existing=skip_existing,
+        )
+
+    @ensure_container
+    def fetch_manifest_bytes(
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        max_size: int = defaults.max_manifest_size,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Fetch a manifest's exact bytes; return ``(data, descriptor)``."""
+        return self._call(
+            self.aregistry.fetch_manifest_bytes, container, allowed_media_type, max_size=max_size
+        )
+
+    def push_manifest_bytes(
+        self,
+        data: bytes,
+        container: ContainerLike,
+        *,
+        media_type: str,
+        reference: str | None = None,
+    ) -> httpx.Response:
+        """PUT a manifest as exactly these bytes, with ``media_type`` as its Content-Type."""
+        return self._call_response(
+            self.aregistry.push_manifest_bytes,
+            data,
+            self.get_container(container),
+            media_type=media_type,
+            reference=reference,
+        )
+
+    @ensure_container
+    def tag(self, reference: ContainerLike, *new_tags: str) -> dict[str, Any]:
+        """Give the manifest ``reference`` names these tags too; return its descriptor."""
+        return self._call(self.aregistry.tag, reference, *new_tags)
+
+    def copy(
+        self,
+        source_reference: ContainerLike,
+        destination_reference: ContainerLike,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Copy an artifact between repositories (hosts may differ); return the root descriptor.
+
+        See :meth:`aioras.AsyncRegistry.copy`. ``progress`` runs on the loop thread.
+        """
+        return self._call(
+            self.aregistry.copy,
+            source_reference,
+            destination_reference,
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
+
+    def copy_store(
+        self,
+        src: ReadOnlyStore,
+        src_ref: str,
+        dst: Target,
+        dst_ref: str | None = None,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> Descriptor:
+        """Run :func:`aioras.copy` between two stores on this object's loop thread.
+
+        The one-line copy of sync code between a registry and a layout or memory store:
+        ``reg.copy_store(reg.repository("host/app"), "v1", aioras.MemoryStore())``. Stores
+        from :meth:`repository` must come from this object. Options and errors as
+        :func:`aioras.copy`.
+        """
+        return self._call(
+            copy_operation,
+            src,
+            src_ref,
+            dst,
+            dst_ref,
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
 
     def _operation(
         self, name: str, operation: Callable[..., Awaitable[T]]

@@ -14,6 +14,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 - Every abandoned session is cancelled (``DELETE`` on its URL, failures ignored), also when
   the upload is cancelled or fails for good.
 
+- A source stream that fails its own verification (bytes read from another registry and
+  altered on the way) is opened anew with a fresh session, at most
+  :attr:`~aioras.transport.RetryPolicy.refetches` times.
+
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
 resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
@@ -24,18 +28,26 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import anyio
 import httpx
 
 from . import exceptions as exc
-from .blobio import file_body
-from .transport import Body, RetryPolicy, _is_verification_failure, raise_for_status
+from .blobio import FileSlice
+from .transport import Body, BodyFactory, RetryPolicy, _is_verification_failure, raise_for_status
 from .urls import merge_query, redact, resolve_location
 
-__all__ = ["BlobUpload", "cancel_upload"]
+__all__ = [
+    "BlobUpload",
+    "SliceSource",
+    "StreamOpener",
+    "cancel_upload",
+    "file_source",
+    "stream_source",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +60,74 @@ _RESTART_CODES = frozenset(
     {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "SIZE_INVALID"}
 )
 _RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-(\d+)\s*$")
+
+
+SliceSource = Callable[[int, int | None], AsyncIterator[bytes]]
+"""Opens a fresh stream of a blob's bytes from ``offset``, ``length`` of them (None: all)."""
+
+StreamOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+"""Opens a blob's bytes from the first one, e.g. ``lambda: store.fetch(descriptor)``."""
+
+
+def file_source(path: str | os.PathLike[str]) -> SliceSource:
+    """A :data:`SliceSource` reading slices of the file ``path`` in worker threads."""
+
+    def open_slice(offset: int, length: int | None) -> AsyncIterator[bytes]:
+        return FileSlice(path, offset=offset, length=length)
+
+    return open_slice
+
+
+class _OpenedStream:
+    """An async iterator over a stream an opener yields, entered lazily, closed once.
+
+    The opener's context is left when the stream ends, fails or is closed: a source
+    response is never left open by a request that gave up half-way.
+    """
+
+    def __init__(self, opener: StreamOpener) -> None:
+        self._opener = opener
+        self._context: AbstractAsyncContextManager[AsyncIterator[bytes]] | None = None
+        self._stream: AsyncIterator[bytes] | None = None
+        self._done = False
+
+    def __aiter__(self) -> _OpenedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        if self._stream is None:
+            self._context = self._opener()
+            self._stream = await self._context.__aenter__()
+        try:
+            return await self._stream.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Leave the opener's context; the stream yields nothing more."""
+        self._done = True
+        if self._context is not None:
+            context, self._context = self._context, None
+            with anyio.CancelScope(shield=True):
+                await context.__aexit__(None, None, None)
+
+
+def stream_source(opener: StreamOpener) -> SliceSource:
+    """A :data:`SliceSource` over a stream read from its start (each slice opens it anew).
+
+    Only whole-blob slices are offered: a stream cannot seek, so such a source suits a
+    monolithic upload, restarted from the first byte when it breaks off.
+    """
+
+    def open_slice(offset: int, length: int | None) -> AsyncIterator[bytes]:
+        if offset:
+            raise ValueError("a stream source is read from its first byte only")
+        return _OpenedStream(opener)
+
+    return open_slice
 
 
 class SendFn(Protocol):
@@ -105,9 +185,11 @@ def _range_end(value: str | None) -> int | None:
 
 
 class BlobUpload:
-    """One blob's upload from a file into one repository, with its recovery.
+    """One blob's upload from a file or a stream into one repository, with its recovery.
 
-    ``send`` is the registry's request function; ``uploads_url`` the repository's
+    ``send`` is the registry's request function; ``path`` the file to upload, or ``source``
+    a :data:`SliceSource` of the bytes (:func:`stream_source` for a stream: monolithic
+    uploads only); ``uploads_url`` the repository's
     ``/blobs/uploads/`` URL and ``blob_url`` the blob's own URL (for the existence check
     after an uncertain commit); ``what`` names the blob in errors.
     """
@@ -116,7 +198,8 @@ class BlobUpload:
         self,
         send: SendFn,
         *,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
+        source: SliceSource | None = None,
         digest: str,
         size: int,
         uploads_url: str,
@@ -124,8 +207,12 @@ class BlobUpload:
         policy: RetryPolicy,
         what: str,
     ) -> None:
+        if (path is None) == (source is None):
+            raise ValueError("BlobUpload needs either a path or a source")
         self.send = send
-        self.path = os.fspath(path)
+        self.path = os.fspath(path) if path is not None else None
+        self.source = source if source is not None else file_source(os.fspath(path or ""))
+        self._bodies: list[AsyncIterator[bytes]] = []
         self.digest = digest
         self.size = size
         self.uploads_url = uploads_url
@@ -165,7 +252,7 @@ class BlobUpload:
         if self.location is None:
             await self._open()
         assert self.location is not None
-        return await self._commit(file_body(self.path, length=self.size), self.size)
+        return await self._commit(self._body(0, self.size), self.size)
 
     async def _chunked_once(self) -> httpx.Response:
         if self.location is None:
@@ -179,12 +266,30 @@ class BlobUpload:
         # Bounded two ways, so an upload always ends: failures in a row with no bytes landed
         # in between, and sessions opened. A long chunked upload that keeps advancing is not
         # failed merely because faults added up over its length.
-        failures = 0
+        failures = refetches = 0
         mark = -1  # where the upload stood after the last recovery
+        mismatch: exc.IntegrityError | None = None
         try:
             while True:
                 try:
                     return await attempt()
+                except exc.StreamConsumed:
+                    # A one-shot source cannot be read again: content that did not match
+                    # is the error to report, not the spent stream.
+                    if mismatch is not None:
+                        raise mismatch from None
+                    raise
+                except exc.IntegrityError as error:
+                    mismatch = error
+                    # A verified source stream (a blob copied from a registry) read bytes
+                    # altered on the way: drop the session and read the source anew.
+                    if refetches >= self.policy.refetches:
+                        raise
+                    refetches += 1
+                    logger.warning("%s: %s; sending it again", self.what, error)
+                    if self.location is not None:
+                        location, self.location = self.location, None
+                        await cancel_upload(self.send, location)
                 except (exc.TransportError, exc.RegistryError) as error:
                     if self._opening or not self._recoverable(error):
                         # A POST that failed has had the transport's retries already.
@@ -294,13 +399,16 @@ class BlobUpload:
             "Content-Length": str(length),
             "Content-Range": f"{offset}-{offset + length - 1}",
         }
-        response = await self.send(
-            "PATCH",
-            self.location,
-            headers=headers,
-            body=file_body(self.path, offset=offset, length=length),
-            retry=False,
-        )
+        try:
+            response = await self.send(
+                "PATCH",
+                self.location,
+                headers=headers,
+                body=self._body(offset, length),
+                retry=False,
+            )
+        finally:
+            await self._close_bodies()
         await raise_for_status(response, (202, 201, 204), what=f"chunk at {offset} of {self.what}")
         if "location" in response.headers:
             self.location = resolve_location(self.location, response.headers["location"])
@@ -310,13 +418,33 @@ class BlobUpload:
         # kept. Were ours wrong, the next PATCH gets 416 and the status request settles it.
         self.offset = end + 1 if end is not None and 0 < end < sent else sent
 
+    def _body(self, offset: int, length: int) -> BodyFactory:
+        """A body factory over the slice; every stream it opens is closed after the request."""
+
+        def make() -> AsyncIterator[bytes]:
+            body = self.source(offset, length)
+            self._bodies.append(body)
+            return body
+
+        return make
+
+    async def _close_bodies(self) -> None:
+        bodies, self._bodies = self._bodies, []
+        for body in bodies:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+
     async def _commit(self, body: Body, length: int) -> httpx.Response:
         assert self.location is not None
         url = merge_query(self.location, {"digest": self.digest})
         headers = {"Content-Type": _OCTET, "Content-Length": str(length)}
         if length:
             self.offset = self.size  # everything goes in this request
-        response = await self.send("PUT", url, headers=headers, body=body, retry=False)
+        try:
+            response = await self.send("PUT", url, headers=headers, body=body, retry=False)
+        finally:
+            await self._close_bodies()
         await raise_for_status(response, (201,), what=f"{self.what} upload")
         self.location = None  # the session ends with the commit
         returned = response.headers.get("docker-content-digest")

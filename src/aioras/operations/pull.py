@@ -15,7 +15,9 @@ import anyio
 
 from .. import defaults
 from ..concurrency import map_bounded
+from ..descriptor import as_descriptor
 from ..exceptions import ManifestValidationError, UnsafePathError
+from ..progress import ProgressCallback, ProgressReporter
 from ..utils import get_tmpdir, safe_title, sanitize_path
 from ..utils.archive import UnpackBudget, UnpackLimits, unpack_into
 from ..utils.outdir import OutDir, Parts, split_parts
@@ -98,6 +100,7 @@ async def pull(
     unpack_max_bytes: int | None = None,
     unpack_max_members: int | None = None,
     unpack_max_ratio: float | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
@@ -120,6 +123,8 @@ async def pull(
     bytes, ``unpack_max_members`` (100,000) the entries, and ``unpack_max_ratio`` (100)
     how many times its compressed size one archive may expand to past the first 64 MiB.
     An archive over a limit is refused while its headers are read, before it is written.
+    ``progress`` receives a :class:`~aioras.progress.TransferEvent` when the manifest is
+    resolved and as each layer starts and is done.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land or point outside ``outdir`` or go through a symlink (before anything is
@@ -133,6 +138,9 @@ async def pull(
     container = registry.get_container(target)
     if config_path:
         registry.load_configs(container, configs=[config_path])
+    reporter = ProgressReporter(progress)
+    if reporter:
+        await reporter.emit("resolve", as_descriptor(await registry.resolve(container)))
     manifest = await registry.get_manifest(container, allowed_media_type)
     out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
     limits = UnpackLimits(
@@ -148,7 +156,7 @@ async def pull(
     ok = False
     try:
         await map_bounded(
-            lambda item: job.fetch(registry, container, item),
+            lambda item: job.fetch(registry, container, item, reporter),
             list(enumerate(todo)),
             limit=concurrency or registry.pull_concurrency,
         )
@@ -173,10 +181,15 @@ class _Job:
         self.lock = anyio.Lock()
 
     async def fetch(
-        self, registry: Endpoints, container: Container, indexed: tuple[int, PullItem]
+        self,
+        registry: Endpoints,
+        container: Container,
+        indexed: tuple[int, PullItem],
+        reporter: ProgressReporter,
     ) -> None:
         index, item = indexed
         layer = item.layer
+        await reporter.emit("start", as_descriptor(layer))
         staged = os.path.join(self.stage, f"layer-{index}")
         await registry.download_blob(container, layer["digest"], staged, size=layer.get("size"))
         parts = item.parts
@@ -186,6 +199,7 @@ class _Job:
                 await anyio.to_thread.run_sync(self._unpack, staged, parts[:-1], layer)
             else:
                 await anyio.to_thread.run_sync(self._place, staged, parts)
+        await reporter.emit("done", as_descriptor(layer))
 
     def _place(self, staged: str, parts: Parts) -> None:
         if not self.target.place_staged(os.path.basename(staged), parts, overwrite=self.overwrite):

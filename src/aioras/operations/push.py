@@ -19,9 +19,11 @@ import httpx
 
 from .. import defaults
 from ..concurrency import map_bounded
-from ..digest import digest_file
+from ..descriptor import as_descriptor
+from ..digest import digest_bytes, digest_file
 from ..logger import logger as oras_logger
-from ..oci import Annotations, ManifestConfig, NewManifest, Subject
+from ..oci import Annotations, ManifestConfig, NewManifest, Subject, manifest_bytes
+from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..utils import get_tmpfile, make_targz, sanitize_path, split_path_and_content
 
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ async def push(
     quiet: bool = False,
     artifact_type: str | None = None,
     concurrency: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
@@ -132,7 +135,9 @@ async def push(
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
     registry already has are skipped, and layer order follows ``files``.
 
-    ``config_path`` names a Docker ``config.json`` to read credentials from.
+    ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
+    receives a :class:`~aioras.progress.TransferEvent` as each blob starts and is done (or
+    skipped, being there already), and when the manifest is done.
 
     Raises FileNotFoundError for a missing path, :class:`~aioras.exceptions.UnsafePathError`
     for a path outside the working directory, and the registry's typed errors.
@@ -143,6 +148,7 @@ async def push(
     annotations = Annotations(annotation_file)
     items = _parse_items(files or [], validate_paths=not disable_path_validation)
     limit = concurrency or registry.push_concurrency
+    reporter = ProgressReporter(progress)
     try:
         await map_bounded(lambda item: _prepare(item, annotations), items, limit=limit)
 
@@ -164,10 +170,14 @@ async def push(
 
         async def upload(job: tuple[str | None, dict[str, Any]]) -> None:
             blob, descriptor = job
+            await reporter.emit("start", as_descriptor(descriptor))
             response = await registry.upload_blob(
                 blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
             )
             registry._check_200_response(response)
+            # upload_blob answers with the HEAD (200) of a blob it did not need to send.
+            kind: EventKind = "skipped" if response.status_code == 200 else "done"
+            await reporter.emit(kind, as_descriptor(descriptor))
 
         await map_bounded(upload, list(uploads.values()), limit=limit)
 
@@ -185,6 +195,12 @@ async def push(
         if subject is not None:
             manifest["subject"] = await _subject_descriptor(registry, container, subject)
         response = await registry.upload_manifest(manifest, container)
+        if reporter:
+            data = manifest_bytes(manifest)
+            media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)
+            await reporter.emit(
+                "done", {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+            )
     finally:
         for item in items:
             if item.is_dir and item.blob and item.blob != item.name:
