@@ -9,11 +9,14 @@
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
     ├── UnsafePathError                a title, path or archive member would escape its directory
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
+    ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
     ├── AuthenticationError            credentials missing, refused, or a token cannot be had
-    │   └── CredentialHelperError      a docker-credential-<name> helper is missing or failed
+    │   ├── CredentialHelperError      a docker-credential-<name> helper is missing or failed
+    │   ├── CredentialsNotForwarded    another origin than the registry asks for credentials
+    │   └── InsecureTokenRealm         a token realm on plain http would get credentials
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
     │   ├── ConnectError               connecting or the TLS handshake failed
     │   └── TimeoutError               a connect, read, write or pool timeout expired
@@ -42,8 +45,11 @@ __all__ = [
     "AuthenticationException",
     "ConnectError",
     "CredentialHelperError",
+    "CredentialsNotForwarded",
     "DigestMismatch",
+    "InsecureTokenRealm",
     "IntegrityError",
+    "InvalidHeaderValue",
     "InvalidDigest",
     "InvalidReference",
     "ManifestTooLarge",
@@ -131,6 +137,20 @@ class StreamConsumed(OrasError):
     """
 
 
+class InvalidHeaderValue(OrasError, ValueError):
+    """Raised when a header value, token or credential holds what a header cannot carry.
+
+    CR, LF, NUL, other control characters and non-ASCII characters are refused when the
+    value is set (``headers=``, ``set_header``, a registry token, a Docker config entry)
+    and again before any request is sent. ``name`` says which header or field; the
+    message never quotes the value, which is usually a secret.
+    """
+
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class IntegrityError(OrasError):
     """Raised when received or stored content does not match the descriptor promising it."""
 
@@ -179,6 +199,24 @@ class CredentialHelperError(AuthenticationError):
 
     The message names the helper program and the action, never a credential or anything
     the helper printed.
+    """
+
+
+class CredentialsNotForwarded(AuthenticationError):
+    """Raised when a server on another origin than the registry asks for credentials.
+
+    Credentials belong to the registry they were given for; an upload or mount
+    ``Location``, a ``Link`` page or a redirect on another origin gets none, and a
+    challenge from there is answered with an anonymous token at most.
+    """
+
+
+class InsecureTokenRealm(AuthenticationError):
+    """Raised when a bearer challenge names a token realm on plain http that may not get them.
+
+    A realm gets credentials over https, or over plain http only when the registry itself
+    is plain http on the same host. A plain http realm for an https registry is refused
+    outright. Nothing is sent to the realm.
     """
 
 
