@@ -104,6 +104,8 @@ class Container:
     repository: str
     tag: str | None
     digest: str | None
+    tag_given: bool
+    """True when the name spelled a tag (False when ``tag`` is only the default)."""
 
     def __init__(self, name: str, registry: str | None = None) -> None:
         self._default_registry = parse_registry(registry) if registry else None
@@ -158,6 +160,8 @@ class Container:
         self.repository = repository
         self.digest = digest if at else None
         self.tag = tag if tag is not None or at else defaults.default_tag
+        # Whether the name spelled a tag: "latest" by default is not a tag asked for.
+        self.tag_given = tag is not None
 
     @property
     def api_prefix(self) -> str:
@@ -244,6 +248,7 @@ class Container:
             new.tag, new.digest = None, validate_digest(tag_or_digest)
         else:
             new.tag, new.digest = validate_tag(tag_or_digest), None
+        new.tag_given = new.tag is not None
         return new
 
     def __str__(self) -> str:
