@@ -234,7 +234,8 @@ class Container:
         """URL of the referrers of manifest ``digest``, optionally filtered by artifact type."""
         url = f"{self._base()}/referrers/{validate_digest(digest)}"
         if artifact_type:
-            url += f"?artifactType={quote(artifact_type, safe='/+')}"
+            # "+" must travel as %2B: servers read a bare "+" in a query as a space.
+            url += f"?artifactType={quote(artifact_type, safe='/')}"
         return url
 
     def with_reference(self, tag_or_digest: str) -> Container:
