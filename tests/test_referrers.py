@@ -97,7 +97,8 @@ async def test_attach_list_discover_delete_and_list_again(
     assert sorted(depth for depth, _ in walked) == [0, 1, 1, 1, 2]
     assert walked[0] == (0, tree)
     doc = tree.to_dict()
-    assert doc["reference"] == f"{name}:v1" and len(doc["referrers"]) == 3
+    assert doc["reference"] == f"{name}:v1"
+    assert len(doc["referrers"]) == 3
     assert len(tree.rows()) == 4
     shallow = await areg.discover(f"{name}:v1", depth=1)
     assert all(c.referrers == [] for c in shallow.referrers)
@@ -136,7 +137,8 @@ async def test_a_manifest_without_referrers_has_an_empty_list_and_a_bare_tree(
     await image(areg, f"{name}:v1", tmp_cwd)
     assert await areg.get_referrers(f"{name}:v1") == []
     tree = await areg.discover(f"{name}:v1")
-    assert tree.referrers == [] and tree.rows() == []
+    assert tree.referrers == []
+    assert tree.rows() == []
 
 
 async def test_discover_refuses_a_negative_depth(registry: LocalRegistry) -> None:
