@@ -211,10 +211,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(*self.registry.upstream, timeout=60)
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            # Header by header: peers repeat some (skopeo sends several Accept lines).
+            connection.putrequest(
+                self.command, self.path, skip_host=True, skip_accept_encoding=True
+            )
+            for key, value in self.headers.items():
+                if key.lower() not in _HOP:
+                    connection.putheader(key, value)
             if body or self.command in ("PUT", "POST", "PATCH"):
-                headers["Content-Length"] = str(len(body))
-            connection.request(self.command, self.path, body=body or None, headers=headers)
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body or None)
             response = connection.getresponse()
             data = response.read()
             kept = {k: v for k, v in response.getheaders() if k.lower() not in _HOP}
