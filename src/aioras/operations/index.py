@@ -95,7 +95,7 @@ async def update_index(
     it, ValueError for a malformed platform, and the registry's typed errors.
     """
     container = registry.get_container(target)
-    data, found = await registry.fetch_manifest_bytes(container, sorted(defaults.index_media_types))
+    data, found = await registry.fetch_manifest_bytes(container)
     if found["mediaType"] not in defaults.index_media_types:
         raise exc.ManifestValidationError(f"{container} is not an image index")
     what = f"index {found['digest']}"
