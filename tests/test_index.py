@@ -244,3 +244,14 @@ def test_sync_registry_pushes_resolves_and_pulls_an_index(
         assert [Path(p).read_text() for p in paths] == ["sync arm64\n"]
         reg.update_index(f"{name}:v1", remove=["linux/arm64"])
         assert reg.get_manifest(f"{name}:v1")["manifests"] == []
+
+
+async def test_push_index_without_a_tag_goes_by_digest_and_writes_no_latest(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    name = f"{registry.host}/{unique('index/untagged')}"
+    await platform_image(areg, name, "amd64", tmp_cwd)
+    index = await areg.push_index(name, [f"{name}:amd64"])
+    assert await areg.get_tags(name) == ["amd64"]
+    stored = await areg.get_manifest(f"{name}@{index['digest']}")
+    assert [e["platform"] for e in stored["manifests"]] == [PLATFORMS["amd64"]]

@@ -72,7 +72,8 @@ async def push_index(
     index["manifests"] = entries
     if annotations:
         index["annotations"] = dict(annotations)
-    return await _push(registry, container, manifest_bytes(index), index["mediaType"])
+    tag = container.tag if container.tag_given else None
+    return await _push(registry, container, manifest_bytes(index), index["mediaType"], tag)
 
 
 async def update_index(
@@ -116,7 +117,9 @@ async def update_index(
         else:
             entries[at] = entry
     index["manifests"] = entries
-    return await _push(registry, container, manifest_bytes(index), found["mediaType"])
+    # Written back where it was read: the tag (the default one too), or by digest.
+    tag = None if container.digest else container.tag
+    return await _push(registry, container, manifest_bytes(index), found["mediaType"], tag)
 
 
 async def choose_manifest(
@@ -133,11 +136,13 @@ async def choose_manifest(
 
 
 async def _push(
-    registry: AsyncRegistry, container: Container, data: bytes, media_type: str
+    registry: AsyncRegistry, container: Container, data: bytes, media_type: str, tag: str | None
 ) -> Descriptor:
+    """PUT the index under ``tag``, or by digest only when None."""
     digest = digest_bytes(data)
-    reference = container.tag if container.tag_given and container.tag else digest
-    await registry.push_manifest_bytes(data, container, media_type=media_type, reference=reference)
+    await registry.push_manifest_bytes(
+        data, container, media_type=media_type, reference=tag or digest
+    )
     return as_descriptor({"mediaType": media_type, "digest": digest, "size": len(data)})
 
 
