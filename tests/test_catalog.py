@@ -62,7 +62,7 @@ def scripted(pages: dict[str, tuple[list[str], str | None]]) -> httpx.MockTransp
         (
             {f"n=1&last={i}": (["same"], f"/v2/_catalog?n=1&last={i + 1}") for i in range(10)}
             | {"n=1": (["same"], "/v2/_catalog?n=1&last=0")},
-            "nothing new",
+            "no new repository",
         ),
     ],
     ids=["loop", "off-origin", "idle"],

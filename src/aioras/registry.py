@@ -875,7 +875,8 @@ class AsyncRegistry:
             return []
         n = page_size if page_size is not None else N
         url = self._url(container.tags_url(n))
-        return await self._list_pages(url, "tags", f"tags of {container.api_prefix}", N, max_pages)
+        what = f"tag list of {container.api_prefix}"
+        return await self._list_pages(url, "tags", "tag", what, N, max_pages)
 
     async def list_repositories(
         self,
@@ -902,12 +903,14 @@ class AsyncRegistry:
         n = page_size if page_size is not None else N
         query = f"?n={int(n)}" if n is not None else ""
         url = self._url(f"{parse_registry(host)}/v2/_catalog{query}")
-        return await self._list_pages(url, "repositories", f"catalog of {host}", N, max_pages)
+        return await self._list_pages(
+            url, "repositories", "repository", f"catalog of {host}", N, max_pages
+        )
 
     async def _list_pages(
-        self, url: str, key: str, what: str, N: int | None, max_pages: int
+        self, url: str, key: str, noun: str, what: str, N: int | None, max_pages: int
     ) -> list[str]:
-        """The names under ``key`` of a paginated listing (tags, catalog), at most ``N``."""
+        """The names under ``key`` (each a ``noun``) of a paginated listing, at most ``N``."""
         names: list[str] = []
         known: set[str] = set()
         seen: set[str] = set()
@@ -940,7 +943,7 @@ class AsyncRegistry:
                 return names
             idle = 0 if fresh else idle + 1
             if idle >= _MAX_IDLE_PAGES:
-                raise broken(f"brought nothing new in {idle} pages in a row")
+                raise broken(f"brought no new {noun} in {idle} pages in a row")
             next_url = resolve_location(url, next_url)
             if not same_origin(next_url, url) or next_url in seen:
                 raise broken(
