@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aioras import AsyncRegistry, Registry, defaults
-from aioras.content.graph import host_platform
+from aioras.content.graph import host_platform, parse_platform, platform_matches
 from aioras.digest import digest_bytes
 from aioras.exceptions import (
     InvalidReference,
@@ -255,3 +255,28 @@ async def test_push_index_without_a_tag_goes_by_digest_and_writes_no_latest(
     assert await areg.get_tags(name) == ["amd64"]
     stored = await areg.get_manifest(f"{name}@{index['digest']}")
     assert [e["platform"] for e in stored["manifests"]] == [PLATFORMS["amd64"]]
+
+
+@pytest.mark.parametrize(
+    ("entry", "wanted", "matches"),
+    [
+        ({"os": "linux", "architecture": "arm64"}, "linux/arm64/v8", True),
+        ({"os": "linux", "architecture": "arm64", "variant": "v8"}, "linux/arm64", True),
+        ({"os": "linux", "architecture": "arm"}, "linux/arm/v7", True),
+        ({"os": "linux", "architecture": "arm", "variant": "v6"}, "linux/arm", False),
+        ({"os": "linux", "architecture": "arm", "variant": "v7"}, "linux/arm", True),
+        ({"os": "linux", "architecture": "amd64"}, "windows/amd64", False),
+        ({"os": "linux", "architecture": "amd64"}, "linux/arm64", False),
+    ],
+)
+def test_platform_matching_follows_the_image_spec_defaults(
+    entry: dict[str, str], wanted: str, matches: bool
+) -> None:
+    assert platform_matches(entry, parse_platform(wanted)) is matches
+
+
+def test_the_machines_platform_is_os_slash_architecture() -> None:
+    parts = host_platform().split("/")
+    assert parts[0] in {"linux", "darwin", "windows"}
+    assert len(parts) in (2, 3)
+    assert all(parts)

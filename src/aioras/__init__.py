@@ -15,11 +15,13 @@ from .exceptions import (
     ManifestValidationError,
     NotFoundError,
     OrasError,
+    PlatformNotFound,
     RegistryError,
     TransportError,
     UnsafePathError,
 )
 from .operations.copy import copy
+from .operations.discover import ReferrerNode
 from .progress import TransferEvent
 from .registry import AsyncRegistry
 from .remote.repository import Repository
@@ -37,6 +39,8 @@ __all__ = [
     "MemoryStore",
     "NotFoundError",
     "OrasError",
+    "PlatformNotFound",
+    "ReferrerNode",
     "RegistryError",
     "Repository",
     "RetryPolicy",
