@@ -16,11 +16,13 @@ from .exceptions import (
     ManifestValidationError,
     NotFoundError,
     OrasError,
+    PlatformNotFound,
     RegistryError,
     TransportError,
     UnsafePathError,
 )
 from .operations.copy import copy
+from .operations.discover import ReferrerNode
 from .progress import TransferEvent
 from .registry import AsyncRegistry
 from .remote.repository import Repository
@@ -39,6 +41,8 @@ __all__ = [
     "NotFoundError",
     "OCILayout",
     "OrasError",
+    "PlatformNotFound",
+    "ReferrerNode",
     "RegistryError",
     "Repository",
     "RetryPolicy",

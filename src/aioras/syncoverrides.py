@@ -22,6 +22,7 @@ from .container import Container
 from .operations.endpoints import ENDPOINT_NAMES
 
 if TYPE_CHECKING:
+    from .remote.repository import Repository
     from .sync import Registry
 
 __all__ = ["OverridingEndpoints", "overridden_endpoints"]
@@ -99,12 +100,26 @@ class OverridingEndpoints:
         return await self._core.upload_blob(blob, container, layer, do_chunked, chunk_size)
 
     async def upload_manifest(
-        self, manifest: Mapping[str, Any], container: str | Container
+        self,
+        manifest: Mapping[str, Any],
+        container: str | Container,
+        *,
+        reference: str | None = None,
     ) -> httpx.Response:
-        """PUT the manifest through the override when there is one."""
+        """PUT the manifest through the override when there is one.
+
+        The override is called as oras-py calls it, so a ``reference`` (a referrer pushed by
+        digest) reaches it as the container's reference.
+        """
         if "upload_manifest" in self._names:
+            if reference is not None:
+                container = self.get_container(container).with_reference(reference)
             return await self._in_thread(self._facade.upload_manifest, manifest, container)
-        return await self._core.upload_manifest(manifest, container)
+        return await self._core.upload_manifest(manifest, container, reference=reference)
+
+    def repository(self, name: str | Container) -> Repository:
+        """The core's store of one repository (for the referrers index a push keeps)."""
+        return self._core.repository(name)
 
     async def resolve(
         self, container: str | Container, allowed_media_type: Sequence[str] | None = None

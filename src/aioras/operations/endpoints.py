@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ..container import Container
+    from ..remote.repository import Repository
 
 __all__ = ["ENDPOINT_NAMES", "Endpoints"]
 
@@ -57,8 +58,14 @@ class Endpoints(Protocol):
     ) -> httpx.Response: ...
 
     async def upload_manifest(
-        self, manifest: Mapping[str, Any], container: str | Container
+        self,
+        manifest: Mapping[str, Any],
+        container: str | Container,
+        *,
+        reference: str | None = None,
     ) -> httpx.Response: ...
+
+    def repository(self, name: str | Container) -> Repository: ...
 
     async def resolve(
         self, container: str | Container, allowed_media_type: Sequence[str] | None = None

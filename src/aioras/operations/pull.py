@@ -15,6 +15,7 @@ import anyio
 
 from .. import defaults
 from ..concurrency import map_bounded
+from ..content.graph import choose_platform, descriptor_list, host_platform
 from ..descriptor import as_descriptor
 from ..exceptions import ManifestValidationError, UnsafePathError
 from ..progress import ProgressCallback, ProgressReporter
@@ -101,6 +102,7 @@ async def pull(
     unpack_max_members: int | None = None,
     unpack_max_ratio: float | None = None,
     progress: ProgressCallback | None = None,
+    platform: str | None = None,
 ) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
@@ -124,7 +126,9 @@ async def pull(
     how many times its compressed size one archive may expand to past the first 64 MiB.
     An archive over a limit is refused while its headers are read, before it is written.
     ``progress`` receives a :class:`~aioras.progress.TransferEvent` when the manifest is
-    resolved and as each layer starts and is done.
+    resolved and as each layer starts and is done. When ``target`` is an image index (or a
+    Docker manifest list), the manifest for ``platform`` (``os/arch[/variant]``) is pulled;
+    without ``platform`` the running machine's, and a log line says which was taken.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land or point outside ``outdir`` or go through a symlink (before anything is
@@ -132,7 +136,10 @@ async def pull(
     cannot be made (a directory in the way, a name too long ...),
     :class:`~aioras.exceptions.UnpackLimitExceeded`,
     :class:`~aioras.exceptions.UnreadableArchive` (a ``ManifestValidationError``) for a layer
-    marked for unpacking that is not a tar archive, :class:`~aioras.exceptions.DigestMismatch`
+    marked for unpacking that is not a tar archive,
+    :class:`~aioras.exceptions.PlatformNotFound` (listing what the index offers) when no
+    manifest matches the platform, ValueError for a malformed platform,
+    :class:`~aioras.exceptions.DigestMismatch`
     for altered content, and the registry's typed errors.
     """
     container = registry.get_container(target)
@@ -142,6 +149,10 @@ async def pull(
     if reporter:
         await reporter.emit("resolve", as_descriptor(await registry.resolve(container)))
     manifest = await registry.get_manifest(container, allowed_media_type)
+    if _is_index(manifest):
+        container, manifest = await _platform_manifest(
+            registry, container, manifest, platform, allowed_media_type
+        )
     out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
     limits = UnpackLimits(
         max_bytes=defaults.unpack_max_bytes if unpack_max_bytes is None else unpack_max_bytes,
@@ -227,6 +238,32 @@ def _open_target(out: str) -> OutDir:
         target.finish(commit=False)
         raise
     return target
+
+
+def _is_index(manifest: dict[str, Any]) -> bool:
+    return manifest.get("mediaType") in defaults.index_media_types or "manifests" in manifest
+
+
+async def _platform_manifest(
+    registry: Endpoints,
+    container: Container,
+    index: dict[str, Any],
+    platform: str | None,
+    allowed_media_type: Sequence[str] | None,
+) -> tuple[Container, dict[str, Any]]:
+    """The manifest of ``index`` built for ``platform`` (default: this machine's)."""
+    wanted = platform or host_platform()
+    entries = descriptor_list(index.get("manifests"), f"index {container}")
+    chosen = choose_platform(entries, wanted, str(container))
+    if platform is None:
+        logger.info(
+            "%s is an index: pulling %s, the manifest for this machine's platform %s",
+            container,
+            chosen["digest"],
+            wanted,
+        )
+    chosen_container = container.with_reference(chosen["digest"])
+    return chosen_container, await registry.get_manifest(chosen_container, allowed_media_type)
 
 
 def _plan_work(
