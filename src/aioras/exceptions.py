@@ -5,15 +5,20 @@
     OrasError                          base of everything below
     ├── InvalidReference               a name, tag, digest or reference breaks the grammar
     ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
+    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
+    ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
     ├── UnsafePathError                a title, path or archive member would escape its directory
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
+    ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
     ├── AuthenticationError            credentials missing, refused, or a token cannot be had
-    │   └── CredentialHelperError      a docker-credential-<name> helper is missing or failed
+    │   ├── CredentialHelperError      a docker-credential-<name> helper is missing or failed
+    │   ├── CredentialsNotForwarded    another origin than the registry asks for credentials
+    │   └── InsecureTokenRealm         a token realm on plain http would get credentials
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
     │   ├── ConnectError               connecting or the TLS handshake failed
     │   └── TimeoutError               a connect, read, write or pool timeout expired
@@ -42,9 +47,13 @@ __all__ = [
     "AuthenticationException",
     "ConnectError",
     "CredentialHelperError",
+    "CredentialsNotForwarded",
     "DigestMismatch",
+    "InsecureTokenRealm",
     "IntegrityError",
+    "InvalidHeaderValue",
     "InvalidDigest",
+    "InvalidLayout",
     "InvalidReference",
     "ManifestTooLarge",
     "ManifestValidationError",
@@ -53,6 +62,7 @@ __all__ = [
     "OrasError",
     "PermissionDenied",
     "RangeNotSatisfiable",
+    "ReadOnlyError",
     "RegistryError",
     "ServerError",
     "SizeMismatch",
@@ -112,6 +122,28 @@ class ManifestTooLarge(ManifestValidationError):
         self.limit = limit
 
 
+class InvalidLayout(OrasError, ValueError):
+    """Raised when an OCI image layout, a directory or a tar, breaks the image-spec.
+
+    Covers an ``oci-layout`` file that is missing (in a tar) or names an unsupported version;
+    an ``index.json`` that is missing (in a tar), larger than the limit, not JSON or not an
+    image index; blob files whose names are not digests or that are not regular files; and
+    tars that are compressed, sparse or list a member twice. ``path`` names the offending
+    file or archive member.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ReadOnlyError(OrasError):
+    """Raised when ``push``, ``tag`` or ``delete`` is asked of a store opened read-only.
+
+    An OCI layout read from a tar (:meth:`aioras.OCILayout.from_tar`) is one.
+    """
+
+
 class UnsafePathError(OrasError, ValueError):
     """Raised when a layer title, push path or archive member would land outside its root.
 
@@ -129,6 +161,20 @@ class StreamConsumed(OrasError):
     A store's ``push(descriptor, stream)`` reads the stream once; a transfer that must
     restart cannot. Copies open their source anew instead (``Repository.push_from``).
     """
+
+
+class InvalidHeaderValue(OrasError, ValueError):
+    """Raised when a header value, token or credential holds what a header cannot carry.
+
+    CR, LF, NUL, other control characters and non-ASCII characters are refused when the
+    value is set (``headers=``, ``set_header``, a registry token, a Docker config entry)
+    and again before any request is sent. ``name`` says which header or field; the
+    message never quotes the value, which is usually a secret.
+    """
+
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class IntegrityError(OrasError):
@@ -179,6 +225,24 @@ class CredentialHelperError(AuthenticationError):
 
     The message names the helper program and the action, never a credential or anything
     the helper printed.
+    """
+
+
+class CredentialsNotForwarded(AuthenticationError):
+    """Raised when a server on another origin than the registry asks for credentials.
+
+    Credentials belong to the registry they were given for; an upload or mount
+    ``Location``, a ``Link`` page or a redirect on another origin gets none, and a
+    challenge from there is answered with an anonymous token at most.
+    """
+
+
+class InsecureTokenRealm(AuthenticationError):
+    """Raised when a bearer challenge names a token realm on plain http that may not get them.
+
+    A realm gets credentials over https, or over plain http only when the registry itself
+    is plain http on the same host. A plain http realm for an https registry is refused
+    outright. Nothing is sent to the realm.
     """
 
 

@@ -11,12 +11,14 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TextIO
 
 import httpx
 
+from .headers import CREDENTIAL_HEADERS, scrub
 from .urls import redact
 
 __all__ = [
@@ -245,16 +247,58 @@ def setup_logger(
     logger.logger.propagate = False
 
 
+# httpcore logs through these (a filter on a parent logger never sees a child's records).
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_SECRET_HEADERS = CREDENTIAL_HEADERS | {"set-cookie", "x-registry-auth"}
+# One header of httpcore's DEBUG lines: (b'Name', b'value'), with repr's escapes.
+_HEADER_PAIR = re.compile(
+    r"""\(b(?P<q1>['"])(?P<name>(?:(?!(?P=q1))[^\\]|\\.)*)(?P=q1), """
+    r"""b(?P<q2>['"])(?P<value>(?:(?!(?P=q2))[^\\]|\\.)*)(?P=q2)\)"""
+)
+_URL_QUERY = re.compile(r"(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?#]*)[?#][^\s'\"]*")
+
+
+def _redact_header(match: re.Match[str]) -> str:
+    name, value, quote = match.group("name"), match.group("value"), match.group("q2")
+    # Location, Link, Content-Location...: a query may hold a signature, relative or not.
+    value = "[redacted]" if name.lower() in _SECRET_HEADERS else value.split("?", 1)[0]
+    return f"(b{match.group('q1')}{name}{match.group('q1')}, b{quote}{value}{quote})"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with URL queries and credential header values removed (httpcore's lines).
+
+    An ``exception=`` part loses its quoted values: a protocol error quotes the header
+    line it choked on.
+    """
+    head, sep, failure = text.partition(" exception=")
+    text = _HEADER_PAIR.sub(_redact_header, head) + sep + scrub(failure)
+    return _URL_QUERY.sub(lambda m: m.group("url"), text)
+
+
 class RedactingFilter(logging.Filter):
-    """Strips query strings and user info from URLs in httpx's and httpcore's log records.
+    """Strips query strings, user info and credentials from httpx's and httpcore's records.
 
     httpx logs every request's full URL at INFO; after a redirect to presigned storage the
-    query holds a signature that grants access. aioras's own log lines are redacted
+    query holds a signature that grants access. httpcore logs every response's headers at
+    DEBUG (a presigned ``Location``, ``Set-Cookie``). aioras's own log lines are redacted
     already; this filter does the same for the HTTP libraries' lines.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if record.name.startswith("httpcore"):
+            # httpcore formats its messages itself: the text is all there is to redact.
+            record.msg = redact_text(record.getMessage())
+            record.args = ()
+        elif isinstance(record.args, tuple):
             record.args = tuple(
                 redact(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
             )
@@ -262,10 +306,12 @@ class RedactingFilter(logging.Filter):
 
 
 def redact_http_logs() -> None:
-    """Install :class:`RedactingFilter` on the ``httpx`` logger; calling it again is harmless.
+    """Install :class:`RedactingFilter` on the httpx and httpcore loggers; idempotent.
 
-    Call it when your application logs at INFO or below through the root logger.
+    Call it when your application logs the HTTP libraries (INFO for httpx, DEBUG for
+    httpcore) through the root logger.
     """
-    target = logging.getLogger("httpx")
-    if not any(isinstance(f, RedactingFilter) for f in target.filters):
-        target.addFilter(RedactingFilter())
+    for name in _HTTP_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())

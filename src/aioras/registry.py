@@ -31,6 +31,7 @@ from .container import Container
 from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
+from .headers import check_header
 from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from .oci import empty_config_path, manifest_bytes
 from .operations.copy import copy as copy_operation
@@ -135,6 +136,9 @@ class AsyncRegistry:
         )
         # The transport shares this dict, so set_header() reaches every later request.
         self._transport.headers = self.headers
+        # Credentials and these headers go only to registries a reference (or hostname)
+        # names; an upload Location or a redirect elsewhere gets neither.
+        self._transport.registries = set()
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
         self._repositories: dict[str, RepositoryState] = {}
@@ -190,8 +194,12 @@ class AsyncRegistry:
         await self._transport.set_verify(tls_verify)
 
     def set_header(self, name: str, value: str) -> None:
-        """Send ``name: value`` with every later request."""
-        self.headers[name] = value
+        """Send ``name: value`` with every later request to the registry (no other origin).
+
+        Raises :class:`~aioras.exceptions.InvalidHeaderValue`, without quoting the value,
+        when it holds a control character (a pasted newline) or a non-ASCII one.
+        """
+        self.headers[name] = check_header(name, value)
 
     def set_basic_auth(self, username: str, password: str) -> None:
         """Use these basic credentials (directly, or to obtain bearer tokens)."""
@@ -216,7 +224,9 @@ class AsyncRegistry:
         return None
 
     def _url(self, path: str) -> str:
-        return f"{self.prefix}://{path}"
+        url = f"{self.prefix}://{path}"
+        self._transport.add_registry(url)
+        return url
 
     def _check_200_response(self, response: httpx.Response) -> None:
         """Raise the typed error for ``response`` unless its status is 200, 201 or 202."""
@@ -268,7 +278,9 @@ class AsyncRegistry:
 
         Unlike the endpoint methods this does not raise for an error status. With
         ``stream=True`` the caller must close the response (``await response.aclose()``).
+        The origin of ``url`` is treated as a registry: it gets credentials.
         """
+        self._transport.add_registry(url)
         hdrs = dict(headers or {})
         body: bytes | None
         if json is not None:

@@ -1,9 +1,15 @@
 """The transport: the one owner of the ``httpx.AsyncClient``.
 
 It sends every registry request and handles what no caller should see: the 401 challenge
-and its answer, redirects (``Authorization`` dropped when the origin changes), retries with
-jittered exponential backoff and ``Retry-After``, and the mapping of httpx failures and
-error responses to the typed exceptions of :mod:`aioras.exceptions`.
+and its answer, redirects, retries with jittered exponential backoff and ``Retry-After``,
+and the mapping of httpx failures and error responses to the typed exceptions of
+:mod:`aioras.exceptions`.
+
+Credentials are scoped by origin, one rule for every request and every redirect hop: the
+origin a call was made for (see :attr:`Transport.registries`) gets the authenticator's
+``Authorization`` and the session headers; any other origin (an upload or mount
+``Location``, a redirect to storage) gets neither, only the request's own headers minus
+credential headers, and a challenge from it is answered by :class:`AnonymousAuth`.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import httpx
 
 from . import exceptions as exc
 from .auth import Authenticator, scopes_for_request
+from .auth.authenticator import AnonymousAuth
+from .headers import CREDENTIAL_HEADERS, check_header, check_headers, scrub
 from .netbackend import http_transport, ssl_context
-from .urls import redact, resolve_location, same_origin
+from .urls import Origin, origin, redact, resolve_location
 
 __all__ = [
     "Body",
@@ -135,9 +143,12 @@ def wrap_http_error(
     Timeouts become :class:`~aioras.exceptions.TimeoutError`, failed connections
     :class:`~aioras.exceptions.ConnectError`, anything else
     :class:`~aioras.exceptions.TransportError`. ``what`` replaces ``METHOD URL`` at the
-    start of the message; the URL is redacted either way.
+    start of the message; the URL is redacted either way. Quoted values (the header line
+    or value httpx and h11 choke on, which may hold a token) are scrubbed from the message
+    and from ``error`` and its causes, so a traceback shows none either.
     """
     where = what or f"{method} {redact(url)}"
+    _scrub_chain(error)
     if isinstance(error, httpx.TimeoutException):
         return exc.TimeoutError(
             f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
@@ -158,12 +169,28 @@ def wrap_http_error(
     )
 
 
+def _scrub_chain(error: BaseException) -> None:
+    """Scrub quoted values from the messages of ``error`` and the exceptions behind it."""
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 16:
+        if not isinstance(seen, OSError) and seen.args and isinstance(seen.args[0], str):
+            seen.args = (scrub(seen.args[0]), *seen.args[1:])
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+
+
 class Transport:
     """Sends registry requests through one pooled ``httpx.AsyncClient``.
 
     The client is created on first use inside the running event loop and closed by
     :meth:`aclose`. ``transport`` substitutes the httpx transport (tests use it for faults
     a real server will not produce on demand).
+
+    ``registries`` holds the origins credentials and session ``headers`` may go to
+    (:class:`~aioras.AsyncRegistry` adds each registry a reference names). A request to
+    another origin is sent without them. None, the default, trusts the origin of the URL
+    each :meth:`send` is given (still not where it redirects to).
     """
 
     def __init__(
@@ -181,6 +208,9 @@ class Transport:
         self.auth = authenticator
         self.retry = retry
         self.headers: dict[str, str] = dict(headers or {})
+        check_headers(self.headers)
+        self.registries: set[Origin] | None = None
+        self._anonymous = AnonymousAuth(insecure=authenticator.insecure)
         self._verify = _ssl_context(verify)
         self._timeout = timeout
         self._limits = limits
@@ -216,6 +246,42 @@ class Transport:
             client, self._client = self._client, None
             await client.aclose()
 
+    def add_registry(self, url: str) -> None:
+        """Let requests to the origin of ``url`` carry credentials and session headers."""
+        if self.registries is None:
+            self.registries = set()
+        self.registries.add(origin(url))
+
+    def _home(self, url: str) -> Origin | None:
+        """The origin credentials may go to during a call to ``url``, or None for none."""
+        home = origin(url)
+        return home if self.registries is None or home in self.registries else None
+
+    def _authenticator(self, trusted: bool) -> Authenticator:
+        if trusted:
+            return self.auth
+        # A plain http registry permits plain http realms for anonymous tokens too.
+        self._anonymous.insecure = self.auth.insecure
+        return self._anonymous
+
+    def _headers_for(self, trusted: bool, headers: Mapping[str, str] | None) -> dict[str, str]:
+        """The headers of one request: the session's only for the registry's own origin.
+
+        Another origin keeps the request's own headers (``Content-Range``, ``Accept``...)
+        minus credentials, and of the session headers only ``User-Agent``. Every value is
+        checked: one a header cannot carry raises
+        :class:`~aioras.exceptions.InvalidHeaderValue` without showing it.
+        """
+        if trusted:
+            merged = {**self.headers, **(headers or {})}
+        else:
+            merged = {k: v for k, v in self.headers.items() if k.lower() == "user-agent"}
+            merged.update(
+                (k, v) for k, v in (headers or {}).items() if k.lower() not in CREDENTIAL_HEADERS
+            )
+        check_headers(merged)
+        return merged
+
     async def send(
         self,
         method: str,
@@ -236,24 +302,28 @@ class Transport:
         64 KiB only.
         ``retry`` defaults to True for idempotent methods. Raises
         :class:`~aioras.exceptions.AuthenticationError` when the registry still answers 401
-        after the challenge was answered, and a
-        :class:`~aioras.exceptions.TransportError` when no answer came.
+        after the challenge was answered (:class:`~aioras.exceptions.CredentialsNotForwarded`
+        when another origin than the registry's wants credentials),
+        :class:`~aioras.exceptions.InvalidHeaderValue` for a header value that cannot be
+        sent, and a :class:`~aioras.exceptions.TransportError` when no answer came.
         """
         method = method.upper()
         scopes = scopes_for_request(method, url) if scopes is None else scopes
-        host = urlsplit(url).netloc
+        home = self._home(url)
         retry_on = (method in _IDEMPOTENT) if retry is None else retry
         current_url, current_method, current_body = url, method, body
-        send_auth = True
         retries = auth_rounds = redirects = 0
         client = self.client
         while True:
-            request_headers = {**self.headers, **(headers or {})}
-            sent_auth = None
-            if send_auth:
-                sent_auth = await self.auth.authorize(client, host, scopes)
-                if sent_auth:
-                    request_headers["Authorization"] = sent_auth
+            # One rule for every request and redirect hop: credentials and session
+            # headers go to the origin the call was made for, and to no other.
+            trusted = home is not None and origin(current_url) == home
+            auth = self._authenticator(trusted)
+            host = urlsplit(url if trusted else current_url).netloc
+            request_headers = self._headers_for(trusted, headers)
+            sent_auth = await auth.authorize(client, host, scopes)
+            if sent_auth:
+                request_headers["Authorization"] = check_header("Authorization", sent_auth)
             content = current_body() if callable(current_body) else current_body
             request = client.build_request(
                 current_method, current_url, headers=request_headers, content=content
@@ -265,7 +335,9 @@ class Transport:
                 verification = isinstance(error, httpx.ConnectError) and _is_verification_failure(
                     error
                 )
-                if retry_on and not verification and retries < self.retry.attempts:
+                # A request this side could not even encode fails the same way every time.
+                local = isinstance(error, httpx.LocalProtocolError)
+                if retry_on and not (verification or local) and retries < self.retry.attempts:
                     delay = self.retry.delay(retries)
                     logger.debug("%s; retry %d in %.2fs", wrapped, retries + 1, delay)
                     retries += 1
@@ -275,14 +347,14 @@ class Transport:
             status = response.status_code
             logger.debug("%s %s -> %d", current_method, redact(current_url), status)
 
-            if status == 401 and send_auth:
+            if status == 401:
                 buffered = httpx.Response(
                     401,
                     headers=response.headers,
                     content=await read_capped(response, _MAX_ERROR_BODY, close=True),
                     request=request,
                 )
-                if auth_rounds < 2 and await self.auth.on_unauthorized(
+                if auth_rounds < 2 and await auth.on_unauthorized(
                     client, host, scopes, buffered, sent_auth
                 ):
                     auth_rounds += 1
@@ -305,8 +377,6 @@ class Transport:
                         url=redact(url),
                     )
                 next_url = resolve_location(current_url, response.headers["location"])
-                # Presigned storage URLs reject (and must never see) registry credentials.
-                send_auth = send_auth and same_origin(next_url, url)
                 if status == 303 or (status in (301, 302) and current_method == "POST"):
                     current_method, current_body = "GET", None
                 current_url = next_url

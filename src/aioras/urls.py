@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-__all__ = ["merge_query", "origin", "redact", "resolve_location", "same_origin"]
+__all__ = ["Origin", "merge_query", "origin", "redact", "resolve_location", "same_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+"""``(scheme, host, port)``: what credentials are scoped to."""
 
 
 def resolve_location(base_url: str, location: str) -> str:
@@ -26,7 +29,7 @@ def merge_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def origin(url: str) -> tuple[str, str, int]:
+def origin(url: str) -> Origin:
     """Return ``(scheme, host, port)``, the port made explicit."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

@@ -19,12 +19,26 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ..exceptions import AuthenticationError, parse_error_body
+from ..exceptions import (
+    AuthenticationError,
+    CredentialsNotForwarded,
+    InsecureTokenRealm,
+    InvalidHeaderValue,
+    parse_error_body,
+)
+from ..headers import check_header
 from ..urls import redact
 from .challenge import Challenge, parse_www_authenticate
 from .credentials import Credentials, merge_scopes
 
-__all__ = ["Authenticator", "BasicAuth", "CredentialSource", "Token", "TokenAuth"]
+__all__ = [
+    "AnonymousAuth",
+    "Authenticator",
+    "BasicAuth",
+    "CredentialSource",
+    "Token",
+    "TokenAuth",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +242,7 @@ class TokenAuth(Authenticator):
             # Whether the token lacked scope or expired, the one just sent must not be
             # reused: the fetch below skips a cached token equal to it.
             stale = sent[len("Bearer ") :] if sent and sent.startswith("Bearer ") else None
+            self._check_realm(response, challenge, creds)
             self._bearer[host] = challenge
             if stale and challenge.error == "insufficient_scope":
                 self._raise_if_scope_was_denied(host, stale, challenge, creds, response)
@@ -254,6 +269,37 @@ class TokenAuth(Authenticator):
             self._basic_hosts.add(host)
             return True
         return False
+
+    def _check_realm(
+        self, response: httpx.Response, challenge: Challenge, creds: Credentials | None
+    ) -> None:
+        """Refuse a plain http token realm that may not see the request's credentials.
+
+        Credentials go to a realm over https, or over http only when the registry itself
+        is plain http on the same host; a plain http realm for an https registry is refused
+        even without credentials (its token would then travel in clear).
+        """
+        realm = urlsplit(challenge.realm or "")
+        if realm.scheme.lower() != "http":
+            return
+        try:
+            registry = urlsplit(str(response.request.url))
+        except RuntimeError:  # a response built without its request
+            return
+        if registry.scheme.lower() == "https":
+            raise InsecureTokenRealm(
+                f"refusing token realm {redact(challenge.realm or '')}: a realm must be https "
+                f"unless the registry itself is plain http, and {registry.netloc} is https; "
+                "nothing was sent there",
+                status_code=401,
+            )
+        secret = creds is not None and (creds.has_basic or bool(creds.identity_token))
+        if secret and (realm.hostname or "").lower() != (registry.hostname or "").lower():
+            raise InsecureTokenRealm(
+                f"token realm {redact(challenge.realm or '')} is plain http on another host "
+                f"than registry {registry.netloc}: credentials are not sent there",
+                status_code=401,
+            )
 
     def _raise_if_scope_was_denied(
         self,
@@ -373,6 +419,10 @@ class TokenAuth(Authenticator):
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(value, str) or not value:
             raise AuthenticationError(f"token response from {redact(realm)} holds no token")
+        try:
+            check_header("Authorization", value, what=f"the token from {redact(realm)}")
+        except InvalidHeaderValue as error:
+            raise AuthenticationError(str(error)) from None
         lifetime = doc.get("expires_in", _DEFAULT_TOKEN_LIFETIME)
         if not isinstance(lifetime, (int, float)) or not math.isfinite(lifetime) or lifetime <= 0:
             lifetime = _DEFAULT_TOKEN_LIFETIME
@@ -391,6 +441,40 @@ class BasicAuth(TokenAuth):
         if creds and creds.has_basic:
             return creds.basic_header()
         return await super().authorize(client, host, scopes)
+
+
+class AnonymousAuth(TokenAuth):
+    """Answers challenges without credentials: an anonymous bearer token at most.
+
+    The transport uses it for requests to another origin than the registry's (an upload
+    ``Location``, a redirect): credentials belong to the registry they were given for.
+    A basic challenge, or anything but a bearer one, raises
+    :class:`~aioras.exceptions.CredentialsNotForwarded`.
+    """
+
+    async def lookup_credentials(self, host: str) -> Credentials | None:
+        return None
+
+    def credentials_for(self, host: str) -> Credentials | None:
+        return None
+
+    async def on_unauthorized(
+        self,
+        client: httpx.AsyncClient,
+        host: str,
+        scopes: tuple[str, ...],
+        response: httpx.Response,
+        sent: str | None,
+    ) -> bool:
+        challenges = parse_www_authenticate(response.headers.get("www-authenticate", ""))
+        if any(c.scheme == "bearer" for c in challenges):
+            return await super().on_unauthorized(client, host, scopes, response, sent)
+        raise CredentialsNotForwarded(
+            f"{host} is not the registry's origin and asks for credentials; "
+            "they are only sent to the registry they are for",
+            status_code=401,
+            codes=_codes(response),
+        )
 
 
 def _codes(response: httpx.Response) -> Iterable[str]:

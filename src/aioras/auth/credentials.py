@@ -6,6 +6,8 @@ import base64
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..headers import check_header
+
 __all__ = ["Credentials", "merge_scopes", "repository_scope", "scopes_for_request"]
 
 
@@ -14,12 +16,20 @@ class Credentials:
     """A username/password pair, an identity (refresh) token, or a ready bearer token.
 
     The secret fields never appear in ``repr``; log and error messages name only the user.
+    Raises :class:`~aioras.exceptions.InvalidHeaderValue` for a ``registry_token`` holding
+    a control or non-ASCII character (a token pasted with its newline).
     """
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     identity_token: str | None = field(default=None, repr=False)
     registry_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # A token travels as a header value: one with a newline would make the HTTP
+        # library quote the whole header, token included, in its error.
+        if self.registry_token is not None:
+            check_header("Authorization", self.registry_token, what="a registry token")
 
     def __bool__(self) -> bool:
         return bool((self.username and self.password) or self.identity_token or self.registry_token)

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from .. import defaults
+from ..exceptions import InvalidHeaderValue
 from .credentials import Credentials
 from .credhelpers import DEFAULT_HELPER_TIMEOUT, CredentialHelper, CredentialHelperError
 
@@ -192,7 +193,14 @@ class DockerConfigSource:
                     creds = await self.helper_get(name, key)
                     if creds:
                         return creds
-            creds = credentials_from_config(doc, host)
+            try:
+                creds = credentials_from_config(doc, host)
+            except InvalidHeaderValue as error:
+                # Raised, not skipped: the entry is meant for this host, and an anonymous
+                # fallback would fail later with a less useful error.
+                raise InvalidHeaderValue(
+                    f"the entry for {host} in Docker config {path}: {error}", name=error.name
+                ) from None
             if creds:
                 return creds
         return None

@@ -1,0 +1,60 @@
+"""Header values aioras sends, checked before they can leak, and scrubbed out of messages.
+
+A value with CR or LF (a token pasted with its newline) is refused by the HTTP library with
+an error that quotes the whole header, secret included; so values are checked here first,
+with errors that name the header and never show the value. :func:`scrub` removes quoted
+values from messages that come from the HTTP libraries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .exceptions import InvalidHeaderValue
+
+__all__ = ["CREDENTIAL_HEADERS", "check_header", "check_headers", "scrub"]
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Headers that carry a credential: never sent to another origin than the registry's."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Visible ASCII, space and tab: what a header value can carry without encoding games.
+_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# Quoted literals in library messages: b'...', bytearray(b"..."), '...' (escapes kept whole).
+_QUOTED = re.compile(r"""(?:bytearray\()?b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)?""")
+
+
+def check_header(name: str, value: str, *, what: str = "") -> str:
+    """Return ``value`` when ``name: value`` can be sent as it is.
+
+    Raises :class:`~aioras.exceptions.InvalidHeaderValue` for a name that is not an HTTP
+    token, or a value with a control character (CR, LF, NUL ...) or non-ASCII character.
+    ``what`` names the value in the message instead of the header (``"registry token"``).
+    The message never contains the value.
+    """
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise InvalidHeaderValue("a header name is not a valid HTTP token", name="")
+    if not isinstance(value, str) or not _VALUE.fullmatch(value):
+        label = what or f"the value of header {name}"
+        raise InvalidHeaderValue(
+            f"{label} contains a control character (CR, LF, NUL...) or a non-ASCII "
+            "character; refused (the value is not shown)",
+            name=name,
+        )
+    return value
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """:func:`check_header` for every item of ``headers``."""
+    for name, value in headers.items():
+        check_header(name, value)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every quoted literal replaced by ``'…'``.
+
+    HTTP library errors quote the header line or value they choke on (``Illegal header
+    value b'Bearer ...'``); whatever is quoted may be a secret.
+    """
+    return _QUOTED.sub("'…'", text)
