@@ -21,7 +21,10 @@ from .exceptions import (
     UnsafePathError,
 )
 from .operations.copy import copy
+from .operations.mirror_plan import MirrorSpec, load_plan
+from .operations.mirror_report import MirrorReport
 from .progress import TransferEvent
+from .ratelimit import RateLimits
 from .registry import AsyncRegistry
 from .remote.repository import Repository
 from .sync import Registry
@@ -36,6 +39,10 @@ __all__ = [
     "InvalidReference",
     "ManifestValidationError",
     "MemoryStore",
+    "MirrorReport",
+    "MirrorSpec",
+    "RateLimits",
+    "load_plan",
     "NotFoundError",
     "OCILayout",
     "OrasError",

@@ -48,8 +48,12 @@ from .decorator import ensure_container
 from .descriptor import Descriptor
 from .environment import Environment
 from .operations.copy import copy as copy_operation
+from .operations.mirror import MirrorProgress
+from .operations.mirror_plan import MirrorPlan
+from .operations.mirror_report import MirrorReport
 from .operations.push import SubjectLike
 from .progress import ProgressCallback
+from .ratelimit import RateLimits
 from .registry import AsyncRegistry, ContainerLike
 from .remote.repository import Repository
 from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
@@ -244,6 +248,7 @@ class Registry:
         proxy: str | None = None,
         environment: Environment | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.aregistry = self.async_class(
             hostname,
@@ -260,6 +265,7 @@ class Registry:
             proxy=proxy,
             environment=environment,
             transport=transport,
+            rate_limits=rate_limits,
         )
         self._loop = _LoopThread(self.aregistry)
         self._finalizer = weakref.finalize(self, self._loop.close)
@@ -800,4 +806,30 @@ class Registry:
             platform=platform,
             concurrency=concurrency,
             progress=progress,
+        )
+
+    def mirror(
+        self,
+        plan: MirrorPlan,
+        *,
+        concurrency: int = 4,
+        dry_run: bool = False,
+        keep_going: bool = False,
+        state: str | os.PathLike[str] | None = None,
+        progress: MirrorProgress | None = None,
+        rate_limits: RateLimits | None = None,
+    ) -> MirrorReport:
+        """Mirror many artifacts; see :meth:`aioras.AsyncRegistry.mirror`.
+
+        ``progress`` runs on the loop thread.
+        """
+        return self._call(
+            self.aregistry.mirror,
+            plan,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=state,
+            progress=progress,
+            rate_limits=rate_limits,
         )
