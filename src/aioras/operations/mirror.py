@@ -196,12 +196,13 @@ class _Run:
         )
         self.report.bytes_sent += tally.sent
         self.report.bytes_skipped += tally.skipped
+        # Recorded before it is reported: whoever saw the event can rely on the file.
+        if self.state is not None:
+            await self.state.record(job.key, root["digest"])
         if tally.untouched(root):
             await self.settle(job, "skipped", root["digest"], UP_TO_DATE)
         else:
             await self.settle(job, "copied", root["digest"], "")
-        if self.state is not None:
-            await self.state.record(job.key, root["digest"])
 
     async def settle(self, job: MirrorJob, outcome: Outcome, digest: str, reason: str) -> None:
         result = ArtifactResult(job.source, job.destination, digest, reason)
