@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Environment", "read_environment"]
+__all__ = ["Environment", "read_environment", "read_variable"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,9 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         oras_pass=env.get("ORAS_PASS") or None,
         docker_config_dir=Path(docker_dir) if docker_dir else Path.home() / ".docker",
     )
+
+
+def read_variable(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the variable ``name`` (a credential a caller named), or None when unset."""
+    env = os.environ if environ is None else environ
+    return env.get(name) or None

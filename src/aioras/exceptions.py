@@ -12,6 +12,7 @@
     ├── UnsafePathError                a title, path or archive member would escape its directory
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
+    ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -52,6 +53,7 @@ __all__ = [
     "InsecureTokenRealm",
     "IntegrityError",
     "InvalidHeaderValue",
+    "MirrorError",
     "InvalidDigest",
     "InvalidLayout",
     "InvalidReference",
@@ -175,6 +177,18 @@ class InvalidHeaderValue(OrasError, ValueError):
     def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
+
+
+class MirrorError(OrasError):
+    """Raised by a mirror run on Dask, without ``keep_going``, when an artifact failed.
+
+    The workers' exceptions do not travel between processes: ``report`` (the merged
+    :class:`~aioras.MirrorReport`) names each failure by its type and message.
+    """
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class IntegrityError(OrasError):

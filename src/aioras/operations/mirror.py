@@ -87,6 +87,10 @@ async def mirror(
         await resume.finish()
     report.requests = _requests(registry) - requests_before
     report.duration = time.monotonic() - started
+    if report.failed and not keep_going:
+        error = report.failed[0].error
+        assert error is not None
+        raise error
     return report
 
 
@@ -105,14 +109,16 @@ async def run_jobs(
     state: MirrorState | None,
     progress: MirrorProgress | None,
 ) -> MirrorReport:
-    """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0)."""
+    """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
+
+    Failures are in the report, never raised; without ``keep_going`` no job starts after
+    the first failure.
+    """
     run = _Run(registry, concurrency, dry_run, keep_going, state, progress)
     pending: Iterator[MirrorJob] = iter(jobs)
     async with anyio.create_task_group() as workers:
         for _ in range(min(concurrency, len(jobs))):
             workers.start_soon(run.worker, pending)
-    if run.first_error is not None:
-        raise run.first_error
     return run.report
 
 
@@ -133,12 +139,12 @@ class _Run:
         self.progress = progress
         self.report = MirrorReport()
         self.destinations: dict[str, _SharedRepository] = {}
-        self.first_error: BaseException | None = None
+        self.stopped = False
 
     async def worker(self, pending: Iterator[MirrorJob]) -> None:
         # Workers share one iterator: each takes the next job when it is free.
         for job in pending:
-            if self.first_error is not None:
+            if self.stopped:
                 return
             await self.one(job)
 
@@ -221,8 +227,7 @@ class _Run:
         await self.emit(
             ArtifactEvent("artifact", "failed", job.source, job.destination, error=error)
         )
-        if not self.keep_going and self.first_error is None:
-            self.first_error = error
+        self.stopped = self.stopped or not self.keep_going
 
     async def emit(self, event: ArtifactEvent) -> None:
         if self.progress is not None:
