@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,16 @@ TAGS = ["1.0.0", "1.2.0", "1.4.1", "1.9.0", "2.0.0", "2.1.0-rc.1", "latest", "1.
 
 
 @pytest.fixture
-def source(registry_factory: Callable[..., LocalRegistry]) -> LocalRegistry:
-    return registry_factory()
+def source(registry: LocalRegistry) -> LocalRegistry:
+    return registry
 
 
-@pytest.fixture
-def target(registry_factory: Callable[..., LocalRegistry]) -> LocalRegistry:
-    return registry_factory()
+@pytest.fixture(scope="module")
+def target(registry_binary: str) -> Iterator[LocalRegistry]:
+    """A second registry for the module (tests use unique repository names)."""
+    reg = LocalRegistry(binary=registry_binary).start()
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture
@@ -200,11 +203,17 @@ async def test_same_host_mirror_mounts_blobs(reg: AsyncRegistry, source: LocalRe
 async def test_whole_registry_spec_uses_catalog_with_repository_filters(
     reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
 ) -> None:
-    await populate(reg, f"{source.host}/keep/one", ["x"])
-    await populate(reg, f"{source.host}/drop/two", ["y"])
-    spec = MirrorSpec(source.host, f"{target.host}/mirror", repositories=r"keep/.*")
+    top = unique("catalog")
+    await populate(reg, f"{source.host}/{top}/keep/one", ["x"])
+    await populate(reg, f"{source.host}/{top}/drop/two", ["y"])
+    spec = MirrorSpec(
+        source.host,
+        f"{target.host}/mirror",
+        repositories=rf"{top}/.*",
+        exclude_repositories=r".*/drop/.*",
+    )
     report = await reg.mirror([spec])
-    assert [r.destination for r in report.copied] == [f"{target.host}/mirror/keep/one:x"]
+    assert [r.destination for r in report.copied] == [f"{target.host}/mirror/{top}/keep/one:x"]
 
 
 def test_plan_loads_from_toml_with_spec_and_pair(tmp_path: Path) -> None:
