@@ -244,3 +244,20 @@ def test_bad_spec_values_are_refused() -> None:
         MirrorSpec("a/x", "b/x", semver=">=one")
     with pytest.raises(ValueError, match="newest"):
         MirrorSpec("a/x", "b/x", newest=0)
+
+
+def test_sync_registry_mirrors_with_transfer_and_artifact_events(
+    source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("sync")
+    with aioras.Registry(insecure=True) as sync_reg:
+        made = sync_reg._call(populate, sync_reg.aregistry, f"{source.host}/{name}", ["a"])
+        events: list[object] = []
+        report = sync_reg.mirror(
+            [(f"{source.host}/{name}:a", f"{target.host}/{name}:a")], progress=events.append
+        )
+    assert [r.digest for r in report.copied] == [made["a"]]
+    kinds = [getattr(e, "kind", None) for e in events]
+    assert kinds[-1] == "artifact"
+    assert kinds.count("artifact") == 1
+    assert "done" in kinds
