@@ -362,6 +362,10 @@ class Registry:
         """Send ``name: value`` with every later request."""
         self.aregistry.set_header(name, value)
 
+    def set_rate_limits(self, limits: RateLimits) -> None:
+        """Pace requests per host by ``limits`` from now on (request counts are kept)."""
+        self.aregistry.set_rate_limits(limits)
+
     def set_tls_verify(self, tls_verify: bool | str) -> None:
         """Verify TLS certificates this way (True, False, or a CA bundle path) from now on."""
         self._call(self.aregistry.set_tls_verify, tls_verify)
