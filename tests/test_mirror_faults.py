@@ -11,7 +11,7 @@ import pytest
 from aioras import AsyncRegistry, MirrorSpec, RateLimits
 from aioras.testing import LocalRegistry
 from aioras.transport import RetryPolicy
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault, FaultProxy, Head
 from mirrortools import digests, populate, unique
 
 pytestmark = pytest.mark.anyio
@@ -72,3 +72,31 @@ async def test_mirror_through_faults_and_429s_is_exact_and_keeps_the_rate_limit(
                     if throttled.started + 0.4 < e.started < throttled.started + 0.9
                 ]
                 assert during == []
+
+
+async def test_quota_nearly_spent_on_a_manifest_head_pauses_the_host(
+    registry_factory: Callable[..., LocalRegistry],
+) -> None:
+    source, target = registry_factory(), registry_factory()
+    assert source.port is not None
+    name = unique("quota")
+    async with AsyncRegistry(insecure=True) as reg:
+        await populate(reg, f"{source.host}/{name}", ["a"])
+
+    def nearly_spent(head: Head) -> None:
+        # Docker Hub's headers: 1 left of 40 per 20 s, so one request's worth is 0.5 s.
+        head.set("ratelimit-limit", "40;w=20")
+        head.set("ratelimit-remaining", "1;w=20")
+
+    async with FaultProxy(source.port) as proxy, AsyncRegistry(insecure=True) as reg:
+        proxy.add(
+            Fault("throttle", rate=1 << 30, edit_response=nearly_spent),
+            method="HEAD",
+            path="/manifests/",
+            times=1,
+        )
+        report = await reg.mirror([(f"{proxy.host}/{name}:a", f"{target.host}/{name}:a")])
+        assert len(report.copied) == 1
+        head, following = proxy.log[0], proxy.log[1]
+    assert head.method == "HEAD"
+    assert following.started - head.started >= 0.45
