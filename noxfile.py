@@ -27,6 +27,8 @@ TEST_DEPS = (
     "oras==0.2.43",
     # The bearer-token auth tests sign JWTs for the registry with it.
     "cryptography==50.0.2",
+    # The mirror's Dask path is tested on a LocalCluster (the aioras[dask] extra).
+    "dask[distributed]==2026.8.0",
 )
 # oras-py's own suite imports requests (one exception class) and boto3 (its ECR test); oras
 # itself is deliberately absent, so that every import the suite makes is aioras's.

@@ -8,6 +8,7 @@ See ``benchmarks/README.md``. Usage::
     python benchmarks/bench.py                 # 8 x 64 MiB and 1 GiB, 3 repeats
     python benchmarks/bench.py --quick         # 8 x 8 MiB and 128 MiB
     python benchmarks/bench.py --repeat 5 --only aioras --strict
+    python benchmarks/bench.py --section mirror  # 200 artifacts: skopeo sync, oras-py, mirror
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workload", choices=("layers", "blob"), action="append", help="default: both"
     )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
+    parser.add_argument(
+        "--section",
+        choices=("transfer", "mirror"),
+        default="transfer",
+        help="transfer: push/pull/copy (default); mirror: 200 artifacts (see _mirror.py)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--workdir", default=None, help="parent of the scratch dir (default /tmp)")
     parser.add_argument(
@@ -322,8 +329,7 @@ def _targets(results: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
                 )
                 if push is not None and "aioras" in push["tools"]:
                     value = round(
-                        entry["tools"]["aioras"]["median_s"]
-                        / push["tools"]["aioras"]["median_s"],
+                        entry["tools"]["aioras"]["median_s"] / push["tools"]["aioras"]["median_s"],
                         3,
                     )
             elif "aioras" in entry["tools"]:
@@ -396,6 +402,10 @@ def _version(dist: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ns = _parse_args(argv)
+    if ns.section == "mirror":
+        import _mirror
+
+        return _mirror.run(Path(ns.output).with_name("mirror.json"))
     tools = (ns.only,) if ns.only else TOOLS
     chosen = [w for w in workloads(ns.quick) if not ns.workload or w.key in ns.workload]
     run_id = uuid.uuid4().hex[:8]

@@ -23,7 +23,10 @@ from .exceptions import (
 )
 from .operations.copy import copy
 from .operations.discover import ReferrerNode
+from .operations.mirror_plan import MirrorSpec, load_plan
+from .operations.mirror_report import MirrorReport
 from .progress import TransferEvent
+from .ratelimit import RateLimits
 from .registry import AsyncRegistry
 from .remote.repository import Repository
 from .sync import Registry
@@ -38,6 +41,10 @@ __all__ = [
     "InvalidReference",
     "ManifestValidationError",
     "MemoryStore",
+    "MirrorReport",
+    "MirrorSpec",
+    "RateLimits",
+    "load_plan",
     "NotFoundError",
     "OCILayout",
     "OrasError",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Environment", "read_environment"]
+__all__ = ["Environment", "read_environment", "read_variable"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,9 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         ssl_cert_file=env.get("SSL_CERT_FILE") or None,
         ssl_cert_dir=env.get("SSL_CERT_DIR") or None,
     )
+
+
+def read_variable(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the variable ``name`` (a credential a caller named), or None when unset."""
+    env = os.environ if environ is None else environ
+    return env.get(name) or None

@@ -17,6 +17,7 @@
     │                                  ratio limit
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
+    ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -60,6 +61,7 @@ __all__ = [
     "DigestMismatch",
     "InsecureTokenRealm",
     "IntegrityError",
+    "MirrorError",
     "InvalidDigest",
     "InvalidHeaderValue",
     "InvalidLayout",
@@ -224,6 +226,18 @@ class StreamConsumed(OrasError):
     A store's ``push(descriptor, stream)`` reads the stream once; a transfer that must
     restart cannot. Copies open their source anew instead (``Repository.push_from``).
     """
+
+
+class MirrorError(OrasError):
+    """Raised by a mirror run on Dask, without ``keep_going``, when an artifact failed.
+
+    The workers' exceptions do not travel between processes: ``report`` (the merged
+    :class:`~aioras.MirrorReport`) names each failure by its type and message.
+    """
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class IntegrityError(OrasError):

@@ -48,11 +48,16 @@ from .operations.discover import get_referrers as get_referrers_operation
 from .operations.index import ManifestLike, choose_manifest
 from .operations.index import push_index as push_index_operation
 from .operations.index import update_index as update_index_operation
+from .operations.mirror import MirrorProgress
+from .operations.mirror import mirror as mirror_operation
+from .operations.mirror_plan import MirrorPlan
+from .operations.mirror_report import MirrorReport
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
 from .proxies import EnvironmentProxies
+from .ratelimit import HostPacer, RateLimits
 from .remote.repository import Repository, RepositoryState
 from .transport import (
     DEFAULT_LIMITS,
@@ -90,7 +95,9 @@ class AsyncRegistry:
     :class:`~aioras.auth.Authenticator`. Keyword options bound concurrency
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
-    default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy.
+    default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
+    ``rate_limits`` (a :class:`~aioras.ratelimit.RateLimits`: requests a second per host,
+    by default 20 for every host but loopback ones).
 
     ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
     bounding each connect, read, write and wait for a pooled connection, its read timeout
@@ -125,6 +132,7 @@ class AsyncRegistry:
         proxy: str | None = None,
         environment: Environment | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         for name, value in (
             ("push_concurrency", push_concurrency),
@@ -174,6 +182,8 @@ class AsyncRegistry:
         # Credentials and these headers go only to registries a reference (or hostname)
         # names; an upload Location or a redirect elsewhere gets neither.
         self._transport.registries = set()
+        # Rate limits per host (off for loopback by default), shared pauses, request counts.
+        self._transport.pacer = HostPacer(rate_limits)
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
         self._repositories: dict[str, RepositoryState] = {}
@@ -276,6 +286,13 @@ class AsyncRegistry:
         when it holds a control character (a pasted newline) or a non-ASCII one.
         """
         self.headers[name] = check_header(name, value)
+
+    def set_rate_limits(self, limits: RateLimits) -> None:
+        """Pace requests per host by ``limits`` from now on (request counts are kept)."""
+        pacer = HostPacer(limits)
+        if self._transport.pacer is not None:
+            pacer.sent = self._transport.pacer.sent
+        self._transport.pacer = pacer
 
     def set_basic_auth(self, username: str, password: str) -> None:
         """Use these basic credentials (directly, or to obtain bearer tokens)."""
@@ -1313,6 +1330,51 @@ class AsyncRegistry:
             progress=progress,
         )
         return dict(root)
+
+    async def mirror(
+        self,
+        plan: MirrorPlan,
+        *,
+        concurrency: int = 4,
+        dry_run: bool = False,
+        keep_going: bool = False,
+        state: str | os.PathLike[str] | None = None,
+        progress: MirrorProgress | None = None,
+        rate_limits: RateLimits | None = None,
+    ) -> MirrorReport:
+        """Mirror many artifacts: every pair and :class:`~aioras.MirrorSpec` of ``plan``.
+
+        ``plan`` holds ``(source reference, destination reference)`` pairs and
+        :class:`~aioras.MirrorSpec` entries (see :func:`aioras.load_plan` for TOML plans).
+        Each artifact is copied as :meth:`copy` does, ``concurrency`` artifacts at once
+        (blobs stay bounded by ``max_transfers``); an artifact whose destination tag
+        already names the source digest costs one HEAD on each side. A blob shared by
+        artifacts of one destination repository is checked and sent once.
+
+        ``dry_run``: resolve both sides and report what would be copied or skipped,
+        sending nothing. ``keep_going``: report a failing artifact and go on (otherwise the
+        first failure is raised once the artifacts under way settle). ``state``: a resume
+        file; a mirror started again with it skips the artifacts it lists as done, and a
+        completed mirror marks it so that the next run checks everything. ``progress``:
+        the transfer events of each copy plus one
+        :class:`~aioras.operations.mirror_report.ArtifactEvent` per artifact.
+        ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
+
+        Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options, a
+        malformed spec or state file, the registries' typed errors from listing tags or
+        catalogs, and without ``keep_going`` the first artifact's typed error.
+        """
+        if rate_limits is not None:
+            self.set_rate_limits(rate_limits)
+        return await mirror_operation(
+            self,
+            plan,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=state,
+            progress=progress,
+        )
 
 
 def _copy_target(container: Container) -> str:

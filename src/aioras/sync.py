@@ -58,10 +58,14 @@ from .environment import Environment
 from .operations.copy import copy as copy_operation
 from .operations.discover import ReferrerNode
 from .operations.index import ManifestLike
+from .operations.mirror import MirrorProgress
+from .operations.mirror_plan import MirrorPlan
+from .operations.mirror_report import MirrorReport
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
+from .ratelimit import RateLimits
 from .registry import AsyncRegistry, ContainerLike
 from .remote.repository import Repository
 from .syncoverrides import OverridingEndpoints, overridden_endpoints
@@ -325,6 +329,7 @@ class Registry:
         proxy: str | None = None,
         environment: Environment | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.aregistry = self.async_class(
             hostname,
@@ -341,6 +346,7 @@ class Registry:
             proxy=proxy,
             environment=environment,
             transport=transport,
+            rate_limits=rate_limits,
         )
         self._loop = _LoopThread(self.aregistry)
         self._finalizer = weakref.finalize(self, self._loop.close)
@@ -440,6 +446,10 @@ class Registry:
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request."""
         self.aregistry.set_header(name, value)
+
+    def set_rate_limits(self, limits: RateLimits) -> None:
+        """Pace requests per host by ``limits`` from now on (request counts are kept)."""
+        self.aregistry.set_rate_limits(limits)
 
     def set_tls_verify(self, tls_verify: bool | str) -> None:
         """Verify TLS certificates this way (True, False, or a CA bundle path) from now on."""
@@ -1018,6 +1028,32 @@ class Registry:
             platform=platform,
             concurrency=concurrency,
             progress=progress,
+        )
+
+    def mirror(
+        self,
+        plan: MirrorPlan,
+        *,
+        concurrency: int = 4,
+        dry_run: bool = False,
+        keep_going: bool = False,
+        state: str | os.PathLike[str] | None = None,
+        progress: MirrorProgress | None = None,
+        rate_limits: RateLimits | None = None,
+    ) -> MirrorReport:
+        """Mirror many artifacts; see :meth:`aioras.AsyncRegistry.mirror`.
+
+        ``progress`` runs on the loop thread.
+        """
+        return self._call(
+            self.aregistry.mirror,
+            plan,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=state,
+            progress=progress,
+            rate_limits=rate_limits,
         )
 
     def _operation(

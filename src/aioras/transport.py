@@ -35,6 +35,7 @@ from .auth.authenticator import AnonymousAuth
 from .bodies import Deadline, read_capped, read_paced, send_within
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers, scrub
 from .netbackend import http_transport, ssl_context
+from .ratelimit import HostPacer
 from .urls import Origin, origin, redact, resolve_location
 
 __all__ = [
@@ -229,6 +230,8 @@ class Transport:
         self._proxy = proxy
         self._custom_transport = transport
         self._client: httpx.AsyncClient | None = None
+        self.pacer: HostPacer | None = None
+        """Rate limits per host, shared pauses and request counts (see :mod:`aioras.ratelimit`)."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -347,6 +350,9 @@ class Transport:
             request = client.build_request(
                 current_method, current_url, headers=request_headers, content=content
             )
+            target_host = urlsplit(current_url).netloc
+            if self.pacer is not None:
+                await self.pacer.before(target_host, current_method)
             deadline = Deadline.of(client.timeout)
             try:
                 response = await send_within(client, request, deadline)
@@ -366,6 +372,8 @@ class Transport:
                 raise wrapped from error
             status = response.status_code
             logger.debug("%s %s -> %d", current_method, redact(current_url), status)
+            if self.pacer is not None:
+                self.pacer.after(target_host, status, response.headers)
 
             if status == 401:
                 buffered = httpx.Response(

@@ -1,0 +1,339 @@
+"""``mirror``: many artifacts in one call, as a planner and scheduler over :func:`copy`.
+
+The plan is expanded into one job per artifact (tags and catalogs listed on the way, see
+:mod:`aioras.operations.mirror_plan`); ``concurrency`` workers take jobs in plan order and
+run :func:`~aioras.operations.copy.copy` for each, so a re-sync of an artifact whose
+destination tag already names the source digest costs one HEAD on each side. Destination
+repositories are shared by every job of one mirror: a blob is checked (HEAD) and sent once
+per repository however many artifacts hold it, and blobs between repositories of one host
+are mounted (as ``copy`` does).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .. import exceptions as exc
+from ..container import Container
+from ..content.graph import is_manifest
+from ..descriptor import Descriptor
+from ..progress import ProgressReporter, TransferEvent
+from ..remote.repository import Repository
+from ..uploads import StreamOpener
+from .copy import copy
+from .mirror_plan import MirrorJob, MirrorPlan, expand
+from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
+from .mirror_state import MirrorState
+
+if TYPE_CHECKING:
+    from ..registry import AsyncRegistry
+
+__all__ = ["MirrorProgress", "mirror", "run_jobs"]
+
+logger = logging.getLogger(__name__)
+
+MirrorProgress = Callable[[TransferEvent | ArtifactEvent], Awaitable[None] | None]
+"""What ``progress=`` takes: transfer events of each copy, plus one ArtifactEvent each."""
+
+UP_TO_DATE = "destination tag already names the source digest"
+IN_STATE = "done in an earlier run (state file)"
+
+# The blob digests the current job claimed for upload (see _SharedRepository.exists).
+_CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "aioras_mirror_claims", default=None
+)
+
+
+async def mirror(
+    registry: AsyncRegistry,
+    plan: MirrorPlan,
+    *,
+    concurrency: int = 4,
+    dry_run: bool = False,
+    keep_going: bool = False,
+    state: str | os.PathLike[str] | None = None,
+    progress: MirrorProgress | None = None,
+) -> MirrorReport:
+    """Mirror every artifact ``plan`` names; return a :class:`MirrorReport`.
+
+    See :meth:`aioras.AsyncRegistry.mirror` for the options. Raises ValueError for bad
+    options or a bad state file, the listing errors of the plan's registries, and, unless
+    ``keep_going``, the first artifact's failure (with the work done so far recorded in
+    ``state``).
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    started = time.monotonic()
+    requests_before = _requests(registry)
+    resume = MirrorState.load(state) if state is not None else None
+    jobs = await expand(registry, plan)
+    report = await run_jobs(
+        registry,
+        jobs,
+        concurrency=concurrency,
+        dry_run=dry_run,
+        keep_going=keep_going,
+        state=resume,
+        progress=progress,
+    )
+    if resume is not None and not dry_run and report.ok:
+        await resume.finish()
+    report.requests = _requests(registry) - requests_before
+    report.duration = time.monotonic() - started
+    if report.failed and not keep_going:
+        error = report.failed[0].error
+        assert error is not None
+        raise error
+    return report
+
+
+def _requests(registry: AsyncRegistry) -> int:
+    pacer = registry._transport.pacer
+    return pacer.requests() if pacer is not None else 0
+
+
+async def run_jobs(
+    registry: AsyncRegistry,
+    jobs: list[MirrorJob],
+    *,
+    concurrency: int,
+    dry_run: bool,
+    keep_going: bool,
+    state: MirrorState | None,
+    progress: MirrorProgress | None,
+) -> MirrorReport:
+    """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
+
+    Failures are in the report, never raised; without ``keep_going`` no job starts after
+    the first failure.
+    """
+    run = _Run(registry, concurrency, dry_run, keep_going, state, progress)
+    pending: Iterator[MirrorJob] = iter(jobs)
+    async with anyio.create_task_group() as workers:
+        for _ in range(min(concurrency, len(jobs))):
+            workers.start_soon(run.worker, pending)
+    return run.report
+
+
+class _Run:
+    """One mirror's shared state: report, destination repositories, options."""
+
+    def __init__(
+        self,
+        registry: AsyncRegistry,
+        concurrency: int,
+        dry_run: bool,
+        keep_going: bool,
+        state: MirrorState | None,
+        progress: MirrorProgress | None,
+    ) -> None:
+        self.registry, self.concurrency = registry, concurrency
+        self.dry_run, self.keep_going, self.state = dry_run, keep_going, state
+        self.progress = progress
+        self.report = MirrorReport()
+        self.destinations: dict[str, _SharedRepository] = {}
+        self.stopped = False
+
+    async def worker(self, pending: Iterator[MirrorJob]) -> None:
+        # Workers share one iterator: each takes the next job when it is free.
+        for job in pending:
+            if self.stopped:
+                return
+            await self.one(job)
+
+    def destination(self, name: str) -> _SharedRepository:
+        repo = self.destinations.get(name)
+        if repo is None:
+            repo = self.destinations[name] = _SharedRepository(
+                self.registry, self.registry.get_container(name)
+            )
+        return repo
+
+    async def one(self, job: MirrorJob) -> None:
+        known = self.state.known(job.key) if self.state is not None else None
+        if known is not None:
+            await self.settle(job, "skipped", known, IN_STATE)
+            return
+        claims: set[str] = set()
+        token = _CLAIMS.set(claims)
+        try:
+            if self.dry_run:
+                await self.plan_one(job)
+            else:
+                await self.copy_one(job)
+        except Exception as error:
+            await self.fail(job, error)
+        finally:
+            _CLAIMS.reset(token)
+            self.destination(job.destination_repository).release(claims)
+
+    async def plan_one(self, job: MirrorJob) -> None:
+        source = self.registry.repository(job.source_repository)
+        root = await source.resolve(_reference(job.source))
+        destination = self.registry.repository(job.destination_repository)
+        try:
+            present = await destination.resolve(_reference(job.destination))
+        except exc.NotFoundError:
+            present = None
+        if present is not None and present["digest"] == root["digest"] and not job.platform:
+            await self.settle(job, "skipped", root["digest"], UP_TO_DATE)
+        else:
+            await self.settle(job, "planned", root["digest"], "would copy")
+
+    async def copy_one(self, job: MirrorJob) -> None:
+        tally = _Tally(self.progress)
+        root = await copy(
+            self.registry.repository(job.source_repository),
+            _reference(job.source),
+            self.destination(job.destination_repository),
+            _reference(job.destination),
+            referrers=job.referrers,
+            artifact_type=job.artifact_type,
+            platform=job.platform,
+            concurrency=self.concurrency,
+            progress=tally,
+        )
+        self.report.bytes_sent += tally.sent
+        self.report.bytes_skipped += tally.skipped
+        # Recorded before it is reported: whoever saw the event can rely on the file.
+        if self.state is not None:
+            await self.state.record(job.key, root["digest"])
+        if tally.untouched(root):
+            await self.settle(job, "skipped", root["digest"], UP_TO_DATE)
+        else:
+            await self.settle(job, "copied", root["digest"], "")
+
+    async def settle(self, job: MirrorJob, outcome: Outcome, digest: str, reason: str) -> None:
+        result = ArtifactResult(job.source, job.destination, digest, reason)
+        {"copied": self.report.copied, "skipped": self.report.skipped}.get(
+            outcome, self.report.planned
+        ).append(result)
+        await self.emit(
+            ArtifactEvent("artifact", outcome, job.source, job.destination, digest, reason)
+        )
+
+    async def fail(self, job: MirrorJob, error: Exception) -> None:
+        logger.warning("mirror of %s failed: %s", job.key, error)
+        self.report.failed.append(
+            ArtifactFailure(job.source, job.destination, type(error).__name__, str(error), error)
+        )
+        await self.emit(
+            ArtifactEvent("artifact", "failed", job.source, job.destination, error=error)
+        )
+        self.stopped = self.stopped or not self.keep_going
+
+    async def emit(self, event: ArtifactEvent) -> None:
+        if self.progress is not None:
+            result = self.progress(event)
+            if result is not None:
+                await result
+
+
+def _reference(full: str) -> str:
+    """The tag or ``sha256:...`` digest at the end of a full reference."""
+    if "@" in full:
+        return full.rsplit("@", 1)[1]
+    return full.rsplit(":", 1)[1] if ":" in full.rsplit("/", 1)[-1] else "latest"
+
+
+class _Tally:
+    """Counts one copy's bytes from its transfer events and passes them on."""
+
+    def __init__(self, progress: MirrorProgress | None) -> None:
+        self.reporter = ProgressReporter(progress)
+        self.kinds: list[tuple[str, str]] = []
+        self.sent = 0
+        self.skipped = 0
+
+    async def __call__(self, event: TransferEvent) -> None:
+        if event.kind != "bytes":
+            self.kinds.append((event.kind, event.digest))
+        if event.kind == "done":
+            self.sent += event.total
+        elif event.kind in ("skipped", "mounted"):
+            self.skipped += event.total
+        if self.reporter.callback is not None:
+            result = self.reporter.callback(event)
+            if result is not None:
+                await result
+
+    def untouched(self, root: Descriptor) -> bool:
+        """Whether the copy found the destination tag naming the root and did nothing else."""
+        return [k for k in self.kinds if k[0] != "resolve"] == [("skipped", root["digest"])]
+
+
+class _SharedRepository(Repository):
+    """A destination repository shared by every job of one mirror.
+
+    Blob checks are remembered: a blob found or sent once is not asked about again, and
+    while one job checks and sends a blob, another job needing it waits for that instead
+    of sending it too. A job's claim on a blob ends when its upload (or mount) does, and
+    in any case when the job ends.
+    """
+
+    def __init__(self, registry: AsyncRegistry, container: Container) -> None:
+        super().__init__(registry, container)
+        self.present: set[str] = set()
+        self.claimed: dict[str, anyio.Event] = {}
+
+    async def exists(self, descriptor: Descriptor) -> bool:
+        """Whether the blob is there, asking the registry once per blob (see class doc)."""
+        if is_manifest(descriptor):
+            return await super().exists(descriptor)
+        digest = descriptor["digest"]
+        while digest not in self.present:
+            claim = self.claimed.get(digest)
+            if claim is None:
+                break
+            await claim.wait()
+        if digest in self.present:
+            return True
+        self.claimed[digest] = anyio.Event()
+        claims = _CLAIMS.get()
+        if claims is not None:
+            claims.add(digest)
+        try:
+            found = await super().exists(descriptor)
+        except BaseException:
+            self.release({digest})
+            raise
+        if found:
+            self.present.add(digest)
+            self.release({digest})
+        return found
+
+    async def push_from(
+        self, descriptor: Descriptor, source: StreamOpener, *, skip_existing: bool = True
+    ) -> None:
+        """Push, then remember the blob as present and end this job's claim on it."""
+        try:
+            await super().push_from(descriptor, source, skip_existing=skip_existing)
+            self.present.add(descriptor["digest"])
+        finally:
+            self.release({descriptor["digest"]})
+
+    async def mount(self, descriptor: Descriptor, from_repository: str) -> bool:
+        """Mount; a mounted blob is remembered as present and its claim ended."""
+        try:
+            mounted = await super().mount(descriptor, from_repository)
+        except BaseException:
+            self.release({descriptor["digest"]})
+            raise
+        if mounted:
+            self.present.add(descriptor["digest"])
+            self.release({descriptor["digest"]})
+        return mounted
+
+    def release(self, digests: set[str]) -> None:
+        """End claims on ``digests``: the jobs waiting for them look again."""
+        for digest in digests:
+            claim = self.claimed.pop(digest, None)
+            if claim is not None:
+                claim.set()

@@ -1,0 +1,149 @@
+"""Mirroring beyond one machine: the plan sharded by source repository over Dask workers.
+
+Needs the ``aioras[dask]`` extra (``dask[distributed]``). The driver expands the plan (tag
+lists, catalogs) once, groups the jobs by source repository (so tokens, rate-limit state
+and the blobs a repository's artifacts share stay on one worker), and submits one task per
+shard. Each worker builds its own :class:`~aioras.AsyncRegistry` from
+:class:`RegistrySettings` and runs its shard; the shard reports merge into one
+:class:`~aioras.MirrorReport`.
+
+Credentials never travel: :class:`RegistrySettings` holds only where they live on the
+workers (a Docker config directory, names of environment variables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .. import exceptions as exc
+from ..environment import read_environment, read_variable
+from ..ratelimit import RateLimits
+from .mirror_plan import MirrorJob, MirrorPlan, expand, shard_by_repository
+from .mirror_report import MirrorReport
+
+if TYPE_CHECKING:
+    from ..registry import AsyncRegistry
+
+__all__ = ["RegistrySettings", "mirror_on_dask", "run_shard"]
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How the driver and each worker build their registry object (picklable, no secrets).
+
+    ``docker_config_dir``: the directory of a Docker ``config.json`` on the workers
+    (default: each worker's ``$DOCKER_CONFIG`` or ``~/.docker``). ``username_env`` and
+    ``password_env``: names of environment variables holding basic credentials on the
+    workers. The other fields are :class:`~aioras.AsyncRegistry` options.
+    """
+
+    hostname: str | None = None
+    insecure: bool = False
+    tls_verify: bool | str = True
+    auth_backend: str = "token"
+    max_transfers: int = 10
+    rate_limits: RateLimits | None = None
+    docker_config_dir: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+    def build(self) -> AsyncRegistry:
+        """A new registry object with these options, credentials read where they live.
+
+        Raises ValueError when a named credential variable is unset.
+        """
+        from ..registry import AsyncRegistry
+
+        environment = read_environment()
+        if self.docker_config_dir is not None:
+            environment = dataclasses.replace(
+                environment, docker_config_dir=Path(self.docker_config_dir)
+            )
+        registry = AsyncRegistry(
+            self.hostname,
+            self.insecure,
+            self.tls_verify,
+            self.auth_backend,
+            max_transfers=self.max_transfers,
+            environment=environment,
+            rate_limits=self.rate_limits,
+        )
+        if self.username_env or self.password_env:
+            names = (self.username_env or "", self.password_env or "")
+            username, password = (read_variable(n) if n else None for n in names)
+            if username is None or password is None:
+                raise ValueError(f"credential variables {names[0]!r}/{names[1]!r} are not set")
+            registry.set_basic_auth(username, password)
+        return registry
+
+
+def run_shard(
+    jobs: list[MirrorJob], settings: RegistrySettings, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Run one shard on this process with a registry of its own; the report as plain data."""
+    return anyio.run(_run_shard, jobs, settings, options)
+
+
+async def _run_shard(
+    jobs: list[MirrorJob], settings: RegistrySettings, options: dict[str, Any]
+) -> dict[str, Any]:
+    from .mirror import run_jobs
+
+    started = time.monotonic()
+    async with settings.build() as registry:
+        pacer = registry._transport.pacer
+        report = await run_jobs(registry, jobs, state=None, progress=None, **options)
+        report.requests = pacer.requests() if pacer is not None else 0
+    report.duration = time.monotonic() - started
+    return report.to_dict()
+
+
+def mirror_on_dask(
+    plan: MirrorPlan,
+    client: Any,
+    *,
+    settings: RegistrySettings,
+    concurrency: int = 4,
+    dry_run: bool = False,
+    keep_going: bool = False,
+) -> MirrorReport:
+    """Mirror ``plan`` on the workers of a ``dask.distributed.Client``; the merged report.
+
+    Blocks until every shard is done (call it from synchronous code, or in a thread).
+    Options as :meth:`aioras.AsyncRegistry.mirror`; each shard runs ``concurrency``
+    artifacts at once on its worker. Raises ValueError for bad options, the listing
+    errors of the plan's registries, and, unless ``keep_going``,
+    :class:`~aioras.exceptions.MirrorError` (with the merged ``report``) when an artifact
+    failed; shards already running finish first.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    started = time.monotonic()
+    jobs = anyio.run(_expand, settings, plan)
+    options = {"concurrency": concurrency, "dry_run": dry_run, "keep_going": keep_going}
+    futures = [
+        client.submit(run_shard, shard, settings, options, pure=False)
+        for shard in shard_by_repository(jobs)
+    ]
+    report = MirrorReport()
+    for doc in client.gather(futures):
+        report.merge(MirrorReport.from_dict(doc))
+    report.duration = time.monotonic() - started
+    if report.failed and not keep_going:
+        first = report.failed[0]
+        raise exc.MirrorError(
+            f"{len(report.failed)} artifacts failed; first {first.source}: {first.message}",
+            report=report,
+        )
+    return report
+
+
+async def _expand(settings: RegistrySettings, plan: MirrorPlan) -> list[MirrorJob]:
+    async with settings.build() as registry:
+        return await expand(registry, plan)
