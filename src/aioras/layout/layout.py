@@ -11,7 +11,6 @@ edits), on the provider's event loop.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..content.layout import OCILayout
 from ..descriptor import Descriptor
 from ..digest import digest_bytes, parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
+from ..jsondoc import load_json
 from ..registry import AsyncRegistry
 from ..sync import Registry
 from .validation import validate_layout
@@ -127,13 +127,13 @@ class Layout:
         data = path.read_bytes()
         verify_bytes(data, digest, what=f"blob {digest} of layout {self._oci_layout_path}")
         try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            doc = load_json(data)
+        except ValueError:  # not JSON, not text, or nested too deep
             return data, None
         return data, doc if isinstance(doc, dict) else None
 
     def _tagged(self, tag: str) -> str:
-        index = json.loads((self.path / defaults.oci_image_index_file).read_bytes())
+        index = load_json((self.path / defaults.oci_image_index_file).read_bytes())
         for entry in index.get("manifests") or []:
             if (entry.get("annotations") or {}).get(defaults.oci_ref_name_annotation) == tag:
                 return str(entry["digest"])
@@ -269,8 +269,8 @@ async def _fetch_manifest(
     digest = digest or digest_bytes(data)
     verify_bytes(data, digest, what=f"manifest {reference}")
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        doc = load_json(data)
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise ManifestValidationError(f"manifest {reference} is not JSON") from error
     if not isinstance(doc, dict) or doc.get("mediaType") not in _MANIFEST_TYPES:
         raise _unsupported(doc.get("mediaType") if isinstance(doc, dict) else None)

@@ -6,11 +6,11 @@ one that is there but wrong, with a message naming the part, as oras-py's layout
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from ..jsondoc import load_json
 
 __all__ = ["validate_layout"]
 
@@ -20,8 +20,8 @@ def _read_object(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path.name} file not found in OCI layout: {path}")
     try:
-        doc = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        doc = load_json(path.read_bytes())
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise ValueError(f"{path.name} is not valid JSON: {error}") from error
     if not isinstance(doc, dict):
         raise ValueError(f"{path.name} must hold a JSON object, not {type(doc).__name__}")
