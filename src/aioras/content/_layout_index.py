@@ -18,6 +18,7 @@ from .. import defaults, schemas
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import ALGORITHMS, parse_digest
 from ..exceptions import InvalidDigest, InvalidLayout, InvalidReference, ManifestValidationError
+from ..jsondoc import load_json
 
 __all__ = [
     "blob_digest",
@@ -53,9 +54,8 @@ Entry = dict[str, Any]
 def parse_json(data: bytes, *, what: str) -> Any:
     """Parse JSON from a layout file; raise :class:`InvalidLayout` when it is not JSON."""
     try:
-        return json.loads(data)
-    # RecursionError: a document nested deep enough exhausts the decoder's stack.
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return load_json(data)
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise InvalidLayout(f"{what} is not valid JSON: {error}", path=what) from None
 
 
