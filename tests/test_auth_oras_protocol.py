@@ -8,7 +8,11 @@ object or written as a subclass of ``aioras.auth.token.TokenAuth``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -125,3 +129,48 @@ def test_oras_py_auth_utils_and_protocol_methods() -> None:
     assert token.authenticate_request(Response(), {}) == ({}, False)  # no credentials
     token.set_basic_auth("u", "p")
     assert token.authenticate_request(Response(), {}) == ({"Authorization": "Basic dTpw"}, True)
+
+
+class HostileRealm(BaseHTTPRequestHandler):
+    """A token realm answering ``GET /flood`` with 64 MiB and ``GET /deep`` nested JSON."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.path.startswith("/deep"):
+            body = ('{"token": "t", "x": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.end_headers()  # no length: read until the connection closes
+        chunk = b" " * (1 << 20)
+        with contextlib.suppress(OSError):
+            for _ in range(64):
+                self.wfile.write(chunk)
+
+
+@pytest.fixture
+def hostile_realm() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileRealm)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_oras_py_request_token_refuses_a_flood_and_deep_json_without_raising(
+    hostile_realm: str,
+) -> None:
+    token = aioras.auth.token.TokenAuth(insecure=True)
+    deep = auth_utils.parse_auth_header(f'Bearer realm="{hostile_realm}/deep",service="s"')
+    assert token.request_token(deep) is None  # not RecursionError
+    flood = auth_utils.parse_auth_header(f'Bearer realm="{hostile_realm}/flood",service="s"')
+    assert token.request_token(flood) is None  # not 64 MiB read and parsed

@@ -26,6 +26,7 @@ import pytest
 import aioras
 from aioras.testing import LocalRegistry
 from faultproxy import Fault, FaultProxy, fault_proxy
+from tokenserver import TokenServer
 
 __all__ = ["fault_proxy"]
 
@@ -209,3 +210,53 @@ async def test_child_forked_during_an_upload_in_another_thread_can_upload_the_sa
     assert report["hung"] is False, "the child waited for the parent's upload"
     assert report["exit"] == 0
     assert report["child"] == {"status": 201, "exists": True}
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        # What answers another origin (an upload Location, a redirect): anonymous tokens.
+        "reg.aregistry._transport._anonymous",
+        # auth_backend="basic", a TokenAuth of the core but not of aioras.auth.token.
+        "reg.auth",
+    ],
+)
+def test_child_forked_during_a_token_fetch_gets_its_own_token(tmp_path: Path, backend: str) -> None:
+    # A token fetch in flight in the parent at fork time holds its backend's lock for its
+    # key; the child's fetch for the same key must not wait on it forever.
+    (tmp_path / "issuer").mkdir()
+    with TokenServer(tmp_path / "issuer") as issuer:
+        body = """
+            import threading
+            import anyio
+            from aioras.auth.challenge import Challenge
+            realm = sys.argv[1]
+            host, scopes = "127.0.0.1:9", ("repository:public/x:pull",)
+            challenge = Challenge("bearer", {"realm": realm, "service": "aioras-test-registry"})
+            reg = aioras.Registry("127.0.0.1:9", insecure=True, auth_backend="basic")
+            anonymous = eval(sys.argv[3])
+            held, done = threading.Event(), threading.Event()
+
+            async def fetch_in_flight():
+                async with anonymous._locks.setdefault((host, scopes), anyio.Lock()):
+                    held.set()
+                    while not done.is_set():
+                        await anyio.sleep(0.02)
+
+            threading.Thread(target=reg._call, args=(fetch_in_flight,), daemon=True).start()
+            held.wait()
+
+            async def fetch():
+                client = reg.aregistry._transport.client
+                token = await anonymous._token(client, host, challenge, scopes, stale=None)
+                return token.value
+
+            report = fork_and_wait(lambda: {"token": bool(reg._call(fetch))}, float(sys.argv[2]))
+            done.set()
+            print(json.dumps(report))
+        """
+        report, stderr = run_script(body, issuer.realm, str(CHILD_DEADLINE), backend, cwd=tmp_path)
+    assert report["hung"] is False, "the child waited on a lock its parent held at fork"
+    assert report["exit"] == 0
+    assert report["child"] == {"token": True}
+    assert stderr == ""

@@ -9,6 +9,7 @@ file, and must give the error that context gives any malformed JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from aioras.exceptions import (
     parse_error_body,
 )
 from aioras.jsondoc import load_json
+from aioras.layout import Layout
 from aioras.oci import Annotations
 from aioras.registry import AsyncRegistry
 from aioras.transport import RetryPolicy
@@ -210,3 +212,41 @@ def test_annotation_file_nested_thousands_deep_is_a_validation_error(tmp_path: P
 
     with pytest.raises(ManifestValidationError, match="not valid JSON"):
         Annotations().load(path)
+
+
+def layout_dir(root: Path, index: str) -> Path:
+    (root / "blobs").mkdir()
+    (root / defaults.oci_layout_file).write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / defaults.oci_image_index_file).write_text(index)
+    return root
+
+
+def test_oras_layout_index_nested_thousands_deep_is_a_value_error(tmp_path: Path) -> None:
+    nested = '{"schemaVersion": 2, "manifests": ' + deep() + "}"
+    with pytest.raises(ValueError, match=r"index\.json is not valid JSON: .*nested deeper"):
+        Layout(str(layout_dir(tmp_path, nested)))
+    layout = Layout(str(tmp_path), validate=False)
+    with pytest.raises(ValueError, match="nested deeper"):
+        layout.get_ordered_blobs("v1")
+
+
+def test_oras_layout_manifest_nested_thousands_deep_is_unsupported(tmp_path: Path) -> None:
+    media_type = defaults.default_manifest_media_type
+    blob = ('{"mediaType": "' + media_type + '", "x": ' + deep() + "}").encode()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": defaults.default_manifest_media_type,
+                "digest": digest,
+                "size": len(blob),
+                "annotations": {defaults.oci_ref_name_annotation: "v1"},
+            }
+        ],
+    }
+    root = layout_dir(tmp_path, json.dumps(index))
+    (root / "blobs" / "sha256").mkdir()
+    (root / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(blob)
+    with pytest.raises(ManifestValidationError):
+        Layout(str(root)).get_ordered_blobs("v1")

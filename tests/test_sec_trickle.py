@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 import anyio
 import pytest
 
 from aioras import defaults, exceptions
+from aioras.layout import Layout
 from aioras.registry import AsyncRegistry
 from aioras.transport import DEFAULT_RETRY
 
@@ -37,12 +39,19 @@ class Trickler:
     """An HTTP/1.1 server on 127.0.0.1 answering every request with ``fast`` then ``slow``.
 
     ``fast`` goes out at once; ``slow`` one byte every :data:`PACE` seconds, until it ends
-    or the client hangs up. ``requests`` counts the requests received.
+    or the client hangs up. ``requests`` counts the requests received. A request whose head
+    contains a key of ``whole`` gets that answer at once instead.
     """
 
-    def __init__(self, fast: bytes, slow: Callable[[], Iterable[int]]) -> None:
+    def __init__(
+        self,
+        fast: bytes,
+        slow: Callable[[], Iterable[int]],
+        whole: Mapping[bytes, bytes] | None = None,
+    ) -> None:
         self.fast = fast
         self.slow = slow
+        self.whole = dict(whole or {})
         self.requests = 0
         self._server: asyncio.Server | None = None
 
@@ -62,8 +71,13 @@ class Trickler:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await reader.readuntil(b"\r\n\r\n")
+            request = await reader.readuntil(b"\r\n\r\n")
             self.requests += 1
+            answer = next((a for key, a in self.whole.items() if key in request), None)
+            if answer is not None:
+                writer.write(answer)
+                await writer.drain()
+                return
             writer.write(self.fast)
             await writer.drain()
             for byte in self.slow():
@@ -166,3 +180,28 @@ async def test_trickling_token_service_fails_the_call_within_the_timeout() -> No
     assert "ReadTimeout" in str(error)
     assert elapsed < SPEC_BOUND
     assert realm.requests == 1
+
+
+async def test_layout_pull_of_a_trickled_blob_fails_with_a_timeout_within_30_s(
+    tmp_path: Path,
+) -> None:
+    # aioras.layout copies blobs from the registry into the layout: a blob body that comes
+    # slower than the minimum rate is a timeout there too, as in download_blob.
+    blob = {"mediaType": "application/octet-stream", "digest": BLOB_DIGEST, "size": len(BLOB)}
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": defaults.default_manifest_media_type,
+            "config": {**blob, "mediaType": "application/vnd.oci.empty.v1+json"},
+            "layers": [blob],
+        }
+    ).encode()
+    whole = {b"/manifests/": head(defaults.default_manifest_media_type, len(manifest)) + manifest}
+    server = Trickler(head("application/octet-stream", len(BLOB)), lambda: BLOB, whole)
+    layout = Layout(str(tmp_path / "layout"), validate=False)
+    with anyio.fail_after(SPEC_BOUND + 15):
+        async with server, AsyncRegistry(insecure=True, timeout=2) as reg:
+            container = reg.get_container(f"{server.host}/t/r:v1")
+            error, elapsed = await timed(lambda: layout._pull(reg, container, "v1"))
+    assert isinstance(error, exceptions.TimeoutError), repr(error)
+    assert elapsed < SPEC_BOUND

@@ -47,7 +47,8 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from . import defaults
-from .auth import Authenticator, TokenAuth
+from .auth import Authenticator
+from .auth.authenticator import TokenAuth
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
@@ -188,8 +189,10 @@ def _forget_loop_state(aregistry: AsyncRegistry) -> None:
     aregistry._transfers = None
     aregistry._uploading = {}
     aregistry._docker_configs._locks = {}
-    if isinstance(aregistry.auth, TokenAuth):
-        aregistry.auth._locks = {}
+    # The registry's backend and the transport's own for other origins (anonymous tokens).
+    for auth in (aregistry.auth, transport._anonymous):
+        if isinstance(auth, TokenAuth):
+            auth._locks = {}
 
 
 # Every loop thread of this process, and what a forked child inherited and must not close.

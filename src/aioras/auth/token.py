@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 
+from .. import defaults
+from ..jsondoc import load_json
+from ..urls import redact
 from . import authenticator
 from . import utils as auth_utils
 from .adapter import ask_backend, defines_own_protocol
@@ -82,14 +85,16 @@ class TokenAuth(authenticator.TokenAuth):
             return None
         params = {k: v for k, v in (("service", h.service), ("scope", h.scope)) if v}
         creds = self.explicit_credentials(None)
-        auth = (creds.username, creds.password) if creds and creds.username else None
-        verify = self.tls_verify
-        response = httpx.get(h.realm, params=params, auth=auth, verify=verify)  # type: ignore[arg-type]
-        if response.status_code != 200:
-            logger.debug("token request answered %d", response.status_code)
+        auth = (creds.username, creds.password or "") if creds and creds.username else None
+        body = _get_token_body(h.realm, params, auth, self.tls_verify)
+        if body is None:
             return None
-        body = response.json()
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        try:
+            doc = load_json(body)
+        except ValueError:  # not JSON, or nested too deep
+            logger.debug("token response from %s is not JSON", redact(h.realm))
+            return None
+        token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         return str(token) if token else None
 
     async def authorize(
@@ -110,3 +115,30 @@ class TokenAuth(authenticator.TokenAuth):
         if not defines_own_protocol(self):
             return await super().on_unauthorized(client, host, scopes, response, sent)
         return await ask_backend(self, self._protocol_answers, host, response, sent)
+
+
+def _get_token_body(
+    realm: str, params: dict[str, str], auth: tuple[str, str] | None, verify: bool | str
+) -> bytes | None:
+    """GET the realm's answer, at most :data:`~aioras.defaults.max_token_size` bytes of it.
+
+    None when the realm refuses, or sends more. Unencoded bytes only, so the cap holds for
+    what is kept; no ``.netrc`` or proxy from the environment (``trust_env=False``).
+    """
+    limit = defaults.max_token_size
+    with (
+        httpx.Client(verify=verify, trust_env=False) as client,
+        client.stream(
+            "GET", realm, params=params, auth=auth, headers={"Accept-Encoding": "identity"}
+        ) as response,
+    ):
+        if response.status_code != 200:
+            logger.debug("token request answered %d", response.status_code)
+            return None
+        body = bytearray()
+        for chunk in response.iter_raw():
+            body += chunk
+            if len(body) > limit:
+                logger.debug("token response from %s exceeds %d bytes", redact(realm), limit)
+                return None
+        return bytes(body)

@@ -55,7 +55,7 @@ def parse_json(data: bytes, *, what: str) -> Any:
     """Parse JSON from a layout file; raise :class:`InvalidLayout` when it is not JSON."""
     try:
         return load_json(data)
-    except ValueError as error:
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise InvalidLayout(f"{what} is not valid JSON: {error}", path=what) from None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from .. import defaults, schemas
+from ..bodies import Paced
 from ..container import Container
 from ..content.layout import OCILayout
 from ..descriptor import Descriptor
@@ -27,6 +28,7 @@ from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
 from ..jsondoc import load_json
 from ..registry import AsyncRegistry
 from ..sync import Registry
+from ..transport import wrap_http_error
 from .validation import validate_layout
 
 __all__ = ["Layout", "NewLayout", "NewLayoutFromRegistry"]
@@ -128,7 +130,7 @@ class Layout:
         verify_bytes(data, digest, what=f"blob {digest} of layout {self._oci_layout_path}")
         try:
             doc = load_json(data)
-        except ValueError:
+        except ValueError:  # not JSON, not text, or nested too deep
             return data, None
         return data, doc if isinstance(doc, dict) else None
 
@@ -270,7 +272,7 @@ async def _fetch_manifest(
     verify_bytes(data, digest, what=f"manifest {reference}")
     try:
         doc = load_json(data)
-    except ValueError as error:
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise ManifestValidationError(f"manifest {reference} is not JSON") from error
     if not isinstance(doc, dict) or doc.get("mediaType") not in _MANIFEST_TYPES:
         raise _unsupported(doc.get("mediaType") if isinstance(doc, dict) else None)
@@ -299,13 +301,24 @@ async def _copy_manifest(
                 "size": blob["size"],
             }
             if not await store.exists(child):
-                async with registry.stream_blob(container, child["digest"]) as response:
-                    await store.push(child, response.aiter_bytes())
+                await _copy_blob(registry, store, container, child)
     else:
         for entry in doc.get("manifests") or []:
             await _copy_manifest(registry, store, container, entry["digest"])
     await store.push(descriptor, _chunks(data))
     return descriptor
+
+
+async def _copy_blob(
+    registry: AsyncRegistry, store: OCILayout, container: Container, blob: Descriptor
+) -> None:
+    """Stream one blob into ``store``, held to the minimum blob rate as download_blob is."""
+    async with registry.stream_blob(container, blob["digest"]) as response:
+        try:
+            await store.push(blob, Paced(response))
+        except httpx.HTTPError as error:  # broke off, or trickled
+            url = str(response.request.url)
+            raise wrap_http_error(error, "GET", url, what=f"blob {blob['digest']}") from error
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

@@ -21,7 +21,7 @@ def _read_object(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path.name} file not found in OCI layout: {path}")
     try:
         doc = load_json(path.read_bytes())
-    except ValueError as error:
+    except ValueError as error:  # not JSON, not text, or nested too deep
         raise ValueError(f"{path.name} is not valid JSON: {error}") from error
     if not isinstance(doc, dict):
         raise ValueError(f"{path.name} must hold a JSON object, not {type(doc).__name__}")
