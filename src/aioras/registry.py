@@ -32,7 +32,7 @@ from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
-from .manifests import check_manifest, descriptor_of, media_type_of
+from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from .oci import empty_config_path, manifest_bytes
 from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
@@ -702,7 +702,7 @@ class AsyncRegistry:
             container,
             allowed_media_type,
             max_size,
-            lambda data, response: _check_raw_manifest(container, data, response),
+            lambda data, response: check_manifest_digests(container, data, response),
         )
         media_type = media_type_of(response.headers.get("content-type"))
         return data, {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
@@ -1054,15 +1054,6 @@ class AsyncRegistry:
 
 def _copy_target(container: Container) -> str:
     return container.digest or container.tag or defaults.default_tag
-
-
-def _check_raw_manifest(container: Container, data: bytes, response: httpx.Response) -> None:
-    """Check fetched manifest bytes against the digest asked for and the one advertised."""
-    if container.digest:
-        verify_bytes(data, container.digest, what=f"manifest {container}")
-    advertised = response.headers.get("docker-content-digest")
-    if advertised and advertised.startswith("sha256:"):
-        verify_bytes(data, advertised, what=f"Docker-Content-Digest of manifest {container}")
 
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes:
