@@ -7,6 +7,7 @@
 from . import client, defaults, exceptions, oci, provider
 from .client import AsyncOrasClient, OrasClient
 from .container import Container
+from .content.layout import OCILayout
 from .content.memory import MemoryStore
 from .exceptions import (
     AuthenticationError,
@@ -36,6 +37,7 @@ __all__ = [
     "ManifestValidationError",
     "MemoryStore",
     "NotFoundError",
+    "OCILayout",
     "OrasError",
     "RegistryError",
     "Repository",

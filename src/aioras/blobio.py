@@ -27,9 +27,24 @@ from .digest import Verifier
 from .exceptions import SizeMismatch
 from .transport import BodyFactory
 
-__all__ = ["FileSlice", "VerifiedFile", "file_body"]
+__all__ = ["FileSlice", "VerifiedFile", "file_body", "fsync_directory"]
 
 logger = logging.getLogger(__name__)
+
+
+def fsync_directory(path: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries to disk, so that a rename into it survives a crash.
+
+    A no-op where directories cannot be opened (Windows).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class FileSlice:
@@ -125,7 +140,10 @@ class VerifiedFile:
     checks size and digest, then renames the temporary file over ``destination``;
     ``reset()`` empties the file to start the blob over. Leaving the context without a
     successful commit removes the temporary file, on errors and cancellation alike, once
-    the worker is done with it; ``destination`` is never touched.
+    the worker is done with it; ``destination`` is never touched. With ``durable``, the file
+    is flushed to disk before the rename and the directory after it, so that once
+    ``commit()`` returns the blob survives a crash (what a file naming it later relies on).
+    ``mode`` sets the file's permission bits before the rename (the temporary file is 0o600).
     """
 
     def __init__(
@@ -135,8 +153,12 @@ class VerifiedFile:
         size: int | None = None,
         *,
         flush_size: int = defaults.io_chunk_size,
+        durable: bool = False,
+        mode: int | None = None,
     ) -> None:
         self.destination = Path(destination)
+        self.durable = durable
+        self.mode = mode
         self.verifier = Verifier(digest, size)
         self.flush_size = flush_size
         self._chunks: list[bytes] = []
@@ -252,8 +274,14 @@ class VerifiedFile:
     def _close_and_replace(self) -> None:
         assert self._fd is not None
         assert self._tmp is not None
+        if self.mode is not None:
+            os.chmod(self._tmp, self.mode)
+        if self.durable:
+            os.fsync(self._fd.fileno())
         self._fd.close()
         os.replace(self._tmp, self.destination)
+        if self.durable:
+            fsync_directory(self.destination.parent)
 
     async def __aexit__(
         self,

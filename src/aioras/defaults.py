@@ -67,6 +67,8 @@ default_chunksize = 16 * 1024 * 1024
 io_chunk_size = 1024 * 1024
 max_manifest_size = 4 * 1024 * 1024
 max_metadata_size = 4 * 1024 * 1024
+# index.json of an OCI layout lists every root (a few hundred bytes each): room for ~100k.
+max_layout_index_size = 32 * 1024 * 1024
 
 # Concurrency, as the reference clients: push 5, pull 3
 default_push_concurrency = 5

@@ -10,6 +10,8 @@
     ├── UnsafePathError                a title, path or archive member would escape its directory
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
+    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
+    ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -51,6 +53,7 @@ __all__ = [
     "IntegrityError",
     "InvalidHeaderValue",
     "InvalidDigest",
+    "InvalidLayout",
     "InvalidReference",
     "ManifestTooLarge",
     "ManifestValidationError",
@@ -59,6 +62,7 @@ __all__ = [
     "OrasError",
     "PermissionDenied",
     "RangeNotSatisfiable",
+    "ReadOnlyError",
     "RegistryError",
     "ServerError",
     "SizeMismatch",
@@ -149,6 +153,26 @@ class InvalidHeaderValue(OrasError, ValueError):
     def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
+class InvalidLayout(OrasError, ValueError):
+    """Raised when an OCI image layout, a directory or a tar, breaks the image-spec.
+
+    Covers an ``oci-layout`` file that is missing (in a tar) or names an unsupported version;
+    an ``index.json`` that is missing (in a tar), larger than the limit, not JSON or not an
+    image index; blob files whose names are not digests or that are not regular files; and
+    tars that are compressed, sparse or list a member twice. ``path`` names the offending
+    file or archive member.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ReadOnlyError(OrasError):
+    """Raised when ``push``, ``tag`` or ``delete`` is asked of a store opened read-only.
+
+    An OCI layout read from a tar (:meth:`aioras.OCILayout.from_tar`) is one.
+    """
 
 
 class IntegrityError(OrasError):
