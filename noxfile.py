@@ -27,6 +27,8 @@ TEST_DEPS = (
     "oras==0.2.43",
     # The bearer-token auth tests sign JWTs for the registry with it.
     "cryptography==50.0.2",
+    # The command line's renderer (the cli extra); the CLI tests run the real command.
+    "rich==15.0.0",
 )
 RUFF = "ruff==0.17.6"
 MYPY = ("mypy==2.4.1", "types-aiofiles==25.1.0.20261107", "types-jsonschema==4.26.0.20261006")
