@@ -1,4 +1,4 @@
-"""The ``aioras`` command, run as a subprocess against a real registry: every verb, text and JSON."""
+"""The ``aioras`` command run as a subprocess against a real registry: each verb, text and JSON."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from clitools import Result, aioras
 
 from aioras.testing import LocalRegistry
+from clitools import Result, aioras
 
 pytestmark = pytest.mark.integration
 

@@ -153,6 +153,8 @@ class InvalidHeaderValue(OrasError, ValueError):
     def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
+
+
 class InvalidLayout(OrasError, ValueError):
     """Raised when an OCI image layout, a directory or a tar, breaks the image-spec.
 
