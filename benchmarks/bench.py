@@ -36,6 +36,7 @@ import httpx
 from aioras.testing import LocalRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _startup import measure_startup, print_startup
 from _system import CpuWatch, wait_quiet
 from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
 
@@ -69,6 +70,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--startup-only", action="store_true", help="measure start-up times only (seconds)"
+    )
     parser.add_argument("--workdir", default=None, help="parent of the scratch dir (default /tmp)")
     parser.add_argument(
         "--max-wait",
@@ -322,8 +326,7 @@ def _targets(results: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
                 )
                 if push is not None and "aioras" in push["tools"]:
                     value = round(
-                        entry["tools"]["aioras"]["median_s"]
-                        / push["tools"]["aioras"]["median_s"],
+                        entry["tools"]["aioras"]["median_s"] / push["tools"]["aioras"]["median_s"],
                         3,
                     )
             elif "aioras" in entry["tools"]:
@@ -396,6 +399,10 @@ def _version(dist: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ns = _parse_args(argv)
+    startup = measure_startup()
+    print_startup(startup)
+    if ns.startup_only:
+        return 0
     tools = (ns.only,) if ns.only else TOOLS
     chosen = [w for w in workloads(ns.quick) if not ns.workload or w.key in ns.workload]
     run_id = uuid.uuid4().hex[:8]
@@ -440,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "targets": targets,
+        "startup": startup,
     }
     out = Path(ns.output)
     out.parent.mkdir(parents=True, exist_ok=True)
