@@ -20,7 +20,7 @@ from .auth import Authenticator, Credentials
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
-from .operations.push import SubjectLike
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .registry import AsyncRegistry
 from .sync import Registry
 
@@ -126,9 +126,9 @@ class OrasClient:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,
@@ -269,9 +269,9 @@ class AsyncOrasClient:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,

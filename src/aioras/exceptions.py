@@ -23,6 +23,7 @@
     │   ├── ConnectError               connecting or the TLS handshake failed
     │   └── TimeoutError               a connect, read, write or pool timeout expired
     └── RegistryError                  the registry answered with an unexpected status
+        ├── NotARegistry               the server is no OCI registry (/v2/ answers 404 or HTML)
         ├── NotFoundError              404: repository, manifest, blob or upload unknown
         ├── PermissionDenied           403, or 401 after credentials were sent
         ├── UnsupportedOperation       405 or UNSUPPORTED: the registry will not do this
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidReference",
     "ManifestTooLarge",
     "ManifestValidationError",
+    "NotARegistry",
     "NotFoundError",
     "OciErrorDetail",
     "OrasError",
@@ -300,6 +302,15 @@ class RegistryError(OrasError):
     def codes(self) -> tuple[str, ...]:
         """The OCI error codes of the response body, in order."""
         return tuple(e.code for e in self.errors)
+
+
+class NotARegistry(RegistryError):
+    """Raised when the server answers, but not as an OCI registry does.
+
+    A request answered 404 with an HTML page, and ``GET /v2/`` then answered 404, or an
+    HTML page: a web server, a proxy's error page or the wrong port. The message names
+    ``host:port``.
+    """
 
 
 class NotFoundError(RegistryError):

@@ -9,6 +9,7 @@ that overrides ``upload_blob`` changes how ``push`` uploads.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -36,7 +38,7 @@ from .manifests import check_manifest, check_manifest_digests, descriptor_of, me
 from .oci import empty_config_path, manifest_bytes
 from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
-from .operations.push import SubjectLike
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
 from .remote.repository import Repository, RepositoryState
@@ -142,6 +144,8 @@ class AsyncRegistry:
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
         self._repositories: dict[str, RepositoryState] = {}
+        # Per server: why it is not an OCI registry ("" when it is, or may be).
+        self._registry_verdicts: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> AsyncRegistry:
@@ -164,14 +168,19 @@ class AsyncRegistry:
 
     # -- plain helpers (no I/O) ------------------------------------------------------------
     def version(self, return_items: bool = False) -> dict[str, str] | str:
-        """The client's version, with Python's and the platform's when ``return_items``."""
+        """The client's version, Python's, the platform's and those of its dependencies.
+
+        Dependencies are read from the installed distributions (httpx, anyio, aiofiles,
+        jsonschema; rich and boto3 when installed, else ``"not installed"``). A string of
+        ``Name: value`` lines, or the dict with ``return_items``.
+        """
         items = {
             "Version": __version__,
             "Python version": sys.version.split()[0],
             "Platform": platform.platform(),
-            "httpx version": httpx.__version__,
-            "anyio version": anyio.__version__ if hasattr(anyio, "__version__") else "",
         }
+        for dist in ("httpx", "anyio", "aiofiles", "jsonschema", "rich", "boto3"):
+            items[f"{dist} version"] = _distribution_version(dist)
         if return_items:
             return items
         return "\n".join(f"{k}: {v}" for k, v in items.items())
@@ -260,9 +269,49 @@ class AsyncRegistry:
         retry: bool | None = None,
         scopes: tuple[str, ...] | None = None,
     ) -> httpx.Response:
-        return await self._transport.send(
+        response = await self._transport.send(
             method, url, headers=headers, body=body, stream=stream, retry=retry, scopes=scopes
         )
+        if response.status_code == 404 and "html" in response.headers.get("content-type", ""):
+            try:
+                await self._check_is_registry(url)
+            except exc.NotARegistry:
+                await response.aclose()
+                raise
+        return response
+
+    async def _check_is_registry(self, url: str) -> None:
+        """Raise NotARegistry when ``GET /v2/`` of ``url``'s server answers 404 or HTML.
+
+        Asked once per server, after a 404 with an HTML page (registries answer errors in
+        JSON, web servers and proxies in HTML). An answer that needs credentials, or none at
+        all, leaves the 404 to speak for itself.
+        """
+        parts = urlsplit(url)
+        if not parts.path.startswith("/v2/") or parts.path == "/v2/":
+            return
+        verdict = self._registry_verdicts.get(parts.netloc)
+        if verdict is None:
+            try:
+                probe = await self._transport.send(
+                    "GET", f"{parts.scheme}://{parts.netloc}/v2/", retry=False
+                )
+            except exc.OrasError:
+                probe = None
+            verdict = ""
+            if probe is not None:
+                html = "html" in probe.headers.get("content-type", "").lower()
+                if probe.status_code == 404 or (probe.status_code < 300 and html):
+                    verdict = f"GET /v2/ answered {probe.status_code}" + (
+                        " with an HTML page" if html else ""
+                    )
+            self._registry_verdicts[parts.netloc] = verdict
+        if verdict:
+            raise exc.NotARegistry(
+                f"{parts.netloc} is not an OCI registry ({verdict}); check the host and port",
+                status_code=404,
+                url=redact(url),
+            )
 
     # -- generic request -----------------------------------------------------------------
     async def do_request(
@@ -961,9 +1010,9 @@ class AsyncRegistry:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,
@@ -972,8 +1021,22 @@ class AsyncRegistry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        root: str | os.PathLike[str] | None = None,
     ) -> httpx.Response:
-        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
+        """Push files as one artifact; return the manifest PUT's response.
+
+        ``files`` are ``path[:mediaType]`` strings or :class:`~aioras.operations.push.PushFile`
+        s (media type, title and annotations of a layer in code), relative to ``root``
+        (default: the working directory), inside which they must lie unless
+        ``disable_path_validation``; directories become tar.gz layers. ``annotation_file``
+        is a path or a mapping of section (``$manifest``, ``$config``, a file's path) to
+        annotations; ``manifest_annotations`` are added to the manifest's. ``artifact_type``
+        and ``subject`` (a reference, descriptor or :class:`~aioras.oci.Subject`) make an
+        OCI 1.1 artifact; ``progress`` receives :class:`~aioras.TransferEvent` s. Layers
+        the registry has are not sent again. Raises FileNotFoundError,
+        :class:`~aioras.exceptions.UnsafePathError` and the registry's typed errors; all
+        details in :func:`aioras.operations.push.push`.
+        """
         return await push_operation(
             self,
             target,
@@ -990,6 +1053,7 @@ class AsyncRegistry:
             artifact_type=artifact_type,
             concurrency=concurrency,
             progress=progress,
+            root=root,
         )
 
     async def pull(
@@ -1050,6 +1114,13 @@ class AsyncRegistry:
             progress=progress,
         )
         return dict(root)
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _copy_target(container: Container) -> str:

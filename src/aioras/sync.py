@@ -48,7 +48,7 @@ from .decorator import ensure_container
 from .descriptor import Descriptor
 from .environment import Environment
 from .operations.copy import copy as copy_operation
-from .operations.push import SubjectLike
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .progress import ProgressCallback
 from .registry import AsyncRegistry, ContainerLike
 from .remote.repository import Repository
@@ -623,9 +623,9 @@ class Registry:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,
@@ -634,8 +634,9 @@ class Registry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        root: str | os.PathLike[str] | None = None,
     ) -> httpx.Response:
-        """Push files as one artifact; see :func:`aioras.operations.push.push`."""
+        """Push files as one artifact; as :meth:`aioras.AsyncRegistry.push`."""
         return self._call_response(
             self.aregistry.push,
             target,
@@ -652,6 +653,7 @@ class Registry:
             artifact_type=artifact_type,
             concurrency=concurrency,
             progress=progress,
+            root=root,
         )
 
     @ensure_container

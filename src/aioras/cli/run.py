@@ -55,7 +55,7 @@ def _fail(args: argparse.Namespace, error: BaseException, status: int) -> int:
 def hint_for(error: BaseException) -> str:
     """What to do about ``error`` on the command line, when its message does not say."""
     text = str(error)
-    if isinstance(error, exc.UnsafePathError):
+    if isinstance(error, exc.UnsafePathError) and "--disable-path-validation" not in text:
         return "pass --disable-path-validation to allow it"
     if isinstance(error, exc.AuthenticationError):
         return "log in with 'aioras login HOST' or pass -u and -p"
