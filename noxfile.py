@@ -1,4 +1,4 @@
-"""Developer and CI sessions: ``nox -s tests``, ``nox -s lint typecheck``, demo, examples, bench.
+"""Developer and CI sessions: ``nox -s tests``, ``lint typecheck``, docs, demo, examples, bench.
 
 Every tool is pinned so that CI and laptops run the same thing. External programs the tests
 need (the ``docker-registry`` and ``skopeo`` binaries, ``openssl``, ``htpasswd``) come from the
@@ -33,6 +33,12 @@ TEST_DEPS = (
 RUFF = "ruff==0.17.6"
 MYPY = ("mypy==2.4.1", "types-aiofiles==25.1.0.20261107", "types-jsonschema==4.26.0.20261006")
 BENCH_DEPS = ("oras==0.2.43", "psutil==7.2.2")
+DOCS_DEPS = (
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.2",
+    "mkdocstrings==1.0.8",
+    "mkdocstrings-python==2.0.11",
+)
 
 
 def _existing(*paths: str) -> list[str]:
@@ -83,3 +89,18 @@ def bench(session: nox.Session) -> None:
     """aioras against oras-py; arguments after ``--`` go to benchmarks/bench.py."""
     session.install("-e", ".", *BENCH_DEPS)
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs, API reference from the docstrings) into build/site.
+
+    Built with ``--strict``: a warning (a broken link, a docstring griffe cannot place)
+    fails the session. ``nox -s docs -- serve`` serves it with live reload instead.
+    """
+    session.install(*DOCS_DEPS)
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+        return
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
