@@ -16,6 +16,7 @@ no control characters. It writes to stderr unless given ``file``.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,12 +128,15 @@ class LiveProgress:
 def show(*, tty: bool | None = None, file: IO[str] | None = None) -> Iterator[ProgressCallback]:
     """Yield a ``progress=`` callback that renders to ``file`` (default stderr).
 
-    ``tty`` None draws the live display when ``file`` is a terminal, plain lines otherwise;
-    False always plain lines; True the live display (rich must be installed). The live
+    ``tty`` None draws the live display when ``file`` is a terminal and rich is installed,
+    plain lines otherwise; False always plain lines; True the live display (ImportError
+    without rich). The live
     display is stopped, its last state left on screen and the cursor restored, on exit.
     """
     stream = file or sys.stderr
     live = stream.isatty() if tty is None else tty
+    if live and tty is None and importlib.util.find_spec("rich") is None:
+        live = False  # on a terminal without the cli extra: plain lines rather than a failure
     if not live:
         yield PlainProgress(stream)
         return
