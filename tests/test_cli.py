@@ -320,6 +320,10 @@ def test_version_help_and_missing_extra() -> None:
         "logout",
     ):
         assert f"    {verb} " in helped.stdout
+    group = aioras("blob")
+    assert group.status == 2
+    assert "blob verbs" in group.stderr
+    assert "fetch" in group.stderr
     # Without rich, a verb says how to get it and exits 2.
     import subprocess
     import sys

@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
-        parser.print_help(sys.stderr)
+        # A bare "aioras" or "aioras manifest": the help of what was named.
+        getattr(args, "help_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         import rich  # noqa: F401  (the extra's marker: the renderer of progress and tables)

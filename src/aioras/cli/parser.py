@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     manifest = verbs.add_parser("manifest", help="fetch, push or delete manifests")
+    manifest.set_defaults(help_parser=manifest)
     manifests = manifest.add_subparsers(title="manifest verbs", metavar="VERB")
     fetch = verb(manifests, "fetch", "print a manifest (exact bytes)", "manifest_fetch")
     fetch.add_argument("reference")
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     mdelete.add_argument("reference", help="host/name:tag or @digest")
 
     blob = verbs.add_parser("blob", help="fetch, push or delete blobs")
+    blob.set_defaults(help_parser=blob)
     blobs = blob.add_subparsers(title="blob verbs", metavar="VERB")
     bfetch = verb(blobs, "fetch", "download a blob, verified", "blob_fetch")
     bfetch.add_argument("reference", help="host/name@digest")
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     bdelete.add_argument("reference", help="host/name@digest")
 
     repo = verbs.add_parser("repo", help="list a repository's tags")
+    repo.set_defaults(help_parser=repo)
     repos = repo.add_subparsers(title="repo verbs", metavar="VERB")
     tags = verb(repos, "tags", "list the tags of a repository", "repo_tags")
     tags.add_argument("reference", help="host/name")
