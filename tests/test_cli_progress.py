@@ -124,3 +124,27 @@ def test_show_in_library_code_writes_plain_lines_off_a_terminal(
     assert any(line.startswith("started") and "lib.txt" in line for line in lines)
     assert any(line.startswith("done") and "lib.txt" in line for line in lines)
     assert "\x1b" not in sink.getvalue()
+
+
+def test_push_reports_bytes_as_the_file_goes_out(registry: LocalRegistry, tmp_path: Path) -> None:
+    size = 8 << 20
+    (tmp_path / "big.bin").write_bytes(os.urandom(size))
+    events: list[aioras.TransferEvent] = []
+
+    async def main() -> None:
+        async with aioras.AsyncRegistry(insecure=True) as reg:
+            await reg.push(
+                f"{registry.host}/cli/bytes:v1",
+                files=[str(tmp_path / "big.bin")],
+                disable_path_validation=True,
+                progress=events.append,
+            )
+
+    anyio.run(main)
+    done = [e.done for e in events if e.kind == "bytes" and e.total == size]
+    assert done, [e.kind for e in events]
+    assert all(0 < d <= size for d in done)
+    assert done == sorted(done)
+    kinds = [e.kind for e in events if e.total == size]
+    assert kinds[0] == "start"
+    assert kinds[-1] == "done"

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(args, error, EXIT_USAGE)
     except (exc.OrasError, OSError, ValueError) as error:
         return _fail(args, error, EXIT_FAILURE)
+    except Exception as error:
+        # Anything else is a bug: still one line (the traceback under --debug).
+        return _fail(args, error, EXIT_FAILURE)
     return EXIT_OK
 
 
@@ -67,4 +70,6 @@ def hint_for(error: BaseException) -> str:
         return "check the name, tag or digest ('aioras repo tags HOST/NAME' lists the tags)"
     if isinstance(error, FileNotFoundError):
         return "check the path"
+    if not isinstance(error, (exc.OrasError, OSError, ValueError)):
+        return f"unexpected {type(error).__name__}: rerun with --debug and report the traceback"
     return ""

@@ -190,8 +190,9 @@ async def push(
     registry already has are skipped, and layer order follows ``files``.
 
     ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
-    receives a :class:`~aioras.progress.TransferEvent` as each blob starts and is done (or
-    skipped, being there already), and when the manifest is done.
+    receives a :class:`~aioras.progress.TransferEvent` as each blob starts, as its bytes
+    go out (``"bytes"``, about ten a second), and when it is done (or skipped, being there
+    already), and when the manifest is done.
 
     Raises FileNotFoundError for a missing path, :class:`~aioras.exceptions.UnsafePathError`
     for a path outside ``root`` (its message names ``disable_path_validation=True``), and
@@ -226,9 +227,10 @@ async def push(
         async def upload(job: tuple[str | None, dict[str, Any]]) -> None:
             blob, descriptor = job
             await reporter.emit("start", as_descriptor(descriptor))
-            response = await registry.upload_blob(
-                blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
-            )
+            with reporter.positions(as_descriptor(descriptor)):
+                response = await registry.upload_blob(
+                    blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
+                )
             registry._check_200_response(response)
             # upload_blob answers with the HEAD (200) of a blob it did not need to send.
             kind: EventKind = "skipped" if response.status_code == 200 else "done"
