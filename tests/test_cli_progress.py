@@ -148,3 +148,22 @@ def test_push_reports_bytes_as_the_file_goes_out(registry: LocalRegistry, tmp_pa
     kinds = [e.kind for e in events if e.total == size]
     assert kinds[0] == "start"
     assert kinds[-1] == "done"
+
+
+def test_pull_reports_bytes_as_the_layer_arrives(registry: LocalRegistry, tmp_path: Path) -> None:
+    size = 8 << 20
+    (tmp_path / "big.bin").write_bytes(os.urandom(size))
+    ref = f"{registry.host}/cli/pull-bytes:v1"
+    events: list[aioras.TransferEvent] = []
+
+    async def main() -> None:
+        async with aioras.AsyncRegistry(insecure=True) as reg:
+            await reg.push(ref, files=[str(tmp_path / "big.bin")], disable_path_validation=True)
+            await reg.pull(ref, outdir=tmp_path / "out", progress=events.append)
+
+    anyio.run(main)
+    done = [e.done for e in events if e.kind == "bytes" and e.total == size]
+    assert done, [e.kind for e in events]
+    assert all(0 < d <= size for d in done)
+    assert done == sorted(done)
+    assert [e.kind for e in events if e.total == size][-1] == "done"

@@ -104,7 +104,7 @@ async def pull(
     ``outdir`` a new temporary directory is used. ``config_path`` names a Docker
     ``config.json`` to read credentials from. ``progress`` receives a
     :class:`~aioras.progress.TransferEvent` when the manifest is resolved and as each layer
-    starts and is done.
+    starts, as its bytes arrive (``"bytes"``, about ten a second) and when it is done.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land outside ``outdir`` (before anything is downloaded, for titles),
@@ -124,7 +124,8 @@ async def pull(
 
     async def fetch(item: PullItem) -> None:
         await reporter.emit("start", as_descriptor(item.layer))
-        await fetch_layer(item)
+        with reporter.positions(as_descriptor(item.layer)):
+            await fetch_layer(item)
         await reporter.emit("done", as_descriptor(item.layer))
 
     async def fetch_layer(item: PullItem) -> None:
