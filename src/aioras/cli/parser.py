@@ -26,6 +26,19 @@ progress and errors go to stderr. Run 'aioras VERB --help' for a verb's flags.
 """
 
 
+EXAMPLES = {
+    "push": "example:\n  aioras push --plain-http localhost:5000/demo/app:v1"
+    " app.tar.gz:application/x.app docs/",
+    "pull": "example:\n  aioras pull --plain-http localhost:5000/demo/app:v1 -o out",
+    "cp": "examples:\n  aioras cp -r ghcr.io/acme/app:v1 registry.example.com/mirror/app:v1\n"
+    "  aioras cp --to-oci-layout ghcr.io/acme/app:v1 backup-dir:v1\n"
+    "  aioras cp --from-oci-layout backup-dir:v1 localhost:5000/app:v1 --plain-http",
+    "discover": "example:\n  aioras discover --plain-http --output table"
+    " localhost:5000/demo/app:v1",
+    "login": 'example:\n  echo "$TOKEN" | aioras login -u me --password-stdin ghcr.io',
+}
+
+
 def _common() -> argparse.ArgumentParser:
     """The flags every verb takes: connection, credentials and output."""
     common = argparse.ArgumentParser(add_help=False)
@@ -115,7 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         run: str,
         *parents: argparse.ArgumentParser,
     ) -> argparse.ArgumentParser:
-        sub = group.add_parser(name, help=help, description=help, parents=[common, *parents])
+        sub = group.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common, *parents],
+            epilog=EXAMPLES.get(run),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.set_defaults(run=run)
         return sub
 
