@@ -418,3 +418,103 @@ async def test_refused_mount_falls_back_to_streaming_the_blob(
         layer = json.loads(await raw(reg, f"{fault_proxy.host}/{dst_name}:v1"))["layers"][0]
         assert layer["digest"] in seen.kinds("done")
         assert await reg.repository(f"{fault_proxy.host}/{dst_name}").exists(layer)
+
+
+class SlowSource(MemoryStore):
+    """A memory store whose blob fetches take a while, recording how many run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.peak = 0
+
+    @asynccontextmanager
+    async def fetch(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await anyio.sleep(0.05)
+            async with super().fetch(descriptor) as stream:
+                yield stream
+        finally:
+            self.running -= 1
+
+
+async def slow_artifact(blobs: int) -> tuple[SlowSource, Descriptor]:
+    src = SlowSource()
+    config = describe(b"{}", EMPTY)
+    await src.push(config, once(b"{}"))
+    layers = []
+    for i in range(blobs):
+        data = f"blob {i}".encode() * 100
+        layers.append(describe(data, LAYER))
+        await src.push(layers[-1], once(data))
+    doc = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers}
+    data = json.dumps(doc).encode()
+    root = describe(data, MANIFEST)
+    await src.push(root, once(data))
+    await src.tag(root, "v1")
+    return src, root
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+async def test_copy_runs_at_most_concurrency_transfers_at_once(concurrency: int) -> None:
+    src, root = await slow_artifact(8)
+    dst = MemoryStore()
+    assert (await aioras.copy(src, "v1", dst, concurrency=concurrency))["digest"] == root["digest"]
+    assert src.peak == concurrency
+    assert len(dst) == 10
+
+
+async def test_copy_is_bounded_by_the_registry_transfer_limit(registry: LocalRegistry) -> None:
+    src, root = await slow_artifact(6)
+    async with AsyncRegistry(registry.host, insecure=True, max_transfers=1) as reg:
+        dst = reg.repository(f"{registry.host}/{unique('copy/limited')}")
+        await aioras.copy(src, "v1", dst, concurrency=4)
+        assert await dst.exists(root)
+    assert src.peak == 1
+
+
+async def test_copy_refuses_bad_options_before_any_transfer() -> None:
+    src, _ = await slow_artifact(1)
+
+    class NoReferrers:
+        exists = src.exists
+        fetch = src.fetch
+        resolve = src.resolve
+
+    with pytest.raises(ValueError, match="concurrency"):
+        await aioras.copy(src, "v1", MemoryStore(), concurrency=0)
+    with pytest.raises(ValueError, match="depth"):
+        await aioras.copy(src, "v1", MemoryStore(), referrers=True, depth=-1)
+    with pytest.raises(ValueError, match="platform"):
+        await aioras.copy(src, "v1", MemoryStore(), platform="linux/amd64")
+    with pytest.raises(TypeError, match="referrers"):
+        await aioras.copy(NoReferrers(), "v1", MemoryStore(), referrers=True)  # type: ignore[arg-type]
+    assert src.peak == 0
+
+
+@pytest.mark.parametrize("into", ["registry", "memory"])
+async def test_source_bytes_corrupted_on_the_way_are_fetched_again_never_stored(
+    fault_proxy: FaultProxy, other: LocalRegistry, into: str
+) -> None:
+    name = unique("copy/corrupt")
+    async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
+        src = reg.repository(f"{fault_proxy.host}/{name}")
+        root = await image(src, [os.urandom(2 * MiB)])
+        await src.tag(root, "v1")
+        layer = json.loads(await raw(reg, f"{fault_proxy.host}/{name}:v1"))["layers"][0]
+        rule = fault_proxy.add(
+            Fault("corrupt", where="response", fraction=0.5),
+            method="GET",
+            path=f"/blobs/{layer['digest']}",
+            times=2,
+        )
+        dst: Repository | MemoryStore = (
+            reg.repository(f"{other.host}/{name}") if into == "registry" else MemoryStore()
+        )
+        got = await aioras.copy(src, "v1", dst)
+        assert got["digest"] == root["digest"]
+        assert rule.injected == 2
+        async with dst.fetch(layer) as stream:
+            assert digest_bytes(b"".join([c async for c in stream])) == layer["digest"]

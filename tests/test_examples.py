@@ -229,6 +229,41 @@ async def check_debugging(run: Run) -> None:
     assert f"PUT http://{run.host}/v2/dinosaur/debug/manifests/v1 -> 201" in run.stderr
 
 
+async def check_attach_discover(run: Run) -> None:
+    name = f"{run.host}/dinosaur/app"
+    subject = await run.registry.resolve(f"{name}:v1")
+    tree = json.loads(run.stdout.strip().splitlines()[-1])
+    assert tree["digest"] == subject["digest"]
+    (sbom,) = tree["referrers"]
+    assert sbom["artifactType"] == "application/vnd.cyclonedx+json"
+    (signature,) = sbom["referrers"]
+    assert signature["artifactType"] == "application/vnd.dinosaur.signature"
+    assert signature["annotations"]["signer"] == "t-rex"
+    assert f"sbom: {sbom['digest']}" in run.stdout
+    manifest = await run.registry.get_manifest(f"{name}@{sbom['digest']}")
+    assert manifest["subject"]["digest"] == subject["digest"]
+    assert await blob(run, "dinosaur/app", manifest["layers"][0]["digest"]) == SBOM
+    listed = await run.registry.get_referrers(f"{name}@{sbom['digest']}")
+    assert [d["digest"] for d in listed] == [signature["digest"]]
+    assert "latest" not in await run.registry.get_tags(name)
+
+
+async def check_multi_platform(run: Run) -> None:
+    index = await run.registry.get_manifest(f"{run.host}/dinosaur/multi:v1")
+    keys = ("os", "architecture", "variant")
+    platforms = [
+        "/".join(e["platform"][k] for k in keys if k in e["platform"]) for e in index["manifests"]
+    ]
+    assert platforms == ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]
+    for platform, arch in (
+        ("linux/amd64", "amd64"),
+        ("linux/arm64", "arm64"),
+        ("linux/arm/v7", "arm"),
+    ):
+        assert f"{platform} a dinosaur built for {arch}" in run.stdout
+    assert "refused: linux/amd64, linux/arm64/v8, linux/arm/v7" in run.stdout
+
+
 CHECKS: dict[str, Check] = {
     "00_client_class": Check(check_client_class),
     "01_create_config": Check(check_create_config),
@@ -243,6 +278,8 @@ CHECKS: dict[str, Check] = {
     "10_login_logout": Check(check_login_logout, ("ORAS_USER", "ORAS_PASS")),
     "11_github_credentials": Check(check_github_credentials, ("GITHUB_USER", "GITHUB_TOKEN")),
     "12_debugging": Check(check_debugging),
+    "13_attach_discover": Check(check_attach_discover),
+    "14_multi_platform": Check(check_multi_platform),
 }
 
 

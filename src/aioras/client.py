@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -20,6 +21,8 @@ from .auth import Authenticator, Credentials
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
+from .operations.discover import ReferrerNode
+from .operations.index import ManifestLike
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .registry import AsyncRegistry
 from .sync import Registry
@@ -163,8 +166,9 @@ class OrasClient:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        platform: str | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
+        """Pull an artifact's files (for an index, those of ``platform``); see ``pull``."""
         return self.remote.pull(
             target,
             config_path=config_path,
@@ -172,7 +176,77 @@ class OrasClient:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            platform=platform,
         )
+
+    def get_referrers(
+        self, reference: ContainerLike, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The descriptors of the manifests referring to ``reference``."""
+        return self.remote.get_referrers(reference, artifact_type=artifact_type)
+
+    def attach(
+        self,
+        subject_reference: ContainerLike,
+        files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        artifact_type: str,
+        annotations: Mapping[str, str] | None = None,
+        disable_path_validation: bool = False,
+    ) -> dict[str, Any]:
+        """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor."""
+        return self.remote.attach(
+            subject_reference,
+            files,
+            artifact_type=artifact_type,
+            annotations=annotations,
+            disable_path_validation=disable_path_validation,
+        )
+
+    def discover(
+        self,
+        reference: ContainerLike,
+        *,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+    ) -> ReferrerNode:
+        """The referrers tree of ``reference`` (to_dict() gives it as JSON)."""
+        return self.remote.discover(reference, depth=depth, artifact_type=artifact_type)
+
+    def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
+        """Delete a manifest, taking a referrer out of its subject's fallback index too."""
+        return self.remote.delete_artifact(reference)
+
+    def push_index(
+        self,
+        target: ContainerLike,
+        manifests: Iterable[ManifestLike],
+        *,
+        annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and push an image index of ``manifests``; return its descriptor."""
+        return self.remote.push_index(
+            target, manifests, annotations=annotations, artifact_type=artifact_type
+        )
+
+    def update_index(
+        self,
+        target: ContainerLike,
+        *,
+        add: Iterable[ManifestLike] = (),
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add, replace or remove entries of an index; return the new index's descriptor."""
+        return self.remote.update_index(target, add=add, remove=remove)
+
+    def resolve(self, reference: ContainerLike, *, platform: str | None = None) -> dict[str, Any]:
+        """The descriptor ``reference`` names (an index's entry for ``platform``, if given)."""
+        return self.remote.resolve(reference, platform=platform)
+
+    def list_repositories(self, hostname: str | None = None, N: int | None = None) -> list[str]:
+        """The repositories of a registry (its catalog); at most ``N``."""
+        return self.remote.list_repositories(hostname, N)
 
 
 class AsyncOrasClient:
@@ -306,8 +380,9 @@ class AsyncOrasClient:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        platform: str | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
+        """Pull an artifact's files (for an index, those of ``platform``); see ``pull``."""
         return await self.remote.pull(
             target,
             config_path=config_path,
@@ -315,4 +390,78 @@ class AsyncOrasClient:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            platform=platform,
         )
+
+    async def get_referrers(
+        self, reference: ContainerLike, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The descriptors of the manifests referring to ``reference``."""
+        return await self.remote.get_referrers(reference, artifact_type=artifact_type)
+
+    async def attach(
+        self,
+        subject_reference: ContainerLike,
+        files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        artifact_type: str,
+        annotations: Mapping[str, str] | None = None,
+        disable_path_validation: bool = False,
+    ) -> dict[str, Any]:
+        """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor."""
+        return await self.remote.attach(
+            subject_reference,
+            files,
+            artifact_type=artifact_type,
+            annotations=annotations,
+            disable_path_validation=disable_path_validation,
+        )
+
+    async def discover(
+        self,
+        reference: ContainerLike,
+        *,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+    ) -> ReferrerNode:
+        """The referrers tree of ``reference`` (to_dict() gives it as JSON)."""
+        return await self.remote.discover(reference, depth=depth, artifact_type=artifact_type)
+
+    async def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
+        """Delete a manifest, taking a referrer out of its subject's fallback index too."""
+        return await self.remote.delete_artifact(reference)
+
+    async def push_index(
+        self,
+        target: ContainerLike,
+        manifests: Iterable[ManifestLike],
+        *,
+        annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and push an image index of ``manifests``; return its descriptor."""
+        return await self.remote.push_index(
+            target, manifests, annotations=annotations, artifact_type=artifact_type
+        )
+
+    async def update_index(
+        self,
+        target: ContainerLike,
+        *,
+        add: Iterable[ManifestLike] = (),
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add, replace or remove entries of an index; return the new index's descriptor."""
+        return await self.remote.update_index(target, add=add, remove=remove)
+
+    async def resolve(
+        self, reference: ContainerLike, *, platform: str | None = None
+    ) -> dict[str, Any]:
+        """The descriptor ``reference`` names (an index's entry for ``platform``, if given)."""
+        return await self.remote.resolve(reference, platform=platform)
+
+    async def list_repositories(
+        self, hostname: str | None = None, N: int | None = None
+    ) -> list[str]:
+        """The repositories of a registry (its catalog); at most ``N``."""
+        return await self.remote.list_repositories(hostname, N)

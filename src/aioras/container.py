@@ -119,6 +119,8 @@ class Container:
     repository: str
     tag: str | None
     digest: str | None
+    tag_given: bool
+    """True when the name spelled a tag (False when ``tag`` is only the default)."""
 
     def __init__(self, name: str, registry: str | None = None) -> None:
         self._default_registry = parse_registry(registry) if registry else None
@@ -174,6 +176,8 @@ class Container:
         self.repository = repository
         self.digest = digest if at else None
         self.tag = tag if tag is not None or at else defaults.default_tag
+        # Whether the name spelled a tag: "latest" by default is not a tag asked for.
+        self.tag_given = tag is not None
 
     @property
     def api_prefix(self) -> str:
@@ -246,7 +250,8 @@ class Container:
         """URL of the referrers of manifest ``digest``, optionally filtered by artifact type."""
         url = f"{self._base()}/referrers/{validate_digest(digest)}"
         if artifact_type:
-            url += f"?artifactType={quote(artifact_type, safe='/+')}"
+            # "+" must travel as %2B: servers read a bare "+" in a query as a space.
+            url += f"?artifactType={quote(artifact_type, safe='/')}"
         return url
 
     def with_reference(self, tag_or_digest: str) -> Container:
@@ -260,6 +265,7 @@ class Container:
             new.tag, new.digest = None, validate_digest(tag_or_digest)
         else:
             new.tag, new.digest = validate_tag(tag_or_digest), None
+        new.tag_given = new.tag is not None
         return new
 
     def __str__(self) -> str:

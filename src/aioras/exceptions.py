@@ -25,6 +25,7 @@
     └── RegistryError                  the registry answered with an unexpected status
         ├── NotARegistry               the server is no OCI registry (/v2/ answers 404 or HTML)
         ├── NotFoundError              404: repository, manifest, blob or upload unknown
+        │   └── PlatformNotFound       an index has no manifest for the platform asked for
         ├── PermissionDenied           403, or 401 after credentials were sent
         ├── UnsupportedOperation       405 or UNSUPPORTED: the registry will not do this
         ├── RangeNotSatisfiable        416: an upload chunk does not continue the session
@@ -63,6 +64,7 @@ __all__ = [
     "OciErrorDetail",
     "OrasError",
     "PermissionDenied",
+    "PlatformNotFound",
     "RangeNotSatisfiable",
     "ReadOnlyError",
     "RegistryError",
@@ -315,6 +317,23 @@ class NotARegistry(RegistryError):
 
 class NotFoundError(RegistryError):
     """Raised on 404: the repository, manifest, blob or upload session is unknown."""
+
+
+class PlatformNotFound(NotFoundError):
+    """Raised when an index has no manifest for the platform asked for (``pull``, ``resolve``).
+
+    ``platform`` is what was asked (``os/arch[/variant]``); ``available`` lists the
+    platforms the index offers, in its order, in the same form.
+    """
+
+    def __init__(self, index: str, platform: str, available: Iterable[str]) -> None:
+        self.platform = platform
+        self.available = list(available)
+        offered = ", ".join(self.available) or "none"
+        super().__init__(
+            f"index {index} has no manifest for platform {platform}; available: {offered}",
+            status_code=404,
+        )
 
 
 class PermissionDenied(RegistryError):

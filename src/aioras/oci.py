@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import datetime as dt
 import functools
 import json
 import os
@@ -40,7 +41,11 @@ __all__ = [
     "new_index",
     "new_layer",
     "new_manifest",
+    "pack_manifest",
 ]
+
+PACK_VERSIONS = ("1.0", "1.1")
+"""Manifest forms :func:`pack_manifest` builds: image-spec 1.0 and 1.1 (as oras-go does)."""
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
@@ -88,6 +93,61 @@ def empty_descriptor() -> dict[str, Any]:
     return new_descriptor(
         defaults.empty_media_type, defaults.blank_config_hash, len(defaults.empty_config_bytes)
     )
+
+
+def pack_manifest(
+    layers: list[dict[str, Any]],
+    *,
+    config: Mapping[str, Any] | None = None,
+    artifact_type: str | None = None,
+    subject: Mapping[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    version: str = "1.1",
+) -> dict[str, Any]:
+    """Build an artifact manifest the way oras-go packs one, in image-spec form ``version``.
+
+    ``"1.1"``: without ``config`` the empty config (``application/vnd.oci.empty.v1+json``,
+    ``{}``) is used and ``artifact_type`` is then required; ``artifactType`` is set; with
+    no layers the empty descriptor is the single layer; ``subject`` is allowed.
+    ``"1.0"``: for registries that predate 1.1, the artifact type becomes the config's
+    media type (``{}`` content when no ``config``), no ``artifactType`` field, no subject.
+    Both add ``org.opencontainers.image.created`` (now, UTC) unless ``annotations`` pin it.
+    The caller uploads the config and layer blobs (the empty ones are ``{}``).
+
+    Raises :class:`~aioras.exceptions.ManifestValidationError` for an unknown ``version``,
+    a 1.1 empty config without ``artifact_type``, or a 1.0 manifest with a ``subject``.
+    """
+    if version not in PACK_VERSIONS:
+        raise ManifestValidationError(f"manifest version must be one of {PACK_VERSIONS}")
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": defaults.default_manifest_media_type,
+    }
+    if version == "1.0":
+        if subject is not None:
+            raise ManifestValidationError("a version 1.0 manifest cannot carry a subject")
+        if config is None:
+            media_type = artifact_type or defaults.unknown_config_media_type
+            config = new_descriptor(media_type, defaults.blank_config_hash, 2)
+        manifest["config"] = dict(config)
+        manifest["layers"] = list(layers)
+    else:
+        if config is None and not artifact_type:
+            raise ManifestValidationError(
+                "a version 1.1 artifact with the empty config needs an artifact_type"
+            )
+        if artifact_type:
+            manifest["artifactType"] = artifact_type
+        manifest["config"] = dict(config) if config is not None else empty_descriptor()
+        manifest["layers"] = list(layers) or [empty_descriptor()]
+        if subject is not None:
+            manifest["subject"] = dict(subject)
+    pinned = dict(annotations or {})
+    if defaults.annotation_created not in pinned:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        pinned = {defaults.annotation_created: now.strftime("%Y-%m-%dT%H:%M:%SZ"), **pinned}
+    manifest["annotations"] = pinned
+    return manifest
 
 
 def NewManifest() -> dict[str, Any]:

@@ -29,14 +29,24 @@ from . import defaults, schemas
 from . import exceptions as exc
 from .auth import Authenticator, Credentials, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
-from .container import Container
+from .container import Container, parse_registry
+from .content.graph import parse_platform
+from .descriptor import as_descriptor
 from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
 from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from .oci import empty_config_path, manifest_bytes
+from .operations.attach import attach as attach_operation
+from .operations.attach import delete_artifact as delete_artifact_operation
 from .operations.copy import copy as copy_operation
+from .operations.discover import ReferrerNode
+from .operations.discover import discover as discover_operation
+from .operations.discover import get_referrers as get_referrers_operation
+from .operations.index import ManifestLike, choose_manifest
+from .operations.index import push_index as push_index_operation
+from .operations.index import update_index as update_index_operation
 from .operations.pull import pull as pull_operation
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
@@ -842,14 +852,28 @@ class AsyncRegistry:
         return manifest
 
     async def resolve(
-        self, container: ContainerLike, allowed_media_type: Sequence[str] | None = None
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        platform: str | None = None,
     ) -> dict[str, Any]:
         """Return the descriptor (mediaType, digest, size) a tag or digest points at.
 
         Uses HEAD, and falls back to fetching the manifest when the registry does not
-        send ``Docker-Content-Digest``.
+        send ``Docker-Content-Digest``. With ``platform`` (``os/arch[/variant]``), an index
+        (or Docker manifest list) resolves to its entry for that platform, ``platform``
+        included; raises :class:`~aioras.exceptions.PlatformNotFound` listing what the
+        index offers when it has none, and ValueError for a malformed platform.
         """
         container = self.get_container(container)
+        if platform is not None:
+            parse_platform(platform)  # a malformed platform fails before any request
+            found = await self.resolve(container, allowed_media_type)
+            if found["mediaType"] not in defaults.index_media_types:
+                return found
+            chosen = await choose_manifest(self, as_descriptor(found), container, platform)
+            return dict(chosen)
         accept = list(allowed_media_type or defaults.default_manifest_accepted_media_types)
         url = self._url(container.manifest_url())
         response = await self._send("HEAD", url, headers={"Accept": ", ".join(accept)})
@@ -900,45 +924,75 @@ class AsyncRegistry:
             return []
         n = page_size if page_size is not None else N
         url = self._url(container.tags_url(n))
-        tags: list[str] = []
+        what = f"tag list of {container.api_prefix}"
+        return await self._list_pages(url, "tags", "tag", what, N, max_pages)
+
+    async def list_repositories(
+        self,
+        hostname: str | None = None,
+        N: int | None = None,
+        *,
+        page_size: int | None = None,
+        max_pages: int = _MAX_TAG_PAGES,
+    ) -> list[str]:
+        """List the repositories of a registry (its catalog), following pagination; at most ``N``.
+
+        ``hostname`` defaults to this object's. Pagination is checked as in
+        :meth:`get_tags` (same origin, no page twice, new names coming, at most
+        ``max_pages`` pages) and refused with a :class:`~aioras.exceptions.RegistryError`.
+        Registries that keep their catalog private answer
+        :class:`~aioras.exceptions.PermissionDenied` or
+        :class:`~aioras.exceptions.NotFoundError`; raises ValueError without a hostname.
+        """
+        host = hostname or self.hostname
+        if not host:
+            raise ValueError("list_repositories() needs a hostname")
+        if N is not None and N <= 0:
+            return []
+        n = page_size if page_size is not None else N
+        query = f"?n={int(n)}" if n is not None else ""
+        url = self._url(f"{parse_registry(host)}/v2/_catalog{query}")
+        return await self._list_pages(
+            url, "repositories", "repository", f"catalog of {host}", N, max_pages
+        )
+
+    async def _list_pages(
+        self, url: str, key: str, noun: str, what: str, N: int | None, max_pages: int
+    ) -> list[str]:
+        """The names under ``key`` (each a ``noun``) of a paginated listing, at most ``N``."""
+        names: list[str] = []
         known: set[str] = set()
         seen: set[str] = set()
         idle = 0
 
         def broken(why: str) -> exc.RegistryError:
             return exc.RegistryError(
-                f"tag list pagination of {container.api_prefix} {why}",
-                status_code=200,
-                method="GET",
-                url=redact(url),
+                f"{what}: pagination {why}", status_code=200, method="GET", url=redact(url)
             )
 
         for _ in range(max_pages):
             seen.add(url)
             response = await self._send("GET", url)
-            await raise_for_status(response, (200,), what=f"tags of {container.api_prefix}")
+            await raise_for_status(response, (200,), what=what)
             try:
-                page = response.json().get("tags") or []
+                page = response.json().get(key) or []
             except (ValueError, AttributeError) as error:
                 raise exc.RegistryError(
-                    f"tag list of {container.api_prefix} is not a JSON object",
-                    status_code=200,
-                    method="GET",
-                    url=redact(url),
+                    f"{what} is not a JSON object", status_code=200, method="GET", url=redact(url)
                 ) from error
             if not isinstance(page, list):
-                raise broken("gives tags that are not a list")
+                raise broken(f"gives {key} that are not a list")
             fresh = [t for t in page if isinstance(t, str) and t not in known]
             known.update(fresh)
-            tags.extend(fresh)
-            if N is not None and len(tags) >= N:
-                return tags[:N]
+            names.extend(fresh)
+            if N is not None and len(names) >= N:
+                return names[:N]
             next_url = _next_link(response)
             if not next_url:
-                return tags
+                return names
             idle = 0 if fresh else idle + 1
             if idle >= _MAX_IDLE_PAGES:
-                raise broken(f"brought no new tag in {idle} pages in a row")
+                raise broken(f"brought no new {noun} in {idle} pages in a row")
             next_url = resolve_location(url, next_url)
             if not same_origin(next_url, url) or next_url in seen:
                 raise broken(
@@ -1022,6 +1076,7 @@ class AsyncRegistry:
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
         root: str | os.PathLike[str] | None = None,
+        pack_version: str | None = None,
     ) -> httpx.Response:
         """Push files as one artifact; return the manifest PUT's response.
 
@@ -1054,6 +1109,7 @@ class AsyncRegistry:
             concurrency=concurrency,
             progress=progress,
             root=root,
+            pack_version=pack_version,
         )
 
     async def pull(
@@ -1066,8 +1122,13 @@ class AsyncRegistry:
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        platform: str | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
+        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`.
+
+        For an index, ``platform`` (``os/arch[/variant]``, default: this machine's) picks
+        the manifest pulled.
+        """
         return await pull_operation(
             self,
             target,
@@ -1077,7 +1138,99 @@ class AsyncRegistry:
             outdir=outdir,
             concurrency=concurrency,
             progress=progress,
+            platform=platform,
         )
+
+    # -- referrers -------------------------------------------------------------------------
+    async def get_referrers(
+        self, reference: ContainerLike, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The descriptors of the manifests referring to ``reference`` (its ``subject``).
+
+        Uses the referrers API, or the tag-schema fallback on registries without it; see
+        :func:`aioras.operations.discover.get_referrers`.
+        """
+        found = await get_referrers_operation(self, reference, artifact_type=artifact_type)
+        return [dict(d) for d in found]
+
+    async def attach(
+        self,
+        subject_reference: ContainerLike,
+        files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        artifact_type: str,
+        annotations: Mapping[str, str] | None = None,
+        annotation_file: str | None = None,
+        disable_path_validation: bool = False,
+        keep_old_index: bool = False,
+        concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor.
+
+        See :func:`aioras.operations.attach.attach`.
+        """
+        found = await attach_operation(
+            self,
+            subject_reference,
+            files,
+            artifact_type=artifact_type,
+            annotations=annotations,
+            annotation_file=annotation_file,
+            disable_path_validation=disable_path_validation,
+            keep_old_index=keep_old_index,
+            concurrency=concurrency,
+            progress=progress,
+        )
+        return dict(found)
+
+    async def discover(
+        self,
+        reference: ContainerLike,
+        *,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+    ) -> ReferrerNode:
+        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`."""
+        return await discover_operation(self, reference, depth=depth, artifact_type=artifact_type)
+
+    async def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
+        """Delete a manifest, taking a referrer out of its subject's fallback index too.
+
+        See :func:`aioras.operations.attach.delete_artifact`; returns the descriptor deleted.
+        """
+        return dict(await delete_artifact_operation(self, reference))
+
+    # -- indexes ---------------------------------------------------------------------------
+    async def push_index(
+        self,
+        target: ContainerLike,
+        manifests: Iterable[ManifestLike],
+        *,
+        annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and push an image index of ``manifests``; return its descriptor.
+
+        See :func:`aioras.operations.index.push_index`.
+        """
+        found = await push_index_operation(
+            self, target, manifests, annotations=annotations, artifact_type=artifact_type
+        )
+        return dict(found)
+
+    async def update_index(
+        self,
+        target: ContainerLike,
+        *,
+        add: Iterable[ManifestLike] = (),
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add, replace or remove entries of an index; return the new index's descriptor.
+
+        See :func:`aioras.operations.index.update_index`.
+        """
+        return dict(await update_index_operation(self, target, add=add, remove=remove))
 
     async def copy(
         self,

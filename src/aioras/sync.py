@@ -48,6 +48,8 @@ from .decorator import ensure_container
 from .descriptor import Descriptor
 from .environment import Environment
 from .operations.copy import copy as copy_operation
+from .operations.discover import ReferrerNode
+from .operations.index import ManifestLike
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .progress import ProgressCallback
 from .registry import AsyncRegistry, ContainerLike
@@ -576,10 +578,18 @@ class Registry:
 
     @ensure_container
     def resolve(
-        self, container: ContainerLike, allowed_media_type: Sequence[str] | None = None
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        platform: str | None = None,
     ) -> dict[str, Any]:
-        """Return the descriptor (mediaType, digest, size) a tag or digest points at."""
-        return self._call(self.aregistry.resolve, container, allowed_media_type)
+        """Return the descriptor (mediaType, digest, size) a tag or digest points at.
+
+        With ``platform``, an index resolves to its entry for that platform; see
+        :meth:`aioras.AsyncRegistry.resolve`.
+        """
+        return self._call(self.aregistry.resolve, container, allowed_media_type, platform=platform)
 
     @ensure_container
     def delete_manifest(self, container: ContainerLike, digest: str | None = None) -> None:
@@ -635,6 +645,7 @@ class Registry:
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
         root: str | os.PathLike[str] | None = None,
+        pack_version: str | None = None,
     ) -> httpx.Response:
         """Push files as one artifact; as :meth:`aioras.AsyncRegistry.push`."""
         return self._call_response(
@@ -654,6 +665,7 @@ class Registry:
             concurrency=concurrency,
             progress=progress,
             root=root,
+            pack_version=pack_version,
         )
 
     @ensure_container
@@ -667,8 +679,12 @@ class Registry:
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        platform: str | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`."""
+        """Pull an artifact's files; for an index, the manifest of ``platform``.
+
+        See :func:`aioras.operations.pull.pull`.
+        """
         return self._call(
             self.aregistry.pull,
             target,
@@ -678,7 +694,117 @@ class Registry:
             outdir=outdir,
             concurrency=concurrency,
             progress=progress,
+            platform=platform,
         )
+
+    # -- catalog, referrers and indexes ------------------------------------------------
+    def list_repositories(
+        self,
+        hostname: str | None = None,
+        N: int | None = None,
+        *,
+        page_size: int | None = None,
+        max_pages: int = 10_000,
+    ) -> list[str]:
+        """List the repositories of a registry (its catalog); at most ``N``.
+
+        See :meth:`aioras.AsyncRegistry.list_repositories`.
+        """
+        return self._call(
+            self.aregistry.list_repositories,
+            hostname,
+            N,
+            page_size=page_size,
+            max_pages=max_pages,
+        )
+
+    def get_referrers(
+        self, reference: ContainerLike, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The descriptors of the manifests referring to ``reference``.
+
+        See :meth:`aioras.AsyncRegistry.get_referrers`.
+        """
+        return self._call(self.aregistry.get_referrers, reference, artifact_type=artifact_type)
+
+    def attach(
+        self,
+        subject_reference: ContainerLike,
+        files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        artifact_type: str,
+        annotations: Mapping[str, str] | None = None,
+        annotation_file: str | None = None,
+        disable_path_validation: bool = False,
+        keep_old_index: bool = False,
+        concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor.
+
+        See :func:`aioras.operations.attach.attach`. ``progress`` runs on the loop thread.
+        """
+        return self._call(
+            self.aregistry.attach,
+            subject_reference,
+            files,
+            artifact_type=artifact_type,
+            annotations=annotations,
+            annotation_file=annotation_file,
+            disable_path_validation=disable_path_validation,
+            keep_old_index=keep_old_index,
+            concurrency=concurrency,
+            progress=progress,
+        )
+
+    def discover(
+        self,
+        reference: ContainerLike,
+        *,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+    ) -> ReferrerNode:
+        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`."""
+        return self._call(
+            self.aregistry.discover, reference, depth=depth, artifact_type=artifact_type
+        )
+
+    def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
+        """Delete a manifest, taking a referrer out of its subject's fallback index too."""
+        return self._call(self.aregistry.delete_artifact, reference)
+
+    def push_index(
+        self,
+        target: ContainerLike,
+        manifests: Iterable[ManifestLike],
+        *,
+        annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and push an image index of ``manifests``; return its descriptor.
+
+        See :func:`aioras.operations.index.push_index`.
+        """
+        return self._call(
+            self.aregistry.push_index,
+            target,
+            list(manifests),
+            annotations=annotations,
+            artifact_type=artifact_type,
+        )
+
+    def update_index(
+        self,
+        target: ContainerLike,
+        *,
+        add: Iterable[ManifestLike] = (),
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add, replace or remove entries of an index; return the new index's descriptor.
+
+        See :func:`aioras.operations.index.update_index`.
+        """
+        return self._call(self.aregistry.update_index, target, add=list(add), remove=list(remove))
 
     # -- stores, raw manifests and copy ----------------------------------------------------
     def repository(self, name: ContainerLike) -> Repository:

@@ -14,6 +14,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 - Every abandoned session is cancelled (``DELETE`` on its URL, failures ignored), also when
   the upload is cancelled or fails for good.
 
+- A source stream that fails its own verification (bytes read from another registry and
+  altered on the way) is opened anew with a fresh session, at most
+  :attr:`~aioras.transport.RetryPolicy.refetches` times.
+
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
 resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
@@ -262,12 +266,22 @@ class BlobUpload:
         # Bounded two ways, so an upload always ends: failures in a row with no bytes landed
         # in between, and sessions opened. A long chunked upload that keeps advancing is not
         # failed merely because faults added up over its length.
-        failures = 0
+        failures = refetches = 0
         mark = -1  # where the upload stood after the last recovery
         try:
             while True:
                 try:
                     return await attempt()
+                except exc.IntegrityError as error:
+                    # A verified source stream (a blob copied from a registry) read bytes
+                    # altered on the way: drop the session and read the source anew.
+                    if refetches >= self.policy.refetches:
+                        raise
+                    refetches += 1
+                    logger.warning("%s: %s; sending it again", self.what, error)
+                    if self.location is not None:
+                        location, self.location = self.location, None
+                        await cancel_upload(self.send, location)
                 except (exc.TransportError, exc.RegistryError) as error:
                     if self._opening or not self._recoverable(error):
                         # A POST that failed has had the transport's retries already.

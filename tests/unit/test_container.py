@@ -162,7 +162,7 @@ def test_urls_match_oras_py_shape() -> None:
     assert c.tags_url(5, last="v1") == f"{base}/tags/list?n=5&last=v1"
     assert c.referrers_url(D256) == f"{base}/referrers/{D256}"
     assert c.referrers_url(D256, artifact_type="application/vnd.x+json") == (
-        f"{base}/referrers/{D256}?artifactType=application/vnd.x+json"
+        f"{base}/referrers/{D256}?artifactType=application/vnd.x%2Bjson"
     )
     assert c.blob_mount_url(D256, "other/repo") == (
         f"{base}/blobs/uploads/?mount={D256}&from=other/repo"

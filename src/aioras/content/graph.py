@@ -11,6 +11,9 @@ functions here never fetch a blob.
 from __future__ import annotations
 
 import json
+import platform as pyplatform
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from .. import defaults
@@ -20,6 +23,10 @@ from .store import ReadOnlyStore, ReferrerLister, read_all
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
+    "choose_platform",
+    "host_platform",
+    "platform_matches",
+    "platform_string",
     "descriptor_list",
     "is_manifest",
     "parse_document",
@@ -147,27 +154,76 @@ def parse_platform(value: str) -> dict[str, str]:
 
 # Variants the container tools assume when an index entry leaves them out.
 _DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
+# What Python's platform.machine() says, in the image-spec's GOARCH names.
+_MACHINES = {
+    "x86_64": ("amd64", None),
+    "amd64": ("amd64", None),
+    "aarch64": ("arm64", "v8"),
+    "arm64": ("arm64", "v8"),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", None),
+    "i686": ("386", None),
+    "ppc64le": ("ppc64le", None),
+    "s390x": ("s390x", None),
+    "riscv64": ("riscv64", None),
+}
 
 
-def _matches(entry: dict[str, Any], wanted: dict[str, str]) -> bool:
+def platform_string(platform: Mapping[str, Any]) -> str:
+    """``os/arch[/variant]`` of a platform object (``?`` for a missing field)."""
+    text = f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
+    return f"{text}/{platform['variant']}" if platform.get("variant") else text
+
+
+def host_platform() -> str:
+    """The running machine's platform as ``os/arch[/variant]`` (``linux/amd64``...)."""
+    system = sys.platform
+    os_name = "windows" if system.startswith("win") else "darwin" if system == "darwin" else "linux"
+    machine = pyplatform.machine().lower()
+    architecture, variant = _MACHINES.get(machine, (machine or "amd64", None))
+    return f"{os_name}/{architecture}/{variant}" if variant else f"{os_name}/{architecture}"
+
+
+def platform_matches(entry: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    """Whether an index entry's ``platform`` satisfies ``wanted`` (os, arch, variant).
+
+    As the image-spec and the container tools match: os and architecture equal; a variant
+    asked for must equal the entry's, where arm64 without a variant means ``v8`` and arm
+    without one ``v7`` (on either side).
+    """
     if entry.get("os") != wanted["os"] or entry.get("architecture") != wanted["architecture"]:
         return False
-    if "variant" not in wanted:
-        return True
     default = _DEFAULT_VARIANTS.get(wanted["architecture"])
-    return bool(entry.get("variant", default) == wanted["variant"])
+    asked = wanted.get("variant") or (default if wanted["architecture"] == "arm" else None)
+    if asked is None:
+        return True
+    return bool((entry.get("variant") or default) == asked)
+
+
+def choose_platform(manifests: list[Descriptor], platform: str, index: str) -> Descriptor:
+    """The first of an index's ``manifests`` built for ``platform`` (``os/arch[/variant]``).
+
+    Raises :class:`~aioras.exceptions.PlatformNotFound` (a NotFoundError) listing the
+    platforms the index offers when none matches, and ValueError for a malformed
+    ``platform``.
+    """
+    wanted = parse_platform(platform)
+    offered: list[str] = []
+    for entry in manifests:
+        entry_platform = entry.get("platform")
+        if not isinstance(entry_platform, dict):
+            continue
+        if platform_matches(entry_platform, wanted):
+            return entry
+        offered.append(platform_string(entry_platform))
+    raise exc.PlatformNotFound(index, platform, offered)
 
 
 def select_platform(descriptor: Descriptor, data: bytes, platform: str) -> Descriptor:
     """The first manifest of the index ``data`` built for ``platform`` (``os/arch[/variant]``).
 
-    Raises :class:`~aioras.exceptions.NotFoundError` when no entry matches, and
-    ValueError for a malformed ``platform``.
+    Raises :class:`~aioras.exceptions.PlatformNotFound` (a NotFoundError) when no entry
+    matches, and ValueError for a malformed ``platform``.
     """
-    wanted = parse_platform(platform)
-    for entry in successors_of(descriptor, data):
-        if isinstance(entry.get("platform"), dict) and _matches(dict(entry["platform"]), wanted):
-            return entry
-    raise exc.NotFoundError(
-        f"index {descriptor['digest']} has no manifest for platform {platform}", status_code=404
-    )
+    return choose_platform(successors_of(descriptor, data), platform, descriptor["digest"])

@@ -24,9 +24,10 @@ from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
 from ..descriptor import Descriptor
-from ..exceptions import NotFoundError
+from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
 from ..remote.repository import Repository
+from ..transport import DEFAULT_RETRY
 from ..uploads import StreamOpener
 
 __all__ = ["CopyOptions", "copy"]
@@ -78,8 +79,10 @@ async def copy(
     When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
     nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
     ``src_ref`` names nothing (or no manifest matches ``platform``), ValueError for bad
-    options, :class:`~aioras.exceptions.DigestMismatch` for content failing verification,
-    and the stores' errors; whatever landed before a failure stays and is skipped next time.
+    options, TypeError for a source that cannot resolve (or list referrers when asked),
+    :class:`~aioras.exceptions.DigestMismatch` for content failing verification (after
+    reading it again), and the stores' errors. Whatever landed before a failure stays, and
+    is skipped next time.
     """
     options = CopyOptions(referrers, depth, artifact_type, platform, concurrency)
     _check(src, options)
@@ -244,9 +247,26 @@ class _Walker:
                 # exists() was asked just above: no second HEAD before the upload.
                 await self.dst.push_from(descriptor, source, skip_existing=False)
             else:
+                await self._push_refetching(descriptor, source)
+            await self.reporter.emit("done", descriptor)
+
+    async def _push_refetching(self, descriptor: Descriptor, source: StreamOpener) -> None:
+        """Push to a store that reads its stream once, reading the source anew on mismatch.
+
+        Source bytes failing verification (altered on the way from a registry) are read
+        again, ``refetches`` times at most; a store keeps nothing that did not match.
+        """
+        for attempt in range(DEFAULT_RETRY.refetches + 1):
+            try:
                 async with source() as stream:
                     await self.dst.push(descriptor, stream)
-            await self.reporter.emit("done", descriptor)
+                return
+            except IntegrityError as error:
+                if attempt == DEFAULT_RETRY.refetches:
+                    raise
+                logger.warning(
+                    "%s failed verification (%s); reading it again", descriptor["digest"], error
+                )
 
     def _opener(self, descriptor: Descriptor) -> StreamOpener:
         """Opens the source's verified stream, counted for progress, from its first byte."""

@@ -20,6 +20,7 @@ import anyio
 
 from .. import defaults
 from ..concurrency import map_bounded
+from ..content.graph import choose_platform, descriptor_list, host_platform
 from ..descriptor import as_descriptor
 from ..exceptions import ManifestValidationError, UnsafePathError
 from ..progress import ProgressCallback, ProgressReporter
@@ -93,6 +94,7 @@ async def pull(
     outdir: str | os.PathLike[str] | None = None,
     concurrency: int | None = None,
     progress: ProgressCallback | None = None,
+    platform: str | None = None,
 ) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
@@ -105,11 +107,16 @@ async def pull(
     ``config.json`` to read credentials from. ``progress`` receives a
     :class:`~aioras.progress.TransferEvent` when the manifest is resolved and as each layer
     starts, as its bytes arrive (``"bytes"``, about ten a second) and when it is done.
+    When ``target`` is an image index (or a Docker manifest list), the manifest for
+    ``platform`` (``os/arch[/variant]``) is pulled; without ``platform`` the running
+    machine's, and a log line says which was taken.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land outside ``outdir`` (before anything is downloaded, for titles),
     :class:`~aioras.exceptions.ManifestValidationError` for a layer marked for unpacking
-    that is not a tar archive, :class:`~aioras.exceptions.DigestMismatch` for altered
+    that is not a tar archive, :class:`~aioras.exceptions.PlatformNotFound` (listing what
+    the index offers) when no manifest matches the platform, ValueError for a malformed
+    platform, :class:`~aioras.exceptions.DigestMismatch` for altered
     content, and the registry's typed errors. A failed or cancelled pull leaves no
     partial or temporary file (layers already completed stay).
     """
@@ -120,6 +127,10 @@ async def pull(
     if reporter:
         await reporter.emit("resolve", as_descriptor(await registry.resolve(container)))
     manifest = await registry.get_manifest(container, allowed_media_type)
+    if _is_index(manifest):
+        container, manifest = await _platform_manifest(
+            registry, container, manifest, platform, allowed_media_type
+        )
     todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
 
     async def fetch(item: PullItem) -> None:
@@ -161,6 +172,32 @@ async def pull(
     for item in todo:
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
+
+
+def _is_index(manifest: dict[str, Any]) -> bool:
+    return manifest.get("mediaType") in defaults.index_media_types or "manifests" in manifest
+
+
+async def _platform_manifest(
+    registry: AsyncRegistry,
+    container: Container,
+    index: dict[str, Any],
+    platform: str | None,
+    allowed_media_type: Sequence[str] | None,
+) -> tuple[Container, dict[str, Any]]:
+    """The manifest of ``index`` built for ``platform`` (default: this machine's)."""
+    wanted = platform or host_platform()
+    entries = descriptor_list(index.get("manifests"), f"index {container}")
+    chosen = choose_platform(entries, wanted, str(container))
+    if platform is None:
+        logger.info(
+            "%s is an index: pulling %s, the manifest for this machine's platform %s",
+            container,
+            chosen["digest"],
+            wanted,
+        )
+    chosen_container = container.with_reference(chosen["digest"])
+    return chosen_container, await registry.get_manifest(chosen_container, allowed_media_type)
 
 
 def _archive_path(parent: str) -> str:

@@ -19,10 +19,17 @@ import httpx
 
 from .. import defaults
 from ..concurrency import map_bounded
-from ..descriptor import as_descriptor
+from ..descriptor import Descriptor, as_descriptor
 from ..digest import digest_bytes, digest_file
 from ..exceptions import UnsafePathError
-from ..oci import Annotations, ManifestConfig, NewManifest, Subject, manifest_bytes
+from ..oci import (
+    Annotations,
+    ManifestConfig,
+    NewManifest,
+    Subject,
+    manifest_bytes,
+    pack_manifest,
+)
 from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..utils import get_tmpfile, make_targz, sanitize_path, split_path_and_content
 
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from ..container import Container
     from ..registry import AsyncRegistry
 
-__all__ = ["AnnotationSource", "PushFile", "PushFiles", "PushItem", "push"]
+__all__ = ["AnnotationSource", "PushFile", "PushFiles", "PushItem", "push", "push_artifact"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +146,11 @@ async def _prepare(item: PushItem, annotations: Annotations) -> None:
     }
 
 
+def _empty_config_type(pack_version: str | None) -> str | None:
+    # 1.1 packs the empty config under its own media type; the others keep theirs.
+    return defaults.empty_media_type if pack_version == "1.1" else None
+
+
 async def _subject_descriptor(
     registry: AsyncRegistry, container: Container, subject: SubjectLike
 ) -> dict[str, Any]:
@@ -170,6 +182,7 @@ async def push(
     concurrency: int | None = None,
     progress: ProgressCallback | None = None,
     root: str | os.PathLike[str] | None = None,
+    pack_version: str | None = None,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
@@ -185,7 +198,13 @@ async def push(
     the manifest and the config; ``manifest_annotations`` override ``$manifest``).
     ``manifest_config`` is ``path[:mediaType]`` of a config file; without it the empty
     config ``{}`` is pushed. ``subject`` (a :class:`~aioras.oci.Subject`, a descriptor, or
-    a reference) makes the artifact refer to another manifest. Layers upload
+    a reference) makes the artifact refer to another manifest: without a tag in ``target``
+    it is pushed by digest only (never as ``latest``), and on a registry without the
+    referrers API its subject's tag-schema index (``<alg>-<hex>``) is updated.
+    ``pack_version`` packs the manifest as oras-go does: ``"1.1"`` (the empty config with
+    ``artifactType``, which is then required; the empty descriptor as the layer when there
+    are no files) or ``"1.0"`` (the artifact type as the config media type, for old
+    registries); None keeps oras-py's form. Layers upload
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
     registry already has are skipped, and layer order follows ``files``.
 
@@ -198,9 +217,66 @@ async def push(
     for a path outside ``root`` (its message names ``disable_path_validation=True``), and
     the registry's typed errors.
     """
+    response, _ = await push_artifact(
+        registry,
+        target,
+        config_path=config_path,
+        disable_path_validation=disable_path_validation,
+        files=files,
+        manifest_config=manifest_config,
+        annotation_file=annotation_file,
+        manifest_annotations=manifest_annotations,
+        subject=subject,
+        do_chunked=do_chunked,
+        chunk_size=chunk_size,
+        quiet=quiet,
+        artifact_type=artifact_type,
+        concurrency=concurrency,
+        progress=progress,
+        pack_version=pack_version,
+        root=root,
+    )
+    return response
+
+
+async def push_artifact(
+    registry: AsyncRegistry,
+    target: str | Container,
+    *,
+    config_path: str | None = None,
+    disable_path_validation: bool = False,
+    files: PushFiles | None = None,
+    manifest_config: str | None = None,
+    annotation_file: AnnotationSource = None,
+    manifest_annotations: Mapping[str, str] | None = None,
+    subject: SubjectLike | None = None,
+    do_chunked: bool = False,
+    chunk_size: int | None = None,
+    quiet: bool = False,
+    artifact_type: str | None = None,
+    concurrency: int | None = None,
+    progress: ProgressCallback | None = None,
+    pack_version: str | None = None,
+    keep_old_index: bool = False,
+    root: str | os.PathLike[str] | None = None,
+) -> tuple[httpx.Response, Descriptor]:
+    """:func:`push`, returning the manifest PUT's response and the manifest's descriptor.
+
+    ``keep_old_index`` keeps a superseded tag-schema referrers index instead of deleting it.
+    Raises as :func:`push` does.
+    """
     container = registry.get_container(target)
     if config_path:
         registry.load_configs(container, configs=[config_path])
+    if pack_version is not None:
+        # The packing rules refuse bad options here, before any file is hashed or sent.
+        pack_manifest(
+            [],
+            config={} if manifest_config else None,
+            artifact_type=artifact_type,
+            subject={} if subject is not None else None,
+            version=pack_version,
+        )
     annotations = Annotations(annotation_file)
     items = _parse_items(files or [], not disable_path_validation, root)
     limit = concurrency or registry.push_concurrency
@@ -212,7 +288,7 @@ async def push(
             parsed = split_path_and_content(manifest_config)
             conf, config_file = ManifestConfig(parsed.path, parsed.content)
         else:
-            conf, config_file = ManifestConfig()
+            conf, config_file = ManifestConfig(media_type=_empty_config_type(pack_version))
         config_annotations = annotations.get_annotations("$config")
         if config_annotations:
             conf["annotations"] = config_annotations
@@ -238,26 +314,40 @@ async def push(
 
         await map_bounded(upload, list(uploads.values()), limit=limit)
 
-        manifest = NewManifest()
-        manifest["layers"] = [item.descriptor for item in items]
-        manifest["config"] = conf
         manifest_annots = dict(annotations.get_annotations("$manifest"))
         manifest_annots.update(copy.deepcopy(dict(manifest_annotations or {})))
-        if manifest_annots:
-            manifest["annotations"] = manifest_annots
-        else:
-            manifest.pop("annotations", None)
-        if artifact_type:
-            manifest["artifactType"] = artifact_type
-        if subject is not None:
-            manifest["subject"] = await _subject_descriptor(registry, container, subject)
-        response = await registry.upload_manifest(manifest, container)
-        if reporter:
-            data = manifest_bytes(manifest)
-            media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)
-            await reporter.emit(
-                "done", {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+        subject_desc = (
+            None if subject is None else await _subject_descriptor(registry, container, subject)
+        )
+        layers = [item.descriptor for item in items if item.descriptor is not None]
+        if pack_version is not None:
+            manifest = pack_manifest(
+                layers,
+                config=conf if manifest_config else None,
+                artifact_type=artifact_type,
+                subject=subject_desc,
+                annotations=manifest_annots,
+                version=pack_version,
             )
+        else:
+            manifest = _legacy_manifest(layers, conf, manifest_annots, artifact_type, subject_desc)
+        data = manifest_bytes(manifest)
+        media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)
+        descriptor = as_descriptor(
+            {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+        )
+        if manifest.get("artifactType"):
+            descriptor["artifactType"] = manifest["artifactType"]
+        # A referrer pushed to no tag in particular goes by digest: never over "latest".
+        untagged = subject_desc is not None and not container.tag_given and not container.digest
+        response = await registry.upload_manifest(
+            manifest, container, reference=descriptor["digest"] if untagged else None
+        )
+        if subject_desc is not None:
+            repository = registry.repository(container)
+            repository.delete_superseded = not keep_old_index
+            await repository.record_referrer(descriptor, data, response)
+        await reporter.emit("done", descriptor)
     finally:
         for item in items:
             if item.is_dir and item.blob and item.blob != item.source:
@@ -265,4 +355,26 @@ async def push(
                     await anyio.to_thread.run_sync(Path(item.blob).unlink, True)
     if not quiet:
         logger.info("Successfully pushed %s", container)
-    return response
+    return response, descriptor
+
+
+def _legacy_manifest(
+    layers: list[dict[str, Any]],
+    config: dict[str, Any],
+    annotations: dict[str, str],
+    artifact_type: str | None,
+    subject: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest as oras-py builds it (config as given, artifactType when named)."""
+    manifest = NewManifest()
+    manifest["layers"] = layers
+    manifest["config"] = config
+    if annotations:
+        manifest["annotations"] = annotations
+    else:
+        manifest.pop("annotations", None)
+    if artifact_type:
+        manifest["artifactType"] = artifact_type
+    if subject is not None:
+        manifest["subject"] = subject
+    return manifest

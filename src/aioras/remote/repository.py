@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx
 
 from .. import defaults
 from .. import exceptions as exc
@@ -70,6 +71,8 @@ class Repository:
         self.registry = registry
         self.container = container
         self.state: RepositoryState = registry._repository_state(container)
+        self.delete_superseded = True
+        """Delete a tag-schema index once a rewritten one replaces it (False: keep it)."""
 
     def __repr__(self) -> str:
         return f"Repository({self.name!r})"
@@ -192,6 +195,17 @@ class Repository:
             media_type=descriptor["mediaType"],
             reference=reference or descriptor["digest"],
         )
+        await self.record_referrer(descriptor, data, response)
+
+    async def record_referrer(
+        self, descriptor: Descriptor, data: bytes, response: httpx.Response
+    ) -> None:
+        """After a manifest PUT: index a referrer where the registry did not do it itself.
+
+        A manifest with a ``subject`` stored by a registry that answers ``OCI-Subject``
+        shows the referrers API (remembered); without that header it is added to its
+        subject's tag-schema index. Anything else is left alone.
+        """
         entry = referrer_descriptor(descriptor, data)
         if entry is None:
             return
@@ -365,7 +379,7 @@ class Repository:
                 await self.registry.push_manifest_bytes(
                     data, self.container, media_type=_INDEX, reference=tag
                 )
-            if held is not None:
+            if held is not None and (self.delete_superseded or not changed):
                 try:
                     await self.registry.delete_manifest(self.container, held[1]["digest"])
                 except (exc.UnsupportedOperation, exc.NotFoundError, exc.PermissionDenied):
