@@ -193,34 +193,34 @@ def test_cp_between_repositories_and_through_an_oci_layout(
     )
 
 
-def test_discover_lists_referrers_as_tree_table_and_json(
-    registry: LocalRegistry, work: Path
-) -> None:
-    import anyio
-
-    import aioras as lib
-
+def test_attach_then_discover_as_tree_table_and_json(registry: LocalRegistry, work: Path) -> None:
     subject = f"{registry.host}/cli/disc:v1"
     pushed = ok(
         aioras("push", "--plain-http", "--format", "json", subject, "a.txt", cwd=work)
     ).json()
-
-    async def attach() -> str:
-        async with lib.AsyncRegistry(insecure=True) as reg:
-            response = await reg.push(
-                f"{registry.host}/cli/disc:sig",
-                files=[str(work / "a.txt")],
-                artifact_type="application/x.sig",
-                subject=subject,
-                disable_path_validation=True,
-            )
-            # Pushed again through the repository store, which keeps the referrers tag index
-            # of registries without the referrers API.
-            data, descriptor = await reg.fetch_manifest_bytes(f"{registry.host}/cli/disc:sig")
-            await reg.repository(subject).push_manifest(descriptor, data)  # type: ignore[arg-type]
-            return str(response.headers["docker-content-digest"])
-
-    sig = anyio.run(attach)
+    attached = ok(
+        aioras(
+            "attach",
+            "--plain-http",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            "-a",
+            "signer=ci",
+            subject,
+            "a.txt",
+            cwd=work,
+        )
+    ).json()
+    assert attached["subject"] == subject
+    assert attached["artifactType"] == "application/x.sig"
+    sig = attached["digest"]
+    manifest = json.loads(
+        ok(aioras("manifest", "fetch", "--plain-http", f"{subject}@{sig}")).stdout
+    )
+    assert manifest["subject"]["digest"] == pushed["digest"]
+    assert manifest["annotations"]["signer"] == "ci"
     tree = ok(aioras("discover", "--plain-http", subject)).stdout.splitlines()
     assert tree == [f"{subject}@{pushed['digest']}", f"└── application/x.sig {sig}"]
     table = ok(aioras("discover", "--plain-http", "--output", "table", subject)).stdout.splitlines()
@@ -235,6 +235,67 @@ def test_discover_lists_referrers_as_tree_table_and_json(
         aioras("discover", "--plain-http", "--format", "json", "--artifact-type", "x/none", subject)
     ).json()
     assert none["referrers"] == []
+    missing_type = aioras("attach", "--plain-http", subject, "a.txt", cwd=work)
+    assert missing_type.status == 2
+
+
+def test_index_create_update_and_repo_ls(fresh_registry: LocalRegistry, work: Path) -> None:
+    host = fresh_registry.host
+    one = ok(
+        aioras("push", "--plain-http", "--format", "json", f"{host}/cli/idx:one", "a.txt", cwd=work)
+    ).json()
+    two = ok(
+        aioras("push", "--plain-http", "--format", "json", f"{host}/cli/idx:two", "dir", cwd=work)
+    ).json()
+    created = ok(
+        aioras(
+            "manifest",
+            "index",
+            "create",
+            "--plain-http",
+            "--format",
+            "json",
+            f"{host}/cli/idx:both",
+            "one",
+            "two",
+        )
+    ).json()
+    assert created["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    index = json.loads(
+        ok(aioras("manifest", "fetch", "--plain-http", f"{host}/cli/idx:both")).stdout
+    )
+    assert [m["digest"] for m in index["manifests"]] == [one["digest"], two["digest"]]
+    updated = ok(
+        aioras(
+            "manifest",
+            "index",
+            "update",
+            "--plain-http",
+            f"{host}/cli/idx:both",
+            "--remove",
+            one["digest"],
+        )
+    )
+    assert updated.stdout.startswith(f"Updated index {host}/cli/idx:both")
+    index = json.loads(
+        ok(aioras("manifest", "fetch", "--plain-http", f"{host}/cli/idx:both")).stdout
+    )
+    assert [m["digest"] for m in index["manifests"]] == [two["digest"]]
+    wrong = aioras(
+        "manifest",
+        "index",
+        "update",
+        "--plain-http",
+        f"{host}/cli/idx:both",
+        "--remove",
+        one["digest"],
+    )
+    assert wrong.status == 1
+    assert wrong.stderr.startswith("aioras manifest index update: ")
+    ok(aioras("push", "--plain-http", f"{host}/cli/other:v1", "a.txt", cwd=work))
+    assert ok(aioras("repo", "ls", "--plain-http", host)).stdout.split() == ["cli/idx", "cli/other"]
+    listed = ok(aioras("repo", "ls", "--plain-http", "--format", "json", host)).json()
+    assert listed == {"registry": host, "repositories": ["cli/idx", "cli/other"]}
 
 
 def test_login_saves_credentials_and_logout_removes_them(
@@ -309,6 +370,7 @@ def test_version_help_and_missing_extra() -> None:
     for verb in (
         "push",
         "pull",
+        "attach",
         "cp",
         "manifest",
         "blob",

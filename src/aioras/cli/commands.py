@@ -18,12 +18,13 @@ from typing import Any
 import anyio
 
 from ..content.layout import OCILayout
-from ..descriptor import Descriptor, as_descriptor
+from ..descriptor import as_descriptor
 from ..digest import digest_file
 from ..operations.copy import copy as copy_operation
+from ..operations.discover import ReferrerNode
 from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..registry import AsyncRegistry
-from .output import Output, descriptor_doc
+from .output import Output, descriptor_doc, referrer_table, referrer_tree
 from .progress import show
 from .run import UsageError
 
@@ -107,6 +108,7 @@ async def pull(ctx: Context) -> None:
             overwrite=not args.keep_old_files,
             concurrency=args.concurrency,
             progress=progress,
+            platform=args.platform,
         )
     ctx.out.result(
         {"reference": args.reference, "files": [{"path": p} for p in paths]},
@@ -317,22 +319,72 @@ async def resolve(ctx: Context) -> None:
 async def discover(ctx: Context) -> None:
     """``aioras discover REF``: the referrers, as a tree, a table or JSON."""
     args = ctx.args
-    container = ctx.registry.get_container(args.reference)
-    repository = ctx.registry.repository(container)
-    root = as_descriptor(await ctx.registry.resolve(container))
+    tree = await ctx.registry.discover(
+        args.reference, depth=args.depth, artifact_type=args.artifact_type
+    )
 
-    async def walk(subject: Descriptor, level: int) -> list[dict[str, Any]]:
-        if args.depth is not None and level >= args.depth:
-            return []
-        found = await repository.referrers(subject, artifact_type=args.artifact_type)
-        return [{**descriptor_doc(d), "referrers": await walk(d, level + 1)} for d in found]
+    def node_doc(node: ReferrerNode) -> dict[str, Any]:
+        return {
+            **descriptor_doc(node.descriptor),
+            "referrers": [node_doc(r) for r in node.referrers],
+        }
 
-    referrers = await walk(root, 0)
-    doc = {"reference": args.reference, **descriptor_doc(root), "referrers": referrers}
-    from .output import referrer_table, referrer_tree
-
+    doc = {"reference": args.reference, **node_doc(tree)}
     text = referrer_table(doc) if args.output == "table" else referrer_tree(doc)
     ctx.out.result(doc, text)
+
+
+async def attach(ctx: Context) -> None:
+    """``aioras attach SUBJECT FILE... --artifact-type TYPE``."""
+    args = ctx.args
+    with show(tty=False if args.no_tty else None) as progress:
+        descriptor = await ctx.registry.attach(
+            args.reference,
+            args.files,
+            artifact_type=args.artifact_type,
+            annotations=_annotations(args) or None,
+            annotation_file=args.annotation_file,
+            disable_path_validation=args.disable_path_validation,
+            concurrency=args.concurrency,
+            progress=progress,
+        )
+    ctx.out.result(
+        {"subject": args.reference, **descriptor_doc(descriptor)},
+        f"Attached to {args.reference}\nDigest: {descriptor['digest']}",
+    )
+
+
+async def repo_ls(ctx: Context) -> None:
+    """``aioras repo ls HOST``: the registry's catalog."""
+    names = await ctx.registry.list_repositories(ctx.args.host)
+    ctx.out.result({"registry": ctx.args.host, "repositories": names}, "\n".join(names))
+
+
+async def index_create(ctx: Context) -> None:
+    """``aioras manifest index create REF MANIFEST...``."""
+    args = ctx.args
+    descriptor = await ctx.registry.push_index(
+        args.reference,
+        args.manifests,
+        annotations=_annotations(args) or None,
+        artifact_type=args.artifact_type,
+    )
+    ctx.out.result(
+        {"reference": args.reference, **descriptor_doc(descriptor)},
+        f"Pushed index {args.reference}\nDigest: {descriptor['digest']}",
+    )
+
+
+async def index_update(ctx: Context) -> None:
+    """``aioras manifest index update REF --add MANIFEST --remove DIGEST``."""
+    args = ctx.args
+    if not args.add and not args.remove:
+        raise UsageError("index update needs --add or --remove")
+    descriptor = await ctx.registry.update_index(args.reference, add=args.add, remove=args.remove)
+    ctx.out.result(
+        {"reference": args.reference, **descriptor_doc(descriptor)},
+        f"Updated index {args.reference}\nDigest: {descriptor['digest']}",
+    )
 
 
 async def login(ctx: Context) -> None:

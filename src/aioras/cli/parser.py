@@ -35,6 +35,10 @@ EXAMPLES = {
     "  aioras cp --from-oci-layout backup-dir:v1 localhost:5000/app:v1 --plain-http",
     "discover": "example:\n  aioras discover --plain-http --output table"
     " localhost:5000/demo/app:v1",
+    "attach": "example:\n  aioras attach --plain-http --artifact-type application/x.sig"
+    " localhost:5000/demo/app:v1 app.sig",
+    "index_create": "example:\n  aioras manifest index create --plain-http"
+    " localhost:5000/demo/app:multi v1-amd64 v1-arm64",
     "login": 'example:\n  echo "$TOKEN" | aioras login -u me --password-stdin ghcr.io',
 }
 
@@ -155,6 +159,28 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--keep-old-files", action="store_true", help="fail instead of overwriting files"
     )
+    pull.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="of an index: this platform's manifest"
+    )
+
+    attach = verb(verbs, "attach", "attach files to an artifact as a referrer", "attach", transfer)
+    attach.add_argument("reference", help="the subject: host/name:tag or @digest")
+    attach.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
+    attach.add_argument("--artifact-type", required=True, metavar="TYPE", help="required")
+    attach.add_argument(
+        "-a",
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="manifest annotation (repeatable)",
+    )
+    attach.add_argument("--annotation-file", metavar="PATH", help="JSON annotations per file")
+    attach.add_argument(
+        "--disable-path-validation",
+        action="store_true",
+        help="allow files outside the working directory",
+    )
 
     cp = verb(verbs, "cp", "copy an artifact (and its referrers) elsewhere", "cp", transfer)
     cp.add_argument("source", help="host/name:tag, or PATH[:tag|@digest] with --from-oci-layout")
@@ -172,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--to-oci-layout", action="store_true", help="the destination is an OCI layout directory"
     )
 
-    manifest = verbs.add_parser("manifest", help="fetch, push or delete manifests")
+    manifest = verbs.add_parser("manifest", help="fetch, push, delete manifests; make indexes")
     manifest.set_defaults(help_parser=manifest)
     manifests = manifest.add_subparsers(title="manifest verbs", metavar="VERB")
     fetch = verb(manifests, "fetch", "print a manifest (exact bytes)", "manifest_fetch")
@@ -185,6 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
     mpush.add_argument("--media-type", help="default: the manifest's own mediaType")
     mdelete = verb(manifests, "delete", "delete a manifest", "manifest_delete")
     mdelete.add_argument("reference", help="host/name:tag or @digest")
+    index = manifests.add_parser("index", help="create or update image indexes")
+    index.set_defaults(help_parser=index)
+    indexes = index.add_subparsers(title="index verbs", metavar="VERB")
+    create = verb(indexes, "create", "push an image index of manifests", "index_create")
+    create.add_argument("reference", help="host/name[:tag] of the index")
+    create.add_argument("manifests", nargs="+", metavar="MANIFEST", help="tags or digests")
+    create.add_argument("--artifact-type", metavar="TYPE", help="the index's artifact type")
+    create.add_argument(
+        "-a",
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="index annotation (repeatable)",
+    )
+    update = verb(indexes, "update", "add manifests to an index or remove them", "index_update")
+    update.add_argument("reference", help="host/name:tag of the index")
+    update.add_argument("--add", action="append", default=[], metavar="MANIFEST")
+    update.add_argument("--remove", action="append", default=[], metavar="DIGEST")
 
     blob = verbs.add_parser("blob", help="fetch, push or delete blobs")
     blob.set_defaults(help_parser=blob)
@@ -200,9 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     bdelete = verb(blobs, "delete", "delete a blob", "blob_delete")
     bdelete.add_argument("reference", help="host/name@digest")
 
-    repo = verbs.add_parser("repo", help="list a repository's tags")
+    repo = verbs.add_parser("repo", help="list repositories and tags")
     repo.set_defaults(help_parser=repo)
     repos = repo.add_subparsers(title="repo verbs", metavar="VERB")
+    ls = verb(repos, "ls", "list the repositories of a registry (its catalog)", "repo_ls")
+    ls.add_argument("host", help="host[:port]")
     tags = verb(repos, "tags", "list the tags of a repository", "repo_tags")
     tags.add_argument("reference", help="host/name")
 

@@ -20,6 +20,10 @@ class UsageError(Exception):
     """A verb's arguments are wrong in a way argparse cannot see (exit status 2)."""
 
 
+# Verb functions whose name is not their words on the command line.
+_VERB_NAMES = {"index_create": "manifest index create", "index_update": "manifest index update"}
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``args.run`` from :mod:`aioras.cli.commands`; return the exit status."""
     from . import commands
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def _fail(args: argparse.Namespace, error: BaseException, status: int) -> int:
     if args.debug:
         traceback.print_exception(error, file=sys.stderr)
-    what = args.run.replace("_", " ")
+    what = _VERB_NAMES.get(args.run, args.run.replace("_", " "))
     message = " ".join(str(error).split()) or type(error).__name__
     hint = hint_for(error)
     print(f"aioras {what}: {message}{'; ' + hint if hint else ''}", file=sys.stderr)
