@@ -71,7 +71,7 @@ async def test_bytes_events_are_throttled_to_about_ten_a_second(
     assert [e.done for e in events] == sorted(e.done for e in events)
 
 
-async def test_copy_reports_resolve_start_bytes_done_to_an_async_callback() -> None:
+async def test_copy_reports_resolve_and_done_children_first_to_an_async_callback() -> None:
     src, root = await staged([os.urandom(3 << 20), b"small"])
     events: list[TransferEvent] = []
 

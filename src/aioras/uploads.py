@@ -268,11 +268,19 @@ class BlobUpload:
         # failed merely because faults added up over its length.
         failures = refetches = 0
         mark = -1  # where the upload stood after the last recovery
+        mismatch: exc.IntegrityError | None = None
         try:
             while True:
                 try:
                     return await attempt()
+                except exc.StreamConsumed:
+                    # A one-shot source cannot be read again: content that did not match
+                    # is the error to report, not the spent stream.
+                    if mismatch is not None:
+                        raise mismatch from None
+                    raise
                 except exc.IntegrityError as error:
+                    mismatch = error
                     # A verified source stream (a blob copied from a registry) read bytes
                     # altered on the way: drop the session and read the source anew.
                     if refetches >= self.policy.refetches:
