@@ -1124,10 +1124,17 @@ class AsyncRegistry:
         progress: ProgressCallback | None = None,
         platform: str | None = None,
     ) -> list[str]:
-        """Pull an artifact's files; see :func:`aioras.operations.pull.pull`.
+        """Pull an artifact's files into ``outdir``; return the paths written.
 
-        For an index, ``platform`` (``os/arch[/variant]``, default: this machine's) picks
-        the manifest pulled.
+        Each layer is written under its title, ``concurrency`` at a time (default
+        ``pull_concurrency``), verified against its digest and size and moved into place
+        only then; directory layers are unpacked safely. ``overwrite=False`` keeps existing
+        files. For an index, ``platform`` (``os/arch[/variant]``, default: this machine's)
+        picks the manifest pulled. ``progress`` receives :class:`~aioras.TransferEvent` s
+        (resolve, start, bytes, done). Raises :class:`~aioras.exceptions.UnsafePathError`
+        for a title or archive member escaping ``outdir``, integrity errors for content
+        that does not match, and the registry's typed errors; all details in
+        :func:`aioras.operations.pull.pull`.
         """
         return await pull_operation(
             self,
