@@ -87,16 +87,20 @@ def _transfer() -> argparse.ArgumentParser:
     return transfer
 
 
-def _annotations() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
+def _annotation_flag(parser: argparse.ArgumentParser, of: str = "manifest") -> None:
+    parser.add_argument(
         "-a",
         "--annotation",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="manifest annotation (repeatable)",
+        help=f"{of} annotation (repeatable)",
     )
+
+
+def _annotations() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    _annotation_flag(parent)
     parent.add_argument(
         "--annotation-file",
         metavar="PATH",
@@ -167,14 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("reference", help="the subject: host/name:tag or @digest")
     attach.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
     attach.add_argument("--artifact-type", required=True, metavar="TYPE", help="required")
-    attach.add_argument(
-        "-a",
-        "--annotation",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="manifest annotation (repeatable)",
-    )
+    _annotation_flag(attach)
     attach.add_argument("--annotation-file", metavar="PATH", help="JSON annotations per file")
     attach.add_argument(
         "--disable-path-validation",
@@ -218,14 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("reference", help="host/name[:tag] of the index")
     create.add_argument("manifests", nargs="+", metavar="MANIFEST", help="tags or digests")
     create.add_argument("--artifact-type", metavar="TYPE", help="the index's artifact type")
-    create.add_argument(
-        "-a",
-        "--annotation",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="index annotation (repeatable)",
-    )
+    _annotation_flag(create, "index")
     update = verb(indexes, "update", "add manifests to an index or remove them", "index_update")
     update.add_argument("reference", help="host/name:tag of the index")
     update.add_argument("--add", action="append", default=[], metavar="MANIFEST")
