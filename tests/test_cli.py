@@ -407,3 +407,60 @@ def test_version_help_and_missing_extra() -> None:
     )
     assert done.returncode == 2
     assert "pip install 'aioras[cli]'" in done.stderr
+
+
+def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work: Path) -> None:
+    import anyio
+
+    import aioras as lib
+
+    repo = f"{registry.host}/cli/plat"
+    (work / "amd.txt").write_text("amd64 build")
+    (work / "arm.txt").write_text("arm64 build")
+    amd = ok(
+        aioras("push", "--plain-http", "--format", "json", f"{repo}:amd", "amd.txt", cwd=work)
+    ).json()
+    arm = ok(
+        aioras("push", "--plain-http", "--format", "json", f"{repo}:arm", "arm.txt", cwd=work)
+    ).json()
+
+    async def index() -> None:
+        async with lib.AsyncRegistry(insecure=True) as reg:
+            await reg.push_index(
+                f"{repo}:multi",
+                [
+                    {**amd, "platform": {"os": "linux", "architecture": "amd64"}},
+                    {**arm, "platform": {"os": "linux", "architecture": "arm64"}},
+                ],
+            )
+
+    anyio.run(index)
+    out = work / "out"
+    ok(aioras("pull", "--plain-http", "--platform", "linux/arm64", f"{repo}:multi", "-o", str(out)))
+    assert sorted(p.name for p in out.iterdir()) == ["arm.txt"]
+    copied = ok(
+        aioras(
+            "cp",
+            "--plain-http",
+            "--format",
+            "json",
+            "--platform",
+            "linux/amd64",
+            f"{repo}:multi",
+            f"{registry.host}/cli/plat-amd:v1",
+        )
+    ).json()
+    assert copied["digest"] == amd["digest"]
+    resolved = ok(aioras("resolve", "--plain-http", f"{registry.host}/cli/plat-amd:v1"))
+    assert resolved.stdout.strip() == amd["digest"]
+    none = aioras(
+        "pull",
+        "--plain-http",
+        "--platform",
+        "linux/s390x",
+        f"{repo}:multi",
+        "-o",
+        str(work / "none"),
+    )
+    assert none.status == 1
+    assert "s390x" in none.stderr
