@@ -464,3 +464,33 @@ def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work
     )
     assert none.status == 1
     assert "s390x" in none.stderr
+
+
+def test_cp_recursive_brings_the_referrers(registry: LocalRegistry, work: Path) -> None:
+    src = f"{registry.host}/cli/cpr-src:v1"
+    ok(aioras("push", "--plain-http", src, "a.txt", cwd=work))
+    sig = ok(
+        aioras(
+            "attach",
+            "--plain-http",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            src,
+            "a.txt",
+            cwd=work,
+        )
+    ).json()["digest"]
+    dst = f"{registry.host}/cli/cpr-dst:v1"
+    plain = ok(aioras("cp", "--plain-http", src, f"{registry.host}/cli/cpr-plain:v1"))
+    assert plain.status == 0
+    bare = ok(
+        aioras("discover", "--plain-http", "--format", "json", f"{registry.host}/cli/cpr-plain:v1")
+    ).json()
+    assert bare["referrers"] == []
+    ok(aioras("cp", "--plain-http", "-r", src, dst))
+    found = ok(aioras("discover", "--plain-http", "--format", "json", dst)).json()
+    assert [r["digest"] for r in found["referrers"]] == [sig]
+    depth_alone = aioras("cp", "--plain-http", "--depth", "1", src, dst)
+    assert depth_alone.status == 2
