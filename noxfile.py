@@ -1,4 +1,4 @@
-"""Developer and CI sessions: ``nox -s tests``, ``nox -s lint typecheck``, demo, examples, bench.
+"""Developer and CI sessions: ``nox -s tests``, ``lint typecheck``, docs, demo, examples, bench.
 
 Every tool is pinned so that CI and laptops run the same thing. External programs the tests
 need (the ``docker-registry`` and ``skopeo`` binaries, ``openssl``, ``htpasswd``) come from the
@@ -29,6 +29,8 @@ TEST_DEPS = (
     "cryptography==50.0.2",
     # The mirror's Dask path is tested on a LocalCluster (the aioras[dask] extra).
     "dask[distributed]==2026.8.0",
+    # The command line's renderer (the cli extra); the CLI tests run the real command.
+    "rich==15.0.0",
 )
 # oras-py's own suite imports requests (one exception class) and boto3 (its ECR test); oras
 # itself is deliberately absent, so that every import the suite makes is aioras's.
@@ -36,6 +38,12 @@ COMPAT_DEPS = (*PYTEST, "requests==2.34.2", "boto3==1.44.8")
 RUFF = "ruff==0.17.6"
 MYPY = ("mypy==2.4.1", "types-aiofiles==25.1.0.20261107", "types-jsonschema==4.26.0.20261006")
 BENCH_DEPS = ("oras==0.2.43", "psutil==7.2.2")
+DOCS_DEPS = (
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.2",
+    "mkdocstrings==1.0.8",
+    "mkdocstrings-python==2.0.11",
+)
 
 
 def _existing(*paths: str) -> list[str]:
@@ -81,7 +89,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package (settings in pyproject.toml)."""
-    session.install("-e", ".", *MYPY)
+    # The cli extra: mypy checks the progress renderer against rich's own types.
+    session.install("-e", ".[cli]", *MYPY)
     session.run("mypy", "--strict", "src/aioras")
 
 
@@ -104,3 +113,18 @@ def bench(session: nox.Session) -> None:
     """aioras against oras-py; arguments after ``--`` go to benchmarks/bench.py."""
     session.install("-e", ".", *BENCH_DEPS)
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs, API reference from the docstrings) into build/site.
+
+    Built with ``--strict``: a warning (a broken link, a docstring griffe cannot place)
+    fails the session. ``nox -s docs -- serve`` serves it with live reload instead.
+    """
+    session.install(*DOCS_DEPS)
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+        return
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)

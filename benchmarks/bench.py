@@ -37,6 +37,7 @@ import httpx
 from aioras.testing import LocalRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _startup import measure_startup, print_startup
 from _system import CpuWatch, wait_quiet
 from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
 
@@ -76,6 +77,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="transfer: push/pull/copy (default); mirror: 200 artifacts (see _mirror.py)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--startup-only", action="store_true", help="measure start-up times only (seconds)"
+    )
     parser.add_argument("--workdir", default=None, help="parent of the scratch dir (default /tmp)")
     parser.add_argument(
         "--max-wait",
@@ -406,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         import _mirror
 
         return _mirror.run(Path(ns.output).with_name("mirror.json"))
+    startup = measure_startup()
+    print_startup(startup)
+    if ns.startup_only:
+        return 0
     tools = (ns.only,) if ns.only else TOOLS
     chosen = [w for w in workloads(ns.quick) if not ns.workload or w.key in ns.workload]
     run_id = uuid.uuid4().hex[:8]
@@ -450,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "targets": targets,
+        "startup": startup,
     }
     out = Path(ns.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -142,4 +142,6 @@ async def test_push_and_pull_report_progress(
         await reg.pull(ref, outdir=str(tmp_path / "out"), progress=pulled.append)
     assert pulled[0].kind == "resolve"
     assert pulled[0].digest == pushed[-1].digest
-    assert sorted(e.kind for e in pulled[1:]) == ["done", "done", "start", "start"]
+    # Between start and done each layer may report "bytes" as it arrives.
+    milestones = sorted(e.kind for e in pulled[1:] if e.kind != "bytes")
+    assert milestones == ["done", "done", "start", "start"]

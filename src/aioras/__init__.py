@@ -2,36 +2,96 @@
 
 ``AsyncRegistry`` is the async core; ``Registry`` its synchronous facade (also reachable as
 ``aioras.provider.Registry``); ``aioras.client.OrasClient`` the oras-py client shape.
+
+The names below are imported on first use (module ``__getattr__``), so that ``import aioras``
+and the command line's ``--help`` stay quick; ``from aioras import X`` works as usual.
 """
 
-from . import client, defaults, exceptions, oci, provider
-from .client import AsyncOrasClient, OrasClient
-from .container import Container
-from .content.layout import OCILayout
-from .content.memory import MemoryStore
-from .exceptions import (
-    AuthenticationError,
-    DigestMismatch,
-    InvalidReference,
-    ManifestValidationError,
-    NotFoundError,
-    OrasError,
-    PlatformNotFound,
-    RegistryError,
-    TransportError,
-    UnsafePathError,
-)
-from .operations.copy import copy
-from .operations.discover import ReferrerNode
-from .operations.mirror_plan import MirrorSpec, load_plan
-from .operations.mirror_report import MirrorReport
-from .progress import TransferEvent
-from .ratelimit import RateLimits
-from .registry import AsyncRegistry
-from .remote.repository import Repository
-from .sync import Registry
-from .transport import RetryPolicy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
+
+if TYPE_CHECKING:
+    from . import client, defaults, exceptions, oci, provider
+    from .client import AsyncOrasClient, OrasClient
+    from .container import Container
+    from .content.layout import OCILayout
+    from .content.memory import MemoryStore
+    from .exceptions import (
+        AuthenticationError,
+        DigestMismatch,
+        InvalidReference,
+        ManifestValidationError,
+        NotFoundError,
+        OrasError,
+        PlatformNotFound,
+        RegistryError,
+        TransportError,
+        UnsafePathError,
+    )
+    from .operations.copy import copy
+    from .operations.discover import ReferrerNode
+    from .operations.mirror_plan import MirrorSpec, load_plan
+    from .operations.mirror_report import MirrorReport
+    from .progress import TransferEvent
+    from .ratelimit import RateLimits
+    from .registry import AsyncRegistry
+    from .remote.repository import Repository
+    from .sync import Registry
+    from .transport import RetryPolicy
+
+# Public name -> the module that defines it ("" for a submodule of the same name).
+_LAZY: dict[str, str] = {
+    "client": "",
+    "defaults": "",
+    "exceptions": "",
+    "oci": "",
+    "provider": "",
+    "AsyncOrasClient": "client",
+    "OrasClient": "client",
+    "Container": "container",
+    "OCILayout": "content.layout",
+    "MemoryStore": "content.memory",
+    "AuthenticationError": "exceptions",
+    "DigestMismatch": "exceptions",
+    "InvalidReference": "exceptions",
+    "ManifestValidationError": "exceptions",
+    "NotFoundError": "exceptions",
+    "OrasError": "exceptions",
+    "PlatformNotFound": "exceptions",
+    "RegistryError": "exceptions",
+    "TransportError": "exceptions",
+    "UnsafePathError": "exceptions",
+    "copy": "operations.copy",
+    "ReferrerNode": "operations.discover",
+    "MirrorSpec": "operations.mirror_plan",
+    "load_plan": "operations.mirror_plan",
+    "MirrorReport": "operations.mirror_report",
+    "TransferEvent": "progress",
+    "RateLimits": "ratelimit",
+    "AsyncRegistry": "registry",
+    "Repository": "remote.repository",
+    "Registry": "sync",
+    "RetryPolicy": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{where or name}", __name__)
+    value = module if not where else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AsyncRegistry",

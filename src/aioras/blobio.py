@@ -25,6 +25,7 @@ import anyio.abc
 from . import defaults
 from .digest import Verifier
 from .exceptions import SizeMismatch
+from .progress import position_reporter
 from .transport import BodyFactory
 
 __all__ = ["FileSlice", "VerifiedFile", "file_body", "fsync_directory"]
@@ -69,6 +70,8 @@ class FileSlice:
         self.chunk_size = chunk_size
         self._fd: IO[bytes] | None = None
         self._done = False
+        self._position = offset
+        self._report = position_reporter()
 
     def __aiter__(self) -> FileSlice:
         return self
@@ -91,6 +94,9 @@ class FileSlice:
             raise StopAsyncIteration
         if self.remaining is not None:
             self.remaining -= len(chunk)
+        self._position += len(chunk)
+        if self._report is not None:
+            await self._report(self._position)
         return chunk
 
     def close(self) -> None:

@@ -51,13 +51,28 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
+def _refuse_scheme(value: object, part: str) -> None:
+    """References carry no URL scheme: say so, and what chooses http, instead of a parse error."""
+    if isinstance(value, str):
+        scheme, sep, _ = value.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            raise InvalidReference(
+                f"{value!r} starts with {scheme}://: drop the scheme from the reference; "
+                "use insecure=True (--plain-http on the command line) for a plain http registry",
+                part=part,
+                value=value,
+            )
+
+
 def parse_registry(registry: str) -> str:
     """Validate a registry ``host[:port]`` and return the API host for it.
 
     IPv4 addresses, ``[IPv6]`` literals and host names are accepted, each with an optional
     port. Docker Hub's names (``docker.io``, ``index.docker.io``) map to its API host
-    ``registry-1.docker.io``. Raises :class:`InvalidReference` with ``part="registry"``.
+    ``registry-1.docker.io``. Raises :class:`InvalidReference` with ``part="registry"``
+    (saying to drop it and use ``insecure`` when given an ``http://`` or ``https://`` URL).
     """
+    _refuse_scheme(registry, "registry")
     match = _HOST_RE.fullmatch(registry) if isinstance(registry, str) else None
     if match is None:
         raise InvalidReference(
@@ -122,6 +137,7 @@ class Container:
                 part="reference",
                 value=str(name),
             )
+        _refuse_scheme(name, "registry")
 
         remainder, at, digest = name.partition("@")
         if at:

@@ -25,6 +25,7 @@ import httpx
 from . import exceptions as exc
 from .blobio import VerifiedFile
 from .bodies import Paced
+from .progress import position_reporter
 from .transport import RetryPolicy, raise_for_status, wrap_http_error
 from .urls import redact
 
@@ -82,6 +83,7 @@ async def download_verified(
     """
     breaks = refetches = 0
     ranges = False  # learned from the registry's answers
+    report = position_reporter()
     async with VerifiedFile(outfile, digest, size) as sink:
         while True:
             offset = sink.received
@@ -126,6 +128,8 @@ async def download_verified(
                     raise exc.SizeMismatch(expected=size, actual=offset + int(length), what=what)
                 async for chunk in Paced(response):
                     await sink.write(chunk)
+                    if report is not None:
+                        await report(sink.received)
             except httpx.HTTPError as error:
                 if breaks >= policy.resumes:
                     raise wrap_http_error(

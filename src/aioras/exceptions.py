@@ -30,6 +30,7 @@
     │   └── TimeoutError               a timeout expired, or an answer trickled in too slowly
     └── RegistryError                  the registry answered with an unexpected status
         ├── ResponseTooLarge           a non-blob body (tag list, answer...) exceeds its cap
+        ├── NotARegistry               the server is no OCI registry (/v2/ answers 404 or HTML)
         ├── NotFoundError              404: repository, manifest, blob or upload unknown
         │   └── PlatformNotFound       an index has no manifest for the platform asked for
         ├── PermissionDenied           403, or 401 after credentials were sent
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidReference",
     "ManifestTooLarge",
     "ManifestValidationError",
+    "NotARegistry",
     "NotFoundError",
     "OciErrorDetail",
     "OrasError",
@@ -368,6 +370,15 @@ class RegistryError(OrasError):
     def codes(self) -> tuple[str, ...]:
         """The OCI error codes of the response body, in order."""
         return tuple(e.code for e in self.errors)
+
+
+class NotARegistry(RegistryError):
+    """Raised when the server answers, but not as an OCI registry does.
+
+    A request answered 404 with an HTML page, and ``GET /v2/`` then answered 404, or an
+    HTML page: a web server, a proxy's error page or the wrong port. The message names
+    ``host:port``.
+    """
 
 
 class NotFoundError(RegistryError):

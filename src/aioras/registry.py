@@ -9,6 +9,7 @@ that overrides ``upload_blob`` changes how ``push`` uploads.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -53,7 +55,7 @@ from .operations.mirror import mirror as mirror_operation
 from .operations.mirror_plan import MirrorPlan
 from .operations.mirror_report import MirrorReport
 from .operations.pull import pull as pull_operation
-from .operations.push import SubjectLike
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
 from .proxies import EnvironmentProxies
@@ -187,6 +189,8 @@ class AsyncRegistry:
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
         self._repositories: dict[str, RepositoryState] = {}
+        # Per server: why it is not an OCI registry ("" when it is, or may be).
+        self._registry_verdicts: dict[str, str] = {}
 
     @property
     def insecure(self) -> bool:
@@ -238,14 +242,19 @@ class AsyncRegistry:
 
     # -- plain helpers (no I/O) ------------------------------------------------------------
     def version(self, return_items: bool = False) -> dict[str, str] | str:
-        """The client's version, with Python's and the platform's when ``return_items``."""
+        """The client's version, Python's, the platform's and those of its dependencies.
+
+        Dependencies are read from the installed distributions (httpx, anyio, aiofiles,
+        jsonschema; rich and boto3 when installed, else ``"not installed"``). A string of
+        ``Name: value`` lines, or the dict with ``return_items``.
+        """
         items = {
             "Version": __version__,
             "Python version": sys.version.split()[0],
             "Platform": platform.platform(),
-            "httpx version": httpx.__version__,
-            "anyio version": anyio.__version__ if hasattr(anyio, "__version__") else "",
         }
+        for dist in ("httpx", "anyio", "aiofiles", "jsonschema", "rich", "boto3"):
+            items[f"{dist} version"] = _distribution_version(dist)
         if return_items:
             return items
         return "\n".join(f"{k}: {v}" for k, v in items.items())
@@ -352,7 +361,7 @@ class AsyncRegistry:
         scopes: tuple[str, ...] | None = None,
         max_body: int | None = defaults.max_response_size,
     ) -> httpx.Response:
-        return await self._transport.send(
+        response = await self._transport.send(
             method,
             url,
             headers=headers,
@@ -362,6 +371,46 @@ class AsyncRegistry:
             scopes=scopes,
             max_body=max_body,
         )
+        if response.status_code == 404 and "html" in response.headers.get("content-type", ""):
+            try:
+                await self._check_is_registry(url)
+            except exc.NotARegistry:
+                await response.aclose()
+                raise
+        return response
+
+    async def _check_is_registry(self, url: str) -> None:
+        """Raise NotARegistry when ``GET /v2/`` of ``url``'s server answers 404 or HTML.
+
+        Asked once per server, after a 404 with an HTML page (registries answer errors in
+        JSON, web servers and proxies in HTML). An answer that needs credentials, or none at
+        all, leaves the 404 to speak for itself.
+        """
+        parts = urlsplit(url)
+        if not parts.path.startswith("/v2/") or parts.path == "/v2/":
+            return
+        verdict = self._registry_verdicts.get(parts.netloc)
+        if verdict is None:
+            try:
+                probe = await self._transport.send(
+                    "GET", f"{parts.scheme}://{parts.netloc}/v2/", retry=False
+                )
+            except exc.OrasError:
+                probe = None
+            verdict = ""
+            if probe is not None:
+                html = "html" in probe.headers.get("content-type", "").lower()
+                if probe.status_code == 404 or (probe.status_code < 300 and html):
+                    verdict = f"GET /v2/ answered {probe.status_code}" + (
+                        " with an HTML page" if html else ""
+                    )
+            self._registry_verdicts[parts.netloc] = verdict
+        if verdict:
+            raise exc.NotARegistry(
+                f"{parts.netloc} is not an OCI registry ({verdict}); check the host and port",
+                status_code=404,
+                url=redact(url),
+            )
 
     # -- generic request -----------------------------------------------------------------
     async def do_request(
@@ -1138,9 +1187,9 @@ class AsyncRegistry:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,
@@ -1149,6 +1198,7 @@ class AsyncRegistry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        root: str | os.PathLike[str] | None = None,
         pack_version: str | None = None,
     ) -> httpx.Response:
         return await push_operation(
@@ -1167,6 +1217,7 @@ class AsyncRegistry:
             artifact_type=artifact_type,
             concurrency=concurrency,
             progress=progress,
+            root=root,
             pack_version=pack_version,
         )
 
@@ -1375,6 +1426,13 @@ class AsyncRegistry:
             state=state,
             progress=progress,
         )
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _copy_target(container: Container) -> str:

@@ -63,7 +63,7 @@ from .operations.mirror import MirrorProgress
 from .operations.mirror_plan import MirrorPlan
 from .operations.mirror_report import MirrorReport
 from .operations.pull import pull as pull_operation
-from .operations.push import SubjectLike
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
 from .ratelimit import RateLimits
@@ -733,9 +733,9 @@ class Registry:
         *,
         config_path: str | None = None,
         disable_path_validation: bool = False,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: PushFiles | None = None,
         manifest_config: str | None = None,
-        annotation_file: str | None = None,
+        annotation_file: AnnotationSource = None,
         manifest_annotations: Mapping[str, str] | None = None,
         subject: SubjectLike | None = None,
         do_chunked: bool = False,
@@ -744,6 +744,7 @@ class Registry:
         artifact_type: str | None = None,
         concurrency: int | None = None,
         progress: ProgressCallback | None = None,
+        root: str | os.PathLike[str] | None = None,
         pack_version: str | None = None,
     ) -> httpx.Response:
         return self._call_response(
@@ -762,6 +763,7 @@ class Registry:
             artifact_type=artifact_type,
             concurrency=concurrency,
             progress=progress,
+            root=root,
             pack_version=pack_version,
         )
 

@@ -19,6 +19,7 @@ import contextlib
 import email.utils
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -67,11 +68,12 @@ class RetryPolicy:
     breaks off, and the ``statuses`` (408, 429, 500, 502, 503, 504) are retried for requests
     that are idempotent and whose body can be replayed (GET, HEAD, DELETE, PUT of a
     manifest; never the PATCH or PUT of a blob upload), at most ``attempts`` times
-    (default 5; retries, not counting the first try). Never retried: TLS verification
-    failures, 401 after credentials were answered, 403, and other 4xx. The delay before
-    retry ``n`` (from 0) is ``backoff * 2**n`` (0.25 s doubling) capped at ``max_backoff``
-    (3 s), times a random factor in ``[1 - jitter, 1 + jitter]`` (20 %); a ``Retry-After``
-    header replaces it, capped at ``max_retry_after`` (60 s).
+    (default 5; retries, not counting the first try); a refused connection once.
+    Never retried: TLS verification failures, a host name that does not resolve, TLS
+    spoken to a plain http server, 401 after credentials were answered, 403, and other
+    4xx. The delay before retry ``n`` (from 0) is ``backoff * 2**n`` (0.25 s doubling)
+    capped at ``max_backoff`` (3 s), times a random factor in ``[1 - jitter, 1 + jitter]``
+    (20 %); a ``Retry-After`` header replaces it, capped at ``max_retry_after`` (60 s).
 
     **Per transfer** (blob uploads and downloads, on top of the per-request retries): a
     transfer that breaks off is resumed or restarted (default ``resumes`` 5): a chunked
@@ -158,6 +160,9 @@ def wrap_http_error(
             f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
         )
     if isinstance(error, httpx.ConnectError):
+        hint = _connect_hint(connect_failure(error), url)
+        if hint:
+            return exc.ConnectError(f"{where}: {hint}", method=method, url=redact(url))
         if _is_verification_failure(error):
             return exc.ConnectError(
                 f"{where}: TLS certificate verification failed; pass tls_verify=<CA bundle path>"
@@ -171,6 +176,47 @@ def wrap_http_error(
     return exc.TransportError(
         f"{where}: {type(error).__name__}: {error}", method=method, url=redact(url)
     )
+
+
+# What OpenSSL says when the peer answered a ClientHello in plain http.
+_PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST")
+# Connection refused is retried this often (after about 0.25 s), not the whole ladder: a
+# registry restarting comes back quickly, a wrong port never does.
+_REFUSED_RETRIES = 1
+
+
+def connect_failure(error: BaseException) -> str:
+    """Why a connection failed: ``"refused"``, ``"unresolved"``, ``"plain-http"`` or ``""``."""
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 16:
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused"
+        if isinstance(seen, socket.gaierror):
+            return "unresolved"
+        if isinstance(seen, ssl.SSLError) and any(s in str(seen) for s in _PLAIN_HTTP_SIGNS):
+            return "plain-http"
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+    return ""
+
+
+def _connect_hint(kind: str, url: str) -> str:
+    parts = urlsplit(redact(url))
+    host = parts.netloc.rpartition("@")[2]
+    if kind == "refused":
+        return (
+            f"nothing listens on {host} (connection refused); check the host and port, "
+            "and that the registry is running"
+        )
+    if kind == "unresolved":
+        return f"the host name {parts.hostname} does not resolve; check the registry's name"
+    if kind == "plain-http":
+        return (
+            f"TLS handshake failed: {host} speaks plain http, not https; pass insecure=True "
+            "(--plain-http on the command line) to use http"
+        )
+    return ""
 
 
 def _scrub_chain(error: BaseException) -> None:
@@ -361,9 +407,18 @@ class Transport:
                 verification = isinstance(error, httpx.ConnectError) and _is_verification_failure(
                     error
                 )
-                # A request this side could not even encode fails the same way every time.
+                # A request this side could not even encode fails the same way every time,
+                # and so do a name that does not resolve and TLS spoken to plain http.
                 local = isinstance(error, httpx.LocalProtocolError)
-                if retry_on and not (verification or local) and retries < self.retry.attempts:
+                failure = connect_failure(error) if isinstance(error, httpx.ConnectError) else ""
+                hopeless = failure in ("unresolved", "plain-http") or (
+                    failure == "refused" and retries >= _REFUSED_RETRIES
+                )
+                if (
+                    retry_on
+                    and not (verification or local or hopeless)
+                    and retries < self.retry.attempts
+                ):
                     delay = self.retry.delay(retries)
                     logger.debug("%s; retry %d in %.2fs", wrapped, retries + 1, delay)
                     retries += 1

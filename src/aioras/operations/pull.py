@@ -126,7 +126,8 @@ async def pull(
     how many times its compressed size one archive may expand to past the first 64 MiB.
     An archive over a limit is refused while its headers are read, before it is written.
     ``progress`` receives a :class:`~aioras.progress.TransferEvent` when the manifest is
-    resolved and as each layer starts and is done. When ``target`` is an image index (or a
+    resolved and as each layer starts, as its bytes arrive (``"bytes"``, about ten a second)
+    and when it is done. When ``target`` is an image index (or a
     Docker manifest list), the manifest for ``platform`` (``os/arch[/variant]``) is pulled;
     without ``platform`` the running machine's, and a log line says which was taken.
 
@@ -202,7 +203,8 @@ class _Job:
         layer = item.layer
         await reporter.emit("start", as_descriptor(layer))
         staged = os.path.join(self.stage, f"layer-{index}")
-        await registry.download_blob(container, layer["digest"], staged, size=layer.get("size"))
+        with reporter.positions(as_descriptor(layer)):
+            await registry.download_blob(container, layer["digest"], staged, size=layer.get("size"))
         parts = item.parts
         # One layer at a time: the file system is then changed in a definite order.
         async with self.lock:

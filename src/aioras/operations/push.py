@@ -10,7 +10,7 @@ import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from .. import defaults
 from ..concurrency import map_bounded
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import digest_bytes, digest_file
+from ..exceptions import UnsafePathError
 from ..logger import logger as oras_logger
 from ..oci import (
     Annotations,
@@ -37,11 +38,34 @@ if TYPE_CHECKING:
     from ..container import Container
     from .endpoints import Endpoints
 
-__all__ = ["PushItem", "push", "push_artifact"]
+__all__ = ["AnnotationSource", "PushFile", "PushFiles", "PushItem", "push", "push_artifact"]
 
 logger = logging.getLogger(__name__)
 
 SubjectLike = Subject | Mapping[str, Any] | str
+
+
+@dataclass(frozen=True)
+class PushFile:
+    """One file or directory to push, with what its layer says about it, given in code.
+
+    ``path`` is relative to push's ``root`` (default: the working directory) or absolute;
+    ``media_type`` replaces the default layer type; ``title`` the file name recorded as
+    ``org.opencontainers.image.title`` (what a pull names the file); ``annotations`` are
+    added to the layer's (over an annotation file's for the same path).
+    """
+
+    path: str | os.PathLike[str]
+    media_type: str | None = None
+    title: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+PushFiles = Sequence[str | os.PathLike[str] | PushFile]
+"""What push's ``files`` takes: ``path[:mediaType]`` strings, paths, or :class:`PushFile` s."""
+
+AnnotationSource = str | os.PathLike[str] | Mapping[str, Mapping[str, str]] | None
+"""An annotation file's path, or its content as a mapping of section to annotations."""
 
 
 @dataclass
@@ -49,26 +73,50 @@ class PushItem:
     """One file or directory to push, as named by the caller, and the blob made of it."""
 
     name: str
-    """The path as given (without a ``:mediaType`` suffix)."""
+    """The path as given (without a ``:mediaType`` suffix): the annotation file's key."""
     media_type: str | None
     blob: str = ""
-    """The file uploaded: ``name`` itself, or a temporary tar.gz of a directory."""
+    """The file uploaded: ``source`` itself, or a temporary tar.gz of a directory."""
     is_dir: bool = False
     descriptor: dict[str, Any] | None = None
+    source: str = ""
+    """Where the file is: ``name`` resolved against the push's root."""
+    title: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
-def _parse_items(files: Sequence[str | os.PathLike[str]], validate_paths: bool) -> list[PushItem]:
+def _parse_items(
+    files: PushFiles, validate_paths: bool, root: str | os.PathLike[str] | None = None
+) -> list[PushItem]:
     items = []
-    cwd = os.getcwd()
+    base = os.path.abspath(os.fspath(root)) if root is not None else os.getcwd()
     for entry in files:
-        parsed = split_path_and_content(os.fspath(entry))
-        path = parsed.path
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} does not exist")
+        if isinstance(entry, PushFile):
+            path, media_type = os.fspath(entry.path), entry.media_type
+        else:
+            spec = os.fspath(entry)
+            parsed = split_path_and_content(os.path.join(base, spec))
+            path = parsed.path[len(base) + 1 :] if not os.path.isabs(spec) else parsed.path
+            media_type = parsed.content
+        source = os.path.join(base, path)
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"{source} does not exist")
         if validate_paths:
-            # Raises UnsafePathError (a ValueError) for paths outside the working directory.
-            sanitize_path(cwd, os.path.abspath(path))
-        items.append(PushItem(name=path, media_type=parsed.content, is_dir=os.path.isdir(path)))
+            try:
+                sanitize_path(base, os.path.abspath(source))
+            except UnsafePathError as error:
+                where = "the working directory" if root is None else "the root directory"
+                raise UnsafePathError(
+                    f"{error}, {where}: pass disable_path_validation=True "
+                    "(--disable-path-validation on the command line) to push it anyway",
+                    path=error.path,
+                ) from None
+        item = PushItem(
+            name=path, media_type=media_type, is_dir=os.path.isdir(source), source=source
+        )
+        if isinstance(entry, PushFile):
+            item.title, item.annotations = entry.title, entry.annotations
+        items.append(item)
     return items
 
 
@@ -78,17 +126,19 @@ async def _prepare(item: PushItem, annotations: Annotations) -> None:
         # The archive's name is recorded before packing starts, so that push's cleanup
         # removes it even when the push is cancelled while the worker thread still packs.
         item.blob = get_tmpfile(prefix="aioras-", suffix=".tar.gz")
-        await anyio.to_thread.run_sync(make_targz, item.name, item.blob)
+        await anyio.to_thread.run_sync(make_targz, item.source, item.blob)
     else:
-        item.blob = item.name
+        item.blob = item.source
     digest, size = await digest_file(item.blob)
     media_type = item.media_type or (
         defaults.default_blob_dir_media_type if item.is_dir else defaults.default_blob_media_type
     )
-    layer_annotations = {defaults.annotation_title: os.path.basename(item.name.rstrip(os.sep))}
+    title = item.title or os.path.basename(item.name.rstrip(os.sep))
+    layer_annotations = {defaults.annotation_title: title}
     if item.is_dir:
         layer_annotations[defaults.annotation_unpack] = "true"
     layer_annotations.update(annotations.get_annotations(item.name))
+    layer_annotations.update(item.annotations)
     item.descriptor = {
         "mediaType": media_type,
         "digest": digest,
@@ -121,9 +171,9 @@ async def push(
     *,
     config_path: str | None = None,
     disable_path_validation: bool = False,
-    files: Sequence[str | os.PathLike[str]] | None = None,
+    files: PushFiles | None = None,
     manifest_config: str | None = None,
-    annotation_file: str | None = None,
+    annotation_file: AnnotationSource = None,
     manifest_annotations: Mapping[str, str] | None = None,
     subject: SubjectLike | None = None,
     do_chunked: bool = False,
@@ -132,15 +182,20 @@ async def push(
     artifact_type: str | None = None,
     concurrency: int | None = None,
     progress: ProgressCallback | None = None,
+    root: str | os.PathLike[str] | None = None,
     pack_version: str | None = None,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
-    Each entry of ``files`` is a path with an optional ``:mediaType`` suffix; directories
-    are packed as reproducible tar.gz layers marked for unpacking. Unless
-    ``disable_path_validation``, paths must lie inside the working directory. Every layer
-    gets its file name as ``org.opencontainers.image.title``, plus the annotations the
-    ``annotation_file`` gives for its path (``$manifest`` and ``$config`` sections go to
+    Each entry of ``files`` is a path with an optional ``:mediaType`` suffix, or a
+    :class:`PushFile` giving the media type, title and annotations of its layer in code;
+    directories are packed as reproducible tar.gz layers marked for unpacking. Relative
+    paths are taken from ``root`` (default: the working directory; a service passes its own
+    directory instead of changing the process's), and unless ``disable_path_validation``
+    every path must lie inside it. Every layer gets its file name (or the
+    :class:`PushFile`'s ``title``) as ``org.opencontainers.image.title``, plus the
+    annotations the ``annotation_file`` (a path, or the same content as a mapping) gives
+    for its path (``$manifest`` and ``$config`` sections go to
     the manifest and the config; ``manifest_annotations`` override ``$manifest``).
     ``manifest_config`` is ``path[:mediaType]`` of a config file; without it the empty
     config ``{}`` is pushed. ``subject`` (a :class:`~aioras.oci.Subject`, a descriptor, or
@@ -155,11 +210,13 @@ async def push(
     registry already has are skipped, and layer order follows ``files``.
 
     ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
-    receives a :class:`~aioras.progress.TransferEvent` as each blob starts and is done (or
-    skipped, being there already), and when the manifest is done.
+    receives a :class:`~aioras.progress.TransferEvent` as each blob starts, as its bytes
+    go out (``"bytes"``, about ten a second), and when it is done (or skipped, being there
+    already), and when the manifest is done.
 
     Raises FileNotFoundError for a missing path, :class:`~aioras.exceptions.UnsafePathError`
-    for a path outside the working directory, and the registry's typed errors.
+    for a path outside ``root`` (its message names ``disable_path_validation=True``), and
+    the registry's typed errors.
     """
     response, _ = await push_artifact(
         registry,
@@ -178,6 +235,7 @@ async def push(
         concurrency=concurrency,
         progress=progress,
         pack_version=pack_version,
+        root=root,
     )
     return response
 
@@ -188,9 +246,9 @@ async def push_artifact(
     *,
     config_path: str | None = None,
     disable_path_validation: bool = False,
-    files: Sequence[str | os.PathLike[str]] | None = None,
+    files: PushFiles | None = None,
     manifest_config: str | None = None,
-    annotation_file: str | None = None,
+    annotation_file: AnnotationSource = None,
     manifest_annotations: Mapping[str, str] | None = None,
     subject: SubjectLike | None = None,
     do_chunked: bool = False,
@@ -201,6 +259,7 @@ async def push_artifact(
     progress: ProgressCallback | None = None,
     pack_version: str | None = None,
     keep_old_index: bool = False,
+    root: str | os.PathLike[str] | None = None,
 ) -> tuple[httpx.Response, Descriptor]:
     """:func:`push`, returning the manifest PUT's response and the manifest's descriptor.
 
@@ -220,7 +279,7 @@ async def push_artifact(
             version=pack_version,
         )
     annotations = Annotations(annotation_file)
-    items = _parse_items(files or [], validate_paths=not disable_path_validation)
+    items = _parse_items(files or [], not disable_path_validation, root)
     limit = concurrency or registry.push_concurrency
     reporter = ProgressReporter(progress)
     try:
@@ -245,9 +304,10 @@ async def push_artifact(
         async def upload(job: tuple[str | None, dict[str, Any]]) -> None:
             blob, descriptor = job
             await reporter.emit("start", as_descriptor(descriptor))
-            response = await registry.upload_blob(
-                blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
-            )
+            with reporter.positions(as_descriptor(descriptor)):
+                response = await registry.upload_blob(
+                    blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
+                )
             registry._check_200_response(response)
             # upload_blob answers with the HEAD (200) of a blob it did not need to send.
             kind: EventKind = "skipped" if response.status_code == 200 else "done"
@@ -291,7 +351,7 @@ async def push_artifact(
         await reporter.emit("done", descriptor)
     finally:
         for item in items:
-            if item.is_dir and item.blob and item.blob != item.name:
+            if item.is_dir and item.blob and item.blob != item.source:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(Path(item.blob).unlink, True)
     if not quiet:

@@ -1,0 +1,268 @@
+"""The argument parser of the ``aioras`` command: verbs, their flags and the common flags.
+
+Kept free of imports beyond :mod:`argparse` so that ``--help`` answers quickly. Each verb's
+parser stores ``run``: the name of its function in :mod:`aioras.cli.commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..version import __version__
+
+__all__ = ["build_parser"]
+
+DESCRIPTION = """\
+Push, pull, copy and inspect OCI artifacts in registries (an asyncio-native ORAS client).
+
+References are [host[:port]/]namespace/name[:tag|@digest], without http:// or https://;
+use --plain-http for a registry that speaks plain http.
+"""
+
+EPILOG = """\
+exit status: 0 success, 1 failure, 2 usage error (or the cli extra missing), 130 interrupted.
+--format json prints one JSON document on stdout (documented in the CLI reference);
+progress and errors go to stderr. Run 'aioras VERB --help' for a verb's flags.
+"""
+
+
+EXAMPLES = {
+    "push": "example:\n  aioras push --plain-http localhost:5000/demo/app:v1"
+    " app.tar.gz:application/x.app docs/",
+    "pull": "example:\n  aioras pull --plain-http localhost:5000/demo/app:v1 -o out",
+    "cp": "examples:\n  aioras cp -r ghcr.io/acme/app:v1 registry.example.com/mirror/app:v1\n"
+    "  aioras cp --to-oci-layout ghcr.io/acme/app:v1 backup-dir:v1\n"
+    "  aioras cp --from-oci-layout backup-dir:v1 localhost:5000/app:v1 --plain-http",
+    "discover": "example:\n  aioras discover --plain-http --output table"
+    " localhost:5000/demo/app:v1",
+    "attach": "example:\n  aioras attach --plain-http --artifact-type application/x.sig"
+    " localhost:5000/demo/app:v1 app.sig",
+    "index_create": "example:\n  aioras manifest index create --plain-http"
+    " localhost:5000/demo/app:multi v1-amd64 v1-arm64",
+    "login": 'example:\n  echo "$TOKEN" | aioras login -u me --password-stdin ghcr.io',
+}
+
+
+def _common() -> argparse.ArgumentParser:
+    """The flags every verb takes: connection, credentials and output."""
+    common = argparse.ArgumentParser(add_help=False)
+    net = common.add_argument_group("registry connection")
+    net.add_argument("--plain-http", action="store_true", help="speak plain http instead of https")
+    net.add_argument(
+        "--insecure", action="store_true", help="skip TLS certificate verification (https)"
+    )
+    net.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for TLS")
+    creds = common.add_argument_group("credentials")
+    creds.add_argument("-u", "--username", help="registry user name")
+    creds.add_argument("-p", "--password", help="registry password or identity token")
+    creds.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    creds.add_argument(
+        "--registry-config",
+        metavar="PATH",
+        help="Docker config.json to read (and, for login/logout, write) credentials",
+    )
+    out = common.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for scripts (one document on stdout)",
+    )
+    out.add_argument(
+        "--no-tty", action="store_true", help="plain progress lines, even on a terminal"
+    )
+    out.add_argument(
+        "-d", "--debug", action="store_true", help="debug logs and tracebacks on stderr"
+    )
+    return common
+
+
+def _transfer() -> argparse.ArgumentParser:
+    transfer = argparse.ArgumentParser(add_help=False)
+    transfer.add_argument(
+        "--concurrency", type=_positive, metavar="N", help="blobs transferred at once"
+    )
+    return transfer
+
+
+def _annotation_flag(parser: argparse.ArgumentParser, of: str = "manifest") -> None:
+    parser.add_argument(
+        "-a",
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{of} annotation (repeatable)",
+    )
+
+
+def _annotations() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    _annotation_flag(parent)
+    parent.add_argument(
+        "--annotation-file",
+        metavar="PATH",
+        help="JSON file of annotations per file, with $manifest and $config sections",
+    )
+    parent.add_argument("--artifact-type", metavar="TYPE", help="the artifact's type")
+    return parent
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole parser: ``aioras [--version] VERB [flags] ARGS``."""
+    parser = argparse.ArgumentParser(
+        prog="aioras",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aioras {__version__}")
+    common, transfer, annotations = _common(), _transfer(), _annotations()
+    verbs = parser.add_subparsers(title="verbs", metavar="VERB")
+
+    def verb(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        help: str,
+        run: str,
+        *parents: argparse.ArgumentParser,
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common, *parents],
+            epilog=EXAMPLES.get(run),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    push = verb(verbs, "push", "push files as an artifact", "push", transfer, annotations)
+    push.add_argument("reference", help="where to push: host/name:tag")
+    push.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
+    push.add_argument("--config", metavar="PATH[:TYPE]", help="the artifact's config file")
+    push.add_argument(
+        "--disable-path-validation",
+        action="store_true",
+        help="allow files outside the working directory",
+    )
+
+    pull = verb(verbs, "pull", "pull an artifact's files", "pull", transfer)
+    pull.add_argument("reference", help="what to pull: host/name:tag or @digest")
+    pull.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory")
+    pull.add_argument(
+        "--keep-old-files", action="store_true", help="fail instead of overwriting files"
+    )
+    pull.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="of an index: this platform's manifest"
+    )
+
+    attach = verb(verbs, "attach", "attach files to an artifact as a referrer", "attach", transfer)
+    attach.add_argument("reference", help="the subject: host/name:tag or @digest")
+    attach.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
+    attach.add_argument("--artifact-type", required=True, metavar="TYPE", help="required")
+    _annotation_flag(attach)
+    attach.add_argument("--annotation-file", metavar="PATH", help="JSON annotations per file")
+    attach.add_argument(
+        "--disable-path-validation",
+        action="store_true",
+        help="allow files outside the working directory",
+    )
+
+    cp = verb(verbs, "cp", "copy an artifact (and its referrers) elsewhere", "cp", transfer)
+    cp.add_argument("source", help="host/name:tag, or PATH[:tag|@digest] with --from-oci-layout")
+    cp.add_argument("destination", help="host/name[:tag], or PATH[:tag] with --to-oci-layout")
+    cp.add_argument(
+        "-r", "--recursive", action="store_true", help="also copy referrers (signatures, SBOMs)"
+    )
+    cp.add_argument("--depth", type=_positive, help="levels of referrers to copy with -r")
+    cp.add_argument("--artifact-type", metavar="TYPE", help="with -r: only referrers of TYPE")
+    cp.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="one platform of an index")
+    cp.add_argument(
+        "--from-oci-layout", action="store_true", help="the source is an OCI layout directory"
+    )
+    cp.add_argument(
+        "--to-oci-layout", action="store_true", help="the destination is an OCI layout directory"
+    )
+
+    manifest = verbs.add_parser("manifest", help="fetch, push, delete manifests; make indexes")
+    manifest.set_defaults(help_parser=manifest)
+    manifests = manifest.add_subparsers(title="manifest verbs", metavar="VERB")
+    fetch = verb(manifests, "fetch", "print a manifest (exact bytes)", "manifest_fetch")
+    fetch.add_argument("reference")
+    fetch.add_argument("-o", "--output", metavar="PATH", help="write it to PATH")
+    fetch.add_argument("--descriptor", action="store_true", help="print its descriptor instead")
+    mpush = verb(manifests, "push", "push a manifest file as it is", "manifest_push")
+    mpush.add_argument("reference")
+    mpush.add_argument("file", help="the manifest file, - for standard input")
+    mpush.add_argument("--media-type", help="default: the manifest's own mediaType")
+    mdelete = verb(manifests, "delete", "delete a manifest", "manifest_delete")
+    mdelete.add_argument("reference", help="host/name:tag or @digest")
+    index = manifests.add_parser("index", help="create or update image indexes")
+    index.set_defaults(help_parser=index)
+    indexes = index.add_subparsers(title="index verbs", metavar="VERB")
+    create = verb(indexes, "create", "push an image index of manifests", "index_create")
+    create.add_argument("reference", help="host/name[:tag] of the index")
+    create.add_argument("manifests", nargs="+", metavar="MANIFEST", help="tags or digests")
+    create.add_argument("--artifact-type", metavar="TYPE", help="the index's artifact type")
+    _annotation_flag(create, "index")
+    update = verb(indexes, "update", "add manifests to an index or remove them", "index_update")
+    update.add_argument("reference", help="host/name:tag of the index")
+    update.add_argument("--add", action="append", default=[], metavar="MANIFEST")
+    update.add_argument("--remove", action="append", default=[], metavar="DIGEST")
+
+    blob = verbs.add_parser("blob", help="fetch, push or delete blobs")
+    blob.set_defaults(help_parser=blob)
+    blobs = blob.add_subparsers(title="blob verbs", metavar="VERB")
+    bfetch = verb(blobs, "fetch", "download a blob, verified", "blob_fetch")
+    bfetch.add_argument("reference", help="host/name@digest")
+    bfetch.add_argument("-o", "--output", metavar="PATH", help="write it to PATH (- for stdout)")
+    bfetch.add_argument("--descriptor", action="store_true", help="print its descriptor only")
+    bpush = verb(blobs, "push", "upload a file as a blob", "blob_push")
+    bpush.add_argument("reference", help="host/name (the repository)")
+    bpush.add_argument("file")
+    bpush.add_argument("--media-type", default="application/octet-stream")
+    bdelete = verb(blobs, "delete", "delete a blob", "blob_delete")
+    bdelete.add_argument("reference", help="host/name@digest")
+
+    repo = verbs.add_parser("repo", help="list repositories and tags")
+    repo.set_defaults(help_parser=repo)
+    repos = repo.add_subparsers(title="repo verbs", metavar="VERB")
+    ls = verb(repos, "ls", "list the repositories of a registry (its catalog)", "repo_ls")
+    ls.add_argument("host", help="host[:port]")
+    tags = verb(repos, "tags", "list the tags of a repository", "repo_tags")
+    tags.add_argument("reference", help="host/name")
+
+    tag = verb(verbs, "tag", "give a manifest more tags", "tag")
+    tag.add_argument("reference", help="host/name:tag or @digest")
+    tag.add_argument("tags", nargs="+", metavar="TAG")
+
+    resolve = verb(verbs, "resolve", "print the digest a reference names", "resolve")
+    resolve.add_argument("reference")
+
+    discover = verb(verbs, "discover", "list the referrers of an artifact", "discover")
+    discover.add_argument("reference")
+    discover.add_argument("--artifact-type", metavar="TYPE", help="only referrers of TYPE")
+    discover.add_argument("--depth", type=_positive, help="levels of referrers (default: all)")
+    discover.add_argument(
+        "--output",
+        choices=("tree", "table"),
+        default="tree",
+        help="text layout (--format json for scripts)",
+    )
+
+    login = verb(verbs, "login", "check credentials and save them", "login")
+    login.add_argument("host", help="host[:port]")
+    logout = verb(verbs, "logout", "remove saved credentials", "logout")
+    logout.add_argument("host", help="host[:port]")
+    return parser

@@ -1,0 +1,144 @@
+"""Progress of transfers on the terminal, rendered from :class:`~aioras.TransferEvent` s.
+
+One line in library code::
+
+    from aioras.cli.progress import show
+
+    with show() as progress:
+        await registry.push(ref, files=files, progress=progress)
+
+On a terminal (and with the ``cli`` extra's rich installed) it draws a live display: a bar
+per blob and one for the total, with bytes, speed and time left; blobs the destination had
+are marked ``skipped``, those the registry mounted ``mounted``. Off a terminal, or with
+``tty=False``, it writes plain lines instead (start, done, skipped, mounted, failed), with
+no control characters. It writes to stderr unless given ``file``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, ClassVar
+
+from ..progress import ProgressCallback, TransferEvent
+
+__all__ = ["LiveProgress", "PlainProgress", "show"]
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
+def _label(event: TransferEvent) -> str:
+    annotations = event.descriptor.get("annotations") or {}
+    title = annotations.get("org.opencontainers.image.title")
+    return f"{title} ({_short(event.digest)})" if title else _short(event.digest)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+class PlainProgress:
+    """Writes one plain line per blob milestone: for logs, pipes and ``--no-tty``."""
+
+    _WORDS: ClassVar[dict[str, str]] = {
+        "start": "started",
+        "done": "done",
+        "skipped": "skipped (exists)",
+        "mounted": "mounted",
+        "error": "failed",
+    }
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+
+    def __call__(self, event: TransferEvent) -> None:
+        word = self._WORDS.get(event.kind)
+        if word is None:
+            return
+        line = f"{word:<16} {_label(event)} {_size(event.total)}"
+        # Titles come from manifests: keep only printable characters on a log line.
+        self.file.write("".join(c for c in line if c.isprintable()) + "\n")
+        self.file.flush()
+
+
+class LiveProgress:
+    """A rich live display: one bar per blob and a total."""
+
+    def __init__(self, file: IO[str]) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(file=file, force_terminal=True)
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}", markup=False),
+            console=console,
+            transient=False,
+            refresh_per_second=10,
+        )
+        self.total = self.progress.add_task("total", total=0, status="", start=True)
+        self.tasks: dict[str, Any] = {}
+        self.done: dict[str, int] = {}
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: TransferEvent) -> None:
+        if event.kind == "resolve":
+            return
+        task = self.tasks.get(event.digest)
+        if task is None:
+            label = "".join(c for c in _label(event) if c.isprintable())
+            task = self.progress.add_task(label, total=event.total, status="")
+            self.tasks[event.digest] = task
+            grand = sum(t.total or 0 for t in self.progress.tasks if t.id != self.total)
+            self.progress.update(self.total, total=grand)
+        status = {"skipped": "skipped", "mounted": "mounted", "error": "failed", "done": "done"}
+        self.progress.update(task, completed=event.done, status=status.get(event.kind, ""))
+        self.done[event.digest] = event.done
+        self.progress.update(self.total, completed=sum(self.done.values()))
+
+
+@contextmanager
+def show(*, tty: bool | None = None, file: IO[str] | None = None) -> Iterator[ProgressCallback]:
+    """Yield a ``progress=`` callback that renders to ``file`` (default stderr).
+
+    ``tty`` None draws the live display when ``file`` is a terminal and rich is installed,
+    plain lines otherwise; False always plain lines; True the live display (ImportError
+    without rich). The live
+    display is stopped, its last state left on screen and the cursor restored, on exit.
+    """
+    stream = file or sys.stderr
+    live = stream.isatty() if tty is None else tty
+    if live and tty is None and importlib.util.find_spec("rich") is None:
+        live = False  # on a terminal without the cli extra: plain lines rather than a failure
+    if not live:
+        yield PlainProgress(stream)
+        return
+    with LiveProgress(stream) as display:
+        yield display
