@@ -29,10 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from .. import exceptions as exc
 from ..container import Container
-from ..transport import raise_for_status
-from ..urls import resolve_location, same_origin
 from .semver import SemverRange
 
 if TYPE_CHECKING:
@@ -49,7 +46,6 @@ __all__ = [
 ]
 
 _DIGEST_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}")
-_MAX_CATALOG_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -204,7 +200,7 @@ async def _per_repository(registry: AsyncRegistry, spec: MirrorSpec) -> list[Mir
     host = spec.source.strip("/")
     prefix = spec.destination.rstrip("/")
     specs = []
-    for name in await list_catalog(registry, host):
+    for name in await registry.list_repositories(host, page_size=1000):
         if spec.repositories is not None and not re.fullmatch(spec.repositories, name):
             continue
         if spec.exclude_repositories is not None and re.fullmatch(spec.exclude_repositories, name):
@@ -231,35 +227,6 @@ async def _spec_jobs(registry: AsyncRegistry, spec: MirrorSpec) -> list[MirrorJo
         )
         for tag in select_tags(spec, listed)
     ]
-
-
-async def list_catalog(registry: AsyncRegistry, host: str) -> list[str]:
-    """The repositories ``GET /v2/_catalog`` lists on ``host``, following ``Link`` pages.
-
-    A small private reader until the registry object has a catalog call of its own.
-    Raises the registry's typed errors (many public registries refuse the catalog).
-    """
-    from ..registry import _next_link  # one Link parser; imported late (registry imports us)
-
-    url = f"{registry.prefix}://{host}/v2/_catalog?n=1000"
-    names: list[str] = []
-    seen: set[str] = set()
-    for _ in range(_MAX_CATALOG_PAGES):
-        seen.add(url)
-        response = await registry.do_request(url)
-        await raise_for_status(response, (200,), what=f"catalog of {host}")
-        page = response.json().get("repositories") or []
-        names.extend(n for n in page if isinstance(n, str))
-        link = _next_link(response)
-        if link is None:
-            return names
-        following = resolve_location(url, link)
-        if not same_origin(following, url) or following in seen:
-            break
-        url = following
-    raise exc.RegistryError(
-        f"catalog pagination of {host} is broken", status_code=200, method="GET", url=host
-    )
 
 
 def shard_by_repository(jobs: Sequence[MirrorJob]) -> list[list[MirrorJob]]:
