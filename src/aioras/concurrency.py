@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import anyio
 
-__all__ = ["map_bounded"]
+__all__ = ["first_error", "map_bounded"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,16 @@ async def map_bounded(
             for index, item in enumerate(items):
                 tg.start_soon(run, index, item)
     except BaseExceptionGroup as group:
-        errors = _leaves(group)
-        for extra in errors[1:]:
-            logger.debug("concurrent task also failed: %r", extra)
-        raise errors[0] from None
+        raise first_error(group) from None
     return results  # type: ignore[return-value]  # every slot was filled: no task failed
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first failure of a task group (the others are logged), to raise on its own."""
+    errors = _leaves(group)
+    for extra in errors[1:]:
+        logger.debug("concurrent task also failed: %r", extra)
+    return errors[0]
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

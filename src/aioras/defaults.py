@@ -74,3 +74,6 @@ max_layout_index_size = 32 * 1024 * 1024
 default_push_concurrency = 5
 default_pull_concurrency = 3
 default_copy_concurrency = 3
+# Blobs above the threshold download as this many parallel ranges (where Range is honoured).
+default_download_ranges = 4
+default_range_threshold = 64 * 1024 * 1024

@@ -29,7 +29,7 @@ from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .container import Container
 from .digest import digest_bytes, validate_digest, verify_bytes
-from .downloads import download_verified
+from .downloads import RangeOptions, download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
 from .manifests import check_manifest, descriptor_of, media_type_of
@@ -75,7 +75,11 @@ class AsyncRegistry:
     :class:`~aioras.auth.Authenticator`. Keyword options bound concurrency
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
-    default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy.
+    default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy. A blob
+    larger than ``range_threshold`` bytes (default 64 MiB) is downloaded as up to
+    ``download_ranges`` parallel byte ranges (default 4; 1 turns this off) when the
+    registry, or the storage it redirects to, honours ``Range``: each range is a transfer
+    of its own under ``max_transfers``, taken only when a slot is free.
 
     Use it as an async context manager, or call :meth:`aclose` when done. One instance
     belongs to one event loop; its connection pool and tokens are reused across calls.
@@ -91,6 +95,8 @@ class AsyncRegistry:
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
         max_transfers: int = 10,
+        download_ranges: int = defaults.default_download_ranges,
+        range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -103,10 +109,13 @@ class AsyncRegistry:
             ("push_concurrency", push_concurrency),
             ("pull_concurrency", pull_concurrency),
             ("max_transfers", max_transfers),
+            ("download_ranges", download_ranges),
             ("chunk_size", chunk_size),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if range_threshold < 0:
+            raise ValueError(f"range_threshold must not be negative, got {range_threshold}")
         self.hostname = hostname
         self.insecure = insecure
         self.tls_verify = tls_verify
@@ -114,6 +123,8 @@ class AsyncRegistry:
         self.push_concurrency = push_concurrency
         self.pull_concurrency = pull_concurrency
         self.max_transfers = max_transfers
+        self.download_ranges = download_ranges
+        self.range_threshold = range_threshold
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
         if isinstance(auth_backend, str):
@@ -385,14 +396,19 @@ class AsyncRegistry:
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. On any failure, or cancellation, no file is left and
-        ``outfile`` is untouched. Raises :class:`~aioras.exceptions.DigestMismatch` or
+        times) and never kept. With ``size`` above ``range_threshold``, the blob comes as
+        ``download_ranges`` parallel ranges written at their offsets (each resumed on its
+        own), or as one stream when the registry does not honour ``Range``. On any
+        failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
+        :class:`~aioras.exceptions.DigestMismatch` or
         :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and
         :class:`~aioras.exceptions.TransportError` once ``retry.resumes`` is spent.
         """
         container = self.get_container(container)
         validate_digest(digest)
-        async with await self._limiter():
+        limiter = await self._limiter()
+        ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
+        async with limiter:
             return await download_verified(
                 self._send,
                 self._url(container.get_blob_url(digest)),
@@ -401,6 +417,7 @@ class AsyncRegistry:
                 size=size,
                 policy=self._transport.retry,
                 what=f"blob {digest} of {container.api_prefix}",
+                ranges=ranges,
             )
 
     async def upload_blob(
