@@ -1,7 +1,8 @@
 """One measured operation in a fresh process: ``_worker.py TOOL OP HOST TARGET [ARGS]``.
 
-``TOOL`` is ``aioras`` or ``oras``; ``OP`` is ``push`` (ARGS: the files) or ``pull`` (ARGS:
-the empty output directory). The tool (and httpcore, which httpx imports lazily) is imported
+``TOOL`` is ``aioras`` or ``oras``; ``OP`` is ``push`` (ARGS: the files), ``pull`` (ARGS:
+the empty output directory) or, for aioras only, ``copy`` (ARGS: the destination reference,
+on another registry). The tool (and httpcore, which httpx imports lazily) is imported
 and its client object built before the clock starts; the clock stops when the push or pull
 call returns. The last line printed is ``BENCH-RESULT {json}`` with the wall time, the CPU
 time of the operation, and the process's peak resident set size (``ru_maxrss``, KiB on Linux)
@@ -39,6 +40,9 @@ def _run_aioras(op: str, host: str, target: str, args: list[str], profile: str |
             if op == "push":
                 await reg.push(target, files=args, disable_path_validation=True)
                 result: Any = len(args)
+            elif op == "copy":
+                await reg.copy(target, args[0])
+                result = 1
             else:
                 result = len(await reg.pull(target, outdir=args[0]))
             return _end(start, result)
@@ -80,6 +84,18 @@ def _run_oras(op: str, host: str, target: str, args: list[str], profile: str | N
 _BASE: dict[str, Any] = {}
 
 
+def _disk_writes() -> int | None:
+    """Bytes this process caused to be written to storage (Linux ``/proc/self/io``)."""
+    try:
+        with open("/proc/self/io") as fd:
+            for line in fd:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def _begin() -> tuple[float, resource.struct_rusage]:
     _BASE["rss_before_kib"] = _usage().ru_maxrss
     return time.perf_counter(), _usage()
@@ -99,7 +115,7 @@ def _end(start: tuple[float, resource.struct_rusage], files: int) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("tool", choices=["aioras", "oras"])
-    parser.add_argument("op", choices=["push", "pull"])
+    parser.add_argument("op", choices=["push", "pull", "copy"])
     parser.add_argument("host")
     parser.add_argument("target")
     parser.add_argument("args", nargs="+")
@@ -109,6 +125,7 @@ def main() -> None:
     result = run(ns.op, ns.host, ns.target, ns.args, ns.profile)
     result["rss_before_kib"] = _BASE["rss_before_kib"]
     result["peak_rss_kib"] = _usage().ru_maxrss
+    result["disk_write_bytes"] = _disk_writes()
     sys.stdout.flush()
     print("BENCH-RESULT " + json.dumps(result), flush=True)
 

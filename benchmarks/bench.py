@@ -52,6 +52,8 @@ TARGETS = (
     ("pull 8x64MiB speed-up (oras-py time / aioras time)", "layers", "pull", "speedup", 3.0),
     ("aioras peak RSS pushing 1 GiB (MiB)", "blob", "push", "rss", 120.0),
     ("aioras peak RSS pulling 1 GiB (MiB)", "blob", "pull", "rss", 120.0),
+    ("copy 8x64MiB registry to registry / aioras push time", "layers", "copy", "ratio", 1.15),
+    ("aioras peak RSS copying 8x64MiB (MiB)", "layers", "copy", "rss", 120.0),
 )
 
 
@@ -171,6 +173,28 @@ def _verify_pull(registry_url: str, repo: str, outdir: Path, workload: Workload)
             raise RuntimeError(f"pulled {path} does not match layer {layer['digest']}")
 
 
+def _measure_copy(
+    reg: LocalRegistry,
+    other: LocalRegistry,
+    workload: Workload,
+    ns: argparse.Namespace,
+    repo: str,
+    rep: int,
+) -> dict[str, Any]:
+    """aioras copies what it pushed to ``repo`` onto the other registry (a new repository)."""
+    args = [""]
+
+    def fresh_destination() -> None:
+        # Every attempt copies into a new repository: an earlier one would make it a no-op.
+        args[0] = f"{other.host}/bench/copy-{uuid.uuid4().hex[:12]}:v1"
+
+    result = _measured(
+        "aioras", "copy", reg, args, ns, repo=repo, fresh_repo=False, prepare=fresh_destination
+    )
+    _report(workload, "copy", "aioras", rep, result)
+    return result
+
+
 def _measure(
     reg: LocalRegistry,
     workload: Workload,
@@ -178,6 +202,7 @@ def _measure(
     ns: argparse.Namespace,
     scratch: Path,
     run_id: str,
+    other: LocalRegistry | None = None,
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     print(f"\n== {workload.label}: generating {workload.total // MiB} MiB of random data")
@@ -202,6 +227,9 @@ def _measure(
             repos[tool] = result["repo"]
             runs.setdefault((tool, "push"), []).append(result)
             _report(workload, "push", tool, rep, result)
+        if other is not None and "aioras" in repos:
+            copied = _measure_copy(reg, other, workload, ns, repos["aioras"], rep)
+            runs.setdefault(("aioras", "copy"), []).append(copied)
         for tool in order:
             outdir = scratch / "out" / f"{workload.key}-{tool}-{rep}"
             result = _measured(
@@ -288,6 +316,16 @@ def _targets(results: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
         if entry is not None:
             if kind == "speedup":
                 value = entry["speedup"]
+            elif kind == "ratio":
+                push = next(
+                    (r for r in results if r["workload"] == key and r["op"] == "push"), None
+                )
+                if push is not None and "aioras" in push["tools"]:
+                    value = round(
+                        entry["tools"]["aioras"]["median_s"]
+                        / push["tools"]["aioras"]["median_s"],
+                        3,
+                    )
             elif "aioras" in entry["tools"]:
                 value = entry["tools"]["aioras"]["peak_rss_mib"]
         if value is None:
@@ -338,6 +376,10 @@ def _print_table(results: list[dict[str, Any]], targets: list[dict[str, Any]], n
         measured = "-" if t["measured"] is None else f"{t['measured']:g}"
         where = f" [{t['measured_on']}]" if t["measured_on"] else ""
         print(f"  {t['status']:<4}  {t['target']}: {measured} (target {t['threshold']}){where}")
+    for entry in results:
+        written = entry["tools"].get("aioras", {}).get("disk_write_bytes")
+        if entry["op"] == "copy" and written is not None:
+            print(f"  copy [{entry['label']}]: {written} bytes written to local disk by aioras")
     print(
         "\nNotes: aioras pull verifies size and digest of every layer; oras-py 0.2.43 does not "
         "(it writes the bytes as they come). Page cache not dropped: sources and registry "
@@ -365,12 +407,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: list[dict[str, Any]] = []
     try:
-        with LocalRegistry(log_level="warn") as reg:
-            print(f"registry {reg.url}, storage {reg.storage_dir}")
+        with LocalRegistry(log_level="warn") as reg, LocalRegistry(log_level="warn") as other:
+            print(f"registry {reg.url}, storage {reg.storage_dir}; copies go to {other.url}")
             for workload in chosen:
-                runs = _measure(reg, workload, tools, ns, scratch, run_id)
+                copies = other if workload.key == "layers" and "aioras" in tools else None
+                runs = _measure(reg, workload, tools, ns, scratch, run_id, copies)
                 for op in ("push", "pull"):
                     results.append(_summarize(workload, op, tools, runs))
+                if copies is not None:
+                    entry = _summarize(workload, "copy", ("aioras",), runs)
+                    write = max(r.get("disk_write_bytes") or 0 for r in runs[("aioras", "copy")])
+                    entry["tools"]["aioras"]["disk_write_bytes"] = write
+                    results.append(entry)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     targets = _targets(results, ns.quick)

@@ -8,6 +8,7 @@ from . import client, defaults, exceptions, oci, provider
 from .client import AsyncOrasClient, OrasClient
 from .container import Container
 from .content.layout import OCILayout
+from .content.memory import MemoryStore
 from .exceptions import (
     AuthenticationError,
     DigestMismatch,
@@ -19,7 +20,10 @@ from .exceptions import (
     TransportError,
     UnsafePathError,
 )
+from .operations.copy import copy
+from .progress import TransferEvent
 from .registry import AsyncRegistry
+from .remote.repository import Repository
 from .sync import Registry
 from .transport import RetryPolicy
 from .version import __version__
@@ -31,12 +35,16 @@ __all__ = [
     "DigestMismatch",
     "InvalidReference",
     "ManifestValidationError",
+    "MemoryStore",
     "NotFoundError",
     "OCILayout",
     "OrasError",
     "RegistryError",
+    "Repository",
     "RetryPolicy",
+    "TransferEvent",
     "TransportError",
+    "copy",
     "UnsafePathError",
     "__version__",
     "defaults",

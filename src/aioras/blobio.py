@@ -86,13 +86,18 @@ class FileSlice:
         if self._fd is None:
             self._fd = await anyio.to_thread.run_sync(self._open)
         want = self.chunk_size if self.remaining is None else min(self.chunk_size, self.remaining)
-        chunk = await anyio.to_thread.run_sync(self._fd.read, want) if want > 0 else b""
+        chunk = await anyio.to_thread.run_sync(self._read, want) if want > 0 else b""
         if not chunk:
             self.close()
             raise StopAsyncIteration
         if self.remaining is not None:
             self.remaining -= len(chunk)
         return chunk
+
+    def _read(self, want: int) -> bytes:
+        """Read the next chunk (in a worker thread; a subclass may hash it there too)."""
+        assert self._fd is not None
+        return self._fd.read(want)
 
     def close(self) -> None:
         """Close the file (closing an unbuffered read-only file does not block)."""

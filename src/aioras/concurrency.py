@@ -49,7 +49,7 @@ async def map_bounded(
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first failure of a task group (the others are logged), to raise on its own."""
+    """The first failure in a task group's exception group; the others are logged."""
     errors = _leaves(group)
     for extra in errors[1:]:
         logger.debug("concurrent task also failed: %r", extra)

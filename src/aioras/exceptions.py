@@ -11,6 +11,7 @@
     │   └── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
     ├── UnsafePathError                a title, path or archive member would escape its directory
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
+    ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -65,6 +66,7 @@ __all__ = [
     "RegistryError",
     "ServerError",
     "SizeMismatch",
+    "StreamConsumed",
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
@@ -165,6 +167,14 @@ class InvalidHeaderValue(OrasError, ValueError):
     def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
+
+
+class StreamConsumed(OrasError):
+    """Raised when an upload fed from a one-shot stream broke off and would need it again.
+
+    A store's ``push(descriptor, stream)`` reads the stream once; a transfer that must
+    restart cannot. Copies open their source anew instead (``Repository.push_from``).
+    """
 
 
 class IntegrityError(OrasError):

@@ -10,9 +10,10 @@ import httpx
 from . import defaults, schemas
 from . import exceptions as exc
 from .container import Container
+from .content.graph import parse_document
 from .digest import digest_bytes, parse_digest, verify_bytes
 
-__all__ = ["check_manifest", "descriptor_of", "media_type_of"]
+__all__ = ["check_manifest", "check_manifest_digests", "descriptor_of", "media_type_of"]
 
 
 def media_type_of(value: str | None) -> str:
@@ -43,6 +44,25 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
     :class:`~aioras.exceptions.ManifestValidationError`.
     """
     what = f"manifest {container}"
+    check_manifest_digests(container, data, response)
+    manifest = parse_document(data, what)
+    content_type = media_type_of(response.headers.get("content-type"))
+    declared = manifest.get("mediaType")
+    known = defaults.manifest_media_types | defaults.index_media_types
+    if declared and content_type in known and declared != content_type:
+        raise exc.ManifestValidationError(
+            f"{what}: Content-Type {content_type} contradicts mediaType {declared}"
+        )
+    schemas.validate(manifest, declared or (content_type if content_type in known else None))
+    return manifest
+
+
+def check_manifest_digests(container: Container, data: bytes, response: httpx.Response) -> None:
+    """Check manifest bytes against the digest asked for and ``Docker-Content-Digest``.
+
+    Raises :class:`~aioras.exceptions.DigestMismatch` when either differs.
+    """
+    what = f"manifest {container}"
     if container.digest:
         verify_bytes(data, container.digest, what=what)
     advertised = response.headers.get("docker-content-digest")
@@ -56,18 +76,3 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
             raise exc.DigestMismatch(
                 expected=advertised, actual=actual, what=f"Docker-Content-Digest of {what}"
             )
-    try:
-        manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise exc.ManifestValidationError(f"{what} is not valid JSON: {error}") from error
-    if not isinstance(manifest, dict):
-        raise exc.ManifestValidationError(f"{what} is not a JSON object")
-    content_type = media_type_of(response.headers.get("content-type"))
-    declared = manifest.get("mediaType")
-    known = defaults.manifest_media_types | defaults.index_media_types
-    if declared and content_type in known and declared != content_type:
-        raise exc.ManifestValidationError(
-            f"{what}: Content-Type {content_type} contradicts mediaType {declared}"
-        )
-    schemas.validate(manifest, declared or (content_type if content_type in known else None))
-    return manifest

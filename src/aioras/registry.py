@@ -14,10 +14,10 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -32,13 +32,16 @@ from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import RangeOptions, download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
-from .manifests import check_manifest, descriptor_of, media_type_of
+from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
+from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .progress import ProgressCallback
 from .proxies import EnvironmentProxies
+from .remote.repository import Repository, RepositoryState
 from .transport import (
     DEFAULT_LIMITS,
     DEFAULT_RETRY,
@@ -49,7 +52,14 @@ from .transport import (
     raise_for_status,
     wrap_http_error,
 )
-from .uploads import BlobUpload, cancel_upload
+from .uploads import (
+    BlobUpload,
+    HashingUpload,
+    SliceSource,
+    StreamOpener,
+    cancel_upload,
+    stream_source,
+)
 from .urls import redact, resolve_location, same_origin
 from .utils import split_path_and_content
 from .version import __version__
@@ -59,6 +69,7 @@ __all__ = ["AsyncRegistry", "ContainerLike"]
 logger = logging.getLogger(__name__)
 
 ContainerLike = str | Container
+_T = TypeVar("_T")
 _MAX_TAG_PAGES = 10_000
 # Refusals of a schema-valid manifest that a second try can cure (see upload_manifest).
 _RESEND_CODES = frozenset({"MANIFEST_INVALID", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"})
@@ -160,6 +171,7 @@ class AsyncRegistry:
         self._transport.registries = set()
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
+        self._repositories: dict[str, RepositoryState] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> AsyncRegistry:
@@ -448,6 +460,50 @@ class AsyncRegistry:
         actual_size = await anyio.to_thread.run_sync(os.path.getsize, path)
         if actual_size != size:
             raise exc.SizeMismatch(expected=size, actual=actual_size, what=f"file {path}")
+        return await self._upload_once(
+            container,
+            digest,
+            skip_existing,
+            lambda: (
+                self.chunked_upload(
+                    path, container, layer, chunk_size=chunk_size or self.chunk_size
+                )
+                if do_chunked
+                else self.put_upload(path, container, layer)
+            ),
+        )
+
+    async def upload_blob_stream(
+        self,
+        source: StreamOpener,
+        container: ContainerLike,
+        layer: Mapping[str, Any],
+        *,
+        skip_existing: bool = True,
+    ) -> httpx.Response:
+        """Upload the blob ``layer`` describes from a stream, with no file in between.
+
+        ``source`` opens the bytes from their start (``lambda: store.fetch(descriptor)``);
+        it is called again when the upload restarts after a fault, so a stream that broke
+        off is read anew rather than resumed. The bytes go out in one streamed ``PUT``
+        (monolithic) and the registry checks them against the digest. Existing blobs and
+        uploads already under way are handled as in :meth:`upload_blob`. Raises the
+        registry's typed errors, and what ``source`` raises (e.g.
+        :class:`~aioras.exceptions.DigestMismatch` from a verified stream).
+        """
+        container = self.get_container(container)
+        digest = validate_digest(layer["digest"])
+        upload = self._blob_upload(None, container, layer, source=stream_source(source))
+        return await self._upload_once(container, digest, skip_existing, upload.monolithic)
+
+    async def _upload_once(
+        self,
+        container: Container,
+        digest: str,
+        skip_existing: bool,
+        run: Callable[[], Awaitable[httpx.Response]],
+    ) -> httpx.Response:
+        """Run one blob upload under the transfer limit, unless the blob is there already."""
         key = (container.registry, container.api_prefix, digest)
         while True:
             if skip_existing:
@@ -468,23 +524,25 @@ class AsyncRegistry:
         done = self._uploading[key] = anyio.Event()
         try:
             async with await self._limiter():
-                if do_chunked:
-                    return await self.chunked_upload(
-                        path, container, layer, chunk_size=chunk_size or self.chunk_size
-                    )
-                return await self.put_upload(path, container, layer)
+                return await run()
         finally:
             if self._uploading.get(key) is done:
                 del self._uploading[key]
             done.set()
 
     def _blob_upload(
-        self, blob: str | os.PathLike[str], container: Container, layer: Mapping[str, Any]
+        self,
+        blob: str | os.PathLike[str] | None,
+        container: Container,
+        layer: Mapping[str, Any],
+        *,
+        source: SliceSource | None = None,
     ) -> BlobUpload:
         digest = validate_digest(layer["digest"])
         return BlobUpload(
             self._send,
             path=blob,
+            source=source,
             digest=digest,
             size=int(layer["size"]),
             uploads_url=self._url(container.upload_blob_url()),
@@ -492,6 +550,40 @@ class AsyncRegistry:
             policy=self._transport.retry,
             what=f"blob {digest} in {container.api_prefix}",
         )
+
+    async def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Upload the file ``blob`` in one pass, hashing it on the way; return its digest and size.
+
+        For blobs the registry is not expected to hold: there is no existence check (the
+        digest is not known before the upload), and the file is read once instead of
+        twice. The upload is chunked (POST, ``PATCH`` chunks of ``chunk_size`` bytes,
+        default this object's ``chunk_size``) and the closing ``PUT`` names the digest of
+        exactly the bytes sent, which the registry checks. Broken chunks are resumed as in
+        :meth:`chunked_upload`, re-reading only the bytes they must. Returns
+        ``{"digest": ..., "size": ...}``. Raises the registry's typed errors, or
+        :class:`~aioras.exceptions.TransportError` when it cannot be reached.
+        """
+        container = self.get_container(container)
+        path = os.fspath(blob)
+        size = await anyio.to_thread.run_sync(os.path.getsize, path)
+        upload = HashingUpload(
+            self._send,
+            path=path,
+            size=size,
+            uploads_url=self._url(container.upload_blob_url()),
+            blob_url=lambda digest: self._url(container.get_blob_url(digest)),
+            policy=self._transport.retry,
+            what=f"file {os.path.basename(path)} in {container.api_prefix}",
+        )
+        async with await self._limiter():
+            await upload.chunked(chunk_size or self.chunk_size)
+        return {"digest": upload.digest, "size": size}
 
     async def _cancel_upload(self, location: str) -> None:
         await cancel_upload(self._send, location)
@@ -584,9 +676,36 @@ class AsyncRegistry:
         container = self.get_container(container)
         media_type = manifest.get("mediaType") or media_type or defaults.default_manifest_media_type
         schemas.validate(dict(manifest), media_type)
-        data = manifest_bytes(manifest)
+        return await self._put_manifest(
+            manifest_bytes(manifest), container, media_type, reference or container.reference
+        )
+
+    async def push_manifest_bytes(
+        self,
+        data: bytes,
+        container: ContainerLike,
+        *,
+        media_type: str,
+        reference: str | None = None,
+    ) -> httpx.Response:
+        """PUT a manifest as exactly these bytes, with ``media_type`` as its Content-Type.
+
+        Nothing is parsed or re-serialised, so the digest stays that of ``data``: use it
+        to copy manifests (a signature names its subject's digest). Stored under the
+        container's reference, or ``reference`` (a tag or the digest). Retried and
+        re-sent as :meth:`upload_manifest` is; raises
+        :class:`~aioras.exceptions.DigestMismatch` when the registry keeps storing other
+        bytes, and the registry's typed errors.
+        """
+        container = self.get_container(container)
+        return await self._put_manifest(
+            data, container, media_type, reference or container.reference
+        )
+
+    async def _put_manifest(
+        self, data: bytes, container: Container, media_type: str, ref: str
+    ) -> httpx.Response:
         digest = digest_bytes(data)
-        ref = reference or container.reference
         url = self._url(container.manifest_url(ref))
         what = f"manifest {container.api_prefix}:{ref}"
         policy = self._transport.retry
@@ -634,6 +753,48 @@ class AsyncRegistry:
         :class:`~aioras.exceptions.ManifestValidationError`, or the registry's typed errors.
         """
         container = self.get_container(container)
+        data, response, manifest = await self._fetch_checked(
+            container,
+            allowed_media_type,
+            max_size,
+            lambda data, response: check_manifest(container, data, response),
+        )
+        return manifest, descriptor_of(data, response)
+
+    async def fetch_manifest_bytes(
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        max_size: int = defaults.max_manifest_size,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Fetch a manifest's exact bytes; return ``(data, descriptor)``.
+
+        The bytes are not parsed: the descriptor's ``mediaType`` is the response's
+        ``Content-Type``. A fetch by digest is checked against that digest, and against
+        ``Docker-Content-Digest`` when sent; a manifest larger than ``max_size`` is refused
+        unread. Breaks and failed checks are retried as in :meth:`fetch_manifest`. Raises
+        :class:`~aioras.exceptions.ManifestTooLarge`,
+        :class:`~aioras.exceptions.DigestMismatch`, or the registry's typed errors.
+        """
+        container = self.get_container(container)
+        data, response, _ = await self._fetch_checked(
+            container,
+            allowed_media_type,
+            max_size,
+            lambda data, response: check_manifest_digests(container, data, response),
+        )
+        media_type = media_type_of(response.headers.get("content-type"))
+        return data, {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+
+    async def _fetch_checked(
+        self,
+        container: Container,
+        allowed_media_type: Sequence[str] | None,
+        max_size: int,
+        check: Callable[[bytes, httpx.Response], _T],
+    ) -> tuple[bytes, httpx.Response, _T]:
+        """GET a manifest and ``check`` it, fetching again after breaks and failed checks."""
         accept = list(allowed_media_type or defaults.default_manifest_accepted_media_types)
         url = self._url(container.manifest_url())
         what = f"manifest {container}"
@@ -654,7 +815,7 @@ class AsyncRegistry:
                 await anyio.sleep(delay)
                 continue
             try:
-                manifest = check_manifest(container, data, response)
+                checked = check(data, response)
             except exc.IntegrityError as error:
                 # Bytes altered on the way fail here too: fetch once more before refusing.
                 if refetches >= policy.refetches:
@@ -662,7 +823,7 @@ class AsyncRegistry:
                 refetches += 1
                 logger.warning("%s failed verification (%s); fetching it again", what, error)
                 continue
-            return manifest, descriptor_of(data, response)
+            return data, response, checked
 
     async def _read_manifest(
         self, url: str, accept: Sequence[str], max_size: int, what: str
@@ -841,6 +1002,38 @@ class AsyncRegistry:
                 deleted.append(tag)
         return deleted
 
+    # -- stores and raw manifests --------------------------------------------------------
+    def repository(self, name: ContainerLike) -> Repository:
+        """One repository of a registry as a content store (``"host/namespace/name"``).
+
+        The store shares this object's connections, credentials, retries and transfer
+        limit; what the registry supports (the referrers API) is remembered per
+        repository. A tag or digest in ``name`` is ignored. Raises
+        :class:`~aioras.exceptions.InvalidReference` for a malformed name.
+        """
+        return Repository(self, self.get_container(name))
+
+    def _repository_state(self, container: Container) -> RepositoryState:
+        key = f"{container.registry}/{container.api_prefix}"
+        return self._repositories.setdefault(key, RepositoryState())
+
+    async def tag(self, reference: ContainerLike, *new_tags: str) -> dict[str, Any]:
+        """Give the manifest ``reference`` names these tags too; return its descriptor.
+
+        The manifest's exact bytes are fetched once and PUT under each tag, so its digest
+        is unchanged. Raises :class:`~aioras.exceptions.InvalidReference` for a malformed
+        tag (before anything is sent) and the registry's typed errors.
+        """
+        container = self.get_container(reference)
+        for tag in new_tags:
+            container.with_reference(tag)  # validates before any request
+        data, descriptor = await self.fetch_manifest_bytes(container)
+        for tag in new_tags:
+            await self.push_manifest_bytes(
+                data, container, media_type=descriptor["mediaType"], reference=tag
+            )
+        return descriptor
+
     # -- high-level operations -----------------------------------------------------------
     async def push(
         self,
@@ -858,6 +1051,8 @@ class AsyncRegistry:
         quiet: bool = False,
         artifact_type: str | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+        single_pass: bool = False,
     ) -> httpx.Response:
         return await push_operation(
             self,
@@ -874,6 +1069,8 @@ class AsyncRegistry:
             quiet=quiet,
             artifact_type=artifact_type,
             concurrency=concurrency,
+            progress=progress,
+            single_pass=single_pass,
         )
 
     push.__doc__ = push_operation.__doc__
@@ -887,6 +1084,7 @@ class AsyncRegistry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[str]:
         return await pull_operation(
             self,
@@ -896,9 +1094,50 @@ class AsyncRegistry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            progress=progress,
         )
 
     pull.__doc__ = pull_operation.__doc__
+
+    async def copy(
+        self,
+        source_reference: ContainerLike,
+        destination_reference: ContainerLike,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Copy an artifact (its whole graph) between repositories; return the root descriptor.
+
+        Both references are full (``host/name:tag`` or ``@digest``); the hosts may differ
+        (credentials are looked up per host). Blobs move as streams from one registry to
+        the other, mounted instead when both repositories are on one host; manifests keep
+        their exact bytes. A destination by digest is left untagged. Options and errors
+        as :func:`aioras.copy`.
+        """
+        source = self.get_container(source_reference)
+        destination = self.get_container(destination_reference)
+        root = await copy_operation(
+            self.repository(source),
+            source.reference,
+            self.repository(destination),
+            None if destination.digest else _copy_target(destination),
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
+        return dict(root)
+
+
+def _copy_target(container: Container) -> str:
+    return container.digest or container.tag or defaults.default_tag
 
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes:

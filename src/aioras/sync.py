@@ -43,14 +43,20 @@ from .auth import Authenticator
 from .auth.login import login as _login
 from .auth.login import logout as _logout
 from .container import Container
+from .content.store import ReadOnlyStore, Target
 from .decorator import ensure_container
+from .descriptor import Descriptor
 from .environment import Environment
+from .operations.copy import copy as copy_operation
 from .operations.pull import pull as pull_operation
 from .operations.push import SubjectLike
 from .operations.push import push as push_operation
+from .progress import ProgressCallback
 from .registry import AsyncRegistry, ContainerLike
+from .remote.repository import Repository
 from .syncoverrides import OverridingEndpoints, overridden_endpoints
 from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from .uploads import StreamOpener
 
 __all__ = ["Registry"]
 
@@ -242,6 +248,8 @@ class Registry:
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
         max_transfers: int = 10,
+        download_ranges: int = defaults.default_download_ranges,
+        range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -258,6 +266,8 @@ class Registry:
             push_concurrency=push_concurrency,
             pull_concurrency=pull_concurrency,
             max_transfers=max_transfers,
+            download_ranges=download_ranges,
+            range_threshold=range_threshold,
             chunk_size=chunk_size,
             timeout=timeout,
             retry=retry,
@@ -642,6 +652,8 @@ class Registry:
         quiet: bool = False,
         artifact_type: str | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+        single_pass: bool = False,
     ) -> httpx.Response:
         return self._call_response(
             self._operation("push", push_operation),
@@ -658,6 +670,8 @@ class Registry:
             quiet=quiet,
             artifact_type=artifact_type,
             concurrency=concurrency,
+            progress=progress,
+            single_pass=single_pass,
         )
 
     push.__doc__ = AsyncRegistry.push.__doc__
@@ -672,6 +686,7 @@ class Registry:
         overwrite: bool = True,
         outdir: str | os.PathLike[str] | None = None,
         concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[str]:
         return self._call(
             self._operation("pull", pull_operation),
@@ -681,9 +696,146 @@ class Registry:
             overwrite=overwrite,
             outdir=outdir,
             concurrency=concurrency,
+            progress=progress,
         )
 
     pull.__doc__ = AsyncRegistry.pull.__doc__
+
+    # -- stores, raw manifests and copy ----------------------------------------------------
+    def repository(self, name: ContainerLike) -> Repository:
+        """One repository as an async content store, living on this object's loop thread.
+
+        Hand it to :meth:`copy_store` (its coroutines run only on that loop).
+        """
+        return self.aregistry.repository(name)
+
+    @ensure_container
+    def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]:
+        return self._call(self.aregistry.upload_new_blob, blob, container, chunk_size=chunk_size)
+
+    upload_new_blob.__doc__ = AsyncRegistry.upload_new_blob.__doc__
+
+    @ensure_container
+    def upload_blob_stream(
+        self,
+        source: StreamOpener,
+        container: ContainerLike,
+        layer: Mapping[str, Any],
+        *,
+        skip_existing: bool = True,
+    ) -> httpx.Response:
+        """Upload a blob from an async stream opener (run on the loop thread)."""
+        return self._call_response(
+            self.aregistry.upload_blob_stream,
+            source,
+            container,
+            layer,
+            skip_existing=skip_existing,
+        )
+
+    @ensure_container
+    def fetch_manifest_bytes(
+        self,
+        container: ContainerLike,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        max_size: int = defaults.max_manifest_size,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Fetch a manifest's exact bytes; return ``(data, descriptor)``."""
+        return self._call(
+            self.aregistry.fetch_manifest_bytes, container, allowed_media_type, max_size=max_size
+        )
+
+    def push_manifest_bytes(
+        self,
+        data: bytes,
+        container: ContainerLike,
+        *,
+        media_type: str,
+        reference: str | None = None,
+    ) -> httpx.Response:
+        """PUT a manifest as exactly these bytes, with ``media_type`` as its Content-Type."""
+        return self._call_response(
+            self.aregistry.push_manifest_bytes,
+            data,
+            self.get_container(container),
+            media_type=media_type,
+            reference=reference,
+        )
+
+    @ensure_container
+    def tag(self, reference: ContainerLike, *new_tags: str) -> dict[str, Any]:
+        """Give the manifest ``reference`` names these tags too; return its descriptor."""
+        return self._call(self.aregistry.tag, reference, *new_tags)
+
+    def copy(
+        self,
+        source_reference: ContainerLike,
+        destination_reference: ContainerLike,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Copy an artifact between repositories (hosts may differ); return the root descriptor.
+
+        See :meth:`aioras.AsyncRegistry.copy`. ``progress`` runs on the loop thread.
+        """
+        return self._call(
+            self.aregistry.copy,
+            source_reference,
+            destination_reference,
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
+
+    def copy_store(
+        self,
+        src: ReadOnlyStore,
+        src_ref: str,
+        dst: Target,
+        dst_ref: str | None = None,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> Descriptor:
+        """Run :func:`aioras.copy` between two stores on this object's loop thread.
+
+        The one-line copy of sync code between a registry and a layout or memory store:
+        ``reg.copy_store(reg.repository("host/app"), "v1", aioras.MemoryStore())``. Stores
+        from :meth:`repository` must come from this object. Options and errors as
+        :func:`aioras.copy`.
+        """
+        return self._call(
+            copy_operation,
+            src,
+            src_ref,
+            dst,
+            dst_ref,
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            concurrency=concurrency,
+            progress=progress,
+        )
 
     def _operation(
         self, name: str, operation: Callable[..., Awaitable[T]]

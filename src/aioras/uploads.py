@@ -14,6 +14,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 - Every abandoned session is cancelled (``DELETE`` on its URL, failures ignored), also when
   the upload is cancelled or fails for good.
 
+- A source stream that fails its own verification (bytes read from another registry and
+  altered on the way) is opened anew with a fresh session, at most
+  :attr:`~aioras.transport.RetryPolicy.refetches` times.
+
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
 resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
@@ -24,18 +28,28 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import anyio
 import httpx
 
 from . import exceptions as exc
-from .blobio import file_body
-from .transport import Body, RetryPolicy, _is_verification_failure, raise_for_status
+from .blobio import FileSlice
+from .digest import Hasher
+from .transport import Body, BodyFactory, RetryPolicy, _is_verification_failure, raise_for_status
 from .urls import merge_query, redact, resolve_location
 
-__all__ = ["BlobUpload", "cancel_upload"]
+__all__ = [
+    "BlobUpload",
+    "HashingUpload",
+    "SliceSource",
+    "StreamOpener",
+    "cancel_upload",
+    "file_source",
+    "stream_source",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +62,74 @@ _RESTART_CODES = frozenset(
     {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "SIZE_INVALID"}
 )
 _RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-(\d+)\s*$")
+
+
+SliceSource = Callable[[int, int | None], AsyncIterator[bytes]]
+"""Opens a fresh stream of a blob's bytes from ``offset``, ``length`` of them (None: all)."""
+
+StreamOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+"""Opens a blob's bytes from the first one, e.g. ``lambda: store.fetch(descriptor)``."""
+
+
+def file_source(path: str | os.PathLike[str]) -> SliceSource:
+    """A :data:`SliceSource` reading slices of the file ``path`` in worker threads."""
+
+    def open_slice(offset: int, length: int | None) -> AsyncIterator[bytes]:
+        return FileSlice(path, offset=offset, length=length)
+
+    return open_slice
+
+
+class _OpenedStream:
+    """An async iterator over a stream an opener yields, entered lazily, closed once.
+
+    The opener's context is left when the stream ends, fails or is closed: a source
+    response is never left open by a request that gave up half-way.
+    """
+
+    def __init__(self, opener: StreamOpener) -> None:
+        self._opener = opener
+        self._context: AbstractAsyncContextManager[AsyncIterator[bytes]] | None = None
+        self._stream: AsyncIterator[bytes] | None = None
+        self._done = False
+
+    def __aiter__(self) -> _OpenedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        if self._stream is None:
+            self._context = self._opener()
+            self._stream = await self._context.__aenter__()
+        try:
+            return await self._stream.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Leave the opener's context; the stream yields nothing more."""
+        self._done = True
+        if self._context is not None:
+            context, self._context = self._context, None
+            with anyio.CancelScope(shield=True):
+                await context.__aexit__(None, None, None)
+
+
+def stream_source(opener: StreamOpener) -> SliceSource:
+    """A :data:`SliceSource` over a stream read from its start (each slice opens it anew).
+
+    Only whole-blob slices are offered: a stream cannot seek, so such a source suits a
+    monolithic upload, restarted from the first byte when it breaks off.
+    """
+
+    def open_slice(offset: int, length: int | None) -> AsyncIterator[bytes]:
+        if offset:
+            raise ValueError("a stream source is read from its first byte only")
+        return _OpenedStream(opener)
+
+    return open_slice
 
 
 class SendFn(Protocol):
@@ -105,9 +187,11 @@ def _range_end(value: str | None) -> int | None:
 
 
 class BlobUpload:
-    """One blob's upload from a file into one repository, with its recovery.
+    """One blob's upload from a file or a stream into one repository, with its recovery.
 
-    ``send`` is the registry's request function; ``uploads_url`` the repository's
+    ``send`` is the registry's request function; ``path`` the file to upload, or ``source``
+    a :data:`SliceSource` of the bytes (:func:`stream_source` for a stream: monolithic
+    uploads only); ``uploads_url`` the repository's
     ``/blobs/uploads/`` URL and ``blob_url`` the blob's own URL (for the existence check
     after an uncertain commit); ``what`` names the blob in errors.
     """
@@ -116,7 +200,8 @@ class BlobUpload:
         self,
         send: SendFn,
         *,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
+        source: SliceSource | None = None,
         digest: str,
         size: int,
         uploads_url: str,
@@ -124,8 +209,12 @@ class BlobUpload:
         policy: RetryPolicy,
         what: str,
     ) -> None:
+        if (path is None) == (source is None):
+            raise ValueError("BlobUpload needs either a path or a source")
         self.send = send
-        self.path = os.fspath(path)
+        self.path = os.fspath(path) if path is not None else None
+        self.source = source if source is not None else file_source(os.fspath(path or ""))
+        self._bodies: list[AsyncIterator[bytes]] = []
         self.digest = digest
         self.size = size
         self.uploads_url = uploads_url
@@ -165,7 +254,7 @@ class BlobUpload:
         if self.location is None:
             await self._open()
         assert self.location is not None
-        return await self._commit(file_body(self.path, length=self.size), self.size)
+        return await self._commit(self._body(0, self.size), self.size)
 
     async def _chunked_once(self) -> httpx.Response:
         if self.location is None:
@@ -179,12 +268,30 @@ class BlobUpload:
         # Bounded two ways, so an upload always ends: failures in a row with no bytes landed
         # in between, and sessions opened. A long chunked upload that keeps advancing is not
         # failed merely because faults added up over its length.
-        failures = 0
+        failures = refetches = 0
         mark = -1  # where the upload stood after the last recovery
+        mismatch: exc.IntegrityError | None = None
         try:
             while True:
                 try:
                     return await attempt()
+                except exc.StreamConsumed:
+                    # A one-shot source cannot be read again: content that did not match
+                    # is the error to report, not the spent stream.
+                    if mismatch is not None:
+                        raise mismatch from None
+                    raise
+                except exc.IntegrityError as error:
+                    mismatch = error
+                    # A verified source stream (a blob copied from a registry) read bytes
+                    # altered on the way: drop the session and read the source anew.
+                    if refetches >= self.policy.refetches:
+                        raise
+                    refetches += 1
+                    logger.warning("%s: %s; sending it again", self.what, error)
+                    if self.location is not None:
+                        location, self.location = self.location, None
+                        await cancel_upload(self.send, location)
                 except (exc.TransportError, exc.RegistryError) as error:
                     if self._opening or not self._recoverable(error):
                         # A POST that failed has had the transport's retries already.
@@ -294,13 +401,16 @@ class BlobUpload:
             "Content-Length": str(length),
             "Content-Range": f"{offset}-{offset + length - 1}",
         }
-        response = await self.send(
-            "PATCH",
-            self.location,
-            headers=headers,
-            body=file_body(self.path, offset=offset, length=length),
-            retry=False,
-        )
+        try:
+            response = await self.send(
+                "PATCH",
+                self.location,
+                headers=headers,
+                body=self._body(offset, length),
+                retry=False,
+            )
+        finally:
+            await self._close_bodies()
         await raise_for_status(response, (202, 201, 204), what=f"chunk at {offset} of {self.what}")
         if "location" in response.headers:
             self.location = resolve_location(self.location, response.headers["location"])
@@ -310,13 +420,33 @@ class BlobUpload:
         # kept. Were ours wrong, the next PATCH gets 416 and the status request settles it.
         self.offset = end + 1 if end is not None and 0 < end < sent else sent
 
+    def _body(self, offset: int, length: int) -> BodyFactory:
+        """A body factory over the slice; every stream it opens is closed after the request."""
+
+        def make() -> AsyncIterator[bytes]:
+            body = self.source(offset, length)
+            self._bodies.append(body)
+            return body
+
+        return make
+
+    async def _close_bodies(self) -> None:
+        bodies, self._bodies = self._bodies, []
+        for body in bodies:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+
     async def _commit(self, body: Body, length: int) -> httpx.Response:
         assert self.location is not None
         url = merge_query(self.location, {"digest": self.digest})
         headers = {"Content-Type": _OCTET, "Content-Length": str(length)}
         if length:
             self.offset = self.size  # everything goes in this request
-        response = await self.send("PUT", url, headers=headers, body=body, retry=False)
+        try:
+            response = await self.send("PUT", url, headers=headers, body=body, retry=False)
+        finally:
+            await self._close_bodies()
         await raise_for_status(response, (201,), what=f"{self.what} upload")
         self.location = None  # the session ends with the commit
         returned = response.headers.get("docker-content-digest")
@@ -363,3 +493,104 @@ class BlobUpload:
             # "0-0": one byte, or none. Only a session known to hold one byte is kept.
             return 1 if self.offset == 1 else None
         return end + 1
+
+
+class _HashingSlice(FileSlice):
+    """A file slice that feeds what it reads to ``hasher``, in the same worker thread."""
+
+    def __init__(self, path: str, hasher: Hasher, *, offset: int, length: int) -> None:
+        super().__init__(path, offset=offset, length=length)
+        self.hasher = hasher
+
+    def _read(self, want: int) -> bytes:
+        chunk = super()._read(want)
+        self.hasher.update(chunk)
+        return chunk
+
+
+def _hash_range(path: str, hasher: Hasher, start: int, end: int) -> None:
+    """Feed ``path[start:end]`` to ``hasher`` (worker thread; only after a fault)."""
+    with open(path, "rb", buffering=0) as fd:
+        fd.seek(start)
+        while start < end:
+            chunk = fd.read(min(1 << 20, end - start))
+            if not chunk:
+                raise exc.SizeMismatch(expected=end, actual=start, what=f"file {path}")
+            hasher.update(chunk)
+            start += len(chunk)
+
+
+class HashingUpload(BlobUpload):
+    """A chunked upload of a file whose digest is computed on the way (read once).
+
+    Each ``PATCH`` body hashes the bytes it reads; the hash state advances only with what
+    the registry acknowledged, so a resumed or restarted session re-reads just the bytes
+    it must (from the file, and only after a fault). The closing ``PUT`` names the digest
+    of exactly the bytes sent; the registry checks it against what it stored. ``blob_url``
+    builds the blob's URL from its digest (for the existence check after an uncertain
+    commit).
+    """
+
+    def __init__(
+        self,
+        send: SendFn,
+        *,
+        path: str | os.PathLike[str],
+        size: int,
+        uploads_url: str,
+        blob_url: Callable[[str], str],
+        policy: RetryPolicy,
+        what: str,
+        algorithm: str = "sha256",
+    ) -> None:
+        super().__init__(
+            send,
+            path=path,
+            digest="",
+            size=size,
+            uploads_url=uploads_url,
+            blob_url="",
+            policy=policy,
+            what=what,
+        )
+        self._blob_url = blob_url
+        self._algorithm = algorithm
+        self._state = Hasher(algorithm)  # the hash of path[:self._state.size]
+        self._pending: Hasher | None = None
+
+    async def _hash_to(self, offset: int) -> None:
+        """Bring the hash state to ``offset`` (re-reading the file only after a fault)."""
+        if self._state.size > offset:
+            self._state = Hasher(self._algorithm)
+        if self._state.size < offset:
+            assert self.path is not None
+            await anyio.to_thread.run_sync(
+                _hash_range, self.path, self._state, self._state.size, offset
+            )
+
+    async def _chunked_once(self) -> httpx.Response:
+        if self.location is None:
+            await self._open()
+        while self.offset < self.size:
+            await self._hash_to(self.offset)
+            await self._patch()
+            if self._pending is not None and self._pending.size == self.offset:
+                self._state = self._pending  # the registry holds exactly what was hashed
+            self._pending = None
+        await self._hash_to(self.size)
+        self.digest = self._state.digest
+        self.blob_url = self._blob_url(self.digest)
+        return await self._commit(b"", 0)
+
+    def _body(self, offset: int, length: int) -> BodyFactory:
+        assert self.path is not None
+        path = self.path
+
+        def make() -> AsyncIterator[bytes]:
+            # A replayed body (after an auth challenge) starts again from the saved state.
+            self._pending = self._state.copy()
+            body = _HashingSlice(path, self._pending, offset=offset, length=length)
+            self._bodies.append(body)
+            return body
+
+        return make

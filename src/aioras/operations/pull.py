@@ -20,7 +20,9 @@ import anyio
 
 from .. import defaults
 from ..concurrency import map_bounded
+from ..descriptor import as_descriptor
 from ..exceptions import ManifestValidationError, UnsafePathError
+from ..progress import ProgressCallback, ProgressReporter
 from ..utils import extract_targz, get_tmpdir, safe_title, sanitize_path
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ async def pull(
     overwrite: bool = True,
     outdir: str | os.PathLike[str] | None = None,
     concurrency: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
@@ -99,7 +102,9 @@ async def pull(
     layers without that mark, as oras-py pushes them) are extracted safely into
     ``outdir``. With ``overwrite=False`` existing files are kept and skipped. Without
     ``outdir`` a new temporary directory is used. ``config_path`` names a Docker
-    ``config.json`` to read credentials from.
+    ``config.json`` to read credentials from. ``progress`` receives a
+    :class:`~aioras.progress.TransferEvent` when the manifest is resolved and as each layer
+    starts and is done.
 
     Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
     would land outside ``outdir`` (before anything is downloaded, for titles),
@@ -111,10 +116,18 @@ async def pull(
     container = registry.get_container(target)
     if config_path:
         registry.load_configs(container, configs=[config_path])
+    reporter = ProgressReporter(progress)
+    if reporter:
+        await reporter.emit("resolve", as_descriptor(await registry.resolve(container)))
     manifest = await registry.get_manifest(container, allowed_media_type)
     todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
 
     async def fetch(item: PullItem) -> None:
+        await reporter.emit("start", as_descriptor(item.layer))
+        await fetch_layer(item)
+        await reporter.emit("done", as_descriptor(item.layer))
+
+    async def fetch_layer(item: PullItem) -> None:
         layer = item.layer
         if not item.unpack:
             await registry.download_blob(

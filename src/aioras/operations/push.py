@@ -19,9 +19,11 @@ import httpx
 
 from .. import defaults
 from ..concurrency import map_bounded
-from ..digest import digest_file
+from ..descriptor import as_descriptor
+from ..digest import digest_bytes, digest_file
 from ..logger import logger as oras_logger
-from ..oci import Annotations, ManifestConfig, NewManifest, Subject
+from ..oci import Annotations, ManifestConfig, NewManifest, Subject, manifest_bytes
+from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..utils import get_tmpfile, make_targz, sanitize_path, split_path_and_content
 
 if TYPE_CHECKING:
@@ -63,8 +65,11 @@ def _parse_items(files: Sequence[str | os.PathLike[str]], validate_paths: bool) 
     return items
 
 
-async def _prepare(item: PushItem, annotations: Annotations) -> None:
-    """Pack a directory if needed, hash the blob, and build the layer descriptor."""
+async def _prepare(item: PushItem, annotations: Annotations, *, hash_now: bool = True) -> None:
+    """Pack a directory if needed, hash the blob, and build the layer descriptor.
+
+    Without ``hash_now`` digest and size are left empty, for the upload to fill in.
+    """
     if item.is_dir:
         # The archive's name is recorded before packing starts, so that push's cleanup
         # removes it even when the push is cancelled while the worker thread still packs.
@@ -72,7 +77,7 @@ async def _prepare(item: PushItem, annotations: Annotations) -> None:
         await anyio.to_thread.run_sync(make_targz, item.name, item.blob)
     else:
         item.blob = item.name
-    digest, size = await digest_file(item.blob)
+    digest, size = await digest_file(item.blob) if hash_now else ("", 0)
     media_type = item.media_type or (
         defaults.default_blob_dir_media_type if item.is_dir else defaults.default_blob_media_type
     )
@@ -117,6 +122,8 @@ async def push(
     quiet: bool = False,
     artifact_type: str | None = None,
     concurrency: int | None = None,
+    progress: ProgressCallback | None = None,
+    single_pass: bool = False,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
@@ -132,7 +139,16 @@ async def push(
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
     registry already has are skipped, and layer order follows ``files``.
 
-    ``config_path`` names a Docker ``config.json`` to read credentials from.
+    ``single_pass`` is for layers the registry does not hold yet: each file is read once,
+    hashed while it uploads (a chunked upload whose closing ``PUT`` names the digest, see
+    :meth:`~aioras.registry.AsyncRegistry.upload_new_blob`), instead of hashed first and
+    read again to upload. Nothing is checked for existence and identical files each
+    travel; progress reports each such layer when it is done (its digest is known only
+    then).
+
+    ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
+    receives a :class:`~aioras.progress.TransferEvent` as each blob starts and is done (or
+    skipped, being there already), and when the manifest is done.
 
     Raises FileNotFoundError for a missing path, :class:`~aioras.exceptions.UnsafePathError`
     for a path outside the working directory, and the registry's typed errors.
@@ -143,8 +159,21 @@ async def push(
     annotations = Annotations(annotation_file)
     items = _parse_items(files or [], validate_paths=not disable_path_validation)
     limit = concurrency or registry.push_concurrency
+    reporter = ProgressReporter(progress)
     try:
-        await map_bounded(lambda item: _prepare(item, annotations), items, limit=limit)
+        await map_bounded(
+            lambda item: _prepare(item, annotations, hash_now=not single_pass), items, limit=limit
+        )
+        if single_pass:
+
+            async def upload_once(item: PushItem) -> None:
+                assert item.descriptor is not None
+                item.descriptor.update(
+                    await registry.upload_new_blob(item.blob, container, chunk_size=chunk_size)
+                )
+                await reporter.emit("done", as_descriptor(item.descriptor))
+
+            await map_bounded(upload_once, items, limit=limit)
 
         if manifest_config:
             parsed = split_path_and_content(manifest_config)
@@ -157,17 +186,21 @@ async def push(
 
         # One upload per distinct digest: identical files need to travel only once.
         uploads: dict[str, tuple[str | None, dict[str, Any]]] = {}
-        for item in items:
+        for item in items if not single_pass else ():
             assert item.descriptor is not None
             uploads.setdefault(item.descriptor["digest"], (item.blob, item.descriptor))
         uploads.setdefault(conf["digest"], (config_file, conf))
 
         async def upload(job: tuple[str | None, dict[str, Any]]) -> None:
             blob, descriptor = job
+            await reporter.emit("start", as_descriptor(descriptor))
             response = await registry.upload_blob(
                 blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
             )
             registry._check_200_response(response)
+            # upload_blob answers with the HEAD (200) of a blob it did not need to send.
+            kind: EventKind = "skipped" if response.status_code == 200 else "done"
+            await reporter.emit(kind, as_descriptor(descriptor))
 
         await map_bounded(upload, list(uploads.values()), limit=limit)
 
@@ -185,6 +218,12 @@ async def push(
         if subject is not None:
             manifest["subject"] = await _subject_descriptor(registry, container, subject)
         response = await registry.upload_manifest(manifest, container)
+        if reporter:
+            data = manifest_bytes(manifest)
+            media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)
+            await reporter.emit(
+                "done", {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+            )
     finally:
         for item in items:
             if item.is_dir and item.blob and item.blob != item.name:

@@ -1,0 +1,291 @@
+"""``copy``: move an artifact and its graph from one store to another, as oras-go does.
+
+The graph is walked from the root: children before parents (a manifest is pushed only once
+everything it names is there), each node once, under one limiter of ``concurrency``
+transfers. What the destination has is skipped after a HEAD; blobs between two repositories
+of one registry host are mounted; everything else streams from the source to the
+destination with nothing written to disk and no blob held whole in memory, verified on the
+way; manifests keep their exact bytes. A copy cut short leaves only complete content behind,
+so running it again sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from .. import defaults
+from ..concurrency import first_error
+from ..content.graph import is_manifest, select_platform, successors_of
+from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
+from ..descriptor import Descriptor
+from ..exceptions import IntegrityError, NotFoundError
+from ..progress import ProgressCallback, ProgressReporter
+from ..remote.repository import Repository
+from ..transport import DEFAULT_RETRY
+from ..uploads import StreamOpener
+
+__all__ = ["CopyOptions", "copy"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How :func:`copy` walks and moves the graph (see its docstring)."""
+
+    referrers: bool = False
+    depth: int | None = None
+    artifact_type: str | None = None
+    platform: str | None = None
+    concurrency: int = defaults.default_copy_concurrency
+
+
+async def copy(
+    src: ReadOnlyStore,
+    src_ref: str,
+    dst: Target,
+    dst_ref: str | None = None,
+    *,
+    referrers: bool = False,
+    depth: int | None = None,
+    artifact_type: str | None = None,
+    platform: str | None = None,
+    concurrency: int = defaults.default_copy_concurrency,
+    progress: ProgressCallback | None = None,
+) -> Descriptor:
+    """Copy what ``src_ref`` names in ``src`` into ``dst``, tagged ``dst_ref``; return its root.
+
+    ``src`` must also resolve references (every :class:`~aioras.content.store.Target`
+    does). ``dst_ref`` defaults to ``src_ref`` when that is a tag; a digest reference is
+    copied untagged. Options:
+
+    - ``referrers``: also copy the manifests referring to every copied manifest
+      (signatures, SBOMs...), recursively up to ``depth`` levels (None: all), only those of
+      ``artifact_type`` when given. ``src`` must be a
+      :class:`~aioras.content.store.ReferrerLister`. A registry destination without the
+      referrers API gets the tag-schema index maintained.
+    - ``platform``: when the root is an index, copy only its manifest for ``os/arch[/variant]``
+      (that manifest becomes the root, tagged ``dst_ref``).
+    - ``concurrency``: transfers at once (default 3), further bounded by each registry's
+      ``max_transfers``.
+    - ``progress``: a callable receiving :class:`~aioras.progress.TransferEvent` s.
+
+    When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
+    nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
+    ``src_ref`` names nothing (or no manifest matches ``platform``), ValueError for bad
+    options, TypeError for a source that cannot resolve (or list referrers when asked),
+    :class:`~aioras.exceptions.DigestMismatch` for content failing verification (after
+    reading it again), and the stores' errors. Whatever landed before a failure stays, and
+    is skipped next time.
+    """
+    options = CopyOptions(referrers, depth, artifact_type, platform, concurrency)
+    _check(src, options)
+    reporter = ProgressReporter(progress)
+    if not isinstance(src, Resolver):
+        raise TypeError("copy needs a source that resolves references")
+    root = await src.resolve(src_ref)
+    await reporter.emit("resolve", root)
+    if platform is not None and not _is_index(root):
+        raise ValueError(f"platform={platform!r} needs an index, and {src_ref} is not one")
+    if platform is not None:
+        root = select_platform(root, await read_all(src, root), platform)
+        await reporter.emit("resolve", root)
+    if dst_ref is None and ":" not in src_ref and "@" not in src_ref:
+        dst_ref = src_ref
+    if dst_ref is not None and not referrers and await _holds(dst, dst_ref, root):
+        await reporter.emit("skipped", root)
+        return root
+    walker = _Walker(src, dst, options, reporter, root, dst_ref)
+    await walker.run()
+    if dst_ref is not None and not walker.tagged:
+        await dst.tag(root, dst_ref)
+    return root
+
+
+def _check(src: ReadOnlyStore, options: CopyOptions) -> None:
+    if options.concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
+    if options.depth is not None and options.depth < 0:
+        raise ValueError(f"depth must be 0 or more, got {options.depth}")
+    if options.referrers and not isinstance(src, ReferrerLister):
+        raise TypeError("referrers=True needs a source that lists referrers")
+
+
+def _is_index(descriptor: Descriptor) -> bool:
+    return descriptor["mediaType"] in defaults.index_media_types
+
+
+async def _holds(dst: Target, reference: str, root: Descriptor) -> bool:
+    """Whether ``dst`` has ``reference`` pointing at ``root`` already (one HEAD at a registry)."""
+    try:
+        found = await dst.resolve(reference)
+    except NotFoundError:
+        return False
+    return found["digest"] == root["digest"]
+
+
+def _limit(store: object, concurrency: int) -> int:
+    if isinstance(store, Repository):
+        return min(concurrency, store.registry.max_transfers)
+    return concurrency
+
+
+class _Walker:
+    """One copy's walk: nodes once each, children first, transfers under one limiter."""
+
+    def __init__(
+        self,
+        src: ReadOnlyStore,
+        dst: Target,
+        options: CopyOptions,
+        reporter: ProgressReporter,
+        root: Descriptor,
+        root_ref: str | None,
+    ) -> None:
+        self.src, self.dst, self.options, self.reporter = src, dst, options, reporter
+        self.root, self.root_ref = root, root_ref
+        self.limiter = anyio.CapacityLimiter(_limit(dst, _limit(src, options.concurrency)))
+        self.nodes: dict[str, anyio.Event] = {}
+        self.tagged = False
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._mount_from = (
+            src.container.api_prefix
+            if isinstance(src, Repository)
+            and isinstance(dst, Repository)
+            and src.host == dst.host
+            and src.name != dst.name
+            else None
+        )
+
+    async def run(self) -> None:
+        """Copy the root's graph; raise the first failure (not an ExceptionGroup)."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                self._ensure(self.root, 0)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        finally:
+            self._tasks = None
+
+    def _ensure(self, descriptor: Descriptor, level: int) -> anyio.Event:
+        """The event set once ``descriptor`` is at the destination, starting it if new."""
+        event = self.nodes.get(descriptor["digest"])
+        if event is None:
+            event = self.nodes[descriptor["digest"]] = anyio.Event()
+            assert self._tasks is not None
+            self._tasks.start_soon(self._node, descriptor, level, event)
+        return event
+
+    async def _node(self, descriptor: Descriptor, level: int, event: anyio.Event) -> None:
+        try:
+            if is_manifest(descriptor):
+                await self._manifest(descriptor, level)
+            else:
+                await self._blob(descriptor)
+        except Exception as error:
+            await self.reporter.emit("error", descriptor, error=error)
+            raise
+        event.set()
+        deeper = self.options.depth is None or level < self.options.depth
+        if self.options.referrers and deeper and is_manifest(descriptor):
+            assert self._tasks is not None
+            self._tasks.start_soon(self._referrers, descriptor, level + 1)
+
+    async def _referrers(self, descriptor: Descriptor, level: int) -> None:
+        assert isinstance(self.src, ReferrerLister)
+        async with self.limiter:
+            found = await self.src.referrers(descriptor, artifact_type=self.options.artifact_type)
+        for referrer in found:
+            self._ensure(referrer, level)
+
+    async def _manifest(self, descriptor: Descriptor, level: int) -> None:
+        # Without referrers a manifest the destination has stands for its whole subgraph;
+        # with them its children must still be visited for their own referrers.
+        async with self.limiter:
+            present = await self.dst.exists(descriptor)
+        if present and not self.options.referrers:
+            await self.reporter.emit("skipped", descriptor)
+            return
+        async with self.limiter:
+            data = await read_all(self.src, descriptor)
+        children = successors_of(descriptor, data)
+        for child in [self._ensure(c, level) for c in children]:
+            await child.wait()
+        if present:
+            await self.reporter.emit("skipped", descriptor)
+            return
+        async with self.limiter:
+            await self.reporter.emit("start", descriptor)
+            if isinstance(self.dst, Repository):
+                tag = self.root_ref if descriptor is self.root else None
+                await self.dst.push_manifest(descriptor, data, reference=tag)
+                self.tagged = self.tagged or tag is not None
+            else:
+                await self.dst.push(descriptor, _once(data))
+            await self.reporter.emit("done", descriptor)
+
+    async def _blob(self, descriptor: Descriptor) -> None:
+        async with self.limiter:
+            if await self.dst.exists(descriptor):
+                await self.reporter.emit("skipped", descriptor)
+                return
+            if self._mount_from is not None:
+                assert isinstance(self.dst, Repository)
+                if await self.dst.mount(descriptor, self._mount_from):
+                    await self.reporter.emit("mounted", descriptor)
+                    return
+            await self.reporter.emit("start", descriptor)
+            source = self._opener(descriptor)
+            if isinstance(self.dst, Repository):
+                # exists() was asked just above: no second HEAD before the upload.
+                await self.dst.push_from(descriptor, source, skip_existing=False)
+            else:
+                await self._push_refetching(descriptor, source)
+            await self.reporter.emit("done", descriptor)
+
+    async def _push_refetching(self, descriptor: Descriptor, source: StreamOpener) -> None:
+        """Push to a store that reads its stream once, reading the source anew on mismatch.
+
+        Source bytes failing verification (altered on the way from a registry) are read
+        again, ``refetches`` times at most; a store keeps nothing that did not match.
+        """
+        for attempt in range(DEFAULT_RETRY.refetches + 1):
+            try:
+                async with source() as stream:
+                    await self.dst.push(descriptor, stream)
+                return
+            except IntegrityError as error:
+                if attempt == DEFAULT_RETRY.refetches:
+                    raise
+                logger.warning(
+                    "%s failed verification (%s); reading it again", descriptor["digest"], error
+                )
+
+    def _opener(self, descriptor: Descriptor) -> StreamOpener:
+        """Opens the source's verified stream, counted for progress, from its first byte."""
+        src, reporter = self.src, self.reporter
+
+        @asynccontextmanager
+        async def opener() -> AsyncIterator[AsyncIterator[bytes]]:
+            async with src.fetch(descriptor) as stream:
+                if not reporter:
+                    yield stream
+                    return
+                counted = reporter.counted(descriptor, stream)
+                try:
+                    yield counted
+                finally:
+                    await counted.aclose()
+
+        return opener
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

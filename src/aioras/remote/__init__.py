@@ -1,0 +1,1 @@
+"""Registries seen as stores: one repository of a registry as a content Target."""
