@@ -70,7 +70,7 @@ class RangeOptions:
     a free slot for every range beyond the first, else fewer ranges are used.
     """
 
-    parts: int = 4
+    parts: int = 8
     threshold: int = 64 * 1024 * 1024
     limiter: anyio.CapacityLimiter | None = None
 

@@ -88,7 +88,7 @@ class AsyncRegistry:
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy. A blob
     larger than ``range_threshold`` bytes (default 64 MiB) is downloaded as up to
-    ``download_ranges`` parallel byte ranges (default 4; 1 turns this off) when the
+    ``download_ranges`` parallel byte ranges (default 8; 1 turns this off) when the
     registry, or the storage it redirects to, honours ``Range``: each range is a transfer
     of its own under ``max_transfers``, taken only when a slot is free.
 
