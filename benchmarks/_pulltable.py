@@ -101,6 +101,17 @@ def _openssl_agrees(out: Path, layers: list[dict[str, Any]]) -> None:
         (out / f"{i}.sha").unlink()
 
 
+def _pushed(
+    reg: Any, workload: Workload, scratch: Path, run_worker: RunWorker, run_id: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """Push the workload once with aioras (off the clock); return (repository, layers)."""
+    paths = generate(workload, scratch / "files" / workload.key)
+    repo = f"bench/{workload.key}-{run_id}"
+    run_worker("aioras", "push", reg.host, f"{reg.host}/{repo}:v1", [str(p) for p in paths], None)
+    shutil.rmtree(scratch / "files" / workload.key)
+    return repo, _layers(reg.url, repo)
+
+
 def pull_table(
     reg: Any, ns: Any, scratch: Path, run_worker: RunWorker, run_id: str
 ) -> dict[str, Any]:
@@ -108,11 +119,7 @@ def pull_table(
     size = 8 * MiB if ns.quick else 64 * MiB
     workload = Workload("table", f"8 x {size // MiB} MiB", 8, size)
     print(f"\n== pull table: {workload.label}")
-    paths = generate(workload, scratch / "files" / "table")
-    repo = f"bench/table-{run_id}"
-    run_worker("aioras", "push", reg.host, f"{reg.host}/{repo}:v1", [str(p) for p in paths], None)
-    shutil.rmtree(scratch / "files" / "table")
-    layers = _layers(reg.url, repo)
+    repo, layers = _pushed(reg, workload, scratch, run_worker, run_id)
     titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in layers]
     rows: dict[str, list[tuple[float, float]]] = {}
     for rep in range(ns.repeat):
@@ -214,11 +221,7 @@ def ranges(reg: Any, ns: Any, scratch: Path, run_worker: RunWorker, run_id: str)
     size = 128 * MiB if ns.quick else 1024 * MiB
     workload = Workload("ranged", f"1 x {size // MiB} MiB", 1, size)
     print(f"\n== ranges: {workload.label} through {RATE // MiB} MiB/s per connection")
-    paths = generate(workload, scratch / "files" / "ranged")
-    repo = f"bench/ranged-{run_id}"
-    run_worker("aioras", "push", reg.host, f"{reg.host}/{repo}:v1", [str(p) for p in paths], None)
-    shutil.rmtree(scratch / "files" / "ranged")
-    layers = _layers(reg.url, repo)
+    repo, layers = _pushed(reg, workload, scratch, run_worker, run_id)
     proxy = subprocess.Popen(
         [sys.executable, str(HERE / "_throttle.py"), str(reg.port), str(RATE)],
         stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,26 @@ from aioras.testing import LocalRegistry
 from aioras.transport import DEFAULT_LIMITS
 
 pytestmark = pytest.mark.anyio
+
+
+async def _round_trip(
+    registry: LocalRegistry, tmp_path: Path, size: int, *, before_download: Callable[[], None]
+) -> None:
+    """Upload ``size`` random bytes, call ``before_download``, download them (one stream)."""
+    data = os.urandom(size)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    layer = {
+        "mediaType": "application/octet-stream",
+        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    target = f"{registry.host}/fastpath/{uuid.uuid4().hex[:10]}:v1"
+    async with AsyncRegistry(registry.host, insecure=True, download_ranges=1) as reg:
+        await reg.upload_blob(source, target, layer)
+        before_download()
+        await reg.download_blob(target, layer["digest"], tmp_path / "out.bin", size=len(data))
+    assert (tmp_path / "out.bin").read_bytes() == data
 
 
 def test_http_transport_installs_the_large_read_pool() -> None:
@@ -46,20 +67,7 @@ async def test_blob_download_reads_through_large_read_streams(
         return await original(self, max_bytes, timeout)
 
     monkeypatch.setattr(netbackend._LargeReadStream, "read", spy)
-    data = os.urandom(2 * READ_SIZE)
-    source = tmp_path / "source.bin"
-    source.write_bytes(data)
-    layer = {
-        "mediaType": "application/octet-stream",
-        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-    target = f"{registry.host}/fastpath/{uuid.uuid4().hex[:10]}:v1"
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        await reg.upload_blob(source, target, layer)
-        asked.clear()
-        await reg.download_blob(target, layer["digest"], tmp_path / "out.bin", size=len(data))
-    assert (tmp_path / "out.bin").read_bytes() == data
+    await _round_trip(registry, tmp_path, 2 * READ_SIZE, before_download=asked.clear)
     # Every read of the download went through the large-read stream, asking for a MiB.
     assert asked, "the download did not read through LargeReadBackend's streams"
     assert set(asked) == {READ_SIZE}
@@ -78,20 +86,7 @@ async def test_plain_tcp_download_reads_the_socket_directly(
         return data
 
     monkeypatch.setattr(netbackend._DirectReader, "read", spy)
-    data = os.urandom(8 * READ_SIZE)
-    source = tmp_path / "source.bin"
-    source.write_bytes(data)
-    layer = {
-        "mediaType": "application/octet-stream",
-        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-    target = f"{registry.host}/fastpath/{uuid.uuid4().hex[:10]}:v1"
-    async with AsyncRegistry(registry.host, insecure=True, download_ranges=1) as reg:
-        await reg.upload_blob(source, target, layer)
-        direct.clear()
-        await reg.download_blob(target, layer["digest"], tmp_path / "out.bin", size=len(data))
-    assert (tmp_path / "out.bin").read_bytes() == data
+    await _round_trip(registry, tmp_path, 8 * READ_SIZE, before_download=direct.clear)
     # Reads straight from the socket happened: anyio's and httpcore's private layout still
     # lets the stream find its socket (the rest of the bytes come the usual way).
     assert direct, "no read went straight to the socket: the direct-read fast path fell away"

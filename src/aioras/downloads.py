@@ -121,9 +121,20 @@ async def download_verified(
                 if job.refetched:
                     policy = dataclasses.replace(policy, refetches=policy.refetches - 1)
                 first = outcome
-    return await _download_stream(
-        send, url, digest=digest, outfile=outfile, size=size, policy=policy, what=what, first=first
-    )
+    try:
+        return await _stream_into(
+            send,
+            url,
+            digest=digest,
+            outfile=outfile,
+            size=size,
+            policy=policy,
+            what=what,
+            first=first,
+        )
+    finally:
+        if first is not None:
+            await first.aclose()  # closing twice is harmless; unread, it must not leak
 
 
 @contextmanager
@@ -150,34 +161,6 @@ def _extra_slots(limiter: anyio.CapacityLimiter | None, wanted: int) -> Iterator
                 limiter.release_on_behalf_of(token)
 
 
-async def _download_stream(
-    send: GetFn,
-    url: str,
-    *,
-    digest: str,
-    outfile: str | os.PathLike[str],
-    size: int | None,
-    policy: RetryPolicy,
-    what: str,
-    first: httpx.Response | None,
-) -> str:
-    """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use."""
-    try:
-        return await _stream_into(
-            send,
-            url,
-            digest=digest,
-            outfile=outfile,
-            size=size,
-            policy=policy,
-            what=what,
-            first=first,
-        )
-    finally:
-        if first is not None:
-            await first.aclose()  # closing twice is harmless; unread, it must not leak
-
-
 async def _stream_into(
     send: GetFn,
     url: str,
@@ -189,6 +172,7 @@ async def _stream_into(
     what: str,
     first: httpx.Response | None,
 ) -> str:
+    """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use."""
     breaks = refetches = 0
     ranges = False  # learned from the registry's answers
     async with VerifiedFile(outfile, digest, size) as sink:
