@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 import faultproxy
+from aioras import uploads
+from aioras.digest import Hasher
 from aioras.operations import push as push_module
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
@@ -125,13 +127,27 @@ async def test_single_pass_sends_each_byte_once_and_names_the_digest_at_the_put(
     ids=["dropped", "partial-body-reached-registry", "answer-lost", "byte-flipped", "502"],
 )
 async def test_single_pass_upload_lands_the_right_blob_whatever_happened_to_a_chunk(
-    proxied: AsyncRegistry, fault_proxy: FaultProxy, tmp_path: Path, fault: Fault
+    proxied: AsyncRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    fault: Fault,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    reread: list[int] = []  # bytes hashed from the file besides the chunks' own bodies
+    original = uploads._hash_range
+
+    def spy(path: str, hasher: Hasher, start: int, end: int) -> None:
+        reread.append(end - start)
+        original(path, hasher, start, end)
+
+    monkeypatch.setattr(uploads, "_hash_range", spy)
     fault_proxy.add(fault, method="PATCH", nth=2)
     source = _random_file(tmp_path / "data.bin", 3 * MiB + 1)
     target = fault_proxy.reference(f"single/{uuid.uuid4().hex[:10]}:v1")
     result = await proxied.upload_new_blob(source, target, chunk_size=MiB)
     assert fault_proxy.injected == 1
+    # The hash resumed where the registry stands: at most part of one chunk hashed again.
+    assert sum(reread) < MiB
     assert result == {"digest": _sha256(source), "size": source.stat().st_size}
     data = await _fetch(proxied, target, result["digest"], result["size"], tmp_path / "out")
     assert data == source.read_bytes()
