@@ -8,7 +8,8 @@ call returns. The last line printed is ``BENCH-RESULT {json}`` with the wall tim
 time of the operation, and the process's peak resident set size (``ru_maxrss``, KiB on Linux)
 both after the imports and at the end.
 
-``--profile FILE`` runs the operation under cProfile and dumps the stats to FILE.
+``--profile FILE`` runs the operation under cProfile and dumps the stats to FILE;
+``--ranges N`` sets aioras's ``download_ranges``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def _usage() -> resource.struct_rusage:
     return resource.getrusage(resource.RUSAGE_SELF)
 
 
-def _run_aioras(op: str, host: str, target: str, args: list[str], profile: str | None) -> Any:
+def _run_aioras(
+    op: str, host: str, target: str, args: list[str], profile: str | None, ranges: int | None
+) -> Any:
     import asyncio
 
     # httpx imports httpcore (and with it trio, when installed) only when the first client
@@ -35,7 +38,8 @@ def _run_aioras(op: str, host: str, target: str, args: list[str], profile: str |
     from aioras import AsyncRegistry
 
     async def main() -> Any:
-        async with AsyncRegistry(host, insecure=True) as reg:
+        options = {} if ranges is None else {"download_ranges": ranges}
+        async with AsyncRegistry(host, insecure=True, **options) as reg:
             start = _begin()
             if op == "push":
                 await reg.push(target, files=args, disable_path_validation=True)
@@ -57,7 +61,9 @@ def _run_aioras(op: str, host: str, target: str, args: list[str], profile: str |
     return asyncio.run(main())
 
 
-def _run_oras(op: str, host: str, target: str, args: list[str], profile: str | None) -> Any:
+def _run_oras(
+    op: str, host: str, target: str, args: list[str], profile: str | None, ranges: int | None
+) -> Any:
     import oras.client
 
     client = oras.client.OrasClient(hostname=host, insecure=True)
@@ -120,9 +126,10 @@ def main() -> None:
     parser.add_argument("target")
     parser.add_argument("args", nargs="+")
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--ranges", type=int, default=None, help="aioras download_ranges")
     ns = parser.parse_args()
     run = _run_aioras if ns.tool == "aioras" else _run_oras
-    result = run(ns.op, ns.host, ns.target, ns.args, ns.profile)
+    result = run(ns.op, ns.host, ns.target, ns.args, ns.profile, ns.ranges)
     result["rss_before_kib"] = _BASE["rss_before_kib"]
     result["peak_rss_kib"] = _usage().ru_maxrss
     result["disk_write_bytes"] = _disk_writes()

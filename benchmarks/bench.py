@@ -37,6 +37,7 @@ import httpx
 from aioras.testing import LocalRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _pulltable
 from _startup import measure_startup, print_startup
 from _system import CpuWatch, wait_quiet
 from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
@@ -44,6 +45,7 @@ from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
 TOOLS = ("aioras", "oras")
+SECTIONS = ("compare", "pull-table", "ranges")
 TOOL_NAMES = {"aioras": "aioras", "oras": "oras-py"}
 WORKER_TIMEOUT = 900.0
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
@@ -68,6 +70,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=TOOLS, help="measure one tool only")
     parser.add_argument(
         "--workload", choices=("layers", "blob"), action="append", help="default: both"
+    )
+    parser.add_argument(
+        "--section",
+        choices=SECTIONS,
+        action="append",
+        help="compare (push/pull/copy against oras-py), pull-table (8 x 64 MiB pulled by"
+        " curl, curl|openssl, aioras, oras-py, skopeo), ranges (1 GiB through a 32 MiB/s"
+        " per-connection proxy); default: all",
     )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
     parser.add_argument(
@@ -423,10 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         f"scratch {scratch}; tools {', '.join(TOOL_NAMES[t] for t in tools)}; "
         f"repeat {ns.repeat}; {os.cpu_count()} CPUs"
     )
+    sections = ns.section or list(SECTIONS)
+    if "compare" not in sections:
+        chosen = []
     results: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
     try:
         with LocalRegistry(log_level="warn") as reg, LocalRegistry(log_level="warn") as other:
             print(f"registry {reg.url}, storage {reg.storage_dir}; copies go to {other.url}")
+            for name, run in (("pull-table", _pulltable.pull_table), ("ranges", _pulltable.ranges)):
+                if name in sections:
+                    extra[name] = run(reg, ns, scratch, _run_worker, run_id)
             for workload in chosen:
                 copies = other if workload.key == "layers" and "aioras" in tools else None
                 runs = _measure(reg, workload, tools, ns, scratch, run_id, copies)
@@ -439,8 +456,15 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(entry)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    targets = _targets(results, ns.quick)
-    _print_table(results, targets, ns)
+    targets = _targets(results, ns.quick) if chosen else []
+    if chosen:
+        _print_table(results, targets, ns)
+    if "pull-table" in extra:
+        targets += _pulltable.print_pull_table(extra["pull-table"])
+    if "ranges" in extra:
+        targets += _pulltable.print_ranges(extra["ranges"])
+    load = os.getloadavg()
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     doc: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -457,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_end": os.getloadavg(),
         },
         "results": results,
+        "sections": extra,
         "targets": targets,
         "startup": startup,
     }

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import anyio
 import anyio.abc
@@ -28,7 +29,7 @@ from .exceptions import SizeMismatch
 from .progress import position_reporter
 from .transport import BodyFactory
 
-__all__ = ["FileSlice", "VerifiedFile", "file_body", "fsync_directory"]
+__all__ = ["FileSlice", "RangedFile", "VerifiedFile", "file_body", "fsync_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class FileSlice:
         if self._fd is None:
             self._fd = await anyio.to_thread.run_sync(self._open)
         want = self.chunk_size if self.remaining is None else min(self.chunk_size, self.remaining)
-        chunk = await anyio.to_thread.run_sync(self._fd.read, want) if want > 0 else b""
+        chunk = await anyio.to_thread.run_sync(self._read, want) if want > 0 else b""
         if not chunk:
             self.close()
             raise StopAsyncIteration
@@ -98,6 +99,11 @@ class FileSlice:
         if self._report is not None:
             await self._report(self._position)
         return chunk
+
+    def _read(self, want: int) -> bytes:
+        """Read the next chunk (in a worker thread; a subclass may hash it there too)."""
+        assert self._fd is not None
+        return self._fd.read(want)
 
     def close(self) -> None:
         """Close the file (closing an unbuffered read-only file does not block)."""
@@ -183,7 +189,7 @@ class VerifiedFile:
         """Bytes of the blob received so far (where a resumed download continues)."""
         return self._received
 
-    async def __aenter__(self) -> VerifiedFile:
+    async def __aenter__(self) -> Self:
         # Shielded: cancelled half-way, the file would exist with nobody left to remove it.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._open)
@@ -312,3 +318,172 @@ class VerifiedFile:
             self._fd.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
+
+
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
+    """Write ``chunks`` at ``offset`` whole (``pwritev`` may write less than asked)."""
+    views = [memoryview(c) for c in chunks]
+    while views:
+        written = os.pwritev(fd, views, offset)
+        offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+class RangedFile(VerifiedFile):
+    """A :class:`VerifiedFile` filled by several byte ranges at once, at their offsets.
+
+    ``parts`` splits ``[0, size)`` into contiguous ranges, each received by its own
+    :class:`RangePart`. Every part writes its batches at its own offsets (``pwritev``, in a
+    worker thread); SHA-256 is sequential, so the hash follows the contiguous prefix: a
+    batch landing right where the hash stands is hashed from its own buffer, and bytes
+    that arrived ahead of it (in later ranges) are read back from the file, a MiB at a
+    time, once the ranges before them are complete. ``commit()`` succeeds only when every
+    range is complete and the whole prefix hashed to the digest. Memory stays bounded: at
+    most one batch per part, plus one read-back buffer.
+    """
+
+    def __init__(
+        self,
+        destination: str | os.PathLike[str],
+        digest: str,
+        size: int,
+        parts: int,
+        *,
+        flush_size: int = defaults.io_chunk_size,
+        durable: bool = False,
+        mode: int | None = None,
+    ) -> None:
+        super().__init__(
+            destination, digest, size, flush_size=flush_size, durable=durable, mode=mode
+        )
+        if parts < 1 or size < parts:
+            raise ValueError(f"cannot split {size} bytes into {parts} ranges")
+        step = -(-size // parts)
+        self.size = size
+        self.starts = [i * step for i in range(parts) if i * step < size]
+        self.ends = [*self.starts[1:], size]
+        self.filled = [0] * len(self.starts)
+        self._hashed = 0
+        self._lock = threading.Lock()
+
+    @property
+    def hashed(self) -> int:
+        """Bytes of the contiguous prefix hashed so far."""
+        return self._hashed
+
+    def part(self, index: int) -> RangePart:
+        """The writer of range ``index``, continuing where that range stands."""
+        return RangePart(self, index)
+
+    def _open(self) -> None:
+        super()._open()
+        assert self._fd is not None
+        try:
+            # Claims the space up front: a full disk fails now, not half-way through.
+            os.posix_fallocate(self._fd.fileno(), 0, self.size)
+        except (AttributeError, OSError):
+            os.ftruncate(self._fd.fileno(), self.size)
+
+    def _write_part(self, index: int, chunks: list[bytes]) -> None:
+        """Write a batch of range ``index`` at its offset, then advance the hash (thread)."""
+        assert self._fd is not None
+        offset = self.starts[index] + self.filled[index]
+        _pwrite_all(self._fd.fileno(), chunks, offset)
+        with self._lock:
+            self.filled[index] += sum(len(c) for c in chunks)
+            if offset == self._hashed:
+                for chunk in chunks:
+                    self.verifier.update(chunk)
+                self._hashed += sum(len(c) for c in chunks)
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Hash bytes already on disk that the prefix now reaches (caller holds the lock)."""
+        assert self._fd is not None
+        buf: bytearray | None = None
+        for index, start in enumerate(self.starts):
+            end = start + self.filled[index]
+            if self._hashed >= self.ends[index]:
+                continue
+            if self._hashed < start:
+                return  # the range before this one is incomplete
+            while self._hashed < end:
+                if buf is None:
+                    buf = bytearray(self.flush_size)
+                want = min(len(buf), end - self._hashed)
+                got = os.preadv(self._fd.fileno(), [memoryview(buf)[:want]], self._hashed)
+                if got <= 0:
+                    raise OSError(f"short read from {self._tmp} at {self._hashed}")
+                self.verifier.update(memoryview(buf)[:got])
+                self._hashed += got
+            if end < self.ends[index]:
+                return
+
+    async def reset(self) -> None:
+        """Forget everything written so far (every range starts over)."""
+        await super().reset()
+        self.filled = [0] * len(self.starts)
+        self._hashed = 0
+
+    def _truncate(self) -> None:
+        super()._truncate()
+        assert self._fd is not None
+        os.ftruncate(self._fd.fileno(), self.size)
+
+    async def commit(self) -> Path:
+        """Verify the ranges and move the file into place; see :meth:`VerifiedFile.commit`."""
+        if self.filled != [e - s for s, e in zip(self.starts, self.ends, strict=True)]:
+            raise SizeMismatch(
+                expected=self.size,
+                actual=sum(self.filled),
+                what=f"blob {self.verifier.expected_digest}",
+            )
+        return await super().commit()
+
+
+class RangePart:
+    """Receives one range of a :class:`RangedFile`, batching writes as VerifiedFile does."""
+
+    def __init__(self, owner: RangedFile, index: int) -> None:
+        self.owner = owner
+        self.index = index
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+
+    @property
+    def start(self) -> int:
+        """Where the range begins in the blob."""
+        return self.owner.starts[self.index]
+
+    @property
+    def end(self) -> int:
+        """Where the range ends (exclusive)."""
+        return self.owner.ends[self.index]
+
+    @property
+    def received(self) -> int:
+        """Bytes of this range received so far (where a resumed request continues)."""
+        return self.owner.filled[self.index] + self._buffered
+
+    async def write(self, chunk: bytes) -> None:
+        """Add the next piece of the range; raises SizeMismatch past the range's end."""
+        if self.start + self.received + len(chunk) > self.end:
+            raise SizeMismatch(
+                expected=self.end - self.start,
+                actual=self.received + len(chunk),
+                what=f"range {self.index} of blob {self.owner.verifier.expected_digest}",
+            )
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= self.owner.flush_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is buffered (in a worker thread, which cancellation waits for)."""
+        if self._chunks:
+            chunks, self._chunks, self._buffered = self._chunks, [], 0
+            await anyio.to_thread.run_sync(self.owner._write_part, self.index, chunks)

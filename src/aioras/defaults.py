@@ -96,3 +96,8 @@ unpack_ratio_allowance = 64 * 1024 * 1024
 default_push_concurrency = 5
 default_pull_concurrency = 3
 default_copy_concurrency = 3
+# Blobs above the threshold download as this many parallel ranges (where Range is honoured):
+# storage serving each connection at a fixed speed then gives 8 times that, within the
+# default max_transfers of 10.
+default_download_ranges = 8
+default_range_threshold = 64 * 1024 * 1024

@@ -79,6 +79,14 @@ class Hasher:
         self._h.update(data)
         self.size += len(data)
 
+    def copy(self) -> Hasher:
+        """An independent hasher in the same state (to continue two ways from here)."""
+        clone = Hasher.__new__(Hasher)
+        clone.algorithm = self.algorithm
+        clone._h = self._h.copy()
+        clone.size = self.size
+        return clone
+
     @property
     def digest(self) -> str:
         """The digest of everything fed so far, as ``<algorithm>:<hex>``."""

@@ -13,23 +13,27 @@ break too, so a trickling server cannot hold a download.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
 import httpx
 
 from . import exceptions as exc
-from .blobio import VerifiedFile
+from .blobio import RangedFile, RangePart, VerifiedFile
 from .bodies import Paced
+from .concurrency import first_error
 from .progress import position_reporter
 from .transport import RetryPolicy, raise_for_status, wrap_http_error
 from .urls import redact
 
-__all__ = ["download_verified"]
+__all__ = ["RangeOptions", "download_verified"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,32 @@ def _encoded(response: httpx.Response) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class RangeOptions:
+    """When and how a large blob is downloaded as parallel byte ranges.
+
+    A blob larger than ``threshold`` bytes is split into at most ``parts`` ranges, each
+    fetched over its own connection; ``limiter`` (the registry's transfer limit) must have
+    a free slot for every range beyond the first, else fewer ranges are used.
+    """
+
+    parts: int = 8
+    threshold: int = 64 * 1024 * 1024
+    limiter: anyio.CapacityLimiter | None = None
+
+
+class _RangesRefused(Exception):
+    """A range was answered with the whole body, another range, or an encoded body."""
+
+
+def _check_advertised(response: httpx.Response, digest: str, what: str) -> None:
+    advertised = response.headers.get("docker-content-digest")
+    if advertised and advertised != digest:
+        raise exc.DigestMismatch(
+            expected=digest, actual=advertised, what=f"Docker-Content-Digest of {what}"
+        )
+
+
 async def download_verified(
     send: GetFn,
     url: str,
@@ -70,17 +100,83 @@ async def download_verified(
     size: int | None,
     policy: RetryPolicy,
     what: str,
+    ranges: RangeOptions | None = None,
 ) -> str:
     """GET ``url`` into ``outfile``, resuming and verifying; return the path written.
 
     ``outfile`` is replaced only by content matching ``digest`` (and ``size`` when given);
-    on any failure or cancellation no file is left and ``outfile`` is untouched. Raises
+    on any failure or cancellation no file is left and ``outfile`` is untouched. With
+    ``ranges``, a blob of known size above its threshold is fetched as parallel ranges
+    when the registry honours ``Range`` (one stream otherwise). Raises
     :class:`~aioras.exceptions.DigestMismatch` or :class:`~aioras.exceptions.SizeMismatch`
     once ``policy.refetches`` fresh downloads all failed verification (immediately when
     the registry's ``Docker-Content-Digest`` names another digest),
     :class:`~aioras.exceptions.TransportError` once the body broke off more than
     ``policy.resumes`` times, and the registry's typed errors.
     """
+    first: httpx.Response | None = None
+    if ranges is not None and size is not None and size > ranges.threshold and ranges.parts > 1:
+        with _extra_slots(ranges.limiter, ranges.parts - 1) as extra:
+            if extra:
+                job = _Ranged(send, url, digest=digest, size=size, policy=policy, what=what)
+                outcome = await job.run(outfile, min(1 + extra, size))
+                if isinstance(outcome, str):
+                    return outcome
+                if job.refetched:
+                    policy = dataclasses.replace(policy, refetches=policy.refetches - 1)
+                first = outcome
+    try:
+        return await _stream_into(
+            send,
+            url,
+            digest=digest,
+            outfile=outfile,
+            size=size,
+            policy=policy,
+            what=what,
+            first=first,
+        )
+    finally:
+        if first is not None:
+            await first.aclose()  # closing twice is harmless; unread, it must not leak
+
+
+@contextmanager
+def _extra_slots(limiter: anyio.CapacityLimiter | None, wanted: int) -> Iterator[int]:
+    """Take up to ``wanted`` free slots of ``limiter`` without waiting; yield how many.
+
+    Never waiting keeps a download that holds one slot from deadlocking with others
+    that wait for more: ranges use what is free, the rest of the limit stays fair.
+    """
+    tokens: list[object] = []
+    try:
+        for _ in range(wanted):
+            token = object()
+            if limiter is not None:
+                try:
+                    limiter.acquire_on_behalf_of_nowait(token)
+                except anyio.WouldBlock:
+                    break
+            tokens.append(token)
+        yield len(tokens)
+    finally:
+        if limiter is not None:
+            for token in tokens:
+                limiter.release_on_behalf_of(token)
+
+
+async def _stream_into(
+    send: GetFn,
+    url: str,
+    *,
+    digest: str,
+    outfile: str | os.PathLike[str],
+    size: int | None,
+    policy: RetryPolicy,
+    what: str,
+    first: httpx.Response | None,
+) -> str:
+    """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use."""
     breaks = refetches = 0
     ranges = False  # learned from the registry's answers
     report = position_reporter()
@@ -90,15 +186,14 @@ async def download_verified(
             if offset and not ranges:
                 await sink.reset()
                 offset = 0
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
-            response = await send("GET", url, headers=headers, stream=True)
+            if first is not None:
+                response, first = first, None
+            else:
+                headers = {"Range": f"bytes={offset}-"} if offset else {}
+                response = await send("GET", url, headers=headers, stream=True)
             try:
                 await raise_for_status(response, (200, 206), what=what)
-                advertised = response.headers.get("docker-content-digest")
-                if advertised and advertised != digest:
-                    raise exc.DigestMismatch(
-                        expected=digest, actual=advertised, what=f"Docker-Content-Digest of {what}"
-                    )
+                _check_advertised(response, digest, what)
                 if response.status_code == 206:
                     start = _range_start(response)
                     if start != offset or _encoded(response):
@@ -167,3 +262,135 @@ async def download_verified(
                 await sink.reset()
                 continue
             return os.fspath(outfile)
+
+
+class _Ranged:
+    """One blob fetched as parallel ranges into a :class:`~aioras.blobio.RangedFile`."""
+
+    def __init__(
+        self, send: GetFn, url: str, *, digest: str, size: int, policy: RetryPolicy, what: str
+    ) -> None:
+        self.send = send
+        self.url = url
+        self.digest = digest
+        self.size = size
+        self.policy = policy
+        self.what = what
+        self.refetched = False
+        """The ranges arrived whole but failed verification (one refetch spent)."""
+        # Progress of the blob as a whole (what the ranges have written), when reported.
+        self.report = position_reporter()
+
+    async def run(self, outfile: str | os.PathLike[str], parts: int) -> str | httpx.Response | None:
+        """Download in ``parts`` ranges; return the path written, or what to fall back on.
+
+        Falls back (returns) when the registry does not honour ``Range``: with its 200
+        answer to the first range when that carries the whole blob (the caller reads it as
+        one stream), else None. Raises like :func:`download_verified`.
+        """
+        async with RangedFile(outfile, self.digest, self.size, parts) as sink:
+            head = sink.part(0)
+            response = await self._request(head)
+            if not self._honoured(response, head):
+                if response.status_code == 200 and not _encoded(response):
+                    logger.debug("%s: registry ignores Range; one stream", self.what)
+                    return response
+                await response.aclose()
+                logger.debug("%s: unusable answer to a range; one stream", self.what)
+                return None
+            try:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self._fill, head, response)
+                    for index in range(1, len(sink.starts)):
+                        tasks.start_soon(self._fill, sink.part(index), None)
+            except BaseExceptionGroup as group:
+                error = first_error(group)
+                if isinstance(error, _RangesRefused):
+                    logger.info("%s: %s; downloading it as one stream", self.what, error)
+                    return None
+                raise error from None
+            try:
+                await sink.commit()
+            except exc.IntegrityError as error:
+                if self.policy.refetches < 1:
+                    raise
+                logger.warning(
+                    "%s failed verification (%s); downloading it again", self.what, error
+                )
+                self.refetched = True
+                return None
+        return os.fspath(outfile)
+
+    async def _request(self, part: RangePart) -> httpx.Response:
+        offset = part.start + part.received
+        headers = {"Range": f"bytes={offset}-{part.end - 1}"}
+        response = await self.send("GET", self.url, headers=headers, stream=True)
+        try:
+            await raise_for_status(response, (200, 206), what=self.what)
+            _check_advertised(response, self.digest, self.what)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    def _honoured(self, response: httpx.Response, part: RangePart) -> bool:
+        """True when ``response`` carries exactly the rest of ``part``, unencoded."""
+        if response.status_code != 206 or _encoded(response):
+            return False
+        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+        if match is None:
+            return False
+        first, last, total = match.groups()
+        return (
+            int(first) == part.start + part.received
+            and int(last) == part.end - 1
+            and total in ("*", str(self.size))
+        )
+
+    async def _fill(self, part: RangePart, response: httpx.Response | None) -> None:
+        """Receive ``part`` whole, resuming where it broke off (``policy.resumes`` times)."""
+        breaks = 0
+        while part.start + part.received < part.end:
+            if breaks:
+                await anyio.sleep(self.policy.delay(breaks - 1))
+            try:
+                if response is None:
+                    response = await self._request(part)
+                    if not self._honoured(response, part):
+                        raise _RangesRefused(
+                            f"range at {part.start + part.received} answered with"
+                            f" HTTP {response.status_code}"
+                            f" {response.headers.get('content-range', '(no Content-Range)')}"
+                        )
+                # Held to the minimum blob rate like a single stream: a trickling range is a
+                # timeout, resumed below like any break.
+                async for chunk in Paced(response):
+                    await part.write(chunk)
+                    if self.report is not None:
+                        await self.report(sum(part.owner.filled))
+                await part.flush()
+                if part.start + part.received == part.end:
+                    return
+                error: httpx.HTTPError = httpx.RemoteProtocolError("range body ended early")
+            except httpx.HTTPError as caught:
+                error = caught
+            finally:
+                if response is not None:
+                    await response.aclose()
+                    response = None
+            await part.flush()  # what arrived before the break is good: keep it
+            if breaks >= self.policy.resumes:
+                raise wrap_http_error(
+                    error,
+                    "GET",
+                    self.url,
+                    what=f"range {part.index} of {self.what} broke off {breaks + 1} times",
+                ) from error
+            breaks += 1
+            logger.info(
+                "range %d of %s broke off at byte %d (%s); resuming",
+                part.index,
+                self.what,
+                part.start + part.received,
+                type(error).__name__,
+            )

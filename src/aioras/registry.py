@@ -34,7 +34,7 @@ from .container import Container, parse_registry
 from .content.graph import parse_platform
 from .descriptor import as_descriptor
 from .digest import digest_bytes, validate_digest, verify_bytes
-from .downloads import download_verified
+from .downloads import RangeOptions, download_verified
 from .environment import Environment, read_environment
 from .headers import check_header
 from .jsondoc import load_json
@@ -70,7 +70,14 @@ from .transport import (
     Transport,
     raise_for_status,
 )
-from .uploads import BlobUpload, SliceSource, StreamOpener, cancel_upload, stream_source
+from .uploads import (
+    BlobUpload,
+    HashingUpload,
+    SliceSource,
+    StreamOpener,
+    cancel_upload,
+    stream_source,
+)
 from .urls import redact, resolve_location, same_origin
 from .utils import split_path_and_content
 from .version import __version__
@@ -99,7 +106,11 @@ class AsyncRegistry:
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
     ``rate_limits`` (a :class:`~aioras.ratelimit.RateLimits`: requests a second per host,
-    by default 20 for every host but loopback ones).
+    by default 20 for every host but loopback ones). A blob larger than ``range_threshold``
+    bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
+    (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
+    ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
+    a slot is free.
 
     ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
     bounding each connect, read, write and wait for a pooled connection, its read timeout
@@ -127,6 +138,8 @@ class AsyncRegistry:
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
         max_transfers: int = 10,
+        download_ranges: int = defaults.default_download_ranges,
+        range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -140,10 +153,13 @@ class AsyncRegistry:
             ("push_concurrency", push_concurrency),
             ("pull_concurrency", pull_concurrency),
             ("max_transfers", max_transfers),
+            ("download_ranges", download_ranges),
             ("chunk_size", chunk_size),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if range_threshold < 0:
+            raise ValueError(f"range_threshold must not be negative, got {range_threshold}")
         self.hostname = hostname
         # Only the flag is stored: the URL scheme (prefix) follows it (see the property).
         self._insecure = insecure
@@ -151,6 +167,8 @@ class AsyncRegistry:
         self.push_concurrency = push_concurrency
         self.pull_concurrency = pull_concurrency
         self.max_transfers = max_transfers
+        self.download_ranges = download_ranges
+        self.range_threshold = range_threshold
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
         if isinstance(auth_backend, str):
@@ -521,14 +539,19 @@ class AsyncRegistry:
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. On any failure, or cancellation, no file is left and
-        ``outfile`` is untouched. Raises :class:`~aioras.exceptions.DigestMismatch` or
+        times) and never kept. With ``size`` above ``range_threshold``, the blob comes as
+        ``download_ranges`` parallel ranges written at their offsets (each resumed on its
+        own), or as one stream when the registry does not honour ``Range``. On any
+        failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
+        :class:`~aioras.exceptions.DigestMismatch` or
         :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and
         :class:`~aioras.exceptions.TransportError` once ``retry.resumes`` is spent.
         """
         container = self.get_container(container)
         validate_digest(digest)
-        async with await self._limiter():
+        limiter = await self._limiter()
+        ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
+        async with limiter:
             return await download_verified(
                 self._send,
                 self._url(container.get_blob_url(digest)),
@@ -537,6 +560,7 @@ class AsyncRegistry:
                 size=size,
                 policy=self._transport.retry,
                 what=f"blob {digest} of {container.api_prefix}",
+                ranges=ranges,
             )
 
     async def upload_blob(
@@ -657,6 +681,40 @@ class AsyncRegistry:
             policy=self._transport.retry,
             what=f"blob {digest} in {container.api_prefix}",
         )
+
+    async def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Upload the file ``blob`` in one pass, hashing it on the way; return its digest and size.
+
+        For blobs the registry is not expected to hold: there is no existence check (the
+        digest is not known before the upload), and the file is read once instead of
+        twice. The upload is chunked (POST, ``PATCH`` chunks of ``chunk_size`` bytes,
+        default this object's ``chunk_size``) and the closing ``PUT`` names the digest of
+        exactly the bytes sent, which the registry checks. Broken chunks are resumed as in
+        :meth:`chunked_upload`, re-reading only the bytes they must. Returns
+        ``{"digest": ..., "size": ...}``. Raises the registry's typed errors, or
+        :class:`~aioras.exceptions.TransportError` when it cannot be reached.
+        """
+        container = self.get_container(container)
+        path = os.fspath(blob)
+        size = await anyio.to_thread.run_sync(os.path.getsize, path)
+        upload = HashingUpload(
+            self._send,
+            path=path,
+            size=size,
+            uploads_url=self._url(container.upload_blob_url()),
+            blob_url=lambda digest: self._url(container.get_blob_url(digest)),
+            policy=self._transport.retry,
+            what=f"file {os.path.basename(path)} in {container.api_prefix}",
+        )
+        async with await self._limiter():
+            await upload.chunked(chunk_size or self.chunk_size)
+        return {"digest": upload.digest, "size": size}
 
     async def _cancel_upload(self, location: str) -> None:
         await cancel_upload(self._send, location)
@@ -1200,6 +1258,7 @@ class AsyncRegistry:
         progress: ProgressCallback | None = None,
         root: str | os.PathLike[str] | None = None,
         pack_version: str | None = None,
+        single_pass: bool = False,
     ) -> httpx.Response:
         return await push_operation(
             self,
@@ -1219,6 +1278,7 @@ class AsyncRegistry:
             progress=progress,
             root=root,
             pack_version=pack_version,
+            single_pass=single_pass,
         )
 
     push.__doc__ = push_operation.__doc__

@@ -325,6 +325,8 @@ class Registry:
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
         max_transfers: int = 10,
+        download_ranges: int = defaults.default_download_ranges,
+        range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -342,6 +344,8 @@ class Registry:
             push_concurrency=push_concurrency,
             pull_concurrency=pull_concurrency,
             max_transfers=max_transfers,
+            download_ranges=download_ranges,
+            range_threshold=range_threshold,
             chunk_size=chunk_size,
             timeout=timeout,
             retry=retry,
@@ -746,6 +750,7 @@ class Registry:
         progress: ProgressCallback | None = None,
         root: str | os.PathLike[str] | None = None,
         pack_version: str | None = None,
+        single_pass: bool = False,
     ) -> httpx.Response:
         return self._call_response(
             self._operation("push", push_operation),
@@ -765,6 +770,7 @@ class Registry:
             progress=progress,
             root=root,
             pack_version=pack_version,
+            single_pass=single_pass,
         )
 
     push.__doc__ = AsyncRegistry.push.__doc__
@@ -918,6 +924,18 @@ class Registry:
         Hand it to :meth:`copy_store` (its coroutines run only on that loop).
         """
         return self.aregistry.repository(name)
+
+    @ensure_container
+    def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]:
+        return self._call(self.aregistry.upload_new_blob, blob, container, chunk_size=chunk_size)
+
+    upload_new_blob.__doc__ = AsyncRegistry.upload_new_blob.__doc__
 
     @ensure_container
     def upload_blob_stream(

@@ -135,6 +135,16 @@ class OverridingEndpoints:
             return await self._in_thread(self._facade.get_manifest, container, allowed_media_type)
         return await self._core.get_manifest(container, allowed_media_type)
 
+    async def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: str | Container,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Single-pass uploads have no oras-py counterpart to override: the core's."""
+        return await self._core.upload_new_blob(blob, container, chunk_size=chunk_size)
+
     async def download_blob(
         self,
         container: str | Container,

@@ -37,11 +37,13 @@ import httpx
 
 from . import exceptions as exc
 from .blobio import FileSlice
+from .digest import Hasher
 from .transport import Body, BodyFactory, RetryPolicy, _is_verification_failure, raise_for_status
 from .urls import merge_query, redact, resolve_location
 
 __all__ = [
     "BlobUpload",
+    "HashingUpload",
     "SliceSource",
     "StreamOpener",
     "cancel_upload",
@@ -491,3 +493,104 @@ class BlobUpload:
             # "0-0": one byte, or none. Only a session known to hold one byte is kept.
             return 1 if self.offset == 1 else None
         return end + 1
+
+
+class _HashingSlice(FileSlice):
+    """A file slice that feeds what it reads to ``hasher``, in the same worker thread."""
+
+    def __init__(self, path: str, hasher: Hasher, *, offset: int, length: int) -> None:
+        super().__init__(path, offset=offset, length=length)
+        self.hasher = hasher
+
+    def _read(self, want: int) -> bytes:
+        chunk = super()._read(want)
+        self.hasher.update(chunk)
+        return chunk
+
+
+def _hash_range(path: str, hasher: Hasher, start: int, end: int) -> None:
+    """Feed ``path[start:end]`` to ``hasher`` (worker thread; only after a fault)."""
+    with open(path, "rb", buffering=0) as fd:
+        fd.seek(start)
+        while start < end:
+            chunk = fd.read(min(1 << 20, end - start))
+            if not chunk:
+                raise exc.SizeMismatch(expected=end, actual=start, what=f"file {path}")
+            hasher.update(chunk)
+            start += len(chunk)
+
+
+class HashingUpload(BlobUpload):
+    """A chunked upload of a file whose digest is computed on the way (read once).
+
+    Each ``PATCH`` body hashes the bytes it reads; the hash state advances only with what
+    the registry acknowledged, so a resumed or restarted session re-reads just the bytes
+    it must (from the file, and only after a fault). The closing ``PUT`` names the digest
+    of exactly the bytes sent; the registry checks it against what it stored. ``blob_url``
+    builds the blob's URL from its digest (for the existence check after an uncertain
+    commit).
+    """
+
+    def __init__(
+        self,
+        send: SendFn,
+        *,
+        path: str | os.PathLike[str],
+        size: int,
+        uploads_url: str,
+        blob_url: Callable[[str], str],
+        policy: RetryPolicy,
+        what: str,
+        algorithm: str = "sha256",
+    ) -> None:
+        super().__init__(
+            send,
+            path=path,
+            digest="",
+            size=size,
+            uploads_url=uploads_url,
+            blob_url="",
+            policy=policy,
+            what=what,
+        )
+        self._blob_url = blob_url
+        self._algorithm = algorithm
+        self._state = Hasher(algorithm)  # the hash of path[:self._state.size]
+        self._pending: Hasher | None = None
+
+    async def _hash_to(self, offset: int) -> None:
+        """Bring the hash state to ``offset`` (re-reading the file only after a fault)."""
+        if self._state.size > offset:
+            self._state = Hasher(self._algorithm)
+        if self._state.size < offset:
+            assert self.path is not None
+            await anyio.to_thread.run_sync(
+                _hash_range, self.path, self._state, self._state.size, offset
+            )
+
+    async def _chunked_once(self) -> httpx.Response:
+        if self.location is None:
+            await self._open()
+        while self.offset < self.size:
+            await self._hash_to(self.offset)
+            await self._patch()
+            if self._pending is not None and self._pending.size == self.offset:
+                self._state = self._pending  # the registry holds exactly what was hashed
+            self._pending = None
+        await self._hash_to(self.size)
+        self.digest = self._state.digest
+        self.blob_url = self._blob_url(self.digest)
+        return await self._commit(b"", 0)
+
+    def _body(self, offset: int, length: int) -> BodyFactory:
+        assert self.path is not None
+        path = self.path
+
+        def make() -> AsyncIterator[bytes]:
+            # A replayed body (after an auth challenge) starts again from the saved state.
+            self._pending = self._state.copy()
+            body = _HashingSlice(path, self._pending, offset=offset, length=length)
+            self._bodies.append(body)
+            return body
+
+        return make

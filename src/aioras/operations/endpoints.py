@@ -57,6 +57,14 @@ class Endpoints(Protocol):
         chunk_size: int | None = None,
     ) -> httpx.Response: ...
 
+    async def upload_new_blob(
+        self,
+        blob: str | os.PathLike[str],
+        container: str | Container,
+        *,
+        chunk_size: int | None = None,
+    ) -> dict[str, Any]: ...
+
     async def upload_manifest(
         self,
         manifest: Mapping[str, Any],

@@ -120,8 +120,11 @@ def _parse_items(
     return items
 
 
-async def _prepare(item: PushItem, annotations: Annotations) -> None:
-    """Pack a directory if needed, hash the blob, and build the layer descriptor."""
+async def _prepare(item: PushItem, annotations: Annotations, *, hash_now: bool = True) -> None:
+    """Pack a directory if needed, hash the blob, and build the layer descriptor.
+
+    Without ``hash_now`` digest and size are left empty, for the upload to fill in.
+    """
     if item.is_dir:
         # The archive's name is recorded before packing starts, so that push's cleanup
         # removes it even when the push is cancelled while the worker thread still packs.
@@ -129,7 +132,7 @@ async def _prepare(item: PushItem, annotations: Annotations) -> None:
         await anyio.to_thread.run_sync(make_targz, item.source, item.blob)
     else:
         item.blob = item.source
-    digest, size = await digest_file(item.blob)
+    digest, size = await digest_file(item.blob) if hash_now else ("", 0)
     media_type = item.media_type or (
         defaults.default_blob_dir_media_type if item.is_dir else defaults.default_blob_media_type
     )
@@ -184,6 +187,7 @@ async def push(
     progress: ProgressCallback | None = None,
     root: str | os.PathLike[str] | None = None,
     pack_version: str | None = None,
+    single_pass: bool = False,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
@@ -208,6 +212,13 @@ async def push(
     registries); None keeps oras-py's form. Layers upload
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
     registry already has are skipped, and layer order follows ``files``.
+
+    ``single_pass`` is for layers the registry does not hold yet: each file is read once,
+    hashed while it uploads (a chunked upload whose closing ``PUT`` names the digest, see
+    :meth:`~aioras.registry.AsyncRegistry.upload_new_blob`), instead of hashed first and
+    read again to upload. Nothing is checked for existence and identical files each
+    travel; progress reports each such layer when it is done (its digest is known only
+    then).
 
     ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
     receives a :class:`~aioras.progress.TransferEvent` as each blob starts, as its bytes
@@ -236,6 +247,7 @@ async def push(
         progress=progress,
         pack_version=pack_version,
         root=root,
+        single_pass=single_pass,
     )
     return response
 
@@ -260,6 +272,7 @@ async def push_artifact(
     pack_version: str | None = None,
     keep_old_index: bool = False,
     root: str | os.PathLike[str] | None = None,
+    single_pass: bool = False,
 ) -> tuple[httpx.Response, Descriptor]:
     """:func:`push`, returning the manifest PUT's response and the manifest's descriptor.
 
@@ -283,7 +296,19 @@ async def push_artifact(
     limit = concurrency or registry.push_concurrency
     reporter = ProgressReporter(progress)
     try:
-        await map_bounded(lambda item: _prepare(item, annotations), items, limit=limit)
+        await map_bounded(
+            lambda item: _prepare(item, annotations, hash_now=not single_pass), items, limit=limit
+        )
+        if single_pass:
+
+            async def upload_once(item: PushItem) -> None:
+                assert item.descriptor is not None
+                item.descriptor.update(
+                    await registry.upload_new_blob(item.blob, container, chunk_size=chunk_size)
+                )
+                await reporter.emit("done", as_descriptor(item.descriptor))
+
+            await map_bounded(upload_once, items, limit=limit)
 
         if manifest_config:
             parsed = split_path_and_content(manifest_config)
@@ -296,7 +321,7 @@ async def push_artifact(
 
         # One upload per distinct digest: identical files need to travel only once.
         uploads: dict[str, tuple[str | None, dict[str, Any]]] = {}
-        for item in items:
+        for item in items if not single_pass else ():
             assert item.descriptor is not None
             uploads.setdefault(item.descriptor["digest"], (item.blob, item.descriptor))
         uploads.setdefault(conf["digest"], (config_file, conf))

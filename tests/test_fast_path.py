@@ -1,0 +1,92 @@
+"""Guards for the speed-ups that rest on private details of httpx/httpcore.
+
+:mod:`aioras.netbackend` swaps the connection pool inside httpx's transport for one whose
+network streams read a MiB at a time. Should a new httpx lay its transport out differently,
+aioras falls back to the stock pool: still correct, only slower, and silent at run time.
+These tests fail in that case, so the loss is seen when httpx is upgraded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aioras import netbackend
+from aioras.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
+from aioras.registry import AsyncRegistry
+from aioras.testing import LocalRegistry
+from aioras.transport import DEFAULT_LIMITS
+
+pytestmark = pytest.mark.anyio
+
+
+async def _round_trip(
+    registry: LocalRegistry, tmp_path: Path, size: int, *, before_download: Callable[[], None]
+) -> None:
+    """Upload ``size`` random bytes, call ``before_download``, download them (one stream)."""
+    data = os.urandom(size)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    layer = {
+        "mediaType": "application/octet-stream",
+        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    target = f"{registry.host}/fastpath/{uuid.uuid4().hex[:10]}:v1"
+    async with AsyncRegistry(registry.host, insecure=True, download_ranges=1) as reg:
+        await reg.upload_blob(source, target, layer)
+        before_download()
+        await reg.download_blob(target, layer["digest"], tmp_path / "out.bin", size=len(data))
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_http_transport_installs_the_large_read_pool() -> None:
+    transport = http_transport(verify=ssl_context(True), limits=DEFAULT_LIMITS)
+    pool = getattr(transport, "_pool", None)
+    assert pool is not None, "httpx's transport no longer keeps its pool in _pool"
+    assert isinstance(getattr(pool, "_network_backend", None), LargeReadBackend)
+
+
+async def test_blob_download_reads_through_large_read_streams(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    original = netbackend._LargeReadStream.read
+
+    async def spy(
+        self: netbackend._LargeReadStream,
+        max_bytes: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's stream interface
+    ) -> bytes:
+        asked.append(max(max_bytes, self._read_size))
+        return await original(self, max_bytes, timeout)
+
+    monkeypatch.setattr(netbackend._LargeReadStream, "read", spy)
+    await _round_trip(registry, tmp_path, 2 * READ_SIZE, before_download=asked.clear)
+    # Every read of the download went through the large-read stream, asking for a MiB.
+    assert asked, "the download did not read through LargeReadBackend's streams"
+    assert set(asked) == {READ_SIZE}
+
+
+async def test_plain_tcp_download_reads_the_socket_directly(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    direct: list[int] = []
+    original = netbackend._DirectReader.read
+
+    async def spy(self: netbackend._DirectReader, size: int) -> bytes | None:
+        data = await original(self, size)
+        if data:
+            direct.append(len(data))
+        return data
+
+    monkeypatch.setattr(netbackend._DirectReader, "read", spy)
+    await _round_trip(registry, tmp_path, 8 * READ_SIZE, before_download=direct.clear)
+    # Reads straight from the socket happened: anyio's and httpcore's private layout still
+    # lets the stream find its socket (the rest of the bytes come the usual way).
+    assert direct, "no read went straight to the socket: the direct-read fast path fell away"
