@@ -45,7 +45,7 @@ from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
 TOOLS = ("aioras", "oras")
-SECTIONS = ("compare", "pull-table", "ranges")
+SECTIONS = ("compare", "pull-table", "ranges", "mirror")
 TOOL_NAMES = {"aioras": "aioras", "oras": "oras-py"}
 WORKER_TIMEOUT = 900.0
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
@@ -77,15 +77,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         help="compare (push/pull/copy against oras-py), pull-table (8 x 64 MiB pulled by"
         " curl, curl|openssl, aioras, oras-py, skopeo), ranges (1 GiB through a 32 MiB/s"
-        " per-connection proxy); default: all",
+        " per-connection proxy), mirror (200 artifacts: skopeo sync, an oras-py loop,"
+        " reg.mirror; see _mirror.py); default: all",
     )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
-    parser.add_argument(
-        "--section",
-        choices=("transfer", "mirror"),
-        default="transfer",
-        help="transfer: push/pull/copy (default); mirror: 200 artifacts (see _mirror.py)",
-    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument(
         "--startup-only", action="store_true", help="measure start-up times only (seconds)"
@@ -416,10 +411,8 @@ def _version(dist: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ns = _parse_args(argv)
-    if ns.section == "mirror":
-        import _mirror
-
-        return _mirror.run(Path(ns.output).with_name("mirror.json"))
+    if ns.section == ["mirror"]:
+        return _run_mirror(ns)
     startup = measure_startup()
     print_startup(startup)
     if ns.startup_only:
@@ -489,9 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {out} ({doc['meta']['elapsed_s']} s)")
+    mirror_status = _run_mirror(ns) if "mirror" in sections else 0
     if ns.strict and any(t["status"] == "FAIL" for t in targets):
         return 1
-    return 0
+    return mirror_status
+
+
+def _run_mirror(ns: argparse.Namespace) -> int:
+    """The mirror section, in its own results file beside the others."""
+    import _mirror
+
+    return int(_mirror.run(Path(ns.output).with_name("mirror.json")))
 
 
 if __name__ == "__main__":
