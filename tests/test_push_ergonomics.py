@@ -101,3 +101,21 @@ def test_version_lists_the_installed_dependency_versions() -> None:
     assert items["Version"] == aioras.__version__
     text = aioras.Registry().version()
     assert f"anyio version: {importlib.metadata.version('anyio')}" in str(text)
+
+
+@pytest.mark.parametrize("spec", [":doesnotexist", ":text/plain", "gone:text/plain"])
+def test_push_of_a_name_that_is_only_a_media_type_or_missing_names_no_directory(
+    registry: LocalRegistry, tmp_path: Path, spec: str
+) -> None:
+    (tmp_path / "present.txt").write_text("the root holds files")
+    ref = f"{registry.host}/ergo/missing:v1"
+
+    async def main() -> None:
+        async with aioras.AsyncRegistry(insecure=True) as reg:
+            # An empty path before the colon must not fall back to the root directory itself.
+            with pytest.raises(FileNotFoundError, match="does not exist"):
+                await reg.push(ref, files=[spec], root=tmp_path)
+            with pytest.raises(exc.NotFoundError):
+                await reg.resolve(ref)
+
+    anyio.run(main)

@@ -95,11 +95,13 @@ def _parse_items(
             path, media_type = os.fspath(entry.path), entry.media_type
         else:
             spec = os.fspath(entry)
-            parsed = split_path_and_content(os.path.join(base, spec))
-            path = parsed.path[len(base) + 1 :] if not os.path.isabs(spec) else parsed.path
-            media_type = parsed.content
+            if os.path.exists(os.path.join(base, spec)):
+                path, media_type = spec, None  # an existing name is taken whole, colons and all
+            else:
+                path, media_type = split_path_and_content(spec)
         source = os.path.join(base, path)
-        if not os.path.exists(source):
+        # An empty path (":mediaType") names nothing, not the base directory.
+        if not path or not os.path.exists(source):
             raise FileNotFoundError(f"{source} does not exist")
         if validate_paths:
             try:
