@@ -494,3 +494,55 @@ def test_cp_recursive_brings_the_referrers(registry: LocalRegistry, work: Path) 
     assert [r["digest"] for r in found["referrers"]] == [sig]
     depth_alone = aioras("cp", "--plain-http", "--depth", "1", src, dst)
     assert depth_alone.status == 2
+
+
+def test_mirror_plan_dry_run_copies_nothing_then_mirrors_two_tags(
+    registry: LocalRegistry, fresh_registry: LocalRegistry, work: Path
+) -> None:
+    src = f"{registry.host}/cli/mirror-src"
+    made = {
+        tag: ok(
+            aioras("push", "--plain-http", "--format", "json", f"{src}:{tag}", path, cwd=work)
+        ).json()["digest"]
+        for tag, path in (("v1", "a.txt"), ("v2", "dir"))
+    }
+    dst = f"{fresh_registry.host}/cli/mirror-dst"
+    plan = work / "plan.toml"
+    plan.write_text(f'[[mirror]]\nsource = "{src}"\ndestination = "{dst}"\n')
+    dry = ok(aioras("mirror", "--plain-http", "--no-tty", "--dry-run", str(plan)))
+    assert dry.stdout.strip().startswith("0 copied, 0 skipped")
+    dry_doc = ok(
+        aioras("mirror", "--plain-http", "--format", "json", "--dry-run", str(plan))
+    ).json()
+    assert sorted(p["destination"] for p in dry_doc["planned"]) == [f"{dst}:v1", f"{dst}:v2"]
+    assert ok(aioras("repo", "ls", "--plain-http", fresh_registry.host)).stdout.strip() == ""
+    state = work / "mirror.state"
+    doc = ok(
+        aioras("mirror", "--plain-http", "--format", "json", "--state", str(state), str(plan))
+    ).json()
+    assert {c["destination"]: c["digest"] for c in doc["copied"]} == {
+        f"{dst}:{tag}": digest for tag, digest in made.items()
+    }
+    assert doc["failed"] == []
+    for tag, digest in made.items():
+        resolved = ok(aioras("resolve", "--plain-http", f"{dst}:{tag}")).stdout.strip()
+        assert resolved == digest
+    again = ok(aioras("mirror", "--plain-http", "--no-tty", str(plan)))
+    assert again.stdout.strip().startswith("0 copied, 2 skipped")
+
+
+def test_mirror_exits_1_when_an_artifact_fails_and_keep_going_reports_it(
+    registry: LocalRegistry, work: Path
+) -> None:
+    plan = work / "plan.toml"
+    missing = f"{registry.host}/cli/mirror-missing:nope"
+    plan.write_text(
+        f'[[copy]]\nsource = "{missing}"\ndestination = "{registry.host}/cli/mirror-x:nope"\n'
+    )
+    failed = aioras("mirror", "--plain-http", "--no-tty", "--keep-going", str(plan))
+    assert failed.status == 1
+    assert f"Failed {missing}" in failed.stdout
+    assert failed.stderr.splitlines()[-1] == "aioras mirror: 1 artifact failed (listed on stdout)"
+    stopped = aioras("mirror", "--plain-http", "--no-tty", str(plan))
+    assert stopped.status == 1
+    assert stopped.stderr.splitlines()[-1].startswith(f"aioras mirror: manifest {missing}")

@@ -417,3 +417,38 @@ async def logout(ctx: Context) -> None:
         if removed
         else f"No credentials for {ctx.args.host}",
     )
+
+
+async def mirror(ctx: Context) -> None:
+    """``aioras mirror PLAN.toml``: the plan's artifacts, with a one-line summary."""
+    from ..exceptions import MirrorError
+    from ..operations.mirror_plan import load_plan
+    from ..operations.mirror_report import ArtifactEvent
+    from ..progress import TransferEvent
+
+    args = ctx.args
+    plan = await anyio.to_thread.run_sync(load_plan, args.plan)
+    with show(tty=False if args.no_tty else None) as display:
+
+        def progress(event: TransferEvent | ArtifactEvent) -> Awaitable[None] | None:
+            # The display draws transfers; the report lists the artifacts at the end.
+            return None if isinstance(event, ArtifactEvent) else display(event)
+
+        report = await ctx.registry.mirror(
+            plan,
+            concurrency=args.concurrency or 4,
+            dry_run=args.dry_run,
+            keep_going=args.keep_going,
+            state=args.state,
+            progress=progress,
+        )
+    if ctx.out.json:
+        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.flush()
+    else:
+        lines = [f"Failed {r.source}: {r.message}" for r in report.failed]
+        ctx.out.result({}, "\n".join([*lines, report.summary()]))
+    if report.failed:
+        count = len(report.failed)
+        noun = "artifact" if count == 1 else "artifacts"
+        raise MirrorError(f"{count} {noun} failed (listed on stdout)", report=report)
