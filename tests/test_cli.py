@@ -546,3 +546,49 @@ def test_mirror_exits_1_when_an_artifact_fails_and_keep_going_reports_it(
     stopped = aioras("mirror", "--plain-http", "--no-tty", str(plan))
     assert stopped.status == 1
     assert stopped.stderr.splitlines()[-1].startswith(f"aioras mirror: manifest {missing}")
+
+
+def test_backup_to_a_directory_and_a_tar_then_restore_with_the_referrer(
+    registry: LocalRegistry, work: Path
+) -> None:
+    src = f"{registry.host}/cli/backup-src:v1"
+    pushed = ok(aioras("push", "--plain-http", "--format", "json", src, "a.txt", cwd=work)).json()
+    sig = ok(
+        aioras(
+            "attach",
+            "--plain-http",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            src,
+            "dir",
+            cwd=work,
+        )
+    ).json()["digest"]
+    layout = work / "backup-dir"
+    text = ok(aioras("backup", "--plain-http", "--no-tty", src, str(layout)))
+    assert text.stdout.splitlines() == [
+        f"Backed up {src} => {layout}:v1",
+        f"Digest: {pushed['digest']}",
+    ]
+    blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
+    assert sig.removeprefix("sha256:") in blobs
+    archive = work / "backup.tar"
+    doc = ok(aioras("backup", "--plain-http", "--format", "json", src, str(archive))).json()
+    assert doc["digest"] == pushed["digest"]
+    assert doc["tag"] == "v1"
+    assert [p.name for p in work.iterdir() if p.name.startswith(".backup.tar")] == []
+    for source, name in ((layout, "restored-dir"), (archive, "restored-tar")):
+        dst = f"{registry.host}/cli/{name}"
+        back = ok(aioras("restore", "--plain-http", "--format", "json", str(source), dst)).json()
+        assert back["digest"] == pushed["digest"]
+        assert ok(aioras("resolve", "--plain-http", f"{dst}:v1")).stdout.strip() == back["digest"]
+        found = ok(aioras("discover", "--plain-http", "--format", "json", f"{dst}:v1")).json()
+        assert [r["digest"] for r in found["referrers"]] == [sig]
+    text = ok(aioras("restore", "--plain-http", f"{archive}:v1", f"{registry.host}/cli/rt:r2"))
+    assert text.stdout.splitlines()[-1] == f"Digest: {pushed['digest']}"
+    assert (
+        ok(aioras("resolve", "--plain-http", f"{registry.host}/cli/rt:r2")).stdout.strip()
+        == pushed["digest"]
+    )
