@@ -23,6 +23,24 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def attach_signature(subject: str, path: str, work: Path) -> str:
+    """Attach ``path`` to ``subject`` as an ``application/x.sig`` referrer; its digest."""
+    doc = ok(
+        aioras(
+            "attach",
+            "--plain-http",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            subject,
+            path,
+            cwd=work,
+        )
+    ).json()
+    return str(doc["digest"])
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     (tmp_path / "a.txt").write_text("hello\n")
@@ -469,19 +487,7 @@ def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work
 def test_cp_recursive_brings_the_referrers(registry: LocalRegistry, work: Path) -> None:
     src = f"{registry.host}/cli/cpr-src:v1"
     ok(aioras("push", "--plain-http", src, "a.txt", cwd=work))
-    sig = ok(
-        aioras(
-            "attach",
-            "--plain-http",
-            "--format",
-            "json",
-            "--artifact-type",
-            "application/x.sig",
-            src,
-            "a.txt",
-            cwd=work,
-        )
-    ).json()["digest"]
+    sig = attach_signature(src, "a.txt", work)
     dst = f"{registry.host}/cli/cpr-dst:v1"
     plain = ok(aioras("cp", "--plain-http", src, f"{registry.host}/cli/cpr-plain:v1"))
     assert plain.status == 0
@@ -553,19 +559,7 @@ def test_backup_to_a_directory_and_a_tar_then_restore_with_the_referrer(
 ) -> None:
     src = f"{registry.host}/cli/backup-src:v1"
     pushed = ok(aioras("push", "--plain-http", "--format", "json", src, "a.txt", cwd=work)).json()
-    sig = ok(
-        aioras(
-            "attach",
-            "--plain-http",
-            "--format",
-            "json",
-            "--artifact-type",
-            "application/x.sig",
-            src,
-            "dir",
-            cwd=work,
-        )
-    ).json()["digest"]
+    sig = attach_signature(src, "dir", work)
     layout = work / "backup-dir"
     text = ok(aioras("backup", "--plain-http", "--no-tty", src, str(layout)))
     assert text.stdout.splitlines() == [
