@@ -23,6 +23,24 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def attach_signature(subject: str, path: str, work: Path) -> str:
+    """Attach ``path`` to ``subject`` as an ``application/x.sig`` referrer; its digest."""
+    doc = ok(
+        aioras(
+            "attach",
+            "--plain-http",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            subject,
+            path,
+            cwd=work,
+        )
+    ).json()
+    return str(doc["digest"])
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     (tmp_path / "a.txt").write_text("hello\n")
@@ -469,19 +487,7 @@ def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work
 def test_cp_recursive_brings_the_referrers(registry: LocalRegistry, work: Path) -> None:
     src = f"{registry.host}/cli/cpr-src:v1"
     ok(aioras("push", "--plain-http", src, "a.txt", cwd=work))
-    sig = ok(
-        aioras(
-            "attach",
-            "--plain-http",
-            "--format",
-            "json",
-            "--artifact-type",
-            "application/x.sig",
-            src,
-            "a.txt",
-            cwd=work,
-        )
-    ).json()["digest"]
+    sig = attach_signature(src, "a.txt", work)
     dst = f"{registry.host}/cli/cpr-dst:v1"
     plain = ok(aioras("cp", "--plain-http", src, f"{registry.host}/cli/cpr-plain:v1"))
     assert plain.status == 0
@@ -494,3 +500,89 @@ def test_cp_recursive_brings_the_referrers(registry: LocalRegistry, work: Path) 
     assert [r["digest"] for r in found["referrers"]] == [sig]
     depth_alone = aioras("cp", "--plain-http", "--depth", "1", src, dst)
     assert depth_alone.status == 2
+
+
+def test_mirror_plan_dry_run_copies_nothing_then_mirrors_two_tags(
+    registry: LocalRegistry, fresh_registry: LocalRegistry, work: Path
+) -> None:
+    src = f"{registry.host}/cli/mirror-src"
+    made = {
+        tag: ok(
+            aioras("push", "--plain-http", "--format", "json", f"{src}:{tag}", path, cwd=work)
+        ).json()["digest"]
+        for tag, path in (("v1", "a.txt"), ("v2", "dir"))
+    }
+    dst = f"{fresh_registry.host}/cli/mirror-dst"
+    plan = work / "plan.toml"
+    plan.write_text(f'[[mirror]]\nsource = "{src}"\ndestination = "{dst}"\n')
+    dry = ok(aioras("mirror", "--plain-http", "--no-tty", "--dry-run", str(plan)))
+    assert dry.stdout.strip().startswith("0 copied, 0 skipped")
+    dry_doc = ok(
+        aioras("mirror", "--plain-http", "--format", "json", "--dry-run", str(plan))
+    ).json()
+    assert sorted(p["destination"] for p in dry_doc["planned"]) == [f"{dst}:v1", f"{dst}:v2"]
+    assert ok(aioras("repo", "ls", "--plain-http", fresh_registry.host)).stdout.strip() == ""
+    state = work / "mirror.state"
+    doc = ok(
+        aioras("mirror", "--plain-http", "--format", "json", "--state", str(state), str(plan))
+    ).json()
+    assert {c["destination"]: c["digest"] for c in doc["copied"]} == {
+        f"{dst}:{tag}": digest for tag, digest in made.items()
+    }
+    assert doc["failed"] == []
+    for tag, digest in made.items():
+        resolved = ok(aioras("resolve", "--plain-http", f"{dst}:{tag}")).stdout.strip()
+        assert resolved == digest
+    again = ok(aioras("mirror", "--plain-http", "--no-tty", str(plan)))
+    assert again.stdout.strip().startswith("0 copied, 2 skipped")
+
+
+def test_mirror_exits_1_when_an_artifact_fails_and_keep_going_reports_it(
+    registry: LocalRegistry, work: Path
+) -> None:
+    plan = work / "plan.toml"
+    missing = f"{registry.host}/cli/mirror-missing:nope"
+    plan.write_text(
+        f'[[copy]]\nsource = "{missing}"\ndestination = "{registry.host}/cli/mirror-x:nope"\n'
+    )
+    failed = aioras("mirror", "--plain-http", "--no-tty", "--keep-going", str(plan))
+    assert failed.status == 1
+    assert f"Failed {missing}" in failed.stdout
+    assert failed.stderr.splitlines()[-1] == "aioras mirror: 1 artifact failed (listed on stdout)"
+    stopped = aioras("mirror", "--plain-http", "--no-tty", str(plan))
+    assert stopped.status == 1
+    assert stopped.stderr.splitlines()[-1].startswith(f"aioras mirror: manifest {missing}")
+
+
+def test_backup_to_a_directory_and_a_tar_then_restore_with_the_referrer(
+    registry: LocalRegistry, work: Path
+) -> None:
+    src = f"{registry.host}/cli/backup-src:v1"
+    pushed = ok(aioras("push", "--plain-http", "--format", "json", src, "a.txt", cwd=work)).json()
+    sig = attach_signature(src, "dir", work)
+    layout = work / "backup-dir"
+    text = ok(aioras("backup", "--plain-http", "--no-tty", src, str(layout)))
+    assert text.stdout.splitlines() == [
+        f"Backed up {src} => {layout}:v1",
+        f"Digest: {pushed['digest']}",
+    ]
+    blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
+    assert sig.removeprefix("sha256:") in blobs
+    archive = work / "backup.tar"
+    doc = ok(aioras("backup", "--plain-http", "--format", "json", src, str(archive))).json()
+    assert doc["digest"] == pushed["digest"]
+    assert doc["tag"] == "v1"
+    assert [p.name for p in work.iterdir() if p.name.startswith(".backup.tar")] == []
+    for source, name in ((layout, "restored-dir"), (archive, "restored-tar")):
+        dst = f"{registry.host}/cli/{name}"
+        back = ok(aioras("restore", "--plain-http", "--format", "json", str(source), dst)).json()
+        assert back["digest"] == pushed["digest"]
+        assert ok(aioras("resolve", "--plain-http", f"{dst}:v1")).stdout.strip() == back["digest"]
+        found = ok(aioras("discover", "--plain-http", "--format", "json", f"{dst}:v1")).json()
+        assert [r["digest"] for r in found["referrers"]] == [sig]
+    text = ok(aioras("restore", "--plain-http", f"{archive}:v1", f"{registry.host}/cli/rt:r2"))
+    assert text.stdout.splitlines()[-1] == f"Digest: {pushed['digest']}"
+    assert (
+        ok(aioras("resolve", "--plain-http", f"{registry.host}/cli/rt:r2")).stdout.strip()
+        == pushed["digest"]
+    )

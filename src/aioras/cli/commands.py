@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -127,6 +130,23 @@ def _layout_ref(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+async def _open_layout(path: str) -> OCILayout:
+    """The layout at ``path``: a directory, or else a layout tar opened read-only."""
+    return OCILayout(path) if await anyio.Path(path).is_dir() else await OCILayout.from_tar(path)
+
+
+def _registry_target(registry: AsyncRegistry, spec: str) -> tuple[Any, str | None]:
+    """The repository ``spec`` names, and its tag when ``spec`` names one."""
+    container = registry.get_container(spec)
+    named = ":" in spec.rpartition("/")[2].partition("@")[0]
+    return registry.repository(container), container.tag if named and not container.digest else None
+
+
+def _kept_tag(src_ref: str) -> str | None:
+    """With no destination tag named, the source's tag is kept (as oras does); a digest is not."""
+    return None if src_ref.startswith("sha") and ":" in src_ref else src_ref
+
+
 async def cp(ctx: Context) -> None:
     """``aioras cp SRC DST`` between registries and OCI layout directories."""
     args = ctx.args
@@ -137,8 +157,7 @@ async def cp(ctx: Context) -> None:
     dst: Any
     if args.from_oci_layout:
         path, src_ref = _layout_ref(args.source)
-        is_dir = await anyio.Path(path).is_dir()
-        src = OCILayout(path) if is_dir else await OCILayout.from_tar(path)
+        src = await _open_layout(path)
     else:
         container = registry.get_container(args.source)
         src, src_ref = registry.repository(container), container.reference
@@ -148,13 +167,9 @@ async def cp(ctx: Context) -> None:
         path, dst_ref = _layout_ref(args.destination)
         dst = OCILayout(path)
     else:
-        container = registry.get_container(args.destination)
-        dst = registry.repository(container)
-        named = ":" in args.destination.rpartition("/")[2].partition("@")[0]
-        dst_ref = container.tag if named and not container.digest else None
+        dst, dst_ref = _registry_target(registry, args.destination)
     if dst_ref is None and not ("@" in args.destination and not args.to_oci_layout):
-        # No tag named for the destination: keep the source's tag, as oras does.
-        dst_ref = None if src_ref.startswith("sha") and ":" in src_ref else src_ref
+        dst_ref = _kept_tag(src_ref)
     with show(tty=False if args.no_tty else None) as progress:
         root = await copy_operation(
             src,
@@ -416,4 +431,111 @@ async def logout(ctx: Context) -> None:
         f"Removed credentials for {ctx.args.host}"
         if removed
         else f"No credentials for {ctx.args.host}",
+    )
+
+
+async def mirror(ctx: Context) -> None:
+    """``aioras mirror PLAN.toml``: the plan's artifacts, with a one-line summary."""
+    from ..exceptions import MirrorError
+    from ..operations.mirror_plan import load_plan
+    from ..operations.mirror_report import ArtifactEvent
+    from ..progress import TransferEvent
+
+    args = ctx.args
+    plan = await anyio.to_thread.run_sync(load_plan, args.plan)
+    with show(tty=False if args.no_tty else None) as display:
+
+        def progress(event: TransferEvent | ArtifactEvent) -> Awaitable[None] | None:
+            # The display draws transfers; the report lists the artifacts at the end.
+            return None if isinstance(event, ArtifactEvent) else display(event)
+
+        report = await ctx.registry.mirror(
+            plan,
+            concurrency=args.concurrency or 4,
+            dry_run=args.dry_run,
+            keep_going=args.keep_going,
+            state=args.state,
+            progress=progress,
+        )
+    if ctx.out.json:
+        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.flush()
+    else:
+        lines = [f"Failed {r.source}: {r.message}" for r in report.failed]
+        ctx.out.result({}, "\n".join([*lines, report.summary()]))
+    if report.failed:
+        count = len(report.failed)
+        noun = "artifact" if count == 1 else "artifacts"
+        raise MirrorError(f"{count} {noun} failed (listed on stdout)", report=report)
+
+
+async def backup(ctx: Context) -> None:
+    """``aioras backup REF DEST``: the artifact and its referrers into a layout (dir or .tar)."""
+    args = ctx.args
+    container = ctx.registry.get_container(args.reference)
+    src = ctx.registry.repository(container)
+    destination = Path(args.destination)
+    to_tar = destination.name.endswith(".tar")
+    # A tar is written from a layout built beside it, removed whatever happens.
+    directory = (
+        Path(await anyio.to_thread.run_sync(_scratch_dir, destination)) if to_tar else destination
+    )
+    try:
+        with show(tty=False if args.no_tty else None) as progress:
+            root = await copy_operation(
+                src,
+                container.reference,
+                OCILayout(directory),
+                referrers=True,
+                concurrency=args.concurrency or 3,
+                progress=progress,
+            )
+        if to_tar:
+            await OCILayout(directory).save_tar(destination)
+    finally:
+        if to_tar:
+            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
+    tag = _kept_tag(container.reference)
+    ctx.out.result(
+        {
+            "reference": args.reference,
+            "destination": args.destination,
+            "tag": tag,
+            **descriptor_doc(root),
+        },
+        f"Backed up {args.reference} => {args.destination}"
+        f"{':' + tag if tag else ''}\nDigest: {root['digest']}",
+    )
+
+
+def _scratch_dir(beside: Path) -> str:
+    return tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent)
+
+
+async def restore(ctx: Context) -> None:
+    """``aioras restore SRC[:tag|@digest] REF``: an artifact and its referrers from a layout."""
+    args = ctx.args
+    path, src_ref = _layout_ref(args.source)
+    layout = await _open_layout(path)
+    if src_ref is None:
+        tags = await layout.tags()
+        if len(tags) != 1:
+            raise UsageError(f"{path} holds tags {sorted(tags)}: name one (SRC:tag or SRC@digest)")
+        src_ref = tags[0]
+    dst, dst_ref = _registry_target(ctx.registry, args.reference)
+    if dst_ref is None and "@" not in args.reference:
+        dst_ref = _kept_tag(src_ref)
+    with show(tty=False if args.no_tty else None) as progress:
+        root = await copy_operation(
+            layout,
+            src_ref,
+            dst,
+            dst_ref,
+            referrers=True,
+            concurrency=args.concurrency or 3,
+            progress=progress,
+        )
+    ctx.out.result(
+        {"source": args.source, "reference": args.reference, **descriptor_doc(root)},
+        f"Restored {args.source} => {args.reference}\nDigest: {root['digest']}",
     )

@@ -33,6 +33,11 @@ EXAMPLES = {
     "cp": "examples:\n  aioras cp -r ghcr.io/acme/app:v1 registry.example.com/mirror/app:v1\n"
     "  aioras cp --to-oci-layout ghcr.io/acme/app:v1 backup-dir:v1\n"
     "  aioras cp --from-oci-layout backup-dir:v1 localhost:5000/app:v1 --plain-http",
+    "mirror": "example:\n  aioras mirror --dry-run plan.toml\n  aioras mirror --keep-going"
+    " --state mirror.state --format json plan.toml",
+    "backup": "examples:\n  aioras backup ghcr.io/acme/app:v1 app-v1.tar\n"
+    "  aioras backup ghcr.io/acme/app:v1 backup-dir",
+    "restore": "example:\n  aioras restore --plain-http app-v1.tar localhost:5000/acme/app",
     "discover": "example:\n  aioras discover --plain-http --output table"
     " localhost:5000/demo/app:v1",
     "attach": "example:\n  aioras attach --plain-http --artifact-type application/x.sig"
@@ -194,6 +199,35 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument(
         "--to-oci-layout", action="store_true", help="the destination is an OCI layout directory"
     )
+
+    mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror", transfer)
+    mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
+    mirror.add_argument(
+        "--dry-run", action="store_true", help="report what would be copied; send nothing"
+    )
+    mirror.add_argument(
+        "--keep-going", action="store_true", help="report a failed artifact and go on"
+    )
+    mirror.add_argument(
+        "--state", metavar="FILE", help="resume file: a rerun skips the artifacts done"
+    )
+
+    backup = verb(
+        verbs, "backup", "save an artifact and its referrers to an OCI layout", "backup", transfer
+    )
+    backup.add_argument("reference", help="host/name:tag or @digest")
+    backup.add_argument("destination", metavar="DEST", help="layout directory, or FILE.tar")
+    restore = verb(
+        verbs,
+        "restore",
+        "push an artifact and its referrers from an OCI layout",
+        "restore",
+        transfer,
+    )
+    restore.add_argument(
+        "source", metavar="SRC", help="layout directory or .tar, with :tag or @digest if several"
+    )
+    restore.add_argument("reference", help="host/name[:tag] (default: the layout's tag)")
 
     manifest = verbs.add_parser("manifest", help="fetch, push, delete manifests; make indexes")
     manifest.set_defaults(help_parser=manifest)
