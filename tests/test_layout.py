@@ -179,7 +179,6 @@ def open_files_under(root: Path) -> list[str]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 async def test_fetch_left_early_closes_its_file(tmp_path: Path) -> None:
     layout = OCILayout(tmp_path / "layout")
     layer = await push(layout, os.urandom(4 << 20))
