@@ -13,7 +13,7 @@ import pytest
 from aioras import AsyncRegistry, MirrorSpec
 from aioras.operations.mirror_dask import RegistrySettings, mirror_on_dask
 from aioras.testing import LocalRegistry
-from conftest import BasicAuthUser, in_ci
+from conftest import BasicAuthUser, missing
 from mirrortools import digests, populate, unique
 
 USER_VAR, PASS_VAR = "AIORAS_TEST_MIRROR_USER", "AIORAS_TEST_MIRROR_PASS"
@@ -24,9 +24,7 @@ def dask_client(htpasswd_user: BasicAuthUser) -> Iterator[Any]:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        if in_ci():
-            pytest.fail("dask[distributed] is not installed (CI=true)")
-        pytest.skip("dask[distributed] is not installed; pip install 'aioras[dask]'")
+        missing("dask[distributed]", "pip install 'aioras[dask]'")
     with pytest.MonkeyPatch.context() as patch:
         # Worker processes inherit these: credentials reach them by name only.
         patch.setenv(USER_VAR, htpasswd_user.username)
