@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from aioras import AsyncRegistry
 from aioras.testing import LocalRegistry, LocalRegistryError
 
 REGISTRY_INSTALL = "apt-get install docker-registry"
@@ -104,6 +105,13 @@ def registry(registry_binary: str) -> Iterator[LocalRegistry]:
     reg = _started(registry_binary)
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
+    """An ``AsyncRegistry`` client of the session's registry (modules may override it)."""
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        yield reg
 
 
 @pytest.fixture

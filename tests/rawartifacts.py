@@ -11,24 +11,14 @@ import os
 import tarfile
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from aioras import defaults
 from aioras.oci import ManifestConfig, NewManifest
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    """A client of the session's real registry (import it into the test module)."""
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
 
 
 def fresh_reference(registry: LocalRegistry, repo: str, tag: str = "v1") -> str:

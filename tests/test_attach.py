@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
@@ -26,12 +25,6 @@ SIG = "application/vnd.example.signature"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
 
 
 async def subject_image(areg: AsyncRegistry, reference: str, cwd: Path) -> dict[str, object]:

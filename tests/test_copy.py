@@ -103,12 +103,6 @@ class Recorder:
 
 
 @pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
-
-
-@pytest.fixture
 def other(registry_factory: Callable[..., LocalRegistry]) -> LocalRegistry:
     return registry_factory()
 

@@ -33,12 +33,6 @@ pytestmark = pytest.mark.anyio
 REF = defaults.oci_ref_name_annotation
 
 
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
-
-
 def skopeo(skopeo_bin: str, *args: str) -> str:
     result = subprocess.run(
         [skopeo_bin, "--insecure-policy", *args],

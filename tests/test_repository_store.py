@@ -14,7 +14,6 @@ from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
 from aioras.exceptions import DigestMismatch, NotFoundError
 from aioras.remote.repository import referrers_tag
-from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -46,12 +45,6 @@ def manifest_doc(
     if subject is not None:
         doc["subject"] = subject
     return doc
-
-
-@pytest.fixture
-async def areg(registry: LocalRegistry) -> AsyncIterator[AsyncRegistry]:
-    async with AsyncRegistry(registry.host, insecure=True) as reg:
-        yield reg
 
 
 async def push_manifest(

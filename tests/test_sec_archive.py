@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 
-import rawartifacts
 from aioras.exceptions import OutputPathError, UnpackLimitExceeded, UnsafePathError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from rawartifacts import Layer, archive, entry, fresh_reference, plain, push_layers, symlink, tree
 
 pytestmark = pytest.mark.anyio
-areg = rawartifacts.areg
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -13,14 +13,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-import rawartifacts
 from aioras.exceptions import OrasError, OutputPathError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from rawartifacts import archive, directory, entry, fresh_reference, push_layers, tree
 
 pytestmark = pytest.mark.anyio
-areg = rawartifacts.areg
 
 ROUNDS = 4
 FILES = {f"pkg/d{i % 5}/f{i:03d}.txt": f"content {i}\n" * 20 for i in range(250)}

@@ -13,7 +13,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-import rawartifacts
 from aioras.exceptions import UnsafePathError
 from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
@@ -31,7 +30,6 @@ from rawartifacts import (
 )
 
 pytestmark = pytest.mark.anyio
-areg = rawartifacts.areg
 
 FILLER = 16 * 1024 * 1024
 
