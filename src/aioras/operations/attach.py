@@ -19,13 +19,13 @@ from .push import push_artifact
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..registry import AsyncRegistry
+    from .endpoints import Endpoints
 
 __all__ = ["attach", "delete_artifact"]
 
 
 async def attach(
-    registry: AsyncRegistry,
+    registry: Endpoints,
     subject_reference: str | Container,
     files: Sequence[str | os.PathLike[str]] = (),
     *,
@@ -79,7 +79,7 @@ async def attach(
     return pushed
 
 
-async def delete_artifact(registry: AsyncRegistry, reference: str | Container) -> Descriptor:
+async def delete_artifact(registry: Endpoints, reference: str | Container) -> Descriptor:
     """Delete the manifest ``reference`` names (and the tags on it); return its descriptor.
 
     A referrer is also taken out of its subject's tag-schema index on registries without

@@ -19,7 +19,7 @@ from ..descriptor import Descriptor, as_descriptor
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..registry import AsyncRegistry
+    from .endpoints import GraphEndpoints
 
 __all__ = ["ReferrerNode", "discover", "get_referrers"]
 
@@ -99,7 +99,7 @@ class ReferrerNode:
 
 
 async def get_referrers(
-    registry: AsyncRegistry, reference: str | Container, *, artifact_type: str | None = None
+    registry: GraphEndpoints, reference: str | Container, *, artifact_type: str | None = None
 ) -> list[Descriptor]:
     """The descriptors of the manifests whose ``subject`` is the one ``reference`` names.
 
@@ -113,7 +113,7 @@ async def get_referrers(
 
 
 async def discover(
-    registry: AsyncRegistry,
+    registry: GraphEndpoints,
     reference: str | Container,
     *,
     depth: int | None = None,

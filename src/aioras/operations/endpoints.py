@@ -1,4 +1,4 @@
-"""The endpoint methods push and pull are built from, as a protocol.
+"""The registry endpoints each operation is built from, as small protocols.
 
 :class:`~aioras.registry.AsyncRegistry` satisfies :class:`Endpoints` as it is, so its
 ``push`` and ``pull`` call its own methods (and an async subclass's overrides). The sync
@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from ..container import Container
     from ..remote.repository import Repository
 
-__all__ = ["ENDPOINT_NAMES", "Endpoints"]
+__all__ = [
+    "ENDPOINT_NAMES",
+    "CatalogEndpoints",
+    "Endpoints",
+    "GraphEndpoints",
+    "ManifestEndpoints",
+]
 
 ENDPOINT_NAMES = (
     "get_container",
@@ -32,6 +38,55 @@ ENDPOINT_NAMES = (
     "download_blob",
 )
 """The overridable methods that push and pull call (``load_configs`` and ``resolve`` too)."""
+
+
+class GraphEndpoints(Protocol):
+    """What the graph operations (discover, attach, index, mirror) need of a registry.
+
+    Names become containers, references resolve to descriptors, and a repository is
+    reached as a :class:`~aioras.remote.repository.Repository` store.
+    """
+
+    pull_concurrency: int
+
+    def get_container(self, name: str | Container) -> Container: ...
+
+    def repository(self, name: str | Container) -> Repository: ...
+
+    async def resolve(
+        self,
+        container: str | Container,
+        allowed_media_type: Sequence[str] | None = None,
+        *,
+        platform: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class ManifestEndpoints(GraphEndpoints, Protocol):
+    """Graph endpoints plus manifests moved as exact bytes (what index editing needs)."""
+
+    async def fetch_manifest_bytes(
+        self, container: str | Container, allowed_media_type: Sequence[str] | None = None
+    ) -> tuple[bytes, dict[str, Any]]: ...
+
+    async def push_manifest_bytes(
+        self,
+        data: bytes,
+        container: str | Container,
+        *,
+        media_type: str,
+        reference: str | None = None,
+    ) -> httpx.Response: ...
+
+
+class CatalogEndpoints(GraphEndpoints, Protocol):
+    """Graph endpoints plus tag and repository listing (what a mirror plan expands with)."""
+
+    async def get_tags(self, container: str | Container, N: int | None = None) -> list[str]: ...
+
+    async def list_repositories(
+        self, hostname: str | None = None, N: int | None = None, *, page_size: int | None = None
+    ) -> list[str]: ...
 
 
 class Endpoints(Protocol):

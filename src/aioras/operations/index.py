@@ -28,8 +28,8 @@ from ..oci import manifest_bytes
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..registry import AsyncRegistry
     from ..remote.repository import Repository
+    from .endpoints import ManifestEndpoints
 
 __all__ = ["ManifestLike", "choose_manifest", "push_index", "update_index"]
 
@@ -47,7 +47,7 @@ _PLATFORM_KEYS = ("architecture", "os", "os.version", "os.features", "variant")
 
 
 async def push_index(
-    registry: AsyncRegistry,
+    registry: ManifestEndpoints,
     target: str | Container,
     manifests: Iterable[ManifestLike],
     *,
@@ -77,7 +77,7 @@ async def push_index(
 
 
 async def update_index(
-    registry: AsyncRegistry,
+    registry: ManifestEndpoints,
     target: str | Container,
     *,
     add: Iterable[ManifestLike] = (),
@@ -123,7 +123,7 @@ async def update_index(
 
 
 async def choose_manifest(
-    registry: AsyncRegistry, index: Descriptor, container: Container, platform: str
+    registry: ManifestEndpoints, index: Descriptor, container: Container, platform: str
 ) -> Descriptor:
     """The entry of the index ``index`` (in ``container``'s repository) for ``platform``.
 
@@ -136,7 +136,7 @@ async def choose_manifest(
 
 
 async def _push(
-    registry: AsyncRegistry, container: Container, data: bytes, media_type: str, tag: str | None
+    registry: ManifestEndpoints, container: Container, data: bytes, media_type: str, tag: str | None
 ) -> Descriptor:
     """PUT the index under ``tag``, or by digest only when None."""
     digest = digest_bytes(data)
@@ -147,7 +147,7 @@ async def _push(
 
 
 async def _entry(
-    registry: AsyncRegistry, repository: Repository, manifest: ManifestLike
+    registry: ManifestEndpoints, repository: Repository, manifest: ManifestLike
 ) -> dict[str, Any]:
     """An index entry for ``manifest``: its descriptor and platform."""
     if isinstance(manifest, str):

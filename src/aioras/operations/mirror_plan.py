@@ -33,7 +33,7 @@ from ..container import Container
 from .semver import SemverRange
 
 if TYPE_CHECKING:
-    from ..registry import AsyncRegistry
+    from .endpoints import CatalogEndpoints
 
 __all__ = [
     "MirrorJob",
@@ -176,7 +176,7 @@ def select_tags(spec: MirrorSpec, listed: Sequence[str]) -> list[str]:
     return kept
 
 
-async def expand(registry: AsyncRegistry, plan: MirrorPlan) -> list[MirrorJob]:
+async def expand(registry: CatalogEndpoints, plan: MirrorPlan) -> list[MirrorJob]:
     """One job per artifact of ``plan``, listing tags and catalogs as specs need.
 
     Raises :class:`~aioras.exceptions.InvalidReference` for a malformed reference, and
@@ -194,7 +194,7 @@ async def expand(registry: AsyncRegistry, plan: MirrorPlan) -> list[MirrorJob]:
     return jobs
 
 
-async def _per_repository(registry: AsyncRegistry, spec: MirrorSpec) -> list[MirrorSpec]:
+async def _per_repository(registry: CatalogEndpoints, spec: MirrorSpec) -> list[MirrorSpec]:
     if not spec.whole_registry:
         return [spec]
     host = spec.source.strip("/")
@@ -215,7 +215,7 @@ def _replace(spec: MirrorSpec, **changes: str) -> MirrorSpec:
     return MirrorSpec(**values)
 
 
-async def _spec_jobs(registry: AsyncRegistry, spec: MirrorSpec) -> list[MirrorJob]:
+async def _spec_jobs(registry: CatalogEndpoints, spec: MirrorSpec) -> list[MirrorJob]:
     listed = await registry.get_tags(spec.source)
     return [
         MirrorJob(

@@ -1,0 +1,61 @@
+"""Layers import downward only: operations and content never load the registry or the facades.
+
+Each check runs in a fresh interpreter so modules loaded by other tests cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+# What sits above the operations layer: the registry object, the facades and the command line.
+UPPER = (
+    "aioras.registry",
+    "aioras.remote.registry",
+    "aioras.sync",
+    "aioras.client",
+    "aioras.provider",
+    "aioras.cli",
+)
+
+
+def _loaded_after_import(modules: list[str]) -> list[str]:
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["aioras.operations", "aioras.content"],
+)
+def test_lower_layer_never_imports_the_registry_or_facades(package: str) -> None:
+    root = Path(SRC, *package.split("."))
+    modules = [f"{package}.{p.stem}" for p in sorted(root.glob("*.py")) if p.stem != "__init__"]
+    # mirror_dask builds registries on workers by design: it imports the registry lazily there.
+    loaded = _loaded_after_import(modules)
+    upper = [m for m in loaded if any(m == u or m.startswith(u + ".") for u in UPPER)]
+    assert upper == []
+
+
+def test_content_layer_never_imports_operations() -> None:
+    root = Path(SRC, "aioras", "content")
+    modules = [f"aioras.content.{p.stem}" for p in sorted(root.glob("*.py"))]
+    loaded = _loaded_after_import(modules)
+    assert [m for m in loaded if m.startswith("aioras.operations")] == []
