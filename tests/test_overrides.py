@@ -21,7 +21,7 @@ import pytest
 import aioras.provider
 from aioras.container import Container
 from aioras.exceptions import RegistryError
-from aioras.syncoverrides import overridden_endpoints
+from aioras.sync._overrides import overridden_endpoints
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.integration

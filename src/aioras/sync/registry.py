@@ -46,32 +46,32 @@ import anyio
 import httpx
 from anyio.from_thread import BlockingPortal
 
-from . import defaults
-from .auth import Authenticator
-from .auth.authenticator import TokenAuth
-from .auth.login import login as _login
-from .auth.login import logout as _logout
-from .container import Container
-from .content.store import ReadOnlyStore, Target
-from .decorator import ensure_container
-from .descriptor import Descriptor
-from .environment import Environment
-from .operations.copy import copy as copy_operation
-from .operations.discover import ReferrerNode
-from .operations.index import ManifestLike
-from .operations.mirror import MirrorProgress
-from .operations.mirror_plan import MirrorPlan
-from .operations.mirror_report import MirrorReport
-from .operations.pull import pull as pull_operation
-from .operations.push import AnnotationSource, PushFiles, SubjectLike
-from .operations.push import push as push_operation
-from .progress import ProgressCallback
-from .ratelimit import RateLimits
-from .registry import AsyncRegistry, ContainerLike
-from .remote.repository import Repository
-from .syncoverrides import OverridingEndpoints, overridden_endpoints
-from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
-from .uploads import StreamOpener
+from .. import defaults
+from ..auth import Authenticator
+from ..auth.authenticator import TokenAuth
+from ..auth.login import login as _login
+from ..auth.login import logout as _logout
+from ..container import Container
+from ..content.store import ReadOnlyStore, Target
+from ..decorator import ensure_container
+from ..descriptor import Descriptor
+from ..environment import Environment
+from ..operations.copy import copy as copy_operation
+from ..operations.discover import ReferrerNode
+from ..operations.index import ManifestLike
+from ..operations.mirror import MirrorProgress
+from ..operations.mirror_plan import MirrorPlan
+from ..operations.mirror_report import MirrorReport
+from ..operations.pull import pull as pull_operation
+from ..operations.push import AnnotationSource, PushFiles, SubjectLike
+from ..operations.push import push as push_operation
+from ..progress import ProgressCallback
+from ..ratelimit import RateLimits
+from ..registry import AsyncRegistry, ContainerLike
+from ..remote.repository import Repository
+from ..transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from ..uploads import StreamOpener
+from ._overrides import OverridingEndpoints, overridden_endpoints
 
 __all__ = ["Registry"]
 
@@ -1086,7 +1086,7 @@ class Registry:
 
         Without an overridden endpoint method the async core runs the operation as it is
         (an async subclass's overrides included); with one, the operation gets endpoints that
-        call the overrides in worker threads (see :mod:`aioras.syncoverrides`).
+        call the overrides in worker threads (see :mod:`aioras.sync._overrides`).
         """
         names = overridden_endpoints(self, Registry)
         if not names:
