@@ -27,7 +27,7 @@ import inspect
 import types
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
 import httpx
 
@@ -35,10 +35,12 @@ from ..container import Container
 from ..registry import AsyncRegistry
 from ._portal import LoopThread, sync_response, wait
 
-__all__ = ["Twin", "context_twin", "plain_twin", "twin"]
+__all__ = ["Forwarded", "Twin", "context_twin", "plain_twin", "same_parameters_as", "twin"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
+T = TypeVar("T")
 
 AsyncCallable = Callable[..., Awaitable[Any]]
 
@@ -188,3 +190,53 @@ def _is_reference(annotation: object) -> bool:
     if isinstance(annotation, str):
         return "ContainerLike" in annotation
     return Container in getattr(annotation, "__args__", ())
+
+
+def same_parameters_as(
+    init: Callable[Concatenate[Any, P], None],
+) -> Callable[[Callable[Concatenate[S, ...], None]], Callable[Concatenate[S, P], None]]:
+    """Give an ``__init__(self, *args, **kwargs)`` the parameters of ``init``.
+
+    For the type checker (callers see ``init``'s parameters) and for ``inspect.signature``
+    (through ``__wrapped__``); the decorated function is otherwise unchanged.
+    """
+
+    def decorate(
+        function: Callable[Concatenate[S, ...], None],
+    ) -> Callable[Concatenate[S, P], None]:
+        functools.update_wrapper(function, init, assigned=(), updated=())
+        return function
+
+    return decorate
+
+
+class Forwarded(Generic[T]):
+    """The attribute of the same name of the facade's ``aregistry``, read through.
+
+    Set through too when ``writable``; otherwise setting it raises AttributeError, as for a
+    read-only property.
+    """
+
+    def __init__(self, *, writable: bool = False) -> None:
+        self._writable = writable
+        self._name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> T: ...
+
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Self | T:
+        if obj is None:
+            return self
+        value: T = getattr(cast(Facade, obj).aregistry, self._name)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        if not self._writable:
+            raise AttributeError(f"{type(obj).__name__}.{self._name} cannot be set")
+        setattr(cast(Facade, obj).aregistry, self._name, value)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -43,12 +43,10 @@ from ..operations.copy import copy as copy_operation
 from ..operations.pull import pull as pull_operation
 from ..operations.push import push as push_operation
 from ..progress import ProgressCallback
-from ..ratelimit import RateLimits
 from ..registry import AsyncRegistry
-from ..transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from ._overrides import OverridingEndpoints, overridden_endpoints
 from ._portal import LoopThread, sync_response, wait
-from ._twins import context_twin, plain_twin, twin
+from ._twins import Forwarded, context_twin, plain_twin, same_parameters_as, twin
 
 __all__ = ["Registry"]
 
@@ -79,46 +77,9 @@ class Registry:
     async_class: type[AsyncRegistry] = AsyncRegistry
     """The async registry class instantiated by ``__init__``."""
 
-    def __init__(
-        self,
-        hostname: str | None = None,
-        insecure: bool = False,
-        tls_verify: bool | str = True,
-        auth_backend: str | Authenticator = "token",
-        *,
-        push_concurrency: int = defaults.default_push_concurrency,
-        pull_concurrency: int = defaults.default_pull_concurrency,
-        max_transfers: int = 10,
-        download_ranges: int = defaults.default_download_ranges,
-        range_threshold: int = defaults.default_range_threshold,
-        chunk_size: int = defaults.default_chunksize,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        headers: Mapping[str, str] | None = None,
-        proxy: str | None = None,
-        environment: Environment | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rate_limits: RateLimits | None = None,
-    ) -> None:
-        self.aregistry = self.async_class(
-            hostname,
-            insecure,
-            tls_verify,
-            auth_backend,
-            push_concurrency=push_concurrency,
-            pull_concurrency=pull_concurrency,
-            max_transfers=max_transfers,
-            download_ranges=download_ranges,
-            range_threshold=range_threshold,
-            chunk_size=chunk_size,
-            timeout=timeout,
-            retry=retry,
-            headers=headers,
-            proxy=proxy,
-            environment=environment,
-            transport=transport,
-            rate_limits=rate_limits,
-        )
+    @same_parameters_as(AsyncRegistry.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.aregistry = self.async_class(*args, **kwargs)
         self._loop = LoopThread(self.aregistry)
         self._finalizer = weakref.finalize(self, self._loop.close)
 
@@ -170,52 +131,20 @@ class Registry:
         return functools.partial(via, OverridingEndpoints(self, names))
 
     # -- attributes of the async registry ----------------------------------------------
-    @property
-    def hostname(self) -> str | None:
-        """The registry used for names that do not name one."""
-        return self.aregistry.hostname
-
-    @hostname.setter
-    def hostname(self, value: str | None) -> None:
-        self.aregistry.hostname = value
-
-    @property
-    def insecure(self) -> bool:
-        """True when the registry speaks plain http (setting it switches :attr:`prefix`)."""
-        return self.aregistry.insecure
-
-    @insecure.setter
-    def insecure(self, value: bool) -> None:
-        self.aregistry.insecure = value
-
-    @property
-    def prefix(self) -> str:
-        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``."""
-        return self.aregistry.prefix
-
-    @prefix.setter
-    def prefix(self, value: str) -> None:
-        self.aregistry.prefix = value
-
-    @property
-    def tls_verify(self) -> bool | str:
-        """TLS verification: True, False, or the path of a CA bundle."""
-        return self.aregistry.tls_verify
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Headers sent with every request (the live dict: changes apply to later calls)."""
-        return self.aregistry.headers
-
-    @property
-    def auth(self) -> Authenticator:
-        """The authentication backend (credentials and token cache)."""
-        return self.aregistry.auth
-
-    @property
-    def environment(self) -> Environment:
-        """The environment settings the registry was built with."""
-        return self.aregistry.environment
+    hostname: Forwarded[str | None] = Forwarded(writable=True)
+    """The registry used for names that do not name one."""
+    insecure: Forwarded[bool] = Forwarded(writable=True)
+    """True when the registry speaks plain http (setting it switches :attr:`prefix`)."""
+    prefix: Forwarded[str] = Forwarded(writable=True)
+    """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``."""
+    tls_verify: Forwarded[bool | str] = Forwarded()
+    """TLS verification: True, False, or the path of a CA bundle (see :meth:`set_tls_verify`)."""
+    headers: Forwarded[dict[str, str]] = Forwarded()
+    """Headers sent with every request (the live dict: changes apply to later calls)."""
+    auth: Forwarded[Authenticator] = Forwarded()
+    """The authentication backend (credentials and token cache)."""
+    environment: Forwarded[Environment] = Forwarded()
+    """The environment settings the registry was built with."""
 
     # -- the async core's methods, blocking ------------------------------------------------
     # No I/O: called directly in the caller's thread.
