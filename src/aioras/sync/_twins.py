@@ -10,6 +10,7 @@ so ``inspect.signature`` shows its parameters), typed ``Callable[P, R]`` for the
 - :func:`context_twin`: an async context manager method, as a sync context manager whose
   ``__enter__`` and ``__exit__`` run on the loop thread.
 - :func:`plain_twin`: a method of the core that does no I/O, called directly.
+- :func:`loop_twin`: a coroutine function that takes no registry, run on the loop thread.
 
 Twins of coroutines and context managers turn a string reference (a parameter annotated
 ``ContainerLike``) into a :class:`~aioras.container.Container` with the facade's own
@@ -33,9 +34,17 @@ import httpx
 
 from ..container import Container
 from ..registry import AsyncRegistry
-from ._portal import LoopThread, sync_response, wait
+from ._portal import LoopThread, sync_response
 
-__all__ = ["Forwarded", "Twin", "context_twin", "plain_twin", "same_parameters_as", "twin"]
+__all__ = [
+    "Forwarded",
+    "Twin",
+    "context_twin",
+    "loop_twin",
+    "plain_twin",
+    "same_parameters_as",
+    "twin",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,6 +61,8 @@ class Facade(Protocol):
     _loop: LoopThread
 
     def get_container(self, name: str | Container) -> Container: ...
+
+    def _call(self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R: ...
 
     def _async_method(self, name: str, via: AsyncCallable | None) -> AsyncCallable: ...
 
@@ -105,10 +116,27 @@ def twin(
     @functools.wraps(method)
     def call(facade: Facade, /, *args: Any, **kwargs: Any) -> Any:
         args, kwargs = convert(facade, args, kwargs)
-        portal = facade._loop.portal()
-        result = wait(portal, functools.partial(resolve(facade), *args, **kwargs))
-        return sync_response(portal, result) if isinstance(result, httpx.Response) else result
+        return facade._call(resolve(facade), *args, **kwargs)
 
+    return Twin(call)
+
+
+def loop_twin(function: Callable[P, Awaitable[R]]) -> Twin[P, R]:
+    """The blocking twin of a coroutine function that takes no registry (``aioras.copy``).
+
+    It runs on the facade's loop thread, where the stores of the facade's ``repository()``
+    live; its parameters follow ``self``.
+    """
+
+    @functools.wraps(function)
+    def call(facade: Facade, /, *args: Any, **kwargs: Any) -> Any:
+        return facade._call(function, *args, **kwargs)
+
+    signature = inspect.signature(function)
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    call.__dict__["__signature__"] = signature.replace(
+        parameters=[self, *signature.parameters.values()]
+    )
     return Twin(call)
 
 

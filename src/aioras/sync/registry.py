@@ -10,8 +10,10 @@ call, never reentered.
 
 The methods are twins of the async ones, one line each (:mod:`aioras.sync._twins`), so a
 new async method gets its sync twin by adding that line, and a test fails until it is
-added. Methods that exist only here (:meth:`Registry.close`, :meth:`Registry.copy_store`)
-are written out.
+added. :meth:`Registry.copy_store` is :func:`aioras.copy` run on that loop, the one-line
+copy of sync code between stores (``reg.copy_store(reg.repository("host/app"), "v1",
+aioras.MemoryStore())``; stores from :meth:`Registry.repository` must come from the same
+``Registry``).
 
 Lifecycle: the loop thread starts on the first call that needs it. :meth:`Registry.close`
 (or leaving ``with Registry(...) as reg:``) closes the connection pool and stops the thread;
@@ -32,21 +34,17 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import httpx
 
-from .. import defaults
 from ..auth import Authenticator
 from ..auth.login import login as _login
 from ..auth.login import logout as _logout
-from ..content.store import ReadOnlyStore, Target
-from ..descriptor import Descriptor
 from ..environment import Environment
 from ..operations.copy import copy as copy_operation
 from ..operations.pull import pull as pull_operation
 from ..operations.push import push as push_operation
-from ..progress import ProgressCallback
 from ..registry import AsyncRegistry
 from ._overrides import OverridingEndpoints, overridden_endpoints
 from ._portal import LoopThread, sync_response, wait
-from ._twins import Forwarded, context_twin, plain_twin, same_parameters_as, twin
+from ._twins import Forwarded, context_twin, loop_twin, plain_twin, same_parameters_as, twin
 
 __all__ = ["Registry"]
 
@@ -205,38 +203,5 @@ class Registry:
     copy = twin(AsyncRegistry.copy)
     mirror = twin(AsyncRegistry.mirror)
 
-    # -- only here -------------------------------------------------------------------------
-    def copy_store(
-        self,
-        src: ReadOnlyStore,
-        src_ref: str,
-        dst: Target,
-        dst_ref: str | None = None,
-        *,
-        referrers: bool = False,
-        depth: int | None = None,
-        artifact_type: str | None = None,
-        platform: str | None = None,
-        concurrency: int = defaults.default_copy_concurrency,
-        progress: ProgressCallback | None = None,
-    ) -> Descriptor:
-        """Run :func:`aioras.copy` between two stores on this object's loop thread.
-
-        The one-line copy of sync code between a registry and a layout or memory store:
-        ``reg.copy_store(reg.repository("host/app"), "v1", aioras.MemoryStore())``. Stores
-        from :meth:`repository` must come from this object. Options and errors as
-        :func:`aioras.copy`.
-        """
-        return self._call(
-            copy_operation,
-            src,
-            src_ref,
-            dst,
-            dst_ref,
-            referrers=referrers,
-            depth=depth,
-            artifact_type=artifact_type,
-            platform=platform,
-            concurrency=concurrency,
-            progress=progress,
-        )
+    # Stores from repository() belong to this object's loop thread: copy between them here.
+    copy_store = loop_twin(copy_operation)
