@@ -3,7 +3,7 @@
 In the body of the sync ``Registry``, ``push = twin(AsyncRegistry.push)`` makes a blocking
 method with the async one's parameters, docstring and name (``__wrapped__`` points at it,
 so ``inspect.signature`` shows its parameters), typed ``Callable[P, R]`` for the caller:
-``mypy`` sees the real parameters and a plain, not awaitable, result. Three kinds:
+``mypy`` sees the real parameters and a plain, not awaitable, result. Four kinds:
 
 - :func:`twin`: a coroutine method. The call runs on the facade's loop thread and blocks
   until it is done; a response it returns is made readable from sync code.

@@ -122,11 +122,12 @@ class Registry:
         ``pull``) gets endpoints that call the overrides in worker threads (see
         :mod:`aioras.sync._overrides`).
         """
-        names = overridden_endpoints(self, Registry) if via is not None else frozenset()
-        if via is None or not names:
-            method: Callable[..., Awaitable[Any]] = getattr(self.aregistry, name)
-            return method
-        return functools.partial(via, OverridingEndpoints(self, names))
+        if via is not None:
+            names = overridden_endpoints(self, Registry)
+            if names:
+                return functools.partial(via, OverridingEndpoints(self, names))
+        method: Callable[..., Awaitable[Any]] = getattr(self.aregistry, name)
+        return method
 
     # -- attributes of the async registry ----------------------------------------------
     hostname: Forwarded[str | None] = Forwarded(writable=True)
