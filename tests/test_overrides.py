@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+import aioras.operations.push
 import aioras.provider
 from aioras.container import Container
 from aioras.exceptions import RegistryError
-from aioras.syncoverrides import overridden_endpoints
+from aioras.sync._overrides import overridden_endpoints
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.integration
@@ -135,6 +136,6 @@ def test_no_override_runs_the_async_core_directly() -> None:
     reg = aioras.provider.Registry("registry.test")
     try:
         assert overridden_endpoints(reg, aioras.provider.Registry) == frozenset()
-        assert reg._operation("push", lambda: None) == reg.aregistry.push
+        assert reg._async_method("push", aioras.operations.push.push) == reg.aregistry.push
     finally:
         reg.close()

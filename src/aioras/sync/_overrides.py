@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 import httpx
 
-from .container import Container
-from .operations.endpoints import ENDPOINT_NAMES
+from ..container import Container
+from ..operations.endpoints import ENDPOINT_NAMES
 
 if TYPE_CHECKING:
-    from .remote.repository import Repository
-    from .sync import Registry
+    from ..remote.repository import Repository
+    from .registry import Registry
 
 __all__ = ["OverridingEndpoints", "overridden_endpoints"]
 
