@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import aioras.auth
+from aioras._http.transport import RetryPolicy, Transport
 from aioras.auth import (
     Authenticator,
     EcrAuth,
@@ -26,7 +27,6 @@ from aioras.auth import (
 )
 from aioras.auth.ecr import parse_ecr_host
 from aioras.exceptions import AuthenticationError
-from aioras.transport import RetryPolicy, Transport
 
 pytestmark = pytest.mark.anyio
 

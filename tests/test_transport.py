@@ -13,6 +13,7 @@ import anyio
 import httpx
 import pytest
 
+from aioras._http.transport import RetryPolicy, Transport, parse_retry_after
 from aioras.auth import Credentials, TokenAuth, parse_www_authenticate
 from aioras.auth.credentials import merge_scopes, scopes_for_request
 from aioras.exceptions import (
@@ -24,7 +25,6 @@ from aioras.exceptions import (
     TooManyRequests,
 )
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy, Transport, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 

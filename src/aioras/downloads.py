@@ -7,7 +7,7 @@ registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and th
 not content-encoded; otherwise, or when the registry ignores the range, it starts over.
 The final size and digest are always checked, whatever pieces the file was made of; content
 failing them is fetched again from scratch a bounded number of times, and never kept. A body
-that comes slower than the minimum blob rate (:class:`~aioras.bodies.Paced`) counts as a
+that comes slower than the minimum blob rate (:class:`~aioras._http.responses.Paced`) counts as a
 break too, so a trickling server cannot hold a download.
 """
 
@@ -26,11 +26,11 @@ import anyio
 import httpx
 
 from . import exceptions as exc
+from ._http.responses import Paced
+from ._http.transport import RetryPolicy, raise_for_status, wrap_http_error
 from .blobio import RangedFile, RangePart, VerifiedFile
-from .bodies import Paced
 from .concurrency import first_error
 from .progress import position_reporter
-from .transport import RetryPolicy, raise_for_status, wrap_http_error
 from .urls import redact
 
 __all__ = ["RangeOptions", "download_verified"]

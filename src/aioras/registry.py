@@ -27,6 +27,19 @@ import jsonschema
 
 from . import defaults, schemas
 from . import exceptions as exc
+from ._http.headers import check_header
+from ._http.netbackend import ssl_context
+from ._http.proxies import EnvironmentProxies
+from ._http.ratelimit import HostPacer, RateLimits
+from ._http.transport import (
+    DEFAULT_LIMITS,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    Body,
+    RetryPolicy,
+    Transport,
+    raise_for_status,
+)
 from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .concurrency import map_bounded
@@ -36,10 +49,8 @@ from .descriptor import as_descriptor
 from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import RangeOptions, download_verified
 from .environment import Environment, read_environment
-from .headers import check_header
 from .jsondoc import load_json
 from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
-from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
 from .operations.attach import attach as attach_operation
 from .operations.attach import delete_artifact as delete_artifact_operation
@@ -58,18 +69,7 @@ from .operations.pull import pull as pull_operation
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
-from .proxies import EnvironmentProxies
-from .ratelimit import HostPacer, RateLimits
 from .remote.repository import Repository, RepositoryState
-from .transport import (
-    DEFAULT_LIMITS,
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    Body,
-    RetryPolicy,
-    Transport,
-    raise_for_status,
-)
 from .uploads import (
     BlobUpload,
     HashingUpload,
@@ -105,7 +105,7 @@ class AsyncRegistry:
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
-    ``rate_limits`` (a :class:`~aioras.ratelimit.RateLimits`: requests a second per host,
+    ``rate_limits`` (a :class:`~aioras.RateLimits`: requests a second per host,
     by default 20 for every host but loopback ones). A blob larger than ``range_threshold``
     bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
     (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours

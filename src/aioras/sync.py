@@ -47,6 +47,8 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from . import defaults
+from ._http.ratelimit import RateLimits
+from ._http.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from .auth import Authenticator
 from .auth.authenticator import TokenAuth
 from .auth.login import login as _login
@@ -66,11 +68,9 @@ from .operations.pull import pull as pull_operation
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
-from .ratelimit import RateLimits
 from .registry import AsyncRegistry, ContainerLike
 from .remote.repository import Repository
 from .syncoverrides import OverridingEndpoints, overridden_endpoints
-from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from .uploads import StreamOpener
 
 __all__ = ["Registry"]

@@ -16,10 +16,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 
 - A source stream that fails its own verification (bytes read from another registry and
   altered on the way) is opened anew with a fresh session, at most
-  :attr:`~aioras.transport.RetryPolicy.refetches` times.
+  :attr:`~aioras.RetryPolicy.refetches` times.
 
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
-resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
+resumed or restarted is bounded by :attr:`aioras.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
 """
 
@@ -36,9 +36,15 @@ import anyio
 import httpx
 
 from . import exceptions as exc
+from ._http.transport import (
+    Body,
+    BodyFactory,
+    RetryPolicy,
+    _is_verification_failure,
+    raise_for_status,
+)
 from .blobio import FileSlice
 from .digest import Hasher
-from .transport import Body, BodyFactory, RetryPolicy, _is_verification_failure, raise_for_status
 from .urls import merge_query, redact, resolve_location
 
 __all__ = [

@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 
 from .. import defaults
+from .._http.transport import DEFAULT_RETRY
 from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
@@ -27,7 +28,6 @@ from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
 from ..remote.repository import Repository
-from ..transport import DEFAULT_RETRY
 from ..uploads import StreamOpener
 
 __all__ = ["CopyOptions", "copy"]

@@ -28,9 +28,9 @@ from typing import Any
 import anyio
 import httpx
 
-from . import defaults
-from . import exceptions as exc
-from .urls import redact
+from .. import defaults
+from .. import exceptions as exc
+from ..urls import redact
 
 __all__ = ["Deadline", "Paced", "read_capped", "read_paced", "send_within"]
 

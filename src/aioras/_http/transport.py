@@ -3,7 +3,7 @@
 It sends every registry request and handles what no caller should see: the 401 challenge
 and its answer, redirects, retries with jittered exponential backoff and ``Retry-After``,
 and the mapping of httpx failures and error responses to the typed exceptions of
-:mod:`aioras.exceptions`. Bodies are read through :mod:`aioras.bodies`: capped, and bounded
+:mod:`aioras.exceptions`. Bodies are read through :mod:`aioras._http.responses`: capped, and bounded
 in time (see :class:`Transport`).
 
 Credentials are scoped by origin, one rule for every request and every redirect hop: the
@@ -29,15 +29,15 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from . import defaults
-from . import exceptions as exc
-from .auth import Authenticator, scopes_for_request
-from .auth.authenticator import AnonymousAuth
-from .bodies import Deadline, read_capped, read_paced, send_within
+from .. import defaults
+from .. import exceptions as exc
+from ..auth import Authenticator, scopes_for_request
+from ..auth.authenticator import AnonymousAuth
+from ..urls import Origin, origin, redact, resolve_location
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers, scrub
 from .netbackend import http_transport, ssl_context
 from .ratelimit import HostPacer
-from .urls import Origin, origin, redact, resolve_location
+from .responses import Deadline, read_capped, read_paced, send_within
 
 __all__ = [
     "Body",
@@ -277,7 +277,7 @@ class Transport:
         self._custom_transport = transport
         self._client: httpx.AsyncClient | None = None
         self.pacer: HostPacer | None = None
-        """Rate limits per host, shared pauses and request counts (see :mod:`aioras.ratelimit`)."""
+        """Rate limits per host, shared pauses, request counts (:mod:`aioras._http.ratelimit`)."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -287,7 +287,7 @@ class Transport:
                 verify=self._verify, limits=self._limits, proxy=self._proxy
             )
             # trust_env=False: no .netrc credentials or proxy settings slip in unseen.
-            # Accept-Encoding: only the codings aioras.bodies inflates in bounded steps.
+            # Accept-Encoding: only the codings aioras._http.responses inflates in bounded steps.
             self._client = httpx.AsyncClient(
                 headers={"Accept-Encoding": "gzip, deflate"},
                 follow_redirects=False,
