@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 import aioras.auth
-from aioras._http.transport import RetryPolicy, Transport
+from aioras import RetryPolicy
+from aioras._http.transport import Transport
 from aioras.auth import (
     Authenticator,
     EcrAuth,

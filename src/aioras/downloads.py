@@ -26,8 +26,8 @@ import anyio
 import httpx
 
 from . import exceptions as exc
-from ._http.responses import Paced
-from ._http.transport import RetryPolicy, raise_for_status, wrap_http_error
+from ._http.responses import Paced, raise_for_status, wrap_http_error
+from ._http.retry import RetryPolicy
 from .blobio import RangedFile, RangePart, VerifiedFile
 from .concurrency import first_error
 from .progress import position_reporter

@@ -31,15 +31,9 @@ from ._http.headers import check_header
 from ._http.netbackend import ssl_context
 from ._http.proxies import EnvironmentProxies
 from ._http.ratelimit import HostPacer, RateLimits
-from ._http.transport import (
-    DEFAULT_LIMITS,
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    Body,
-    RetryPolicy,
-    Transport,
-    raise_for_status,
-)
+from ._http.responses import raise_for_status
+from ._http.retry import DEFAULT_RETRY, RetryPolicy
+from ._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Body, Transport
 from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .concurrency import map_bounded

@@ -48,7 +48,8 @@ from anyio.from_thread import BlockingPortal
 
 from . import defaults
 from ._http.ratelimit import RateLimits
-from ._http.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from ._http.retry import DEFAULT_RETRY, RetryPolicy
+from ._http.transport import DEFAULT_TIMEOUT
 from .auth import Authenticator
 from .auth.authenticator import TokenAuth
 from .auth.login import login as _login

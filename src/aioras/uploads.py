@@ -36,13 +36,9 @@ import anyio
 import httpx
 
 from . import exceptions as exc
-from ._http.transport import (
-    Body,
-    BodyFactory,
-    RetryPolicy,
-    _is_verification_failure,
-    raise_for_status,
-)
+from ._http.responses import is_verification_failure, raise_for_status
+from ._http.retry import RetryPolicy
+from ._http.transport import Body, BodyFactory
 from .blobio import FileSlice
 from .digest import Hasher
 from .urls import merge_query, redact, resolve_location
@@ -339,7 +335,7 @@ class BlobUpload:
     def _recoverable(self, error: exc.TransportError | exc.RegistryError) -> bool:
         if isinstance(error, exc.TransportError):
             cause = error.__cause__
-            return not (cause is not None and _is_verification_failure(cause))
+            return not (cause is not None and is_verification_failure(cause))
         if error.status_code in self.policy.statuses or error.status_code == 416:
             return True
         return _refused(error)

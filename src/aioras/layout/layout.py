@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 
 from .. import defaults, schemas
-from .._http.responses import Paced
-from .._http.transport import wrap_http_error
+from .._http.responses import Paced, wrap_http_error
 from ..container import Container
 from ..content.layout import OCILayout
 from ..descriptor import Descriptor

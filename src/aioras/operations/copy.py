@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 
 from .. import defaults
-from .._http.transport import DEFAULT_RETRY
+from .._http.retry import DEFAULT_RETRY
 from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
