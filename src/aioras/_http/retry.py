@@ -157,37 +157,46 @@ class Retrying:
             self._failures = 0
         self._mark = position
 
-    def _count(self, reason: object, retry_after: float | None) -> float:
+    def _count(self, error: BaseException | None, note: str, retry_after: float | None) -> float:
         """Count one failure; return the pause before the next attempt, and log both."""
         if retry_after is None:
-            retry_after = _retry_after_of(reason)
+            retry_after = _retry_after_of(error)
         delay = self.backoff.delay(self._failures, retry_after) if self.pause else 0.0
         self._failures += 1
         if self.level is not None:
             limit = f" of {self.budget}" if self.budget is not None else ""
             pause = f" in {delay:.2f}s" if self.pause else ""
+            reason = note or error or "failed"
             logger.log(self.level, "%s; retry %d%s%s", reason, self._failures, limit, pause)
         return delay
 
-    async def wait(self, reason: object = "", *, retry_after: float | None = None) -> None:
+    async def wait(
+        self,
+        error: BaseException | None = None,
+        *,
+        note: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         """Count one failure and pause before the next attempt.
 
-        ``reason`` (an error or a text) is logged; an error's ``retry_after`` is honoured
-        unless ``retry_after`` is given. Ask :meth:`allows` first: this does not give up.
+        ``note`` (else ``error``) is logged; an error's ``retry_after`` (a 429's) is
+        honoured unless ``retry_after`` is given. Ask :meth:`allows` first: this does not
+        give up.
         """
-        delay = self._count(reason, retry_after)
+        delay = self._count(error, note, retry_after)
         if delay > 0:
             await anyio.sleep(delay)
 
     def wait_blocking(
         self,
-        reason: object = "",
+        error: BaseException | None = None,
         *,
+        note: str = "",
         retry_after: float | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         """:meth:`wait` for synchronous code: the pause blocks the thread (``time.sleep``)."""
-        delay = self._count(reason, retry_after)
+        delay = self._count(error, note, retry_after)
         if delay > 0:
             (sleep or time.sleep)(delay)
 
@@ -237,7 +246,7 @@ class Retrying:
             return False
         if not isinstance(error, Exception) or not self.allows(error):
             return False
-        self._delay = self._count(error, None)
+        self._delay = self._count(error, "", None)
         return True
 
 

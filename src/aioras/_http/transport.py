@@ -393,7 +393,7 @@ class Transport:
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             await read_error_body(response, call.deadline)
-            await call.retries.wait(f"{call.where()} -> {status}", retry_after=retry_after)
+            await call.retries.wait(note=f"{call.where()} -> {status}", retry_after=retry_after)
 
     # -- one request: paced, sent within its deadline --------------------------------------
     async def _prepare(self, call: _Call) -> httpx.Request:
