@@ -157,17 +157,24 @@ class Retrying:
             self._failures = 0
         self._mark = position
 
-    def _count(self, error: BaseException | None, note: str, retry_after: float | None) -> float:
+    def _count(
+        self,
+        error: BaseException | None,
+        note: str,
+        retry_after: float | None,
+        pause: bool = True,
+    ) -> float:
         """Count one failure; return the pause before the next attempt, and log both."""
+        pause = pause and self.pause
         if retry_after is None:
             retry_after = _retry_after_of(error)
-        delay = self.backoff.delay(self._failures, retry_after) if self.pause else 0.0
+        delay = self.backoff.delay(self._failures, retry_after) if pause else 0.0
         self._failures += 1
         if self.level is not None:
             limit = f" of {self.budget}" if self.budget is not None else ""
-            pause = f" in {delay:.2f}s" if self.pause else ""
+            after = f" in {delay:.2f}s" if pause else ""
             reason = note or error or "failed"
-            logger.log(self.level, "%s; retry %d%s%s", reason, self._failures, limit, pause)
+            logger.log(self.level, "%s; retry %d%s%s", reason, self._failures, limit, after)
         return delay
 
     async def wait(
@@ -186,6 +193,10 @@ class Retrying:
         delay = self._count(error, note, retry_after)
         if delay > 0:
             await anyio.sleep(delay)
+
+    def failed(self, error: BaseException | None = None, *, note: str = "") -> None:
+        """Count one failure that calls for no pause (the next attempt differs anyway)."""
+        self._count(error, note, None, pause=False)
 
     def wait_blocking(
         self,
