@@ -834,15 +834,14 @@ class AsyncRegistry:
         url = self._url(container.manifest_url(ref))
         what = f"manifest {container.api_prefix}:{ref}"
         policy = self._transport.retry
-        for attempt in range(policy.refetches + 1):
-            if attempt:
-                await anyio.sleep(policy.delay(attempt - 1))
+        resends = policy.retrying(policy.refetches, level=logging.WARNING)
+        while True:
             response = await self._send("PUT", url, headers={"Content-Type": media_type}, body=data)
             codes = exc.parse_error_body(response.content) if response.status_code == 400 else ()
-            if attempt < policy.refetches and _RESEND_CODES.intersection(e.code for e in codes):
+            if _RESEND_CODES.intersection(e.code for e in codes) and resends.allows():
                 # The document passed our schema check, so the registry saw other bytes
                 # (altered on the way) or raced its own blob commit: send it again.
-                logger.warning("%s refused by the registry; sending it again", what)
+                await resends.wait(note=f"{what} refused by the registry; sending it again")
                 continue
             await raise_for_status(response, (201, 200), what=what)
             returned = response.headers.get("docker-content-digest")
@@ -851,11 +850,10 @@ class AsyncRegistry:
             error = exc.DigestMismatch(
                 expected=digest, actual=returned, what="digest the registry stored for the manifest"
             )
-            if attempt == policy.refetches:
+            if not resends.allows(error):
                 raise error
             # Bytes altered on the way were stored under the tag: overwrite them.
-            logger.warning("%s: %s; sending it again", what, error)
-        raise AssertionError("unreachable")  # pragma: no cover
+            await resends.wait(error, note=f"{what}: {error}; sending it again")
 
     async def fetch_manifest(
         self,
@@ -925,19 +923,16 @@ class AsyncRegistry:
         url = self._url(container.manifest_url())
         what = f"manifest {container}"
         policy = self._transport.retry
-        refetches = 0
-        while True:
+
+        async def fetch_and_check() -> tuple[bytes, httpx.Response, _T]:
             data, response = await self._read_manifest(url, accept, max_size, what)
-            try:
-                checked = check(data, response)
-            except exc.IntegrityError as error:
-                # Bytes altered on the way fail here too: fetch once more before refusing.
-                if refetches >= policy.refetches:
-                    raise
-                refetches += 1
-                logger.warning("%s failed verification (%s); fetching it again", what, error)
-                continue
-            return data, response, checked
+            return data, response, check(data, response)
+
+        # Bytes altered on the way fail the check too: fetch again before refusing.
+        refetches = policy.retrying(
+            policy.refetches, on=exc.IntegrityError, pause=False, level=logging.WARNING
+        )
+        return await refetches.call(fetch_and_check)
 
     async def _read_manifest(
         self, url: str, accept: Sequence[str], max_size: int, what: str

@@ -83,7 +83,8 @@ class Backoff:
         """Seconds to wait before retry number ``retry`` (0-based)."""
         if retry_after is not None and not self.retry_after_floor:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        base: float = min(self.first * 2.0**retry, self.cap)
+        # The exponent is bounded: an unlimited loop (a lock poll) must not overflow it.
+        base: float = min(self.first * 2.0 ** min(retry, 64), self.cap)
         if self.jitter:
             base *= random.uniform(1 - self.jitter, 1 + self.jitter)
         if retry_after is not None:
@@ -191,7 +192,7 @@ class Retrying:
         give up.
         """
         delay = self._count(error, note, retry_after)
-        if delay > 0:
+        if self.pause:
             await anyio.sleep(delay)
 
     def failed(self, error: BaseException | None = None, *, note: str = "") -> None:
@@ -208,7 +209,7 @@ class Retrying:
     ) -> None:
         """:meth:`wait` for synchronous code: the pause blocks the thread (``time.sleep``)."""
         delay = self._count(error, note, retry_after)
-        if delay > 0:
+        if self.pause:
             (sleep or time.sleep)(delay)
 
     async def call(self, func: Callable[[], Awaitable[T]]) -> T:
@@ -238,14 +239,14 @@ class Retrying:
 
     async def _attempts(self) -> AsyncIterator[Attempt]:
         while not self._done:
-            if self._delay:
+            if self._delay is not None:
                 await anyio.sleep(self._delay)
             self._delay = None
             yield Attempt(self)
 
     def __iter__(self) -> Iterator[Attempt]:
         while not self._done:
-            if self._delay:
+            if self._delay is not None:
                 time.sleep(self._delay)
             self._delay = None
             yield Attempt(self)
@@ -257,7 +258,8 @@ class Retrying:
             return False
         if not isinstance(error, Exception) or not self.allows(error):
             return False
-        self._delay = self._count(error, "", None)
+        delay = self._count(error, "", None)
+        self._delay = delay if self.pause else None
         return True
 
 
