@@ -26,7 +26,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
@@ -234,22 +234,29 @@ class Retrying:
                     raise
                 self.wait_blocking(error, sleep=sleep)
 
-    def __aiter__(self) -> AsyncIterator[Attempt]:
-        return self._attempts()
+    # Iterated as a plain iterator, not a generator: nothing is left suspended (and to be
+    # finalised by the event loop) when the last error escapes the loop.
+    def __aiter__(self) -> Retrying:
+        return self
 
-    async def _attempts(self) -> AsyncIterator[Attempt]:
-        while not self._done:
-            if self._delay is not None:
-                await anyio.sleep(self._delay)
-            self._delay = None
-            yield Attempt(self)
+    async def __anext__(self) -> Attempt:
+        if self._done:
+            raise StopAsyncIteration
+        delay, self._delay = self._delay, None
+        if delay is not None:
+            await anyio.sleep(delay)
+        return Attempt(self)
 
-    def __iter__(self) -> Iterator[Attempt]:
-        while not self._done:
-            if self._delay is not None:
-                time.sleep(self._delay)
-            self._delay = None
-            yield Attempt(self)
+    def __iter__(self) -> Retrying:
+        return self
+
+    def __next__(self) -> Attempt:
+        if self._done:
+            raise StopIteration
+        delay, self._delay = self._delay, None
+        if delay is not None:
+            time.sleep(delay)
+        return Attempt(self)
 
     def _settle(self, error: BaseException | None) -> bool:
         """End one iterated attempt: True to swallow ``error`` and go again."""
