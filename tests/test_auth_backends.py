@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 import aioras.auth
+from aioras import RetryPolicy
+from aioras._http.transport import Transport
 from aioras.auth import (
     Authenticator,
     EcrAuth,
@@ -26,7 +28,6 @@ from aioras.auth import (
 )
 from aioras.auth.ecr import parse_ecr_host
 from aioras.exceptions import AuthenticationError
-from aioras.transport import RetryPolicy, Transport
 
 pytestmark = pytest.mark.anyio
 

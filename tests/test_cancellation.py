@@ -28,10 +28,10 @@ from anyio.from_thread import start_blocking_portal
 
 import aioras
 import faultproxy
+from aioras import RetryPolicy
 from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy
 
 fault_proxy = faultproxy.fault_proxy

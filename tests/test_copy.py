@@ -14,13 +14,12 @@ import pytest
 
 import aioras
 import faultproxy
-from aioras import AsyncRegistry, MemoryStore, TransferEvent
+from aioras import AsyncRegistry, MemoryStore, RetryPolicy, TransferEvent
 from aioras.content.store import read_all
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
 from aioras.remote.repository import Repository, referrers_tag
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy
 
 fault_proxy = faultproxy.fault_proxy

@@ -15,9 +15,9 @@ import certifi
 import httpx
 import pytest
 
+from aioras._http.proxies import bypasses_proxy, proxy_for
 from aioras.environment import read_environment
 from aioras.exceptions import ConnectError
-from aioras.proxies import bypasses_proxy, proxy_for
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
 

@@ -1,6 +1,6 @@
 """Guards for the speed-ups that rest on private details of httpx/httpcore.
 
-:mod:`aioras.netbackend` swaps the connection pool inside httpx's transport for one whose
+:mod:`aioras._http.netbackend` swaps the connection pool inside httpx's transport for one whose
 network streams read a MiB at a time. Should a new httpx lay its transport out differently,
 aioras falls back to the stock pool: still correct, only slower, and silent at run time.
 These tests fail in that case, so the loss is seen when httpx is upgraded.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from aioras import netbackend
-from aioras.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
+from aioras._http import netbackend
+from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
+from aioras._http.transport import DEFAULT_LIMITS
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import DEFAULT_LIMITS
 
 pytestmark = pytest.mark.anyio
 

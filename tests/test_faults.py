@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 import faultproxy
+from aioras import RetryPolicy
 from aioras.exceptions import (
     ConnectError,
     NotFoundError,
@@ -30,7 +31,6 @@ from aioras.exceptions import (
 )
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Exchange, Fault, FaultProxy, Head
 
 pytestmark = pytest.mark.anyio

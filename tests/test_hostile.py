@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import faultproxy
-from aioras import defaults
+from aioras import RetryPolicy, defaults
 from aioras.container import Container
 from aioras.exceptions import (
     DigestMismatch,
@@ -47,7 +47,6 @@ from aioras.exceptions import (
 from aioras.oci import Annotations, ManifestConfig, NewManifest
 from aioras.operations.pull import plan_pull
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy
 from aioras.utils import extract_targz
 from faultproxy import Fault, FaultProxy, Head, generated
 

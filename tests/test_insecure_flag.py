@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from aioras import Registry
+from aioras import Registry, RetryPolicy
 from aioras.exceptions import ConnectError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 
 NO_RETRY = RetryPolicy(attempts=0)
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 import faultproxy
+from aioras import RetryPolicy
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import FaultProxy
 
 fault_proxy = faultproxy.fault_proxy

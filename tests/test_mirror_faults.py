@@ -8,9 +8,8 @@ import anyio
 import httpx
 import pytest
 
-from aioras import AsyncRegistry, MirrorSpec, RateLimits
+from aioras import AsyncRegistry, MirrorSpec, RateLimits, RetryPolicy
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy, Head
 from mirrortools import digests, populate, unique
 

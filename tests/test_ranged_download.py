@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 import faultproxy
+from aioras import RetryPolicy
 from aioras.exceptions import DigestMismatch, TransportError
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy, Head, generated
 
 pytestmark = pytest.mark.anyio

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 import faultproxy
-from aioras import defaults
+from aioras import RetryPolicy, defaults
 from aioras.exceptions import (
     AuthenticationError,
     ManifestTooLarge,
@@ -35,7 +35,6 @@ from aioras.exceptions import (
 )
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy, generated
 
 fault_proxy = faultproxy.fault_proxy

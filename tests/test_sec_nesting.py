@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import faultproxy
-from aioras import defaults
+from aioras import RetryPolicy, defaults
 from aioras.auth import CredentialHelper, CredentialHelperError
 from aioras.auth.dockerconfig import DockerConfigSource
 from aioras.auth.login import read_config
@@ -37,7 +37,6 @@ from aioras.jsondoc import load_json
 from aioras.layout import Layout
 from aioras.oci import Annotations
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy, generated
 
 fault_proxy = faultproxy.fault_proxy

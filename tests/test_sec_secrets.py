@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from aioras import RetryPolicy
 from aioras.auth import Authenticator, Credentials
 from aioras.client import AsyncOrasClient
 from aioras.environment import Environment
 from aioras.exceptions import AuthenticationError, InvalidHeaderValue, OrasError, TransportError
 from aioras.logger import RedactingFilter, redact_http_logs
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy
 from authtools import unique
 from catcher import catching
 

@@ -23,9 +23,9 @@ import anyio
 import pytest
 
 from aioras import defaults, exceptions
+from aioras._http.retry import DEFAULT_RETRY
 from aioras.layout import Layout
 from aioras.registry import AsyncRegistry
-from aioras.transport import DEFAULT_RETRY
 
 pytestmark = pytest.mark.anyio
 

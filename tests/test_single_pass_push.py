@@ -17,12 +17,11 @@ import httpx
 import pytest
 
 import faultproxy
-from aioras import uploads
+from aioras import RetryPolicy, uploads
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
 from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.anyio

@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 import faultproxy
+from aioras import RetryPolicy
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy
 from faultproxy import Fault, FaultProxy
 
 fault_proxy = faultproxy.fault_proxy

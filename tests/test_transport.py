@@ -13,6 +13,9 @@ import anyio
 import httpx
 import pytest
 
+from aioras import RetryPolicy
+from aioras._http.retry import parse_retry_after
+from aioras._http.transport import Transport
 from aioras.auth import Credentials, TokenAuth, parse_www_authenticate
 from aioras.auth.credentials import merge_scopes, scopes_for_request
 from aioras.exceptions import (
@@ -24,7 +27,6 @@ from aioras.exceptions import (
     TooManyRequests,
 )
 from aioras.registry import AsyncRegistry
-from aioras.transport import RetryPolicy, Transport, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 

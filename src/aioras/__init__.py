@@ -16,6 +16,8 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from . import client, defaults, exceptions, oci, provider
+    from ._http.ratelimit import RateLimits
+    from ._http.retry import RetryPolicy
     from .client import AsyncOrasClient, OrasClient
     from .container import Container
     from .content.layout import OCILayout
@@ -37,11 +39,9 @@ if TYPE_CHECKING:
     from .operations.mirror_plan import MirrorSpec, load_plan
     from .operations.mirror_report import MirrorReport
     from .progress import TransferEvent
-    from .ratelimit import RateLimits
     from .registry import AsyncRegistry
     from .remote.repository import Repository
     from .sync import Registry
-    from .transport import RetryPolicy
 
 # Public name -> the module that defines it ("" for a submodule of the same name).
 _LAZY: dict[str, str] = {
@@ -71,11 +71,11 @@ _LAZY: dict[str, str] = {
     "load_plan": "operations.mirror_plan",
     "MirrorReport": "operations.mirror_report",
     "TransferEvent": "progress",
-    "RateLimits": "ratelimit",
+    "RateLimits": "_http.ratelimit",
     "AsyncRegistry": "registry",
     "Repository": "remote.repository",
     "Registry": "sync",
-    "RetryPolicy": "transport",
+    "RetryPolicy": "_http.retry",
 }
 
 

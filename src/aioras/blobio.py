@@ -24,10 +24,10 @@ import anyio
 import anyio.abc
 
 from . import defaults
+from ._http.transport import BodyFactory
 from .digest import Verifier
 from .exceptions import SizeMismatch
 from .progress import position_reporter
-from .transport import BodyFactory
 
 __all__ = ["FileSlice", "RangedFile", "VerifiedFile", "file_body", "fsync_directory"]
 

@@ -9,8 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-import anyio
-
+from ._http.retry import Backoff, Retrying
 from .container import Container
 from .exceptions import ServerError, TooManyRequests, TransportError
 
@@ -103,12 +102,13 @@ def ensure_container(func: Callable[P, R]) -> Callable[P, R]:
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (TransportError, ServerError, TooManyRequests)
 
 
-def _delay(attempt: int, timeout: float, max_delay: float, error: Exception) -> float:
-    delay = timeout * 2.0**attempt
-    # A registry that says when to come back knows better than our schedule.
-    if isinstance(error, TooManyRequests) and error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    return min(delay, max_delay)
+def _retrying(attempts: int, timeout: float, max_delay: float) -> Retrying:
+    # oras-py's schedule: no jitter, and a 429's Retry-After may only lengthen a pause,
+    # since a registry that says when to come back knows better than the schedule.
+    schedule = Backoff(
+        first=timeout, cap=max_delay, jitter=0.0, max_retry_after=max_delay, retry_after_floor=True
+    )
+    return Retrying(attempts - 1, on=RETRYABLE_ERRORS, backoff=schedule, level=logging.INFO)
 
 
 def retry(
@@ -131,31 +131,15 @@ def retry(
 
             @functools.wraps(func)
             async def async_inner(*args: Any, **kwargs: Any) -> Any:
-                for attempt in range(attempts):
-                    try:
-                        return await async_func(*args, **kwargs)
-                    except RETRYABLE_ERRORS as exc:
-                        if attempt + 1 == attempts:
-                            raise
-                        delay = _delay(attempt, timeout, max_delay, exc)
-                        logger.info("%s; retrying in %.1f s", exc, delay)
-                        await anyio.sleep(delay)
-                raise AssertionError("unreachable")  # pragma: no cover
+                retrying = _retrying(attempts, timeout, max_delay)
+                return await retrying.call(functools.partial(async_func, *args, **kwargs))
 
             return cast(Callable[P, R], async_inner)
 
         @functools.wraps(func)
         def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            for attempt in range(attempts):
-                try:
-                    return func(*args, **kwargs)
-                except RETRYABLE_ERRORS as exc:
-                    if attempt + 1 == attempts:
-                        raise
-                    delay = _delay(attempt, timeout, max_delay, exc)
-                    logger.info("%s; retrying in %.1f s", exc, delay)
-                    time.sleep(delay)
-            raise AssertionError("unreachable")  # pragma: no cover
+            retrying = _retrying(attempts, timeout, max_delay)
+            return retrying.call_blocking(lambda: func(*args, **kwargs), sleep=time.sleep)
 
         return inner
 

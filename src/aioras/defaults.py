@@ -69,7 +69,7 @@ max_manifest_size = 4 * 1024 * 1024
 max_metadata_size = 4 * 1024 * 1024
 # index.json of an OCI layout lists every root (a few hundred bytes each): room for ~100k.
 max_layout_index_size = 32 * 1024 * 1024
-# Caps on bodies that are not blobs, read whole (aioras.bodies.read_capped): past its cap a
+# Caps on bodies that are not blobs, read whole (aioras._http.responses.read_capped): past its cap a
 # body is refused, never held or inflated further.
 max_response_size = 16 * 1024 * 1024
 """Any non-blob body without a tighter cap: tag-list and catalog pages, ``GET /v2/``, upload

@@ -7,13 +7,12 @@ registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and th
 not content-encoded; otherwise, or when the registry ignores the range, it starts over.
 The final size and digest are always checked, whatever pieces the file was made of; content
 failing them is fetched again from scratch a bounded number of times, and never kept. A body
-that comes slower than the minimum blob rate (:class:`~aioras.bodies.Paced`) counts as a
+that comes slower than the minimum blob rate (:class:`~aioras._http.responses.Paced`) counts as a
 break too, so a trickling server cannot hold a download.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -26,11 +25,11 @@ import anyio
 import httpx
 
 from . import exceptions as exc
+from ._http.responses import Paced, raise_for_status, wrap_http_error
+from ._http.retry import Retrying, RetryPolicy
 from .blobio import RangedFile, RangePart, VerifiedFile
-from .bodies import Paced
 from .concurrency import first_error
 from .progress import position_reporter
-from .transport import RetryPolicy, raise_for_status, wrap_http_error
 from .urls import redact
 
 __all__ = ["RangeOptions", "download_verified"]
@@ -115,15 +114,25 @@ async def download_verified(
     ``policy.resumes`` times, and the registry's typed errors.
     """
     first: httpx.Response | None = None
+    # One refetch budget for the blob, whether ranges or one stream spend it.
+    refetches = policy.retrying(
+        policy.refetches, on=exc.IntegrityError, pause=False, level=logging.WARNING
+    )
     if ranges is not None and size is not None and size > ranges.threshold and ranges.parts > 1:
         with _extra_slots(ranges.limiter, ranges.parts - 1) as extra:
             if extra:
-                job = _Ranged(send, url, digest=digest, size=size, policy=policy, what=what)
+                job = _Ranged(
+                    send,
+                    url,
+                    digest=digest,
+                    size=size,
+                    policy=policy,
+                    what=what,
+                    refetches=refetches,
+                )
                 outcome = await job.run(outfile, min(1 + extra, size))
                 if isinstance(outcome, str):
                     return outcome
-                if job.refetched:
-                    policy = dataclasses.replace(policy, refetches=policy.refetches - 1)
                 first = outcome
     try:
         return await _stream_into(
@@ -135,6 +144,7 @@ async def download_verified(
             policy=policy,
             what=what,
             first=first,
+            refetches=refetches,
         )
     finally:
         if first is not None:
@@ -175,9 +185,10 @@ async def _stream_into(
     policy: RetryPolicy,
     what: str,
     first: httpx.Response | None,
+    refetches: Retrying,
 ) -> str:
     """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use."""
-    breaks = refetches = 0
+    breaks = policy.retrying(policy.resumes, level=logging.INFO)
     ranges = False  # learned from the registry's answers
     report = position_reporter()
     async with VerifiedFile(outfile, digest, size) as sink:
@@ -198,14 +209,14 @@ async def _stream_into(
                     start = _range_start(response)
                     if start != offset or _encoded(response):
                         # A range we did not ask for: take nothing from it, start over.
-                        if breaks >= policy.resumes:
+                        if not breaks.allows():
                             raise exc.RegistryError(
                                 f"{what}: registry keeps answering with unusable ranges",
                                 status_code=206,
                                 method="GET",
                                 url=redact(url),
                             )
-                        breaks += 1
+                        breaks.failed(note=f"{what}: unusable range at byte {offset}")
                         ranges = False
                         await sink.reset()
                         continue
@@ -226,28 +237,25 @@ async def _stream_into(
                     if report is not None:
                         await report(sink.received)
             except httpx.HTTPError as error:
-                if breaks >= policy.resumes:
+                if not breaks.allows():
                     raise wrap_http_error(
-                        error, "GET", url, what=f"download of {what} broke off {breaks + 1} times"
+                        error,
+                        "GET",
+                        url,
+                        what=f"download of {what} broke off {breaks.failures + 1} times",
                     ) from error
-                delay = policy.delay(breaks)
-                breaks += 1
-                logger.info(
-                    "download of %s broke off at byte %d (%s); %s in %.2fs",
-                    what,
-                    sink.received,
-                    type(error).__name__,
-                    "resuming" if ranges else "restarting",
-                    delay,
+                await breaks.wait(
+                    error,
+                    note=f"download of {what} broke off at byte {sink.received}"
+                    f" ({type(error).__name__}); {'resuming' if ranges else 'restarting'}",
                 )
-                await anyio.sleep(delay)
                 continue
-            except exc.SizeMismatch:
+            except exc.SizeMismatch as error:
                 # Too many bytes for the descriptor: corruption or a hostile server. Either
                 # way what arrived is worthless.
-                if refetches >= policy.refetches:
+                if not refetches.allows(error):
                     raise
-                refetches += 1
+                refetches.failed(error)
                 await sink.reset()
                 continue
             finally:
@@ -255,10 +263,9 @@ async def _stream_into(
             try:
                 await sink.commit()
             except exc.IntegrityError as error:
-                if refetches >= policy.refetches:
+                if not refetches.allows(error):
                     raise
-                refetches += 1
-                logger.warning("%s failed verification (%s); downloading it again", what, error)
+                refetches.failed(error, note=f"{what} failed verification ({error})")
                 await sink.reset()
                 continue
             return os.fspath(outfile)
@@ -268,7 +275,15 @@ class _Ranged:
     """One blob fetched as parallel ranges into a :class:`~aioras.blobio.RangedFile`."""
 
     def __init__(
-        self, send: GetFn, url: str, *, digest: str, size: int, policy: RetryPolicy, what: str
+        self,
+        send: GetFn,
+        url: str,
+        *,
+        digest: str,
+        size: int,
+        policy: RetryPolicy,
+        what: str,
+        refetches: Retrying,
     ) -> None:
         self.send = send
         self.url = url
@@ -276,8 +291,8 @@ class _Ranged:
         self.size = size
         self.policy = policy
         self.what = what
-        self.refetched = False
-        """The ranges arrived whole but failed verification (one refetch spent)."""
+        self.refetches = refetches
+        """The blob's refetch budget, shared with the single stream that may follow."""
         # Progress of the blob as a whole (what the ranges have written), when reported.
         self.report = position_reporter()
 
@@ -312,12 +327,9 @@ class _Ranged:
             try:
                 await sink.commit()
             except exc.IntegrityError as error:
-                if self.policy.refetches < 1:
+                if not self.refetches.allows(error):
                     raise
-                logger.warning(
-                    "%s failed verification (%s); downloading it again", self.what, error
-                )
-                self.refetched = True
+                self.refetches.failed(error, note=f"{self.what} failed verification ({error})")
                 return None
         return os.fspath(outfile)
 
@@ -349,10 +361,8 @@ class _Ranged:
 
     async def _fill(self, part: RangePart, response: httpx.Response | None) -> None:
         """Receive ``part`` whole, resuming where it broke off (``policy.resumes`` times)."""
-        breaks = 0
+        breaks = self.policy.retrying(self.policy.resumes, level=logging.INFO)
         while part.start + part.received < part.end:
-            if breaks:
-                await anyio.sleep(self.policy.delay(breaks - 1))
             try:
                 if response is None:
                     response = await self._request(part)
@@ -379,18 +389,15 @@ class _Ranged:
                     await response.aclose()
                     response = None
             await part.flush()  # what arrived before the break is good: keep it
-            if breaks >= self.policy.resumes:
+            if not breaks.allows():
                 raise wrap_http_error(
                     error,
                     "GET",
                     self.url,
-                    what=f"range {part.index} of {self.what} broke off {breaks + 1} times",
+                    what=f"range {part.index} of {self.what} broke off {breaks.failures + 1} times",
                 ) from error
-            breaks += 1
-            logger.info(
-                "range %d of %s broke off at byte %d (%s); resuming",
-                part.index,
-                self.what,
-                part.start + part.received,
-                type(error).__name__,
+            await breaks.wait(
+                error,
+                note=f"range {part.index} of {self.what} broke off at byte"
+                f" {part.start + part.received} ({type(error).__name__}); resuming",
             )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TextIO
 
 import httpx
 
-from .headers import CREDENTIAL_HEADERS, scrub
+from ._http.headers import CREDENTIAL_HEADERS, scrub
 from .urls import redact
 
 __all__ = [

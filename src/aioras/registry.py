@@ -27,6 +27,13 @@ import jsonschema
 
 from . import defaults, schemas
 from . import exceptions as exc
+from ._http.headers import check_header
+from ._http.netbackend import ssl_context
+from ._http.proxies import EnvironmentProxies
+from ._http.ratelimit import HostPacer, RateLimits
+from ._http.responses import raise_for_status
+from ._http.retry import DEFAULT_RETRY, RetryPolicy
+from ._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Body, Transport
 from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from .auth.dockerconfig import DockerConfigSource
 from .concurrency import map_bounded
@@ -36,10 +43,8 @@ from .descriptor import as_descriptor
 from .digest import digest_bytes, validate_digest, verify_bytes
 from .downloads import RangeOptions, download_verified
 from .environment import Environment, read_environment
-from .headers import check_header
 from .jsondoc import load_json
 from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
-from .netbackend import ssl_context
 from .oci import empty_config_path, manifest_bytes
 from .operations.attach import attach as attach_operation
 from .operations.attach import delete_artifact as delete_artifact_operation
@@ -58,18 +63,7 @@ from .operations.pull import pull as pull_operation
 from .operations.push import AnnotationSource, PushFiles, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
-from .proxies import EnvironmentProxies
-from .ratelimit import HostPacer, RateLimits
 from .remote.repository import Repository, RepositoryState
-from .transport import (
-    DEFAULT_LIMITS,
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    Body,
-    RetryPolicy,
-    Transport,
-    raise_for_status,
-)
 from .uploads import (
     BlobUpload,
     HashingUpload,
@@ -105,7 +99,7 @@ class AsyncRegistry:
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
-    ``rate_limits`` (a :class:`~aioras.ratelimit.RateLimits`: requests a second per host,
+    ``rate_limits`` (a :class:`~aioras.RateLimits`: requests a second per host,
     by default 20 for every host but loopback ones). A blob larger than ``range_threshold``
     bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
     (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
@@ -840,15 +834,14 @@ class AsyncRegistry:
         url = self._url(container.manifest_url(ref))
         what = f"manifest {container.api_prefix}:{ref}"
         policy = self._transport.retry
-        for attempt in range(policy.refetches + 1):
-            if attempt:
-                await anyio.sleep(policy.delay(attempt - 1))
+        resends = policy.retrying(policy.refetches, level=logging.WARNING)
+        while True:
             response = await self._send("PUT", url, headers={"Content-Type": media_type}, body=data)
             codes = exc.parse_error_body(response.content) if response.status_code == 400 else ()
-            if attempt < policy.refetches and _RESEND_CODES.intersection(e.code for e in codes):
+            if _RESEND_CODES.intersection(e.code for e in codes) and resends.allows():
                 # The document passed our schema check, so the registry saw other bytes
                 # (altered on the way) or raced its own blob commit: send it again.
-                logger.warning("%s refused by the registry; sending it again", what)
+                await resends.wait(note=f"{what} refused by the registry; sending it again")
                 continue
             await raise_for_status(response, (201, 200), what=what)
             returned = response.headers.get("docker-content-digest")
@@ -857,11 +850,10 @@ class AsyncRegistry:
             error = exc.DigestMismatch(
                 expected=digest, actual=returned, what="digest the registry stored for the manifest"
             )
-            if attempt == policy.refetches:
+            if not resends.allows(error):
                 raise error
             # Bytes altered on the way were stored under the tag: overwrite them.
-            logger.warning("%s: %s; sending it again", what, error)
-        raise AssertionError("unreachable")  # pragma: no cover
+            await resends.wait(error, note=f"{what}: {error}; sending it again")
 
     async def fetch_manifest(
         self,
@@ -931,19 +923,16 @@ class AsyncRegistry:
         url = self._url(container.manifest_url())
         what = f"manifest {container}"
         policy = self._transport.retry
-        refetches = 0
-        while True:
+
+        async def fetch_and_check() -> tuple[bytes, httpx.Response, _T]:
             data, response = await self._read_manifest(url, accept, max_size, what)
-            try:
-                checked = check(data, response)
-            except exc.IntegrityError as error:
-                # Bytes altered on the way fail here too: fetch once more before refusing.
-                if refetches >= policy.refetches:
-                    raise
-                refetches += 1
-                logger.warning("%s failed verification (%s); fetching it again", what, error)
-                continue
-            return data, response, checked
+            return data, response, check(data, response)
+
+        # Bytes altered on the way fail the check too: fetch again before refusing.
+        refetches = policy.retrying(
+            policy.refetches, on=exc.IntegrityError, pause=False, level=logging.WARNING
+        )
+        return await refetches.call(fetch_and_check)
 
     async def _read_manifest(
         self, url: str, accept: Sequence[str], max_size: int, what: str

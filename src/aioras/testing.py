@@ -38,6 +38,7 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
+from ._http.retry import Retrying
 from .exceptions import OrasError
 
 __all__ = ["INSTALL_HINT", "LocalRegistry", "LocalRegistryError"]
@@ -298,18 +299,20 @@ class LocalRegistry:
         self._finalizer = weakref.finalize(self, _cleanup, None, self.root_dir, self.keep)
         try:
             self.storage_dir.mkdir()
-            for attempt in range(1, _BIND_ATTEMPTS + 1):
+            binding = Retrying(_BIND_ATTEMPTS - 1, pause=False)
+            while True:
                 port = _free_port()
                 self._launch(binary, port)
                 if self._wait_ready():
                     logger.info("local registry %s ready (pid %s)", self.url, self.pid)
                     return self
                 # Only a lost race for the port earns another try.
-                logger.debug("port %d was taken (attempt %d), retrying", port, attempt)
-            raise LocalRegistryError(
-                f"registry could not bind a free port in {_BIND_ATTEMPTS} attempts\n"
-                + self.log_tail()
-            )
+                if not binding.allows():
+                    raise LocalRegistryError(
+                        f"registry could not bind a free port in {_BIND_ATTEMPTS} attempts\n"
+                        + self.log_tail()
+                    )
+                binding.failed(note=f"port {port} was taken")
         except BaseException:
             self.stop()
             raise

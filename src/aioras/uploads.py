@@ -16,10 +16,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 
 - A source stream that fails its own verification (bytes read from another registry and
   altered on the way) is opened anew with a fresh session, at most
-  :attr:`~aioras.transport.RetryPolicy.refetches` times.
+  :attr:`~aioras.RetryPolicy.refetches` times.
 
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
-resumed or restarted is bounded by :attr:`aioras.transport.RetryPolicy.resumes`: that many
+resumed or restarted is bounded by :attr:`aioras.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
 """
 
@@ -36,9 +36,11 @@ import anyio
 import httpx
 
 from . import exceptions as exc
+from ._http.responses import is_verification_failure, raise_for_status
+from ._http.retry import Retrying, RetryPolicy
+from ._http.transport import Body, BodyFactory
 from .blobio import FileSlice
 from .digest import Hasher
-from .transport import Body, BodyFactory, RetryPolicy, _is_verification_failure, raise_for_status
 from .urls import merge_query, redact, resolve_location
 
 __all__ = [
@@ -266,10 +268,13 @@ class BlobUpload:
     # -- recovery loop -------------------------------------------------------------------------
     async def _run(self, attempt: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
         # Bounded two ways, so an upload always ends: failures in a row with no bytes landed
-        # in between, and sessions opened. A long chunked upload that keeps advancing is not
-        # failed merely because faults added up over its length.
-        failures = refetches = 0
-        mark = -1  # where the upload stood after the last recovery
+        # in between (``breaks`` renews its budget when the upload moved forward), and
+        # sessions opened. A long chunked upload that keeps advancing is not failed merely
+        # because faults added up over its length.
+        breaks = self.policy.retrying(self.policy.resumes, level=logging.INFO)
+        refetches = self.policy.retrying(
+            self.policy.refetches, on=exc.IntegrityError, pause=False, level=logging.WARNING
+        )
         mismatch: exc.IntegrityError | None = None
         try:
             while True:
@@ -283,57 +288,53 @@ class BlobUpload:
                     raise
                 except exc.IntegrityError as error:
                     mismatch = error
-                    # A verified source stream (a blob copied from a registry) read bytes
-                    # altered on the way: drop the session and read the source anew.
-                    if refetches >= self.policy.refetches:
-                        raise
-                    refetches += 1
-                    logger.warning("%s: %s; sending it again", self.what, error)
-                    if self.location is not None:
-                        location, self.location = self.location, None
-                        await cancel_upload(self.send, location)
+                    await self._refetch(refetches, error)
                 except (exc.TransportError, exc.RegistryError) as error:
                     if self._opening or not self._recoverable(error):
                         # A POST that failed has had the transport's retries already.
                         raise
-                    if self.offset > mark:
-                        failures = 0  # bytes landed since the last failure: the link works
-                    if failures >= self.policy.resumes:
-                        raise
-                    retry_after = (
-                        error.retry_after if isinstance(error, exc.TooManyRequests) else None
-                    )
-                    delay = self.policy.delay(failures, retry_after)
-                    failures += 1
-                    logger.info(
-                        "upload of %s broke off at byte %d (%s); recovering (%d of %d) in %.2fs",
-                        self.what,
-                        self.offset,
-                        error,
-                        failures,
-                        self.policy.resumes,
-                        delay,
-                    )
-                    await anyio.sleep(delay)
-                    recovered = await self._recover(error)
+                    recovered = await self._resume(breaks, error)
                     if recovered is not None:
                         return recovered
-                    if self.location is None:
-                        # The next attempt opens a new session and starts from byte 0.
-                        if self.sessions > self.policy.resumes:
-                            raise
-                        mark = 0
-                    else:
-                        mark = self.offset
         finally:
             if self.location is not None:
                 location, self.location = self.location, None
                 await cancel_upload(self.send, location)
 
+    async def _refetch(self, refetches: Retrying, error: exc.IntegrityError) -> None:
+        """After a verified source stream read altered bytes: drop the session, read anew."""
+        if not refetches.allows(error):
+            raise error
+        await refetches.wait(error, note=f"{self.what}: {error}; sending it again")
+        if self.location is not None:
+            location, self.location = self.location, None
+            await cancel_upload(self.send, location)
+
+    async def _resume(
+        self, breaks: Retrying, error: exc.TransportError | exc.RegistryError
+    ) -> httpx.Response | None:
+        """Pause, then find where the upload stands; the blob's HEAD if it is stored already.
+
+        Raises ``error`` once ``breaks`` gives up, or when a restart would open more than
+        ``resumes`` sessions.
+        """
+        breaks.advance(self.offset)
+        if not breaks.allows(error):
+            raise error
+        await breaks.wait(
+            error, note=f"upload of {self.what} broke off at byte {self.offset} ({error})"
+        )
+        recovered = await self._recover(error)
+        if recovered is None and self.location is None and self.sessions > self.policy.resumes:
+            # The next attempt would open a new session and start from byte 0.
+            raise error
+        breaks.advance(self.offset if self.location is not None else 0)
+        return recovered
+
     def _recoverable(self, error: exc.TransportError | exc.RegistryError) -> bool:
         if isinstance(error, exc.TransportError):
             cause = error.__cause__
-            return not (cause is not None and _is_verification_failure(cause))
+            return not (cause is not None and is_verification_failure(cause))
         if error.status_code in self.policy.statuses or error.status_code == 416:
             return True
         return _refused(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import anyio
 import pytest
 
 import aioras.decorator as decorator_module
@@ -183,7 +184,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr(decorator_module.anyio, "sleep", fake_sleep)
+    monkeypatch.setattr(anyio, "sleep", fake_sleep)
     return slept
 
 

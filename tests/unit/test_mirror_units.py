@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from aioras import MirrorReport, MirrorSpec, RateLimits
+from aioras._http.ratelimit import HostPacer, parse_quota
 from aioras.operations.mirror_plan import MirrorJob, select_tags, shard_by_repository
 from aioras.operations.mirror_report import ArtifactFailure, ArtifactResult
 from aioras.operations.mirror_state import MirrorState
 from aioras.operations.semver import SemverRange
-from aioras.ratelimit import HostPacer, parse_quota
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ import anyio
 import httpx
 
 from .. import defaults
-from ..bodies import Deadline, read_capped, send_within
+from .._http.headers import check_header
+from .._http.responses import Deadline, read_capped, send_within
 from ..exceptions import (
     AuthenticationError,
     CredentialsNotForwarded,
@@ -30,7 +31,6 @@ from ..exceptions import (
     ResponseTooLarge,
     parse_error_body,
 )
-from ..headers import check_header
 from ..jsondoc import load_json
 from ..urls import redact
 from .challenge import Challenge, parse_www_authenticate

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..headers import check_header
+from .._http.headers import check_header
 
 __all__ = ["Credentials", "merge_scopes", "repository_scope", "scopes_for_request"]
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 
+from .._http.retry import Backoff, Retrying
 from ..container import parse_registry
 from ..jsondoc import load_json
 from ..utils import readline
@@ -57,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 LOGIN_SUCCEEDED = {"Status": "Login Succeeded"}
 _SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
+_LOCK_POLL = Backoff(first=0.002, cap=0.05, jitter=0.0)
 
 
 def registry_host(hostname: str) -> str:
@@ -136,14 +138,11 @@ async def config_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
         return
     fd = await anyio.to_thread.run_sync(_open_lock_file, _lock_path(path))
     try:
-        delay = 0.002
-        while True:
-            try:
+        # Polled: short pauses first (a writer holds it for milliseconds), never over 50 ms.
+        polling = Retrying(None, on=BlockingIOError, backoff=_LOCK_POLL, level=None)
+        async for attempt in polling:
+            with attempt:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 0.05)
         yield
     finally:
         os.close(fd)  # releases the lock

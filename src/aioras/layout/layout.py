@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from .. import defaults, schemas
-from ..bodies import Paced
+from .._http.responses import Paced, wrap_http_error
 from ..container import Container
 from ..content.layout import OCILayout
 from ..descriptor import Descriptor
@@ -28,7 +28,6 @@ from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
 from ..jsondoc import load_json
 from ..registry import AsyncRegistry
 from ..sync import Registry
-from ..transport import wrap_http_error
 from .validation import validate_layout
 
 __all__ = ["Layout", "NewLayout", "NewLayoutFromRegistry"]

@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 
 from .. import defaults
+from .._http.retry import DEFAULT_RETRY
 from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
@@ -27,7 +28,6 @@ from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
 from ..remote.repository import Repository
-from ..transport import DEFAULT_RETRY
 from ..uploads import StreamOpener
 
 __all__ = ["CopyOptions", "copy"]
@@ -256,17 +256,13 @@ class _Walker:
         Source bytes failing verification (altered on the way from a registry) are read
         again, ``refetches`` times at most; a store keeps nothing that did not match.
         """
-        for attempt in range(DEFAULT_RETRY.refetches + 1):
-            try:
+        refetches = DEFAULT_RETRY.retrying(
+            DEFAULT_RETRY.refetches, on=IntegrityError, pause=False, level=logging.WARNING
+        )
+        async for attempt in refetches:
+            with attempt:
                 async with source() as stream:
                     await self.dst.push(descriptor, stream)
-                return
-            except IntegrityError as error:
-                if attempt == DEFAULT_RETRY.refetches:
-                    raise
-                logger.warning(
-                    "%s failed verification (%s); reading it again", descriptor["digest"], error
-                )
 
     def _opener(self, descriptor: Descriptor) -> StreamOpener:
         """Opens the source's verified stream, counted for progress, from its first byte."""

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import exceptions as exc
+from .._http.ratelimit import RateLimits
 from ..environment import read_environment, read_variable
-from ..ratelimit import RateLimits
 from .mirror_plan import MirrorJob, MirrorPlan, expand, shard_by_repository
 from .mirror_report import MirrorReport
 

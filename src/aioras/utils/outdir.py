@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import IO, Never
 
 from .. import defaults
+from .._http.retry import Retrying
 from ..exceptions import OutputPathError, UnsafePathError
 from .fileio import CONTROL_RE
 
@@ -374,7 +375,8 @@ class OutDir:
         name, backup = parts[-1], None
         try:
             ident = self._ident(fd, tmp)
-            for _attempt in range(_INSTALL_ATTEMPTS):
+            racing = Retrying(_INSTALL_ATTEMPTS - 1, pause=False, level=None)
+            while True:
                 old = self._lstat(fd, name)
                 if old is not None:
                     if not overwrite:
@@ -383,12 +385,13 @@ class OutDir:
                     backup = self._set_aside(fd, name, backup)
                 if _link_new(fd, tmp, name):
                     break
-            else:
-                raise OutputPathError(
-                    f"cannot write {self.rel(parts)!r}: other writers keep replacing it",
-                    path=self.rel(parts),
-                    errno=errno.EEXIST,
-                )
+                if not racing.allows():  # another writer put an entry there meanwhile
+                    raise OutputPathError(
+                        f"cannot write {self.rel(parts)!r}: other writers keep replacing it",
+                        path=self.rel(parts),
+                        errno=errno.EEXIST,
+                    )
+                racing.failed()
         except BaseException:
             if backup is not None:
                 with contextlib.suppress(OSError):

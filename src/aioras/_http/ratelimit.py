@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from .retry import parse_retry_after
+
 __all__ = ["HostPacer", "RateLimits", "parse_quota"]
 
 logger = logging.getLogger(__name__)
@@ -174,8 +176,5 @@ class HostPacer:
 
 
 def _retry_after(value: str | None) -> float:
-    # The transport's parser knows HTTP dates too; imported here to keep one parser.
-    from .transport import parse_retry_after
-
     seconds = parse_retry_after(value)
     return seconds if seconds is not None else 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .exceptions import InvalidHeaderValue
+from ..exceptions import InvalidHeaderValue
 
 __all__ = ["CREDENTIAL_HEADERS", "check_header", "check_headers", "scrub"]
 

@@ -15,24 +15,46 @@ Time is bounded two ways, both measured in the read timeout ``T`` of the request
 
 Either raises ``httpx.ReadTimeout``, which callers retry, resume or map to
 :class:`~aioras.exceptions.TimeoutError` like any other timeout.
+
+Failures become typed errors here too: :func:`wrap_http_error` maps an httpx failure,
+:func:`raise_for_status` an error response (with its OCI error codes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+import ssl
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
-from . import defaults
-from . import exceptions as exc
-from .urls import redact
+from .. import defaults
+from .. import exceptions as exc
+from ..urls import redact
+from .headers import scrub
+from .retry import parse_retry_after
 
-__all__ = ["Deadline", "Paced", "read_capped", "read_paced", "send_within"]
+__all__ = [
+    "Deadline",
+    "Paced",
+    "buffered_response",
+    "connect_failure",
+    "decoded_headers",
+    "is_verification_failure",
+    "raise_for_status",
+    "read_capped",
+    "read_error_body",
+    "read_paced",
+    "send_within",
+    "wrap_http_error",
+]
 
 # Bytes inflated per step: zlib builds each step's output twice over (blocks, then one
 # bytes object), so small steps keep a capped body's memory near its cap.
@@ -264,3 +286,160 @@ async def read_paced(response: httpx.Response) -> bytes:
     finally:
         with anyio.CancelScope(shield=True):
             await response.aclose()
+
+
+# -- error mapping ----------------------------------------------------------------------
+
+
+def is_verification_failure(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def wrap_http_error(
+    error: httpx.HTTPError, method: str, url: str, *, what: str = ""
+) -> exc.TransportError:
+    """The typed aioras error for an httpx failure (raise it ``from error``).
+
+    Timeouts become :class:`~aioras.exceptions.TimeoutError`, failed connections
+    :class:`~aioras.exceptions.ConnectError`, anything else
+    :class:`~aioras.exceptions.TransportError`. ``what`` replaces ``METHOD URL`` at the
+    start of the message; the URL is redacted either way. Quoted values (the header line
+    or value httpx and h11 choke on, which may hold a token) are scrubbed from the message
+    and from ``error`` and its causes, so a traceback shows none either.
+    """
+    where = what or f"{method} {redact(url)}"
+    _scrub_chain(error)
+    if isinstance(error, httpx.TimeoutException):
+        return exc.TimeoutError(
+            f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
+        )
+    if isinstance(error, httpx.ConnectError):
+        hint = _connect_hint(connect_failure(error), url)
+        if hint:
+            return exc.ConnectError(f"{where}: {hint}", method=method, url=redact(url))
+        if is_verification_failure(error):
+            return exc.ConnectError(
+                f"{where}: TLS certificate verification failed; pass tls_verify=<CA bundle path>"
+                " to trust a private CA, or tls_verify=False to skip verification",
+                method=method,
+                url=redact(url),
+            )
+        return exc.ConnectError(
+            f"{where}: cannot connect ({error})", method=method, url=redact(url)
+        )
+    return exc.TransportError(
+        f"{where}: {type(error).__name__}: {error}", method=method, url=redact(url)
+    )
+
+
+# What OpenSSL says when the peer answered a ClientHello in plain http.
+_PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST")
+
+
+def connect_failure(error: BaseException) -> str:
+    """Why a connection failed: ``"refused"``, ``"unresolved"``, ``"plain-http"`` or ``""``."""
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 16:
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused"
+        if isinstance(seen, socket.gaierror):
+            return "unresolved"
+        if isinstance(seen, ssl.SSLError) and any(s in str(seen) for s in _PLAIN_HTTP_SIGNS):
+            return "plain-http"
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+    return ""
+
+
+def _connect_hint(kind: str, url: str) -> str:
+    parts = urlsplit(redact(url))
+    host = parts.netloc.rpartition("@")[2]
+    if kind == "refused":
+        return (
+            f"nothing listens on {host} (connection refused); check the host and port, "
+            "and that the registry is running"
+        )
+    if kind == "unresolved":
+        return f"the host name {parts.hostname} does not resolve; check the registry's name"
+    if kind == "plain-http":
+        return (
+            f"TLS handshake failed: {host} speaks plain http, not https; pass insecure=True "
+            "(--plain-http on the command line) to use http"
+        )
+    return ""
+
+
+def _scrub_chain(error: BaseException) -> None:
+    """Scrub quoted values from the messages of ``error`` and the exceptions behind it."""
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 16:
+        if not isinstance(seen, OSError) and seen.args and isinstance(seen.args[0], str):
+            seen.args = (scrub(seen.args[0]), *seen.args[1:])
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+
+
+def buffered_response(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A closed ``response`` again, holding ``body`` (read capped, and decoded)."""
+    kept = httpx.Response(
+        response.status_code,
+        headers=decoded_headers(response.headers),
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+    with contextlib.suppress(RuntimeError):  # unset for a body that came already read
+        kept.elapsed = response.elapsed
+    return kept
+
+
+def decoded_headers(headers: httpx.Headers) -> httpx.Headers:
+    """``headers`` for a body kept decoded: no ``Content-Encoding``, no stale length."""
+    kept = httpx.Headers(headers)
+    if kept.pop("content-encoding", None) is not None:
+        kept.pop("content-length", None)
+    return kept
+
+
+async def read_error_body(response: httpx.Response, deadline: Deadline | None = None) -> bytes:
+    """The first 64 KiB of an error body; nothing when it breaks off.
+
+    A broken error body must not hide the status that matters.
+    """
+    try:
+        return await read_capped(
+            response, defaults.max_error_body, truncate=True, deadline=deadline
+        )
+    except httpx.HTTPError:
+        return b""
+
+
+async def raise_for_status(
+    response: httpx.Response,
+    expected: tuple[int, ...] = (200,),
+    *,
+    what: str = "",
+) -> None:
+    """Raise the typed error for ``response`` unless its status is one of ``expected``.
+
+    Reads at most 64 KiB of the error body (for its OCI error codes) and closes the
+    response before raising.
+    """
+    if response.status_code in expected:
+        return
+    body = await read_error_body(response)
+    raise exc.error_for_status(
+        response.status_code,
+        method=response.request.method,
+        url=redact(str(response.request.url)),
+        body=body,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        what=what,
+    )
