@@ -36,14 +36,8 @@ def unique(name: str) -> str:
     return f"client/{name}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No credentials from the environment or the real ~/.docker reach these tests."""
-    docker_dir = tmp_path / "default-docker"
-    monkeypatch.setenv("DOCKER_CONFIG", str(docker_dir))
-    monkeypatch.delenv("ORAS_USER", raising=False)
-    monkeypatch.delenv("ORAS_PASS", raising=False)
-    return docker_dir
+# No credentials from the environment or the real ~/.docker reach these tests.
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture
