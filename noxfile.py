@@ -105,7 +105,7 @@ def demo(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Runs every example and checks what it did."""
     session.install("-e", ".", *TEST_DEPS)
-    session.run("pytest", "tests/test_examples.py", *session.posargs, success_codes=[0])
+    session.run("pytest", "tests/integration/test_examples.py", *session.posargs, success_codes=[0])
 
 
 @nox.session

@@ -1,30 +1,37 @@
 """Shared fixtures: real registries on loopback, peers (skopeo, oras-py), auth and TLS material.
 
 A missing external tool skips the tests that need it, with the command that installs it;
-under ``CI=true`` it fails them instead, so CI never passes by skipping.
+under ``CI=true`` it fails them instead, so CI never passes by skipping (``support.harness``).
+The helpers and the other fixture modules live in the ``support`` package beside this file.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from aioras import AsyncRegistry
 from aioras.testing import LocalRegistry, LocalRegistryError
+from support.harness import (
+    HTPASSWD_INSTALL,
+    OPENSSL_INSTALL,
+    ORAS_INSTALL,
+    REGISTRY_INSTALL,
+    SKOPEO_INSTALL,
+    BasicAuthUser,
+    RegistryFactory,
+    TLSFiles,
+    missing,
+    require_binary,
+)
 
-REGISTRY_INSTALL = "apt-get install docker-registry"
-SKOPEO_INSTALL = "apt-get install skopeo"
-ORAS_INSTALL = "pip install oras"
-HTPASSWD_INSTALL = "apt-get install apache2-utils"
-OPENSSL_INSTALL = "apt-get install openssl"
+# Fixture modules of the support package, registered once for every test module.
+pytest_plugins = ["support.authfixtures", "support.faultproxy"]
 
 # Tests that use any of these (directly or through another fixture) get the integration marker.
 INTEGRATION_FIXTURES = frozenset(
@@ -39,25 +46,6 @@ INTEGRATION_FIXTURES = frozenset(
         "oras_py",
     }
 )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def missing(what: str, install: str) -> NoReturn:
-    """Skip (or, under CI=true, fail) because an external tool is not installed."""
-    message = f"{what} is not available; install it with `{install}`"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: missing tools fail instead of skipping)", pytrace=False)
-    pytest.skip(message)
-
-
-def require_binary(name: str, install: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        missing(f"`{name}`", install)
-    return path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -122,9 +110,6 @@ def fresh_registry(registry_binary: str) -> Iterator[LocalRegistry]:
     reg.stop()
 
 
-RegistryFactory = Callable[..., LocalRegistry]
-
-
 @pytest.fixture
 def registry_factory(registry_binary: str) -> Iterator[RegistryFactory]:
     """A function taking :class:`LocalRegistry` keyword arguments and returning it started.
@@ -143,15 +128,6 @@ def registry_factory(registry_binary: str) -> Iterator[RegistryFactory]:
         reg.stop()
 
 
-@dataclass(frozen=True)
-class BasicAuthUser:
-    """A user in a bcrypt htpasswd file."""
-
-    username: str
-    password: str
-    htpasswd: Path
-
-
 @pytest.fixture(scope="session")
 def htpasswd_user(tmp_path_factory: pytest.TempPathFactory) -> BasicAuthUser:
     """An htpasswd file (bcrypt, as distribution requires) holding one user."""
@@ -163,14 +139,6 @@ def htpasswd_user(tmp_path_factory: pytest.TempPathFactory) -> BasicAuthUser:
     path = tmp_path_factory.mktemp("htpasswd") / "htpasswd"
     path.write_text(line + "\n", encoding="utf-8")
     return BasicAuthUser(username, password, path)
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key (PEM)."""
-
-    cert: Path
-    key: Path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,263 @@
+"""mirror: specs, re-syncs, dry runs and failures between two real registries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+import aioras
+from aioras import AsyncRegistry, MirrorSpec
+from aioras.exceptions import NotFoundError
+from aioras.operations.mirror_report import ArtifactEvent
+from aioras.testing import LocalRegistry
+from support.faultproxy import FaultProxy
+from support.mirrortools import digests, populate, unique
+
+pytestmark = pytest.mark.anyio
+
+TAGS = ["1.0.0", "1.2.0", "1.4.1", "1.9.0", "2.0.0", "2.1.0-rc.1", "latest", "1.5.0-debug"]
+
+
+@pytest.fixture
+def source(registry: LocalRegistry) -> LocalRegistry:
+    return registry
+
+
+@pytest.fixture(scope="module")
+def target(registry_binary: str) -> Iterator[LocalRegistry]:
+    """A second registry for the module (tests use unique repository names)."""
+    reg = LocalRegistry(binary=registry_binary).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+async def fault_proxy_pair(
+    source: LocalRegistry, target: LocalRegistry
+) -> AsyncIterator[tuple[FaultProxy, FaultProxy]]:
+    """A fault proxy (no rules: a request counter) in front of each registry."""
+    assert source.port is not None
+    assert target.port is not None
+    async with FaultProxy(source.port) as src_proxy, FaultProxy(target.port) as dst_proxy:
+        yield src_proxy, dst_proxy
+
+
+@pytest.fixture
+async def reg() -> AsyncIterator[AsyncRegistry]:
+    async with AsyncRegistry(insecure=True) as client:
+        yield client
+
+
+async def test_spec_mirrors_only_tags_kept_by_regex_semver_and_newest(
+    reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("team/app")
+    made = await populate(reg, f"{source.host}/{name}", TAGS)
+    spec = MirrorSpec(
+        f"{source.host}/{name}",
+        f"{target.host}/{name}",
+        tags=r"\d+\.\d+\.\d+(-.*)?",
+        exclude=r".*-debug",
+        semver=">=1.2 <2.0.0",
+        newest=2,
+    )
+    report = await reg.mirror([spec])
+    # 1.2.0, 1.4.1 and 1.9.0 pass the filters; the last two the registry lists stay.
+    listed = await reg.get_tags(f"{source.host}/{name}")
+    kept = [t for t in listed if t in ("1.2.0", "1.4.1", "1.9.0")][-2:]
+    assert sorted(r.source.rsplit(":", 1)[1] for r in report.copied) == sorted(kept)
+    assert await digests(reg, f"{target.host}/{name}", TAGS) == {t: made[t] for t in kept}
+    assert report.ok
+    assert not report.skipped
+    assert report.bytes_sent > 0
+
+
+async def test_resync_copies_nothing_and_sends_only_heads(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("resync")
+    await populate(reg, f"{src_proxy.host}/{name}", ["a", "b", "c"])
+    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "abc"]
+    first = await reg.mirror(pairs)
+    assert len(first.copied) == 3
+    src_proxy.log.clear()
+    dst_proxy.log.clear()
+    again = await reg.mirror(pairs)
+    assert not again.copied
+    assert len(again.skipped) == 3
+    assert {s.reason for s in again.skipped} == {aioras.operations.mirror.UP_TO_DATE}
+    for proxy in (src_proxy, dst_proxy):
+        assert [e.method for e in proxy.log] == ["HEAD"] * 3
+    assert again.requests == 6
+    assert again.bytes_sent == 0
+
+
+async def test_resync_of_a_spec_lists_tags_then_only_heads(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("resync/spec")
+    await populate(reg, f"{src_proxy.host}/{name}", ["a", "b"])
+    spec = MirrorSpec(f"{src_proxy.host}/{name}", f"{dst_proxy.host}/{name}")
+    assert len((await reg.mirror([spec])).copied) == 2
+    src_proxy.log.clear()
+    dst_proxy.log.clear()
+    again = await reg.mirror([spec])
+    assert len(again.skipped) == 2
+    assert sorted(e.method for e in src_proxy.log) == ["GET", "HEAD", "HEAD"]
+    assert "/tags/list" in next(e.target for e in src_proxy.log if e.method == "GET")
+    assert [e.method for e in dst_proxy.log] == ["HEAD", "HEAD"]
+
+
+async def test_dry_run_reports_plan_and_transfers_nothing(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("dry")
+    made = await populate(reg, f"{src_proxy.host}/{name}", ["a", "b"])
+    await reg.mirror([(f"{src_proxy.host}/{name}:a", f"{dst_proxy.host}/{name}:a")])
+    dst_proxy.log.clear()
+    spec = MirrorSpec(f"{src_proxy.host}/{name}", f"{dst_proxy.host}/{name}")
+    report = await reg.mirror([spec], dry_run=True)
+    assert [(p.destination, p.digest) for p in report.planned] == [
+        (f"{dst_proxy.host}/{name}:b", made["b"])
+    ]
+    assert [s.destination for s in report.skipped] == [f"{dst_proxy.host}/{name}:a"]
+    assert {e.method for e in dst_proxy.log} == {"HEAD"}
+    assert report.bytes_sent == 0
+    with pytest.raises(NotFoundError):
+        await reg.repository(f"{dst_proxy.host}/{name}").resolve("b")
+
+
+async def test_keep_going_reports_an_artifact_deleted_mid_run_and_copies_the_rest(
+    reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("keep")
+    made = await populate(reg, f"{source.host}/{name}", ["a", "b", "c", "d"])
+    spec = MirrorSpec(f"{source.host}/{name}", f"{target.host}/{name}")
+    events: list[ArtifactEvent] = []
+
+    async def progress(event: object) -> None:
+        # Once the first artifact is settled (tags were listed before), delete "c".
+        if isinstance(event, ArtifactEvent):
+            events.append(event)
+            if len(events) == 1:
+                await reg.delete_tag(f"{source.host}/{name}", "c")
+
+    report = await reg.mirror([spec], concurrency=1, keep_going=True, progress=progress)
+    assert [f.source for f in report.failed] == [f"{source.host}/{name}:c"]
+    assert report.failed[0].error_type == "NotFoundError"
+    assert isinstance(report.failed[0].error, NotFoundError)
+    assert len(report.copied) == 3
+    got = await digests(reg, f"{target.host}/{name}", "abcd")
+    assert got == {t: made[t] for t in "abd"}
+    assert [e.outcome for e in events].count("failed") == 1
+    assert json.loads(report.to_json())["failed"][0]["error_type"] == "NotFoundError"
+
+
+async def test_without_keep_going_the_first_failure_is_raised(
+    reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("stop")
+    await populate(reg, f"{source.host}/{name}", ["a"])
+    pairs = [
+        (f"{source.host}/{name}:missing", f"{target.host}/{name}:missing"),
+        (f"{source.host}/{name}:a", f"{target.host}/{name}:a"),
+    ]
+    with pytest.raises(NotFoundError):
+        await reg.mirror(pairs, concurrency=1)
+    assert await digests(reg, f"{target.host}/{name}", ["a"]) == {}
+
+
+async def test_shared_layer_is_checked_and_sent_once_per_repository(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("shared")
+    tags = [f"t{i}" for i in range(6)]
+    await populate(reg, f"{src_proxy.host}/{name}", tags, size=64 * 1024)
+    spec = MirrorSpec(f"{src_proxy.host}/{name}", f"{dst_proxy.host}/{name}")
+    dst_proxy.log.clear()
+    report = await reg.mirror([spec], concurrency=6)
+    assert len(report.copied) == 6
+    blob_heads = [e.target for e in dst_proxy.requests_matching("HEAD", "/blobs/")]
+    assert len(blob_heads) == len(set(blob_heads))  # no blob asked about twice
+    uploads = dst_proxy.requests_matching("PUT", "/blobs/uploads/")
+    # 6 configs + 6 own layers + the shared layer once.
+    assert len(uploads) == 13
+
+
+async def test_same_host_mirror_mounts_blobs(reg: AsyncRegistry, source: LocalRegistry) -> None:
+    name = unique("mount")
+    await populate(reg, f"{source.host}/{name}", ["a"])
+    report = await reg.mirror([MirrorSpec(f"{source.host}/{name}", f"{source.host}/{name}-m")])
+    assert len(report.copied) == 1
+    assert report.bytes_sent < 1024  # the manifest only; every blob was mounted
+    assert report.bytes_skipped > 2048
+
+
+async def test_whole_registry_spec_uses_catalog_with_repository_filters(
+    reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
+) -> None:
+    top = unique("catalog")
+    await populate(reg, f"{source.host}/{top}/keep/one", ["x"])
+    await populate(reg, f"{source.host}/{top}/drop/two", ["y"])
+    spec = MirrorSpec(
+        source.host,
+        f"{target.host}/mirror",
+        repositories=rf"{top}/.*",
+        exclude_repositories=r".*/drop/.*",
+    )
+    report = await reg.mirror([spec])
+    assert [r.destination for r in report.copied] == [f"{target.host}/mirror/{top}/keep/one:x"]
+
+
+def test_plan_loads_from_toml_with_spec_and_pair(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        '[[mirror]]\nsource = "a.example/x"\ndestination = "b.example/x"\n'
+        'semver = "^1.2"\nnewest = 3\n\n'
+        '[[copy]]\nsource = "a.example/y:1"\ndestination = "b.example/y:1"\n'
+    )
+    plan = aioras.load_plan(path)
+    assert plan == [
+        MirrorSpec("a.example/x", "b.example/x", semver="^1.2", newest=3),
+        ("a.example/y:1", "b.example/y:1"),
+    ]
+
+
+def test_plan_file_with_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text('[[mirror]]\nsource = "a/x"\ndestination = "b/x"\nnewset = 3\n')
+    with pytest.raises(ValueError, match="newset"):
+        aioras.load_plan(path)
+
+
+def test_bad_spec_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="tags"):
+        MirrorSpec("a/x", "b/x", tags="(")
+    with pytest.raises(ValueError, match="semver"):
+        MirrorSpec("a/x", "b/x", semver=">=one")
+    with pytest.raises(ValueError, match="newest"):
+        MirrorSpec("a/x", "b/x", newest=0)
+
+
+def test_sync_registry_mirrors_with_transfer_and_artifact_events(
+    source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("sync")
+    with aioras.Registry(insecure=True) as sync_reg:
+        made = sync_reg._call(populate, sync_reg.aregistry, f"{source.host}/{name}", ["a"])
+        events: list[object] = []
+        report = sync_reg.mirror(
+            [(f"{source.host}/{name}:a", f"{target.host}/{name}:a")], progress=events.append
+        )
+    assert [r.digest for r in report.copied] == [made["a"]]
+    kinds = [getattr(e, "kind", None) for e in events]
+    assert kinds[-1] == "artifact"
+    assert kinds.count("artifact") == 1
+    assert "done" in kinds
