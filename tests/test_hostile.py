@@ -46,7 +46,7 @@ from aioras.exceptions import (
 )
 from aioras.oci import Annotations, ManifestConfig, NewManifest
 from aioras.operations.pull import plan_pull
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.utils import extract_targz
 from faultproxy import Fault, FaultProxy, Head, generated
 

@@ -19,7 +19,7 @@ import pytest
 
 import faultproxy
 from aioras import RetryPolicy
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from faultproxy import FaultProxy
 
 fault_proxy = faultproxy.fault_proxy

@@ -23,7 +23,7 @@ import pytest
 import faultproxy
 from aioras import RetryPolicy
 from aioras.exceptions import DigestMismatch, TransportError
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from faultproxy import Fault, FaultProxy, Head, generated
 

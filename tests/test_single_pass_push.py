@@ -20,7 +20,7 @@ import faultproxy
 from aioras import RetryPolicy, uploads
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from faultproxy import Fault, FaultProxy
 
