@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .jsondoc import load_json
+from ._jsondoc import load_json
 
 __all__ = [
     "AuthenticationError",

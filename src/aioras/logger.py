@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TextIO
 import httpx
 
 from ._http.headers import CREDENTIAL_HEADERS, scrub
-from .urls import redact
+from ._http.urls import redact
 
 __all__ = [
     "ColorizingStreamHandler",

@@ -21,9 +21,9 @@ from importlib import resources
 from typing import Any
 
 from . import defaults
+from ._jsondoc import load_json
 from .digest import digest_bytes, digest_file_sync, validate_digest
 from .exceptions import ManifestValidationError
-from .jsondoc import load_json
 from .utils.fileio import PathLike
 
 __all__ = [

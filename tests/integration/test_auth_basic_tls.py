@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from aioras import RetryPolicy
+from aioras._environment import Environment
 from aioras.auth import Credentials
 from aioras.auth.login import login, logout
 from aioras.client import OrasClient
-from aioras.environment import Environment
 from aioras.exceptions import AuthenticationError, ConnectError
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from support.authtools import BasicTLSRegistry, unique
 
 pytestmark = pytest.mark.anyio

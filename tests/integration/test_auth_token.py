@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from aioras._environment import Environment
 from aioras.auth import TokenAuth
 from aioras.client import OrasClient
-from aioras.environment import Environment
 from aioras.exceptions import AuthenticationError
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.authtools import TokenRegistry, unique, write_config
 from support.tokenserver import TokenServer

@@ -15,8 +15,8 @@ import certifi
 import httpx
 import pytest
 
+from aioras._environment import read_environment
 from aioras._http.proxies import bypasses_proxy, proxy_for
-from aioras.environment import read_environment
 from aioras.exceptions import ConnectError
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry

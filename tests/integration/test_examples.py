@@ -33,8 +33,8 @@ import httpx
 import pytest
 
 from aioras import defaults
-from aioras.environment import Environment
-from aioras.registry import AsyncRegistry
+from aioras._environment import Environment
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -19,7 +19,7 @@ import pytest
 from aioras._http import netbackend
 from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
 from aioras._http.transport import DEFAULT_LIMITS
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioras import defaults
+from aioras import RetryPolicy, defaults
 from aioras.container import Container
 from aioras.exceptions import (
     DigestMismatch,
@@ -45,7 +45,7 @@ from aioras.exceptions import (
 )
 from aioras.oci import Annotations, ManifestConfig, NewManifest
 from aioras.operations.pull import plan_pull
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.utils import extract_targz
 from support.faultproxy import Fault, FaultProxy, Head, generated
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from aioras.environment import Environment
-from aioras.registry import AsyncRegistry
+from aioras._environment import Environment
+from aioras.remote.registry import AsyncRegistry
 from support.authtools import TokenRegistry, unique
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from aioras.environment import Environment
+from aioras._environment import Environment
 from aioras.exceptions import CredentialsNotForwarded, InsecureTokenRealm, OrasError
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from support.authtools import unique
 from support.catcher import ANON_TOKEN, Catcher, catching
 from support.faultproxy import Fault, FaultProxy, Head

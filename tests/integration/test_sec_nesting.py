@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from aioras import RetryPolicy, defaults
+from aioras._jsondoc import load_json
 from aioras.auth import CredentialHelper, CredentialHelperError
 from aioras.auth.dockerconfig import DockerConfigSource
 from aioras.auth.login import read_config
@@ -32,10 +33,9 @@ from aioras.exceptions import (
     RegistryError,
     parse_error_body,
 )
-from aioras.jsondoc import load_json
 from aioras.layout import Layout
 from aioras.oci import Annotations
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from support.faultproxy import Fault, FaultProxy, generated
 
 anyio_mark = pytest.mark.anyio

@@ -26,12 +26,12 @@ import httpx
 import pytest
 
 from aioras import RetryPolicy
+from aioras._environment import Environment
 from aioras.auth import Authenticator, Credentials
 from aioras.client import AsyncOrasClient
-from aioras.environment import Environment
 from aioras.exceptions import AuthenticationError, InvalidHeaderValue, OrasError, TransportError
 from aioras.logger import RedactingFilter, redact_http_logs
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from support.authtools import unique
 from support.catcher import catching
 

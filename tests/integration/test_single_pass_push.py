@@ -19,7 +19,7 @@ import pytest
 from aioras import RetryPolicy, uploads
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy
 

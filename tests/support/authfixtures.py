@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from aioras.environment import Environment
+from aioras._environment import Environment
 from aioras.testing import LocalRegistry
 from support.authtools import (
     TOKEN_PASSWORD,

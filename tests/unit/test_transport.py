@@ -26,7 +26,7 @@ from aioras.exceptions import (
     ServerError,
     TooManyRequests,
 )
-from aioras.registry import AsyncRegistry
+from aioras.remote.registry import AsyncRegistry
 
 pytestmark = pytest.mark.anyio
 

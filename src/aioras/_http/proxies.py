@@ -12,7 +12,7 @@ import ssl
 
 import httpx
 
-from ..environment import Environment
+from .._environment import Environment
 from .netbackend import http_transport
 
 __all__ = ["EnvironmentProxies", "bypasses_proxy", "proxy_for"]

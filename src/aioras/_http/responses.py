@@ -37,9 +37,9 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
-from ..urls import redact
 from .headers import scrub
 from .retry import parse_retry_after
+from .urls import redact
 
 __all__ = [
     "Deadline",

@@ -35,7 +35,6 @@ from .. import defaults
 from .. import exceptions as exc
 from ..auth import Authenticator, scopes_for_request
 from ..auth.authenticator import AnonymousAuth
-from ..urls import Origin, origin, redact, resolve_location
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers
 from .netbackend import http_transport, ssl_context
 from .ratelimit import HostPacer
@@ -52,6 +51,7 @@ from .responses import (
     wrap_http_error,
 )
 from .retry import DEFAULT_RETRY, Retrying, RetryPolicy, parse_retry_after
+from .urls import Origin, origin, redact, resolve_location
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "Body", "BodyFactory", "Transport"]
 

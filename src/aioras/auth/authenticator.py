@@ -23,6 +23,8 @@ import httpx
 from .. import defaults
 from .._http.headers import check_header
 from .._http.responses import Deadline, read_capped, send_within
+from .._http.urls import redact
+from .._jsondoc import load_json
 from ..exceptions import (
     AuthenticationError,
     CredentialsNotForwarded,
@@ -31,8 +33,6 @@ from ..exceptions import (
     ResponseTooLarge,
     parse_error_body,
 )
-from ..jsondoc import load_json
-from ..urls import redact
 from .challenge import Challenge, parse_www_authenticate
 from .credentials import Credentials, merge_scopes
 

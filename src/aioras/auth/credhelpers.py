@@ -27,8 +27,8 @@ import subprocess
 
 import anyio
 
+from .._jsondoc import load_json
 from ..exceptions import CredentialHelperError
-from ..jsondoc import load_json
 from .credentials import Credentials
 
 __all__ = [

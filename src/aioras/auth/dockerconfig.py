@@ -23,8 +23,8 @@ from typing import Any
 import anyio
 
 from .. import defaults
+from .._jsondoc import load_json
 from ..exceptions import InvalidHeaderValue
-from ..jsondoc import load_json
 from .credentials import Credentials
 from .credhelpers import DEFAULT_HELPER_TIMEOUT, CredentialHelper, CredentialHelperError
 

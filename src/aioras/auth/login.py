@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 
 from .._http.retry import Backoff, Retrying
+from .._jsondoc import load_json
 from ..container import parse_registry
-from ..jsondoc import load_json
 from ..utils import readline
 from .credentials import Credentials
 from .credhelpers import CredentialHelper
@@ -40,7 +40,7 @@ if sys.platform != "win32":
     import fcntl
 
 if TYPE_CHECKING:
-    from ..registry import AsyncRegistry
+    from ..remote.registry import AsyncRegistry
 
 T = TypeVar("T")
 

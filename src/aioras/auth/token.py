@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from .. import defaults
-from ..jsondoc import load_json
-from ..urls import redact
+from .._http.urls import redact
+from .._jsondoc import load_json
 from . import authenticator
 from . import utils as auth_utils
 from .adapter import ask_backend, defines_own_protocol

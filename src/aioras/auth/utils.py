@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..environment import read_environment
+from .._environment import read_environment
 from ..utils import read_json
 from .challenge import parse_www_authenticate
 

@@ -26,7 +26,7 @@ from ..digest import digest_file
 from ..operations.copy import copy as copy_operation
 from ..operations.discover import ReferrerNode
 from ..progress import EventKind, ProgressCallback, ProgressReporter
-from ..registry import AsyncRegistry
+from ..remote.registry import AsyncRegistry
 from .output import Output, descriptor_doc, referrer_table, referrer_tree
 from .progress import show
 from .run import UsageError

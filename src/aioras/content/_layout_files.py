@@ -19,8 +19,8 @@ if sys.platform != "win32":
     import fcntl
 
 from .. import defaults
-from ..blobio import fsync_directory
 from ..exceptions import InvalidLayout
+from ..remote._blobio import fsync_directory
 from ._layout_index import blob_digest
 
 __all__ = [

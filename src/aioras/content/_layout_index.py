@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import defaults, schemas
+from .._jsondoc import load_json
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import ALGORITHMS, parse_digest
 from ..exceptions import InvalidDigest, InvalidLayout, InvalidReference, ManifestValidationError
-from ..jsondoc import load_json
 
 __all__ = [
     "blob_digest",

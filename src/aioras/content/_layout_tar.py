@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import defaults
-from ..blobio import fsync_directory
 from ..digest import Verifier
 from ..exceptions import InvalidLayout, SizeMismatch, UnsafePathError
+from ..remote._blobio import fsync_directory
 from ..utils.fileio import safe_title
 from ._layout_files import MARKER_LIMIT
 from ._layout_index import blob_digest, parse_index, parse_layout_marker

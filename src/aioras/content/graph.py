@@ -17,8 +17,8 @@ from typing import Any
 
 from .. import defaults
 from .. import exceptions as exc
+from .._jsondoc import load_json
 from ..descriptor import Descriptor, as_descriptor
-from ..jsondoc import load_json
 from .store import ReadOnlyStore, ReferrerLister, read_all
 
 __all__ = [

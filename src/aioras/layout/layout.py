@@ -20,13 +20,13 @@ import httpx
 
 from .. import defaults, schemas
 from .._http.responses import Paced, wrap_http_error
+from .._jsondoc import load_json
 from ..container import Container
 from ..content.layout import OCILayout
 from ..descriptor import Descriptor
 from ..digest import digest_bytes, parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
-from ..jsondoc import load_json
-from ..registry import AsyncRegistry
+from ..remote.registry import AsyncRegistry
 from ..sync import Registry
 from .validation import validate_layout
 

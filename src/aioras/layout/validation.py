@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
-from ..jsondoc import load_json
+from .._jsondoc import load_json
 
 __all__ = ["validate_layout"]
 

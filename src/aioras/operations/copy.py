@@ -20,15 +20,15 @@ import anyio
 import anyio.abc
 
 from .. import defaults
+from .._concurrency import first_error
 from .._http.retry import DEFAULT_RETRY
-from ..concurrency import first_error
 from ..content.graph import is_manifest, select_platform, successors_of
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
 from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
+from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
-from ..uploads import StreamOpener
 
 __all__ = ["CopyOptions", "copy"]
 

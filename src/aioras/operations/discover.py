@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..concurrency import first_error
+from .._concurrency import first_error
 from ..descriptor import Descriptor, as_descriptor
 
 if TYPE_CHECKING:

@@ -25,15 +25,15 @@ from ..container import Container
 from ..content.graph import is_manifest
 from ..descriptor import Descriptor
 from ..progress import ProgressReporter, TransferEvent
+from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
-from ..uploads import StreamOpener
 from .copy import copy
 from .mirror_plan import MirrorJob, MirrorPlan, expand
 from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
 from .mirror_state import MirrorState
 
 if TYPE_CHECKING:
-    from ..registry import AsyncRegistry
+    from ..remote.registry import AsyncRegistry
 
 __all__ = ["MirrorProgress", "mirror", "run_jobs"]
 

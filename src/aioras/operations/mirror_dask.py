@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import exceptions as exc
+from .._environment import read_environment, read_variable
 from .._http.ratelimit import RateLimits
-from ..environment import read_environment, read_variable
 from .mirror_plan import MirrorJob, MirrorPlan, expand, shard_by_repository
 from .mirror_report import MirrorReport
 
 if TYPE_CHECKING:
-    from ..registry import AsyncRegistry
+    from ..remote.registry import AsyncRegistry
 
 __all__ = ["RegistrySettings", "mirror_on_dask", "run_shard"]
 
@@ -58,7 +58,7 @@ class RegistrySettings:
 
         Raises ValueError when a named credential variable is unset.
         """
-        from ..registry import AsyncRegistry
+        from ..remote.registry import AsyncRegistry
 
         environment = read_environment()
         if self.docker_config_dir is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import defaults
-from ..concurrency import map_bounded
+from .._concurrency import map_bounded
 from ..content.graph import choose_platform, descriptor_list, host_platform
 from ..descriptor import as_descriptor
 from ..exceptions import ManifestValidationError, UnsafePathError

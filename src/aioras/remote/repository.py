@@ -23,17 +23,17 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
+from .._http.urls import redact, resolve_location, same_origin
+from .._manifests import media_type_of
 from ..container import Container
 from ..content.graph import descriptor_list, is_manifest, parse_document, referrer_descriptor
 from ..content.store import verified
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest, verify_bytes
-from ..manifests import media_type_of
-from ..uploads import StreamOpener
-from ..urls import redact, resolve_location, same_origin
+from ._uploads import StreamOpener
 
 if TYPE_CHECKING:
-    from ..registry import AsyncRegistry
+    from .registry import AsyncRegistry
 
 __all__ = ["Repository", "RepositoryState", "referrers_tag"]
 

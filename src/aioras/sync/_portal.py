@@ -34,7 +34,7 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from ..auth.authenticator import TokenAuth
-from ..registry import AsyncRegistry
+from ..remote.registry import AsyncRegistry
 
 __all__ = ["LoopThread", "sync_response", "wait"]
 

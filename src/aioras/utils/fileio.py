@@ -20,9 +20,9 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import IO, Any, AnyStr, Literal, NamedTuple, overload
 
 from .. import defaults
+from .._http.urls import merge_query
+from .._jsondoc import load_json
 from ..exceptions import UnsafePathError
-from ..jsondoc import load_json
-from ..urls import merge_query
 
 __all__ = [
     "PathAndOptionalContent",

@@ -1,6 +1,6 @@
 """Blob downloads that survive faults: resumed with ``Range``, restarted, always verified.
 
-A download streams into a :class:`~aioras.blobio.VerifiedFile` (a temporary file beside the
+A download streams into a :class:`~aioras.remote._blobio.VerifiedFile` (a temporary file beside the
 destination, hashed on the way). When the body breaks off (reset, truncation, a read that
 times out) the download continues where it stopped with ``Range: bytes=<n>-`` if the
 registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and the body is
@@ -24,13 +24,13 @@ from typing import Protocol
 import anyio
 import httpx
 
-from . import exceptions as exc
-from ._http.responses import Paced, raise_for_status, wrap_http_error
-from ._http.retry import Retrying, RetryPolicy
-from .blobio import RangedFile, RangePart, VerifiedFile
-from .concurrency import first_error
-from .progress import position_reporter
-from .urls import redact
+from .. import exceptions as exc
+from .._concurrency import first_error
+from .._http.responses import Paced, raise_for_status, wrap_http_error
+from .._http.retry import Retrying, RetryPolicy
+from .._http.urls import redact
+from ..progress import position_reporter
+from ._blobio import RangedFile, RangePart, VerifiedFile
 
 __all__ = ["RangeOptions", "download_verified"]
 
@@ -272,7 +272,7 @@ async def _stream_into(
 
 
 class _Ranged:
-    """One blob fetched as parallel ranges into a :class:`~aioras.blobio.RangedFile`."""
+    """One blob fetched as parallel ranges into a :class:`~aioras.remote._blobio.RangedFile`."""
 
     def __init__(
         self,

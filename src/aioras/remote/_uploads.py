@@ -35,13 +35,13 @@ from typing import Protocol
 import anyio
 import httpx
 
-from . import exceptions as exc
-from ._http.responses import is_verification_failure, raise_for_status
-from ._http.retry import Retrying, RetryPolicy
-from ._http.transport import Body, BodyFactory
-from .blobio import FileSlice
-from .digest import Hasher
-from .urls import merge_query, redact, resolve_location
+from .. import exceptions as exc
+from .._http.responses import is_verification_failure, raise_for_status
+from .._http.retry import Retrying, RetryPolicy
+from .._http.transport import Body, BodyFactory
+from .._http.urls import merge_query, redact, resolve_location
+from ..digest import Hasher
+from ._blobio import FileSlice
 
 __all__ = [
     "BlobUpload",
@@ -135,7 +135,7 @@ def stream_source(opener: StreamOpener) -> SliceSource:
 
 
 class SendFn(Protocol):
-    """The shape of :meth:`aioras.registry.AsyncRegistry._send`."""
+    """The shape of :meth:`aioras.remote.registry.AsyncRegistry._send`."""
 
     def __call__(
         self,

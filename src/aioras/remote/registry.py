@@ -25,46 +25,48 @@ import anyio
 import httpx
 import jsonschema
 
-from . import defaults, schemas
-from . import exceptions as exc
-from ._http.headers import check_header
-from ._http.netbackend import ssl_context
-from ._http.proxies import EnvironmentProxies
-from ._http.ratelimit import HostPacer, RateLimits
-from ._http.responses import raise_for_status
-from ._http.retry import DEFAULT_RETRY, RetryPolicy
-from ._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Body, Transport
-from .auth import Authenticator, Credentials, as_authenticator, get_auth_backend
-from .auth.dockerconfig import DockerConfigSource
-from .concurrency import map_bounded
-from .container import Container, parse_registry
-from .content.graph import parse_platform
-from .descriptor import as_descriptor
-from .digest import digest_bytes, validate_digest, verify_bytes
-from .downloads import RangeOptions, download_verified
-from .environment import Environment, read_environment
-from .jsondoc import load_json
-from .manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
-from .oci import empty_config_path, manifest_bytes
-from .operations.attach import attach as attach_operation
-from .operations.attach import delete_artifact as delete_artifact_operation
-from .operations.copy import copy as copy_operation
-from .operations.discover import ReferrerNode
-from .operations.discover import discover as discover_operation
-from .operations.discover import get_referrers as get_referrers_operation
-from .operations.index import ManifestLike, choose_manifest
-from .operations.index import push_index as push_index_operation
-from .operations.index import update_index as update_index_operation
-from .operations.mirror import MirrorProgress
-from .operations.mirror import mirror as mirror_operation
-from .operations.mirror_plan import MirrorPlan
-from .operations.mirror_report import MirrorReport
-from .operations.pull import pull as pull_operation
-from .operations.push import AnnotationSource, PushFiles, SubjectLike
-from .operations.push import push as push_operation
-from .progress import ProgressCallback
-from .remote.repository import Repository, RepositoryState
-from .uploads import (
+from .. import defaults, schemas
+from .. import exceptions as exc
+from .._concurrency import map_bounded
+from .._environment import Environment, read_environment
+from .._http.headers import check_header
+from .._http.netbackend import ssl_context
+from .._http.proxies import EnvironmentProxies
+from .._http.ratelimit import HostPacer, RateLimits
+from .._http.responses import raise_for_status
+from .._http.retry import DEFAULT_RETRY, RetryPolicy
+from .._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Body, Transport
+from .._http.urls import redact, resolve_location, same_origin
+from .._jsondoc import load_json
+from .._manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
+from ..auth import Authenticator, Credentials, as_authenticator, get_auth_backend
+from ..auth.dockerconfig import DockerConfigSource
+from ..container import Container, parse_registry
+from ..content.graph import parse_platform
+from ..descriptor import as_descriptor
+from ..digest import digest_bytes, validate_digest, verify_bytes
+from ..oci import empty_config_path, manifest_bytes
+from ..operations.attach import attach as attach_operation
+from ..operations.attach import delete_artifact as delete_artifact_operation
+from ..operations.copy import copy as copy_operation
+from ..operations.discover import ReferrerNode
+from ..operations.discover import discover as discover_operation
+from ..operations.discover import get_referrers as get_referrers_operation
+from ..operations.index import ManifestLike, choose_manifest
+from ..operations.index import push_index as push_index_operation
+from ..operations.index import update_index as update_index_operation
+from ..operations.mirror import MirrorProgress
+from ..operations.mirror import mirror as mirror_operation
+from ..operations.mirror_plan import MirrorPlan
+from ..operations.mirror_report import MirrorReport
+from ..operations.pull import pull as pull_operation
+from ..operations.push import AnnotationSource, PushFiles, SubjectLike
+from ..operations.push import push as push_operation
+from ..progress import ProgressCallback
+from ..utils import split_path_and_content
+from ..version import __version__
+from ._downloads import RangeOptions, download_verified
+from ._uploads import (
     BlobUpload,
     HashingUpload,
     SliceSource,
@@ -72,9 +74,7 @@ from .uploads import (
     cancel_upload,
     stream_source,
 )
-from .urls import redact, resolve_location, same_origin
-from .utils import split_path_and_content
-from .version import __version__
+from .repository import Repository, RepositoryState
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
 

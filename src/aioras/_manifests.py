@@ -8,10 +8,10 @@ import httpx
 
 from . import defaults, schemas
 from . import exceptions as exc
+from ._jsondoc import load_json
 from .container import Container
 from .content.graph import parse_document
 from .digest import digest_bytes, parse_digest, verify_bytes
-from .jsondoc import load_json
 
 __all__ = ["check_manifest", "check_manifest_digests", "descriptor_of", "media_type_of"]
 

@@ -23,11 +23,11 @@ from typing import IO, Self
 import anyio
 import anyio.abc
 
-from . import defaults
-from ._http.transport import BodyFactory
-from .digest import Verifier
-from .exceptions import SizeMismatch
-from .progress import position_reporter
+from .. import defaults
+from .._http.transport import BodyFactory
+from ..digest import Verifier
+from ..exceptions import SizeMismatch
+from ..progress import position_reporter
 
 __all__ = ["FileSlice", "RangedFile", "VerifiedFile", "file_body", "fsync_directory"]
 
