@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aioras import RetryPolicy, uploads
+from aioras import RetryPolicy
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
+from aioras.remote import _uploads as uploads
 from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy
