@@ -287,7 +287,9 @@ class _SharedRepository(Repository):
     Blob checks are remembered: a blob found or sent once is not asked about again, and
     while one job checks and sends a blob, another job needing it waits for that instead
     of sending it too. A job's claim on a blob ends when its upload (or mount) does, and
-    in any case when the job ends.
+    in any case when the job ends. Tags: the first one found missing has the repository's
+    tags listed, and the listing (kept up to date with the tags this mirror pushes) then
+    answers for every other tag that is not in it, with no request.
     """
 
     def __init__(self, registry: AsyncRegistry, container: Container) -> None:
