@@ -90,3 +90,23 @@ async def test_plain_tcp_download_reads_the_socket_directly(
     # Reads straight from the socket happened: anyio's and httpcore's private layout still
     # lets the stream find its socket (the rest of the bytes come the usual way).
     assert direct, "no read went straight to the socket: the direct-read fast path fell away"
+
+
+async def test_idle_stream_is_readable_only_once_the_server_closes_it() -> None:
+    # httpcore's pool asks this of every idle connection before reusing one; the stream
+    # answers from the socket it looked up once.
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        host, port = server.getsockname()
+        stream = await LargeReadBackend().connect_tcp(host, port)
+        peer, _ = server.accept()
+        try:
+            assert stream.get_extra_info("socket").getpeername() == (host, port)
+            assert stream.get_extra_info("is_readable") is False
+            peer.close()
+            # The FIN reaches the loopback socket at once.
+            assert stream.get_extra_info("is_readable") is True
+        finally:
+            peer.close()
+            await stream.aclose()

@@ -96,6 +96,28 @@ async def test_resync_copies_nothing_and_sends_only_heads(
     assert again.bytes_sent == 0
 
 
+async def test_first_copy_lists_missing_destination_tags_once_and_gets_sources_unheaded(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("first")
+    made = await populate(reg, f"{src_proxy.host}/{name}", ["a", "b", "c"])
+    src_proxy.log.clear()
+    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "abc"]
+    report = await reg.mirror(pairs, concurrency=1)
+    assert len(report.copied) == 3
+    # The first missing tag has the (new) repository's tags listed; the other two cost
+    # no HEAD, and no manifest is asked about by digest in a repository without tags.
+    assert [e.target for e in dst_proxy.requests_matching("HEAD", "/manifests/")] == [
+        f"/v2/{name}/manifests/a"
+    ]
+    assert len(dst_proxy.requests_matching("GET", "/tags/list")) == 1
+    # Each source manifest is read once; only the first, before the listing, had a HEAD.
+    assert len(src_proxy.requests_matching("HEAD", "/manifests/")) == 1
+    assert len(src_proxy.requests_matching("GET", "/manifests/")) == 3
+    assert await digests(reg, f"{dst_proxy.host}/{name}", "abc") == made
+
+
 async def test_resync_of_a_spec_lists_tags_then_only_heads(
     reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
 ) -> None:

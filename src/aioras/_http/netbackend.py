@@ -27,6 +27,7 @@ import collections
 import functools
 import logging
 import os
+import select
 import socket
 import ssl
 import typing
@@ -55,6 +56,11 @@ class _LargeReadStream(httpcore.AsyncNetworkStream):
         self._inner = inner
         self._read_size = read_size
         self._direct = _direct_reader(inner)
+        # httpcore's pool asks every idle connection whether its socket is readable each
+        # time it assigns a request; anyio builds a dict of all socket attributes (and
+        # calls getpeername) per ask. The socket of a stream never changes: look it up once.
+        # (A socket.socket, or asyncio's TransportSocket wrapper of one.)
+        self._socket: typing.Any = inner.get_extra_info("socket")
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         size = max(max_bytes, self._read_size)
@@ -86,7 +92,25 @@ class _LargeReadStream(httpcore.AsyncNetworkStream):
         return _LargeReadStream(inner, self._read_size)
 
     def get_extra_info(self, info: str) -> typing.Any:
+        if info == "socket" and self._socket is not None:
+            return self._socket
+        if info == "is_readable" and self._socket is not None:
+            return _readable(self._socket)
         return self._inner.get_extra_info(info)
+
+
+def _readable(sock: typing.Any) -> bool:
+    """Whether ``sock`` has bytes, or its end, to read now (a closed socket counts).
+
+    For an idle keep-alive connection that means the server closed it (or broke protocol).
+    """
+    if sock.fileno() < 0:
+        return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _DirectReader:

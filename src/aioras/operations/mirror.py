@@ -7,6 +7,12 @@ destination tag already names the source digest costs one HEAD on each side. Des
 repositories are shared by every job of one mirror: a blob is checked (HEAD) and sent once
 per repository however many artifacts hold it, and blobs between repositories of one host
 are mounted (as ``copy`` does).
+
+A first copy skips what a re-sync needs: once one destination tag of a repository turns
+out missing, the repository's tags are listed (one request) and the other missing tags cost
+no HEAD; and for a tag the destination lacks, the source manifest is fetched (GET) when it
+is resolved instead of after a HEAD, its bytes checked against their digest as always. A
+re-sync, where every destination tag is there, still costs one HEAD on each side.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import anyio
 from .. import exceptions as exc
 from ..container import Container
 from ..content.graph import is_manifest
-from ..descriptor import Descriptor
+from ..descriptor import Descriptor, as_descriptor
 from ..progress import ProgressReporter, TransferEvent
 from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
@@ -189,11 +195,17 @@ class _Run:
 
     async def copy_one(self, job: MirrorJob) -> None:
         tally = _Tally(self.progress)
+        destination = self.destination(job.destination_repository)
+        target = _reference(job.destination)
         root = await copy(
-            self.registry.repository(job.source_repository),
+            _JobSource(
+                self.registry,
+                self.registry.get_container(job.source_repository),
+                fetch_on_resolve=destination.lacks(target),
+            ),
             _reference(job.source),
-            self.destination(job.destination_repository),
-            _reference(job.destination),
+            destination,
+            target,
             referrers=job.referrers,
             artifact_type=job.artifact_type,
             platform=job.platform,
@@ -275,17 +287,82 @@ class _SharedRepository(Repository):
     Blob checks are remembered: a blob found or sent once is not asked about again, and
     while one job checks and sends a blob, another job needing it waits for that instead
     of sending it too. A job's claim on a blob ends when its upload (or mount) does, and
-    in any case when the job ends.
+    in any case when the job ends. Tags: the first one found missing has the repository's
+    tags listed, and the listing (kept up to date with the tags this mirror pushes) then
+    answers for every other tag that is not in it, with no request.
     """
 
     def __init__(self, registry: AsyncRegistry, container: Container) -> None:
         super().__init__(registry, container)
         self.present: set[str] = set()
         self.claimed: dict[str, anyio.Event] = {}
+        # The repository's tags, listed once a tag was found missing (None: not listed).
+        self.tags: set[str] | None = None
+        self.untagged = False  # whether that listing was empty
+        self._listing = anyio.Lock()
+
+    def lacks(self, reference: str) -> bool:
+        """Whether the tag listing shows ``reference`` missing (False when not listed)."""
+        return self.tags is not None and not _is_digest(reference) and reference not in self.tags
+
+    async def resolve(self, reference: str) -> Descriptor:
+        """Resolve as a repository does; a tag the listing lacks costs no request.
+
+        The first tag found missing (404) has the repository's tags listed once; a
+        repository the registry does not know lists as no tags.
+        """
+        if self.lacks(reference):
+            raise exc.NotFoundError(
+                f"tag {reference} not in the tag list of {self.name}", status_code=404
+            )
+        try:
+            return await super().resolve(reference)
+        except exc.NotFoundError:
+            if not _is_digest(reference):
+                await self._list_tags()
+            raise
+
+    async def _list_tags(self) -> None:
+        async with self._listing:
+            if self.tags is not None:
+                return
+            try:
+                tags = set(await self.registry.get_tags(self.container))
+            except exc.NotFoundError:
+                tags = set()
+            except exc.RegistryError as error:
+                # Listing refused (private, rate-limited...): HEAD each tag as before.
+                logger.debug("tags of %s not listed: %s", self.name, error)
+                return
+            self.tags, self.untagged = tags, not tags
+
+    async def push_manifest(
+        self, descriptor: Descriptor, data: bytes, *, reference: str | None = None
+    ) -> None:
+        """Push as a repository does; a tag pushed is added to the listing."""
+        await super().push_manifest(descriptor, data, reference=reference)
+        self.present.add(descriptor["digest"])
+        if reference is not None and self.tags is not None:
+            self.tags.add(reference)
+
+    async def tag(self, descriptor: Descriptor, reference: str) -> None:
+        """Tag as a repository does; the tag is added to the listing."""
+        await super().tag(descriptor, reference)
+        if self.tags is not None:
+            self.tags.add(reference)
 
     async def exists(self, descriptor: Descriptor) -> bool:
-        """Whether the blob is there, asking the registry once per blob (see class doc)."""
+        """Whether the blob is there, asking the registry once per blob (see class doc).
+
+        A manifest is asked about each time, except in a repository whose tag listing was
+        empty: there only the manifests this mirror pushed are taken to be present. (An
+        untagged manifest left there earlier is then pushed again: no harm done.)
+        """
         if is_manifest(descriptor):
+            if descriptor["digest"] in self.present:
+                return True
+            if self.tags is not None and self.untagged:
+                return False
             return await super().exists(descriptor)
         digest = descriptor["digest"]
         while digest not in self.present:
@@ -337,3 +414,38 @@ class _SharedRepository(Repository):
             claim = self.claimed.pop(digest, None)
             if claim is not None:
                 claim.set()
+
+
+class _JobSource(Repository):
+    """The source repository of one job.
+
+    With ``fetch_on_resolve`` (the destination lacks the tag, so the manifest will be
+    read anyway) a tag is resolved by fetching its manifest (GET), and those bytes serve
+    the copy's read of the manifest; otherwise it is a plain repository (a HEAD).
+    """
+
+    def __init__(
+        self, registry: AsyncRegistry, container: Container, *, fetch_on_resolve: bool
+    ) -> None:
+        super().__init__(registry, container)
+        self.fetch_on_resolve = fetch_on_resolve
+        self.fetched: dict[str, bytes] = {}
+
+    async def resolve(self, reference: str) -> Descriptor:
+        """The descriptor ``reference`` names; see the class doc."""
+        if not self.fetch_on_resolve or _is_digest(reference):
+            return await super().resolve(reference)
+        data, descriptor = await self.registry.fetch_manifest_bytes(self.at(reference))
+        self.fetched[descriptor["digest"]] = data
+        return as_descriptor(descriptor)
+
+    async def fetch_manifest(self, descriptor: Descriptor) -> bytes:
+        """A manifest's bytes: the ones fetched when resolving, or fetched now."""
+        data = self.fetched.get(descriptor["digest"])
+        if data is not None and len(data) == descriptor["size"]:
+            return data
+        return await super().fetch_manifest(descriptor)
+
+
+def _is_digest(reference: str) -> bool:
+    return ":" in reference
