@@ -7,6 +7,7 @@ The helpers and the other fixture modules live in the ``support`` package beside
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +30,14 @@ from support.harness import (
     missing,
     require_binary,
 )
+
+# Tests start Python subprocesses in temporary directories (examples, interpreter exit): a
+# relative PYTHONPATH such as ``src`` would stop resolving there, so it is made absolute once.
+if os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(entry) if entry else entry
+        for entry in os.environ["PYTHONPATH"].split(os.pathsep)
+    )
 
 # Fixture modules of the support package, registered once for every test module.
 pytest_plugins = ["support.authfixtures", "support.faultproxy"]
