@@ -187,7 +187,10 @@ def _summary(workload: Workload, rows: dict[str, list[tuple[float, float]]]) -> 
 def print_pull_table(section: dict[str, Any]) -> list[dict[str, Any]]:
     """Print the table and the targets; return the targets."""
     rows = section["rows"]
-    print(f"\nPull table: {section['workload']} (median; peak RSS = largest process)")
+    print(
+        f"\nPull table: {section['workload']} (median; peak RSS = largest process; "
+        f"load {_loads(section)})"
+    )
     print(f"{'client':36} {'median s':>9} {'MiB/s':>8} {'peak RSS MiB':>13}")
     for name, row in rows.items():
         print(f"{name:36} {row['median_s']:9.2f} {row['mib_s']:8.1f} {row['peak_rss_mib']:13.1f}")
@@ -205,6 +208,12 @@ def print_pull_table(section: dict[str, Any]) -> list[dict[str, Any]]:
         rss = rows["aioras (verified)"]["peak_rss_mib"]
         targets.append(_target("aioras peak RSS MiB (at most)", 120.0 / rss, 1.0, shown=rss))
     return targets
+
+
+def _loads(section: dict[str, Any]) -> str:
+    """The 1-minute load average before and after the section ran."""
+    load = section.get("loadavg")
+    return "n/a" if load is None else f"{load['start'][0]:.2f} -> {load['end'][0]:.2f}"
 
 
 def _target(
@@ -260,7 +269,8 @@ def print_ranges(section: dict[str, Any]) -> list[dict[str, Any]]:
     """Print the capped-speed figures and the targets; return the targets."""
     rows = section["rows"]
     print(
-        f"\nRanges: {section['workload']} at {RATE // MiB} MiB/s per connection (aioras, verified)"
+        f"\nRanges: {section['workload']} at {RATE // MiB} MiB/s per connection (aioras, verified;"
+        f" load {_loads(section)})"
     )
     print(f"{'download':14} {'median s':>9} {'MiB/s':>8} {'peak RSS MiB':>13}")
     for name, row in rows.items():

@@ -402,6 +402,11 @@ def _print_table(results: list[dict[str, Any]], targets: list[dict[str, Any]], n
     )
 
 
+def _load(load: tuple[float, float, float]) -> str:
+    """A load average as uptime prints it (1, 5 and 15 minutes)."""
+    return " ".join(f"{x:.2f}" for x in load)
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -421,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [w for w in workloads(ns.quick) if not ns.workload or w.key in ns.workload]
     run_id = uuid.uuid4().hex[:8]
     started = time.monotonic()
+    loadavg_start = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="aioras-bench-", dir=ns.workdir))
     print(
         f"scratch {scratch}; tools {', '.join(TOOL_NAMES[t] for t in tools)}; "
@@ -436,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"registry {reg.url}, storage {reg.storage_dir}; copies go to {other.url}")
             for name, run in (("pull-table", _pulltable.pull_table), ("ranges", _pulltable.ranges)):
                 if name in sections:
+                    before = os.getloadavg()
                     extra[name] = run(reg, ns, scratch, _run_worker, run_id)
+                    extra[name]["loadavg"] = {"start": before, "end": os.getloadavg()}
             for workload in chosen:
                 copies = other if workload.key == "layers" and "aioras" in tools else None
                 runs = _measure(reg, workload, tools, ns, scratch, run_id, copies)
@@ -456,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         targets += _pulltable.print_pull_table(extra["pull-table"])
     if "ranges" in extra:
         targets += _pulltable.print_ranges(extra["ranges"])
-    load = os.getloadavg()
-    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    end = _load(os.getloadavg())
+    print(f"\nload average at the start: {_load(loadavg_start)}, at the end: {end}")
     doc: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -471,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             "httpx": _version("httpx"),
             "elapsed_s": round(time.monotonic() - started, 1),
             "pull_verifies_digest": {"aioras": True, "oras": False},
+            "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
         },
         "results": results,

@@ -3,7 +3,8 @@
 :mod:`aioras._http.netbackend` swaps the connection pool inside httpx's transport for one whose
 network streams read a MiB at a time. Should a new httpx lay its transport out differently,
 aioras falls back to the stock pool: still correct, only slower, and silent at run time.
-These tests fail in that case, so the loss is seen when httpx is upgraded.
+These tests fail in that case, so the loss is seen when httpx is upgraded (the same for the
+receive buffer fitted into h11, and for direct socket reads).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import h11
 import pytest
 
 from aioras._http import netbackend
@@ -110,3 +112,59 @@ async def test_idle_stream_is_readable_only_once_the_server_closes_it() -> None:
         finally:
             peer.close()
             await stream.aclose()
+
+
+async def test_body_chunks_leave_the_http_parser_without_copies(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole: list[int] = []
+    original = netbackend._BodyBuffer.maybe_extract_at_most
+
+    def spy(self: netbackend._BodyBuffer, count: int) -> bytes | bytearray | None:
+        held = self._held
+        data = original(self, count)
+        if data is not None and data is held:
+            whole.append(len(data))
+        return data
+
+    monkeypatch.setattr(netbackend._BodyBuffer, "maybe_extract_at_most", spy)
+    await _round_trip(registry, tmp_path, 8 * READ_SIZE, before_download=whole.clear)
+    # Received chunks went from the socket to the download as the very objects received:
+    # httpcore's connections and h11's parser still let the pool fit its receive buffer.
+    assert sum(whole) > 4 * READ_SIZE, "body chunks were copied out of h11's own buffer"
+
+
+def _events(stream: list[bytes], *, fitted: bool) -> list[object]:
+    """What h11 makes of ``stream`` (two responses), with or without the body buffer."""
+    conn = h11.Connection(h11.CLIENT)
+    if fitted:
+        conn._receive_buffer = netbackend._BodyBuffer(conn._receive_buffer)  # type: ignore[assignment]
+    seen: list[object] = []
+    pieces = iter(stream)
+    for _ in range(2):
+        conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+        conn.send(h11.EndOfMessage())
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(next(pieces))
+                continue
+            seen.append((type(event).__name__, bytes(getattr(event, "data", b""))))
+            if isinstance(event, h11.Response):
+                seen.append(event.headers)
+            if isinstance(event, h11.EndOfMessage):
+                break
+        conn.start_next_cycle()
+    return seen
+
+
+@pytest.mark.parametrize("cut", [1, 7, 40, 64, 70, 101, 150])
+def test_body_buffer_parses_exactly_as_h11(cut: int) -> None:
+    body = os.urandom(60)
+    wire = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n"
+        + body
+        + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    pieces = [wire[i : i + cut] for i in range(0, len(wire), cut)]
+    assert _events(pieces, fitted=True) == _events(pieces, fitted=False)
