@@ -224,6 +224,28 @@ async def test_index_is_copied_whole_or_for_one_platform(
     assert not await one.exists(index)
 
 
+async def test_several_platforms_copy_a_new_index_of_their_entries_and_a_recopy_skips(
+    areg: AsyncRegistry, other: LocalRegistry
+) -> None:
+    name = unique("copy/platforms")
+    src = areg.repository(f"{areg.hostname}/{name}")
+    index, amd, arm = await platform_index(src)
+    await src.tag(index, "multi")
+    source_doc = json.loads(await read_all(src, index))
+    destination = f"{other.host}/{name}-two:multi"
+    both = ["linux/arm64", "linux/amd64"]
+    root = await areg.copy(f"{areg.hostname}/{name}:multi", destination, platforms=both)
+    data = await raw(areg, destination)
+    assert root["digest"] == digest_bytes(data) != index["digest"]
+    assert json.loads(data) == source_doc  # both entries, in the source's order
+    dst = areg.repository(f"{other.host}/{name}-two")
+    assert await dst.exists(amd)
+    assert await dst.exists(arm)
+    again = Recorder()
+    await areg.copy(f"{areg.hostname}/{name}:multi", destination, platforms=both, progress=again)
+    assert [e.kind for e in again.events] == ["resolve", "resolve", "skipped"]
+
+
 async def signed_artifact(src: Repository) -> dict[str, Descriptor]:
     subject = await image(src, [b"the artifact " * 100])
     sig = await image(src, [b"signature"], subject=subject, artifact_type="application/vnd.x.sig")

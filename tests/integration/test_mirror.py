@@ -10,11 +10,11 @@ import pytest
 
 import aioras
 from aioras import AsyncRegistry, MirrorSpec
-from aioras.exceptions import NotFoundError
+from aioras.exceptions import NotFoundError, PlatformNotFound
 from aioras.operations.mirror_report import ArtifactEvent
 from aioras.testing import LocalRegistry
 from support.faultproxy import FaultProxy
-from support.mirrortools import digests, populate, unique
+from support.mirrortools import artifact, describe, digests, populate, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -236,6 +236,92 @@ async def test_whole_registry_spec_uses_catalog_with_repository_filters(
     )
     report = await reg.mirror([spec])
     assert [r.destination for r in report.copied] == [f"{target.host}/mirror/{top}/keep/one:x"]
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+ARCHES = {"amd64": {}, "arm64": {"variant": "v8"}, "s390x": {}}
+
+
+async def three_platform_index(reg: AsyncRegistry, repository: str, tag: str) -> dict[str, object]:
+    """An index (with annotations) of linux amd64, arm64/v8 and s390x images, tagged ``tag``."""
+    repo = reg.repository(repository)
+    entries = []
+    for arch, extra in ARCHES.items():
+        child = await artifact(repo, f"{tag}-{arch}", b"shared" * 64, arch.encode() * 64)
+        entries.append({**child, "platform": {"os": "linux", "architecture": arch, **extra}})
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": entries,
+        "annotations": {"org.opencontainers.image.title": "three"},
+    }
+    data = json.dumps(doc, indent=1).encode()
+    await repo.push_manifest(describe(data, INDEX), data, reference=tag)
+    return {"doc": doc, "digest": describe(data, INDEX)["digest"]}
+
+
+async def test_two_of_three_platforms_mirror_as_a_filtered_index_and_resync_copies_nothing(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("platforms")
+    made = await three_platform_index(reg, f"{src_proxy.host}/{name}", "multi")
+    source_doc = made["doc"]
+    assert isinstance(source_doc, dict)
+    amd, arm, s390x = source_doc["manifests"]
+    # Asked in another order than the index's: the index's order is kept.
+    spec = MirrorSpec(
+        f"{src_proxy.host}/{name}",
+        f"{dst_proxy.host}/{name}",
+        tags="multi",
+        platforms=["linux/arm64", "linux/amd64"],
+    )
+    first = await reg.mirror([spec])
+    assert first.ok
+    (result,) = first.copied
+    data, found = await reg.fetch_manifest_bytes(f"{dst_proxy.host}/{name}:multi")
+    assert result.digest == found["digest"] != made["digest"]
+    assert result.source_digest == made["digest"]
+    assert json.loads(data) == {**source_doc, "manifests": [amd, arm]}
+    dst = reg.repository(f"{dst_proxy.host}/{name}")
+    assert await dst.exists(amd)
+    assert await dst.exists(arm)
+    assert not await dst.exists(s390x)
+    src_proxy.log.clear()
+    dst_proxy.log.clear()
+    again = await reg.mirror([spec])
+    assert not again.copied
+    assert [(r.digest, r.reason) for r in again.skipped] == [
+        (result.digest, aioras.operations.mirror.UP_TO_DATE)
+    ]
+    assert again.bytes_sent == 0
+    # The destination is asked one HEAD; the source lists its tags and gives the index.
+    assert [(e.method, e.target) for e in dst_proxy.log] == [
+        ("HEAD", f"/v2/{name}/manifests/multi")
+    ]
+    assert {e.method for e in src_proxy.log} <= {"GET", "HEAD"}
+    assert len(src_proxy.requests_matching("GET", "/manifests/")) == 1
+
+
+async def test_a_platform_an_index_lacks_fails_that_artifact_and_single_manifests_copy_as_they_are(
+    reg: AsyncRegistry, source: LocalRegistry, target: LocalRegistry
+) -> None:
+    name = unique("platforms-missing")
+    await three_platform_index(reg, f"{source.host}/{name}", "multi")
+    single = await populate(reg, f"{source.host}/{name}", ["single"])
+    spec = MirrorSpec(
+        f"{source.host}/{name}",
+        f"{target.host}/{name}",
+        tags="multi|single",
+        platforms=["linux/amd64", "windows/amd64"],
+    )
+    report = await reg.mirror([spec], keep_going=True)
+    (failure,) = report.failed
+    assert failure.source == f"{source.host}/{name}:multi"
+    assert isinstance(failure.error, PlatformNotFound)
+    assert "windows/amd64" in failure.message
+    assert [r.digest for r in report.copied] == [single["single"]]
+    assert await digests(reg, f"{target.host}/{name}", ["multi", "single"]) == single
 
 
 def test_plan_loads_from_toml_with_spec_and_pair(tmp_path: Path) -> None:

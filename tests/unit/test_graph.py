@@ -9,6 +9,7 @@ import pytest
 
 from aioras import MemoryStore
 from aioras.content.graph import (
+    filter_index,
     is_manifest,
     predecessors,
     referrer_descriptor,
@@ -18,7 +19,7 @@ from aioras.content.graph import (
 )
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
-from aioras.exceptions import ManifestValidationError, NotFoundError
+from aioras.exceptions import ManifestValidationError, NotFoundError, PlatformNotFound
 
 pytestmark = pytest.mark.anyio
 
@@ -130,6 +131,32 @@ def test_select_platform_without_match_or_malformed_raises() -> None:
         select_platform(describe(data, INDEX), data, "windows/amd64")
     with pytest.raises(ValueError, match="os/arch"):
         select_platform(describe(data, INDEX), data, "linux")
+
+
+def test_filter_index_keeps_chosen_entries_in_source_order_and_the_rest_of_the_document() -> None:
+    entries = [
+        describe(b"a", MANIFEST, platform={"os": "linux", "architecture": "amd64"}),
+        describe(b"b", MANIFEST, platform={"os": "linux", "architecture": "arm64"}, x={"y": 1}),
+        describe(b"c", MANIFEST, platform={"os": "linux", "architecture": "s390x"}),
+    ]
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": entries,
+        "annotations": {"org.example": "kept"},
+    }
+    data = json.dumps(doc, indent=2).encode()
+    source = describe(data, INDEX)
+    new, new_data = filter_index(source, data, ["linux/arm64", "linux/amd64"])
+    built = json.loads(new_data)
+    assert built == {**doc, "manifests": entries[:2]}
+    assert list(built) == list(doc)
+    assert new == describe(new_data, INDEX)
+    assert new["digest"] != source["digest"]
+    # The same source and platforms build the same bytes, whatever the order asked.
+    assert filter_index(source, data, ["linux/amd64", "linux/arm64"]) == (new, new_data)
+    with pytest.raises(PlatformNotFound, match="windows/amd64"):
+        filter_index(source, data, ["linux/amd64", "windows/amd64"])
 
 
 async def test_successors_and_predecessors_through_a_store() -> None:

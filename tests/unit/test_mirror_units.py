@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aioras import MirrorReport, MirrorSpec, RateLimits
+from aioras import MirrorReport, MirrorSpec, RateLimits, load_plan
 from aioras._http.ratelimit import HostPacer, parse_quota
 from aioras.operations.mirror_plan import MirrorJob, select_tags, shard_by_repository
 from aioras.operations.mirror_report import ArtifactFailure, ArtifactResult
@@ -49,6 +49,36 @@ def test_tag_selection_applies_filters_then_newest_in_listing_order() -> None:
     assert select_tags(spec, listed) == ["v1.5.0"]
     assert select_tags(MirrorSpec("h/a", "d/a"), listed) == listed[:-1]
     assert select_tags(MirrorSpec("h/a", "d/a", digest_tags=True), listed) == listed
+
+
+def test_plan_file_takes_a_platforms_list(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        '[[mirror]]\nsource = "a.example/x"\ndestination = "b.example/x"\n'
+        'platforms = ["linux/amd64", "linux/arm64/v8"]\n'
+        '[[mirror]]\nsource = "a.example/y"\ndestination = "b.example/y"\n'
+        'platform = "linux/arm64"\n'
+    )
+    many, one = load_plan(path)
+    assert isinstance(many, MirrorSpec)
+    assert isinstance(one, MirrorSpec)
+    assert many.platforms == ("linux/amd64", "linux/arm64/v8")
+    assert one == MirrorSpec("a.example/y", "b.example/y", platforms=["linux/arm64"])
+    assert one.platforms == ("linux/arm64",)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"platforms": "linux/amd64"}, "list"),
+        ({"platforms": []}, "at least one"),
+        ({"platforms": ["linux"]}, "os/arch"),
+        ({"platform": "linux/amd64", "platforms": ["linux/arm64"]}, "not both"),
+    ],
+)
+def test_bad_platforms_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MirrorSpec("a/x", "b/x", **options)  # type: ignore[arg-type]
 
 
 def test_shards_keep_one_source_repository_together_in_plan_order() -> None:

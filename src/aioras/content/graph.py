@@ -10,15 +10,17 @@ functions here never fetch a blob.
 
 from __future__ import annotations
 
+import json
 import platform as pyplatform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import defaults
 from .. import exceptions as exc
 from .._jsondoc import load_json
 from ..descriptor import Descriptor, as_descriptor
+from ..digest import digest_bytes
 from .store import ReadOnlyStore, ReferrerLister, read_all
 
 __all__ = [
@@ -28,9 +30,11 @@ __all__ = [
     "platform_matches",
     "platform_string",
     "descriptor_list",
+    "filter_index",
     "is_manifest",
     "parse_document",
     "parse_platform",
+    "platform_list",
     "predecessors",
     "referrer_descriptor",
     "select_platform",
@@ -152,6 +156,27 @@ def parse_platform(value: str) -> dict[str, str]:
     return platform
 
 
+def platform_list(platform: str | None, platforms: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``platforms`` (or ``platform`` as a one-element shorthand) checked, duplicates dropped.
+
+    None when neither is given. Raises ValueError for both given (unless they agree), an
+    empty list, a bare string given as ``platforms``, or a malformed ``os/arch[/variant]``.
+    """
+    if platforms is not None and isinstance(platforms, str):
+        raise ValueError(f"platforms takes a list of os/arch[/variant], got {platforms!r}")
+    if platform is not None:
+        if platforms is not None and tuple(platforms) != (platform,):
+            raise ValueError("give platform (one) or platforms (a list), not both")
+        platforms = (platform,)
+    if platforms is None:
+        return None
+    if not platforms:
+        raise ValueError("platforms must name at least one os/arch[/variant]")
+    for value in platforms:
+        parse_platform(value)
+    return tuple(dict.fromkeys(platforms))
+
+
 # Variants the container tools assume when an index entry leaves them out.
 _DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
 # What Python's platform.machine() says, in the image-spec's GOARCH names.
@@ -227,3 +252,30 @@ def select_platform(descriptor: Descriptor, data: bytes, platform: str) -> Descr
     matches, and ValueError for a malformed ``platform``.
     """
     return choose_platform(successors_of(descriptor, data), platform, descriptor["digest"])
+
+
+def filter_index(
+    descriptor: Descriptor, data: bytes, platforms: Sequence[str]
+) -> tuple[Descriptor, bytes]:
+    """A new index of the index ``data`` holding only its entries for ``platforms``.
+
+    For each platform the entry :func:`select_platform` would pick is kept; kept entries
+    stay in the source's order, each exactly as the source wrote it, and every other field
+    of the document (``mediaType``, ``annotations``, ``subject``...) is kept as it is. The
+    bytes are compact JSON in the source's key order, so one source index and one set of
+    platforms always build the same bytes, hence the same digest (which differs from the
+    source's). Returns the new index's descriptor (the source's ``mediaType``) and bytes.
+    Raises :class:`~aioras.exceptions.PlatformNotFound` for the first platform without an
+    entry, ValueError for a malformed platform, and ManifestValidationError for a document
+    that is not an index.
+    """
+    doc = parse_document(data, f"index {descriptor['digest']}")
+    entries = descriptor_list(doc.get("manifests"), f"index {descriptor['digest']}")
+    chosen = {id(choose_platform(entries, p, descriptor["digest"])) for p in platforms}
+    # as_descriptor views the parsed dicts without copying: identity picks the entries.
+    filtered = {**doc, "manifests": [e for e in entries if id(e) in chosen]}
+    new = json.dumps(filtered, separators=(",", ":"), ensure_ascii=False).encode()
+    media_type = descriptor["mediaType"]
+    return as_descriptor(
+        {"mediaType": media_type, "digest": digest_bytes(new), "size": len(new)}
+    ), new

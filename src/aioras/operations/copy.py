@@ -12,7 +12,7 @@ so running it again sends only what is missing.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -22,7 +22,13 @@ import anyio.abc
 from .. import defaults
 from .._concurrency import first_error
 from .._http.retry import DEFAULT_RETRY
-from ..content.graph import is_manifest, select_platform, successors_of
+from ..content.graph import (
+    filter_index,
+    is_manifest,
+    platform_list,
+    select_platform,
+    successors_of,
+)
 from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
 from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
@@ -30,7 +36,7 @@ from ..progress import ProgressCallback, ProgressReporter
 from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
 
-__all__ = ["CopyOptions", "copy"]
+__all__ = ["CopyOptions", "copy", "copy_graph", "select_root"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ class CopyOptions:
     referrers: bool = False
     depth: int | None = None
     artifact_type: str | None = None
-    platform: str | None = None
+    platforms: tuple[str, ...] | None = None
     concurrency: int = defaults.default_copy_concurrency
 
 
@@ -56,6 +62,7 @@ async def copy(
     depth: int | None = None,
     artifact_type: str | None = None,
     platform: str | None = None,
+    platforms: Sequence[str] | None = None,
     concurrency: int = defaults.default_copy_concurrency,
     progress: ProgressCallback | None = None,
 ) -> Descriptor:
@@ -70,42 +77,96 @@ async def copy(
       ``artifact_type`` when given. ``src`` must be a
       :class:`~aioras.content.store.ReferrerLister`. A registry destination without the
       referrers API gets the tag-schema index maintained.
-    - ``platform``: when the root is an index, copy only its manifest for ``os/arch[/variant]``
-      (that manifest becomes the root, tagged ``dst_ref``).
+    - ``platforms``: when the root is an index, copy only its manifests for these
+      ``os/arch[/variant]`` (see :func:`select_root`). One platform: that manifest becomes
+      the root, tagged ``dst_ref``, exact bytes. Several: a new index listing only their
+      entries becomes the root; its children keep their bytes and digests, but its own
+      digest differs from the source index's (the returned root is the new index). A
+      re-copy builds the same index from the source index's bytes (fetched once) and
+      skips when ``dst_ref`` names it. ``platform="os/arch"`` is shorthand for
+      ``platforms=["os/arch"]``.
     - ``concurrency``: transfers at once (default 3), further bounded by each registry's
       ``max_transfers``.
     - ``progress``: a callable receiving :class:`~aioras.progress.TransferEvent` s.
 
     When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
     nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
-    ``src_ref`` names nothing (or no manifest matches ``platform``), ValueError for bad
-    options, TypeError for a source that cannot resolve (or list referrers when asked),
-    :class:`~aioras.exceptions.DigestMismatch` for content failing verification (after
-    reading it again), and the stores' errors. Whatever landed before a failure stays, and
-    is skipped next time.
+    ``src_ref`` names nothing (:class:`~aioras.exceptions.PlatformNotFound` when the index
+    has no manifest for one of ``platforms``), ValueError for bad options (``platforms``
+    for a root that is not an index among them), TypeError for a source that cannot
+    resolve (or list referrers when asked), :class:`~aioras.exceptions.DigestMismatch`
+    for content failing verification (after reading it again), and the stores' errors.
+    Whatever landed before a failure stays, and is skipped next time.
     """
-    options = CopyOptions(referrers, depth, artifact_type, platform, concurrency)
+    chosen = platform_list(platform, platforms)
+    options = CopyOptions(referrers, depth, artifact_type, chosen, concurrency)
+    return await copy_graph(src, src_ref, dst, dst_ref, options, progress)
+
+
+async def copy_graph(
+    src: ReadOnlyStore,
+    src_ref: str,
+    dst: Target,
+    dst_ref: str | None,
+    options: CopyOptions,
+    progress: ProgressCallback | None = None,
+    *,
+    single_as_is: bool = False,
+) -> Descriptor:
+    """:func:`copy` with its options gathered; ``single_as_is``: see :func:`select_root`.
+
+    A ``resolve`` progress event names the source's root; when platforms select part of
+    an index a second one names the root copied. Raises as :func:`copy`.
+    """
     _check(src, options)
     reporter = ProgressReporter(progress)
     if not isinstance(src, Resolver):
         raise TypeError("copy needs a source that resolves references")
-    root = await src.resolve(src_ref)
-    await reporter.emit("resolve", root)
-    if platform is not None and not _is_index(root):
-        raise ValueError(f"platform={platform!r} needs an index, and {src_ref} is not one")
-    if platform is not None:
-        root = select_platform(root, await read_all(src, root), platform)
+    source_root = await src.resolve(src_ref)
+    await reporter.emit("resolve", source_root)
+    root, root_data = await select_root(
+        src, source_root, options.platforms, single_as_is=single_as_is, what=src_ref
+    )
+    if root is not source_root:
         await reporter.emit("resolve", root)
     if dst_ref is None and ":" not in src_ref and "@" not in src_ref:
         dst_ref = src_ref
-    if dst_ref is not None and not referrers and await _holds(dst, dst_ref, root):
+    if dst_ref is not None and not options.referrers and await _holds(dst, dst_ref, root):
         await reporter.emit("skipped", root)
         return root
-    walker = _Walker(src, dst, options, reporter, root, dst_ref)
+    walker = _Walker(src, dst, options, reporter, root, dst_ref, root_data)
     await walker.run()
     if dst_ref is not None and not walker.tagged:
         await dst.tag(root, dst_ref)
     return root
+
+
+async def select_root(
+    src: ReadOnlyStore,
+    root: Descriptor,
+    platforms: tuple[str, ...] | None,
+    *,
+    single_as_is: bool = False,
+    what: str = "",
+) -> tuple[Descriptor, bytes | None]:
+    """What a copy of ``root`` with ``platforms`` sends as its root, and its bytes if new.
+
+    No platforms: ``root`` itself. An index and one platform: its manifest for it (bytes
+    in ``src``). An index and several: the index :func:`~aioras.content.graph.filter_index`
+    builds from the source index's bytes (read once), with those new bytes. A root that is
+    not an index: ValueError, or itself with ``single_as_is`` (a mirror copies single
+    manifests as they are). Raises PlatformNotFound as ``filter_index`` does.
+    """
+    if platforms is None:
+        return root, None
+    if not _is_index(root):
+        if single_as_is:
+            return root, None
+        raise ValueError(f"platforms={list(platforms)!r} need an index, and {what} is not one")
+    data = await read_all(src, root)
+    if len(platforms) == 1:
+        return select_platform(root, data, platforms[0]), None
+    return filter_index(root, data, platforms)
 
 
 def _check(src: ReadOnlyStore, options: CopyOptions) -> None:
@@ -147,9 +208,11 @@ class _Walker:
         reporter: ProgressReporter,
         root: Descriptor,
         root_ref: str | None,
+        root_data: bytes | None = None,
     ) -> None:
         self.src, self.dst, self.options, self.reporter = src, dst, options, reporter
-        self.root, self.root_ref = root, root_ref
+        # root_data: the bytes of a root built here (a filtered index), not in the source.
+        self.root, self.root_ref, self.root_data = root, root_ref, root_data
         self.limiter = anyio.CapacityLimiter(_limit(dst, _limit(src, options.concurrency)))
         self.nodes: dict[str, anyio.Event] = {}
         self.tagged = False
@@ -213,8 +276,10 @@ class _Walker:
         if present and not self.options.referrers:
             await self.reporter.emit("skipped", descriptor)
             return
-        async with self.limiter:
-            data = await read_all(self.src, descriptor)
+        data = self.root_data if descriptor is self.root else None
+        if data is None:
+            async with self.limiter:
+                data = await read_all(self.src, descriptor)
         children = successors_of(descriptor, data)
         for child in [self._ensure(c, level) for c in children]:
             await child.wait()

@@ -13,6 +13,11 @@ out missing, the repository's tags are listed (one request) and the other missin
 no HEAD; and for a tag the destination lacks, the source manifest is fetched (GET) when it
 is resolved instead of after a HEAD, its bytes checked against their digest as always. A
 re-sync, where every destination tag is there, still costs one HEAD on each side.
+
+With several ``platforms`` an index is copied as a new index of the entries selected
+(see :class:`~aioras.operations.mirror_plan.MirrorSpec`): a re-sync fetches the source
+index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
+names the result.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ..descriptor import Descriptor, as_descriptor
 from ..progress import ProgressReporter, TransferEvent
 from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
-from .copy import copy
+from .copy import CopyOptions, copy_graph, select_root
 from .mirror_plan import MirrorJob, MirrorPlan, expand
 from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
 from .mirror_state import MirrorState
@@ -188,16 +193,23 @@ class _Run:
             present = await destination.resolve(_reference(job.destination))
         except exc.NotFoundError:
             present = None
-        if present is not None and present["digest"] == root["digest"] and not job.platform:
-            await self.settle(job, "skipped", root["digest"], UP_TO_DATE)
+        chosen, _ = await select_root(source, root, job.platforms, single_as_is=True)
+        if present is not None and present["digest"] == chosen["digest"]:
+            await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
         else:
-            await self.settle(job, "planned", root["digest"], "would copy")
+            await self.settle(job, "planned", chosen["digest"], "would copy", root["digest"])
 
     async def copy_one(self, job: MirrorJob) -> None:
         tally = _Tally(self.progress)
         destination = self.destination(job.destination_repository)
         target = _reference(job.destination)
-        root = await copy(
+        options = CopyOptions(
+            referrers=job.referrers,
+            artifact_type=job.artifact_type,
+            platforms=job.platforms,
+            concurrency=self.concurrency,
+        )
+        root = await copy_graph(
             _JobSource(
                 self.registry,
                 self.registry.get_container(job.source_repository),
@@ -206,24 +218,30 @@ class _Run:
             _reference(job.source),
             destination,
             target,
-            referrers=job.referrers,
-            artifact_type=job.artifact_type,
-            platform=job.platform,
-            concurrency=self.concurrency,
-            progress=tally,
+            options,
+            tally,
+            single_as_is=True,
         )
         self.report.bytes_sent += tally.sent
         self.report.bytes_skipped += tally.skipped
         # Recorded before it is reported: whoever saw the event can rely on the file.
         if self.state is not None:
             await self.state.record(job.key, root["digest"])
+        source_digest = tally.source_digest or root["digest"]
         if tally.untouched(root):
-            await self.settle(job, "skipped", root["digest"], UP_TO_DATE)
+            await self.settle(job, "skipped", root["digest"], UP_TO_DATE, source_digest)
         else:
-            await self.settle(job, "copied", root["digest"], "")
+            await self.settle(job, "copied", root["digest"], "", source_digest)
 
-    async def settle(self, job: MirrorJob, outcome: Outcome, digest: str, reason: str) -> None:
-        result = ArtifactResult(job.source, job.destination, digest, reason)
+    async def settle(
+        self,
+        job: MirrorJob,
+        outcome: Outcome,
+        digest: str,
+        reason: str,
+        source_digest: str | None = None,
+    ) -> None:
+        result = ArtifactResult(job.source, job.destination, digest, reason, source_digest)
         {"copied": self.report.copied, "skipped": self.report.skipped}.get(
             outcome, self.report.planned
         ).append(result)
@@ -261,12 +279,15 @@ class _Tally:
     def __init__(self, progress: MirrorProgress | None) -> None:
         self.reporter = ProgressReporter(progress)
         self.kinds: list[tuple[str, str]] = []
+        self.source_digest: str | None = None  # what the source reference resolved to
         self.sent = 0
         self.skipped = 0
 
     async def __call__(self, event: TransferEvent) -> None:
         if event.kind != "bytes":
             self.kinds.append((event.kind, event.digest))
+        if event.kind == "resolve" and self.source_digest is None:
+            self.source_digest = event.digest  # copy's first resolve names the source's root
         if event.kind == "done":
             self.sent += event.total
         elif event.kind in ("skipped", "mounted"):

@@ -14,6 +14,7 @@ A plan file (``load_plan``) holds ``[[mirror]]`` tables with the fields of
     exclude = '-debug$'
     semver = ">=1.4 <3"
     newest = 5
+    platforms = ["linux/amd64", "linux/arm64"]  # of an index: these entries only
 
     [[copy]]
     source = "registry.example.com/base/alpine:3.20"
@@ -26,10 +27,11 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from ..container import Container
+from ..content.graph import platform_list
 from .semver import SemverRange
 
 if TYPE_CHECKING:
@@ -60,9 +62,20 @@ class MirrorSpec:
     Tags, in this order: ``tags`` allow regex and ``exclude`` deny regex (matched in full),
     ``semver`` range (see :mod:`aioras.operations.semver`), tag-schema fallback tags
     (``sha256-<hex>``) dropped unless ``digest_tags``, then the last ``newest`` in the
-    order the registry lists them. ``platform`` (``os/arch[/variant]``) copies one
-    manifest of an index; ``referrers`` also copies signatures and SBOMs (``artifact_type``
-    only).
+    order the registry lists them. ``referrers`` also copies signatures and SBOMs
+    (``artifact_type`` only).
+
+    ``platforms`` (a list of ``os/arch[/variant]``, kept as a tuple) selects entries of
+    each index copied; ``platform`` is shorthand for a list of one (kept, not deprecated).
+    One platform: the destination tag names that platform's manifest, exact bytes. Several:
+    the destination tag names a new index listing only their entries (in the source's
+    order; entries, ``mediaType`` and annotations as the source has them), its manifests
+    copied with their digests, but the index's own digest differs from the source's: the
+    report's result gives both (``source_digest``, ``digest``). A re-sync fetches the
+    source index once to rebuild that index and skips when the destination tag names it.
+    An index without one of the platforms fails with
+    :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
+    copied as it is (nothing to select).
     """
 
     source: str
@@ -73,12 +86,16 @@ class MirrorSpec:
     newest: int | None = None
     repositories: str | None = None
     exclude_repositories: str | None = None
-    platform: str | None = None
+    # Shorthand for platforms=[platform]: specs compare by their platforms alone.
+    platform: str | None = field(default=None, compare=False)
     referrers: bool = False
     artifact_type: str | None = None
     digest_tags: bool = False
+    platforms: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
+        # Frozen: the normalised list is set the way dataclasses set fields.
+        object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
         for name in ("tags", "exclude", "repositories", "exclude_repositories"):
             value = getattr(self, name)
             if value is not None:
@@ -107,7 +124,7 @@ class MirrorJob:
 
     source: str
     destination: str
-    platform: str | None = None
+    platforms: tuple[str, ...] | None = None
     referrers: bool = False
     artifact_type: str | None = None
 
@@ -221,7 +238,7 @@ async def _spec_jobs(registry: CatalogEndpoints, spec: MirrorSpec) -> list[Mirro
         MirrorJob(
             f"{spec.source}:{tag}",
             f"{spec.destination}:{tag}",
-            platform=spec.platform,
+            platforms=None if spec.platforms is None else tuple(spec.platforms),
             referrers=spec.referrers,
             artifact_type=spec.artifact_type,
         )

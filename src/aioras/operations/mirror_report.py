@@ -13,12 +13,18 @@ Outcome = Literal["copied", "skipped", "failed", "planned"]
 
 @dataclass(frozen=True)
 class ArtifactResult:
-    """One artifact copied, skipped (``reason`` says why) or planned (a dry run)."""
+    """One artifact copied, skipped (``reason`` says why) or planned (a dry run).
+
+    ``digest``: what the destination tag names (or would); ``source_digest``: what the
+    source reference names. They differ when ``platforms`` picked part of an index: one
+    platform gives its manifest's digest, several a new index's.
+    """
 
     source: str
     destination: str
     digest: str | None = None
     reason: str = ""
+    source_digest: str | None = None
 
 
 @dataclass(frozen=True)

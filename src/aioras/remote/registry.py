@@ -1404,6 +1404,7 @@ class AsyncRegistry:
         depth: int | None = None,
         artifact_type: str | None = None,
         platform: str | None = None,
+        platforms: Sequence[str] | None = None,
         concurrency: int = defaults.default_copy_concurrency,
         progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
@@ -1426,6 +1427,7 @@ class AsyncRegistry:
             depth=depth,
             artifact_type=artifact_type,
             platform=platform,
+            platforms=platforms,
             concurrency=concurrency,
             progress=progress,
         )
