@@ -427,7 +427,7 @@ def test_version_help_and_missing_extra() -> None:
     assert "pip install 'aioras[cli]'" in done.stderr
 
 
-def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work: Path) -> None:
+def test_pull_and_cp_pick_platforms_of_an_index(registry: LocalRegistry, work: Path) -> None:
     import anyio
 
     import aioras as lib
@@ -471,6 +471,26 @@ def test_pull_and_cp_pick_one_platform_of_an_index(registry: LocalRegistry, work
     assert copied["digest"] == amd["digest"]
     resolved = ok(aioras("resolve", "--plain-http", f"{registry.host}/cli/plat-amd:v1"))
     assert resolved.stdout.strip() == amd["digest"]
+    both = ok(
+        aioras(
+            "cp",
+            "--plain-http",
+            "--format",
+            "json",
+            "--platform",
+            "linux/arm64",
+            "--platform",
+            "linux/amd64",
+            f"{repo}:multi",
+            f"{registry.host}/cli/plat-both:v1",
+        )
+    ).json()
+    fetched = ok(
+        aioras("manifest", "fetch", "--plain-http", f"{registry.host}/cli/plat-both:v1")
+    ).json()
+    # A new index of the two entries, in the source's order, under a digest of its own.
+    assert [m["digest"] for m in fetched["manifests"]] == [amd["digest"], arm["digest"]]
+    assert both["digest"] != ok(aioras("resolve", "--plain-http", f"{repo}:multi")).stdout.strip()
     none = aioras(
         "pull",
         "--plain-http",

@@ -179,7 +179,7 @@ async def cp(ctx: Context) -> None:
             referrers=args.recursive,
             depth=args.depth,
             artifact_type=args.artifact_type,
-            platform=args.platform,
+            platforms=args.platform,
             concurrency=args.concurrency or 3,
             progress=progress,
         )

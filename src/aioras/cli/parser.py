@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--depth", type=_positive, help="levels of referrers to copy with -r")
     cp.add_argument("--artifact-type", metavar="TYPE", help="with -r: only referrers of TYPE")
-    cp.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="one platform of an index")
+    cp.add_argument(
+        "--platform",
+        action="append",
+        metavar="OS/ARCH[/VARIANT]",
+        help="of an index: this platform's manifest; given twice or more, a new index of those",
+    )
     cp.add_argument(
         "--from-oci-layout", action="store_true", help="the source is an OCI layout directory"
     )

@@ -81,8 +81,8 @@ async def copy(
       ``os/arch[/variant]`` (see :func:`select_root`). One platform: that manifest becomes
       the root, tagged ``dst_ref``, exact bytes. Several: a new index listing only their
       entries becomes the root; its children keep their bytes and digests, but its own
-      digest differs from the source index's (the returned root is the new index). A
-      re-copy builds the same index from the source index's bytes (fetched once) and
+      digest differs from the source index's (the returned root is the new index), so
+      referrers of the source index, which name that digest, are not copied. A re-copy builds the same index from the source index's bytes (fetched once) and
       skips when ``dst_ref`` names it. ``platform="os/arch"`` is shorthand for
       ``platforms=["os/arch"]``.
     - ``concurrency``: transfers at once (default 3), further bounded by each registry's
