@@ -82,9 +82,9 @@ async def copy(
       the root, tagged ``dst_ref``, exact bytes. Several: a new index listing only their
       entries becomes the root; its children keep their bytes and digests, but its own
       digest differs from the source index's (the returned root is the new index), so
-      referrers of the source index, which name that digest, are not copied. A re-copy builds the same index from the source index's bytes (fetched once) and
-      skips when ``dst_ref`` names it. ``platform="os/arch"`` is shorthand for
-      ``platforms=["os/arch"]``.
+      referrers of the source index, which name that digest, are not copied. A re-copy
+      builds the same index from the source index's bytes (fetched once) and skips when
+      ``dst_ref`` names it. ``platform="os/arch"`` is shorthand for ``platforms=["os/arch"]``.
     - ``concurrency``: transfers at once (default 3), further bounded by each registry's
       ``max_transfers``.
     - ``progress``: a callable receiving :class:`~aioras.progress.TransferEvent` s.
