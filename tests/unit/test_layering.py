@@ -18,7 +18,6 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 # What sits above the operations layer: the registry object, the facades and the command line.
 UPPER = (
     "aioras.remote.registry",
-    "aioras.remote.registry",
     "aioras.sync",
     "aioras.client",
     "aioras.provider",

@@ -19,7 +19,7 @@ httpx offers no public way to choose httpcore's network backend, so :func:`http_
 builds httpx's own transport and swaps in a connection pool that uses one (and puts a
 :class:`_BodyBuffer` into each HTTP/1.1 connection's parser). Should a future
 httpx, httpcore or anyio lay things out differently, the stock behaviour is used (slower,
-never wrong); ``tests/test_fast_path.py`` fails in that case, so the loss does not go
+never wrong); ``tests/integration/test_fast_path.py`` fails in that case, so the loss does not go
 unnoticed.
 """
 
@@ -154,7 +154,7 @@ def _direct_reader(stream: httpcore.AsyncNetworkStream) -> _DirectReader | None:
     """A :class:`_DirectReader` for httpcore's anyio stream on asyncio plain TCP, or None.
 
     Relies on private attributes of httpcore's ``AnyIOStream`` and anyio's asyncio
-    ``SocketStream`` (``tests/test_fast_path.py`` fails should they change).
+    ``SocketStream`` (``tests/integration/test_fast_path.py`` fails should they change).
     """
     anyio_stream = getattr(stream, "_stream", None)
     transport = getattr(anyio_stream, "_transport", None)
@@ -262,7 +262,7 @@ def _fit_body_buffer(connection: httpcore.AsyncConnectionInterface) -> bool:
     """Give the h11 parser of ``connection`` a :class:`_BodyBuffer`; False if none is found.
 
     Relies on private attributes of httpcore's connections and h11's parser
-    (``tests/test_fast_path.py`` fails should they change).
+    (``tests/integration/test_fast_path.py`` fails should they change).
     """
     state = getattr(getattr(connection, "_connection", None), "_h11_state", None)
     buffer = getattr(state, "_receive_buffer", None)

@@ -213,7 +213,8 @@ class _Run:
             _JobSource(
                 self.registry,
                 self.registry.get_container(job.source_repository),
-                fetch_on_resolve=destination.lacks(target),
+                # Platforms need the index's bytes even on a re-sync: GET it, no HEAD first.
+                fetch_on_resolve=destination.lacks(target) or job.platforms is not None,
             ),
             _reference(job.source),
             destination,
@@ -440,9 +441,10 @@ class _SharedRepository(Repository):
 class _JobSource(Repository):
     """The source repository of one job.
 
-    With ``fetch_on_resolve`` (the destination lacks the tag, so the manifest will be
-    read anyway) a tag is resolved by fetching its manifest (GET), and those bytes serve
-    the copy's read of the manifest; otherwise it is a plain repository (a HEAD).
+    With ``fetch_on_resolve`` (the destination lacks the tag, or platforms are chosen, so
+    the manifest will be read anyway) a tag is resolved by fetching its manifest (GET),
+    and those bytes serve the copy's read of the manifest; otherwise it is a plain
+    repository (a HEAD).
     """
 
     def __init__(
