@@ -25,6 +25,7 @@ from aioras.exceptions import (
     PermissionDenied,
     ServerError,
     TooManyRequests,
+    TransportError,
 )
 from aioras.remote.registry import AsyncRegistry
 
@@ -327,3 +328,43 @@ def test_scopes_merge_actions_per_repository() -> None:
     assert scopes_for_request("DELETE", "https://h/v2/a/b/manifests/sha256:x") == (
         "repository:a/b:delete",
     )
+
+
+async def test_registry_requests_carry_the_client_defaults_and_its_timeouts() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    transport = Transport(
+        authenticator=TokenAuth(),
+        timeout=httpx.Timeout(7.0, connect=3.0),
+        headers={"User-Agent": "aioras-test"},
+        transport=httpx.MockTransport(handler),
+    )
+    await transport.send("HEAD", "https://r.example/v2/a/manifests/v1", headers={"Accept": "x/y"})
+    await transport.send("HEAD", "https://r.example/v2/a/manifests/v1")
+    first, second = seen
+    assert first.headers["accept-encoding"] == "gzip, deflate"
+    assert first.headers["user-agent"] == "aioras-test"
+    assert first.headers["accept"] == "x/y"
+    assert first.headers["host"] == "r.example"
+    assert first.extensions["timeout"] == {"connect": 3.0, "read": 7.0, "write": 7.0, "pool": 7.0}
+    # Registries are not cookie-based sessions: a Set-Cookie is not sent back.
+    assert "cookie" not in second.headers
+    await transport.aclose()
+
+
+async def test_a_transport_error_without_its_request_still_names_the_call() -> None:
+    # httpx's own transports raise errors that do not know their request yet.
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset")
+
+    transport = transport_for(handler, retry=RetryPolicy(attempts=0))
+    with pytest.raises(TransportError) as info:
+        await transport.send("GET", "https://r.example/v2/a/tags/list")
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+    assert info.value.__cause__.request.url == "https://r.example/v2/a/tags/list"
+    assert "r.example/v2/a/tags/list" in str(info.value)
+    await transport.aclose()

@@ -108,13 +108,33 @@ class Deadline:
 
 
 async def send_within(
-    client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline
+    via: httpx.AsyncClient | httpx.AsyncBaseTransport, request: httpx.Request, deadline: Deadline
 ) -> httpx.Response:
-    """Send ``request`` (body unread) with its headers due by ``deadline``."""
+    """Send ``request`` (body unread) with its headers due by ``deadline``.
+
+    ``via`` is a client, or the transport under it: a request built whole (headers,
+    timeout extension) goes straight to the transport, skipping the client's redirect,
+    auth and cookie steps that the caller has no use for (about a third of the client's
+    CPU for a bare HEAD).
+    """
     request.extensions["trace"] = deadline.trace
     with deadline.bound(request):
-        response = await client.send(request, stream=True)
+        if isinstance(via, httpx.AsyncClient):
+            response = await via.send(request, stream=True)
+        else:
+            response = await _dispatch(via, request)
     deadline.start()  # a transport that reports no trace events: count from the headers
+    return response
+
+
+async def _dispatch(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """What the client's send does with ``transport`` that aioras needs: the request noted."""
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.RequestError as error:
+        error.request = request  # messages and the retry classifier read it
+        raise
+    response.request = request
     return response
 
 

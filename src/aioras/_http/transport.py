@@ -182,6 +182,11 @@ class Transport:
         self._proxy = proxy
         self._custom_transport = transport
         self._client: httpx.AsyncClient | None = None
+        # The client's own transport: registry requests, built whole by _prepare, go
+        # straight to it (see send_within); the client serves token requests.
+        self._sender: httpx.AsyncBaseTransport | None = None
+        self._base_headers = httpx.Headers()
+        self._timeouts: dict[str, float | None] = {}
         self.pacer: HostPacer | None = None
         """Rate limits per host, shared pauses, request counts (:mod:`aioras._http.ratelimit`)."""
 
@@ -202,6 +207,9 @@ class Transport:
                 verify=self._verify,
                 transport=transport,
             )
+            self._sender = transport
+            self._base_headers = self._client.headers
+            self._timeouts = self._client.timeout.as_dict()
         return self._client
 
     async def set_verify(self, verify: bool | str | ssl.SSLContext) -> None:
@@ -400,8 +408,16 @@ class Transport:
         """The current hop as a request with its credentials, once the host's pace allows."""
         headers = await self._credentials(call)
         body = call.hop_body() if callable(call.hop_body) else call.hop_body
-        request = call.client.build_request(
-            call.hop_method, call.hop_url, headers=headers, content=body
+        # The request the client would build (its headers under the hop's, its timeouts),
+        # without its base-URL, cookie and query merging, which no registry call uses.
+        merged = httpx.Headers(self._base_headers)
+        merged.update(headers)
+        request = httpx.Request(
+            call.hop_method,
+            call.hop_url,
+            headers=merged,
+            content=body,
+            extensions={"timeout": self._timeouts},
         )
         if self.pacer is not None:
             await self.pacer.before(urlsplit(call.hop_url).netloc, call.hop_method)
@@ -410,8 +426,10 @@ class Transport:
     async def _send_one(self, call: _Call, request: httpx.Request) -> httpx.Response:
         """Send ``request`` (body left unread) within its deadline; raises httpx errors."""
         call.deadline = Deadline.of(call.client.timeout)
-        response = await send_within(call.client, request, call.deadline)
-        logger.debug("%s -> %d", call.where(), response.status_code)
+        assert self._sender is not None  # made with call.client
+        response = await send_within(self._sender, request, call.deadline)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s -> %d", call.where(), response.status_code)
         if self.pacer is not None:
             target = urlsplit(call.hop_url).netloc
             self.pacer.after(target, response.status_code, response.headers)
