@@ -16,11 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import h11
+import httpx
 import pytest
 
 from aioras._http import netbackend
 from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
-from aioras._http.transport import DEFAULT_LIMITS
+from aioras._http.transport import DEFAULT_LIMITS, Transport
+from aioras.auth import TokenAuth
 from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
@@ -168,3 +170,52 @@ def test_body_buffer_parses_exactly_as_h11(cut: int) -> None:
     )
     pieces = [wire[i : i + cut] for i in range(0, len(wire), cut)]
     assert _events(pieces, fitted=True) == _events(pieces, fitted=False)
+
+
+async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_times(
+    registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpcore's own plan asks every connection once per connection (n squared per request).
+    asked = 0
+    original = netbackend._FittedConnection.is_idle
+
+    def counting(self: netbackend._FittedConnection) -> bool:
+        nonlocal asked
+        asked += 1
+        return original(self)
+
+    monkeypatch.setattr(netbackend._FittedConnection, "is_idle", counting)
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        url = f"{registry.url}/v2/"
+        # 24 answers held open at once: 24 connections, idle once they are closed.
+        held = [await reg._transport.send("GET", url, stream=True) for _ in range(24)]
+        for response in held:
+            await response.aread()  # read to the end: the connection goes back to the pool
+        pool = reg._transport.client._transport._pool  # type: ignore[attr-defined]
+        assert pool._linear, "httpcore's pool no longer has the state _Pool plans with"
+        connections = len(pool._connections)
+        assert connections == 24
+        asked = 0
+        for _ in range(20):
+            response = await reg._transport.send("GET", url)
+            assert response.status_code == 200
+    # Each request re-plans the pool a few times; each plan asks each connection once.
+    assert asked <= 20 * 4 * connections, (asked, connections)
+
+
+async def test_pool_keeps_at_most_the_keep_alive_allowance_of_idle_connections(
+    registry: LocalRegistry,
+) -> None:
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=3)
+    transport = Transport(authenticator=TokenAuth(insecure=True), limits=limits)
+    url = f"{registry.url}/v2/"
+    try:
+        held = [await transport.send("GET", url, stream=True) for _ in range(12)]
+        for response in held:
+            await response.aread()  # read to the end: the connection goes back to the pool
+        await transport.send("GET", url)  # a plan made with all of them idle
+        pool = transport.client._transport._pool  # type: ignore[attr-defined]
+        live = [c for c in pool._connections if not c.is_closed()]
+        assert 1 <= len(live) <= 3
+    finally:
+        await transport.aclose()

@@ -15,6 +15,10 @@ receive buffer, into a slice it throws away, into the slice it returns, and http
 ``bytes``. :class:`_BodyBuffer` hands a received chunk that is all body over whole instead:
 pulling 8 x 64 MiB, about 0.6 s less client CPU (of 1.7 s).
 
+httpcore's pool re-plans itself on every request and every closed response, asking each
+connection whether it is idle once per connection; :class:`_Pool` makes the same plan in
+linear time: with 24 pooled connections, 2.2 ms of client CPU per HEAD instead of 2.7 ms.
+
 httpx offers no public way to choose httpcore's network backend, so :func:`http_transport`
 builds httpx's own transport and swaps in a connection pool that uses one (and puts a
 :class:`_BodyBuffer` into each HTTP/1.1 connection's parser). Should a future
@@ -316,11 +320,67 @@ class _FittedConnection(httpcore.AsyncConnectionInterface):
         return repr(self._inner)
 
 
+# What _Pool._assign_requests_to_connections reads of httpcore's pool and its requests.
+_POOL_STATE = ("_connections", "_requests", "_max_connections", "_max_keepalive_connections")
+
+
 class _Pool(httpcore.AsyncConnectionPool):
-    """httpcore's pool, its connections :class:`_FittedConnection` s."""
+    """httpcore's pool, its connections :class:`_FittedConnection` s, assigned in linear time.
+
+    httpcore re-plans the whole pool each time a request arrives or a response is closed,
+    and its plan asks every connection whether it is idle once per connection: n squared
+    calls through three wrappers (1.1 million for a 200-artifact mirror, about a tenth of
+    the client's CPU). The plan here is the same (closed connections dropped, expired ones
+    and idle ones beyond the keep-alive allowance closed, each queued request given the
+    first free connection to its origin, else a new one, else an idle one replaced), asking
+    each connection once.
+    """
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        super().__init__(**kwargs)
+        # An httpcore laid out otherwise keeps its own plan (slower, never wrong).
+        self._linear = all(hasattr(self, name) for name in _POOL_STATE)
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
         return _FittedConnection(super().create_connection(origin))
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        if not self._linear:
+            return super()._assign_requests_to_connections()
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        live: list[httpcore.AsyncConnectionInterface] = []
+        for connection in self._connections:
+            if connection.is_closed():
+                continue
+            (closing if connection.has_expired() else live).append(connection)
+        surplus = len(live) - self._max_keepalive_connections
+        if surplus > 0:
+            idle = [c for c in live if c.is_idle()][:surplus]
+            closing.extend(idle)
+            live = [c for c in live if c not in idle]
+        self._connections = live
+        for pool_request in [r for r in self._requests if r.is_queued()]:
+            chosen = self._connection_for(pool_request.request.url.origin, closing)
+            if chosen is not None:  # else the pool is full of busy connections: it waits
+                pool_request.assign_to_connection(chosen)
+        return closing
+
+    def _connection_for(
+        self, origin: httpcore.Origin, closing: list[httpcore.AsyncConnectionInterface]
+    ) -> httpcore.AsyncConnectionInterface | None:
+        """A free connection to ``origin``: pooled, new, or new in place of an idle one."""
+        for pooled in self._connections:
+            if pooled.can_handle_request(origin) and pooled.is_available():
+                return pooled
+        if len(self._connections) >= self._max_connections:
+            idle = next((c for c in self._connections if c.is_idle()), None)
+            if idle is None:
+                return None
+            self._connections.remove(idle)
+            closing.append(idle)
+        created = self.create_connection(origin)
+        self._connections.append(created)
+        return created
 
 
 @functools.lru_cache(maxsize=16)
