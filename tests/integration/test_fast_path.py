@@ -219,3 +219,25 @@ async def test_pool_keeps_at_most_the_keep_alive_allowance_of_idle_connections(
         assert 1 <= len(live) <= 3
     finally:
         await transport.aclose()
+
+
+async def test_head_answers_keep_their_length_and_give_the_connection_back(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    data = os.urandom(3000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    layer = {"mediaType": "application/octet-stream", "digest": digest, "size": len(data)}
+    (tmp_path / "blob").write_bytes(data)
+    target = f"{registry.host}/fastpath/head:v1"
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        await reg.upload_blob(tmp_path / "blob", target, layer)
+        url = f"{registry.url}/v2/fastpath/head/blobs/{digest}"
+        for _ in range(5):
+            response = await reg._transport.send("HEAD", url)
+            assert response.status_code == 200
+            assert response.headers["content-length"] == str(len(data))
+            assert response.content == b""
+        pool = reg._transport.client._transport._pool  # type: ignore[attr-defined]
+        # One connection served the upload and every HEAD after it.
+        assert len(pool._connections) == 1
+        assert pool._connections[0].is_idle()

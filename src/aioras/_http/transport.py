@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -442,6 +443,12 @@ class Transport:
         for warning in response.headers.get_list("warning"):
             logger.warning("registry warning for %s: %s", redact(call.hop_url), warning)
         if call.stream and status < 400:
+            return response
+        if call.hop_method == "HEAD" and status < 400:
+            # No body follows a HEAD answer: end it (the connection goes back to the pool)
+            # and hand over the response itself; its headers are what a caller reads.
+            with call.deadline.bound(response.request) if call.deadline else nullcontext():
+                await response.aread()
             return response
         if status >= 400:
             # An error body is the server's to size: keep 64 KiB of it (enough for the OCI
