@@ -115,7 +115,27 @@ async def test_first_copy_lists_missing_destination_tags_once_and_gets_sources_u
     # Each source manifest is read once; only the first, before the listing, had a HEAD.
     assert len(src_proxy.requests_matching("HEAD", "/manifests/")) == 1
     assert len(src_proxy.requests_matching("GET", "/manifests/")) == 3
+    # A repository without tags holds only what the mirror sends: no blob is asked about.
+    assert dst_proxy.requests_matching("HEAD", "/blobs/") == []
+    assert len(dst_proxy.requests_matching("PUT", "/blobs/uploads/")) == 7  # 3 + 3 + shared
     assert await digests(reg, f"{dst_proxy.host}/{name}", "abc") == made
+
+
+async def test_blobs_of_a_tagged_destination_are_asked_about_and_not_sent_again(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("tagged")
+    made = await populate(reg, f"{src_proxy.host}/{name}", ["a", "b"])
+    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "ab"]
+    assert len((await reg.mirror(pairs[:1])).copied) == 1
+    dst_proxy.log.clear()
+    assert len((await reg.mirror(pairs[1:])).copied) == 1
+    # b's config, own layer and the layer it shares with a: each asked about once; the
+    # shared one, already there, is not sent again.
+    assert len(dst_proxy.requests_matching("HEAD", "/blobs/")) == 3
+    assert len(dst_proxy.requests_matching("PUT", "/blobs/uploads/")) == 2
+    assert await digests(reg, f"{dst_proxy.host}/{name}", "ab") == made
 
 
 async def test_resync_of_a_spec_lists_tags_then_only_heads(
