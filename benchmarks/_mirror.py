@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _system import peak_rss_kib, run_watched
 
 # MIRROR_BENCH_REPOS shrinks the workload for a smoke run (the measured run uses 20).
 REPOS, TAGS = int(os.environ.get("MIRROR_BENCH_REPOS", "20")), 10
@@ -124,10 +125,10 @@ def _child(tool: str, src: str, dst: str, workdir: str) -> None:
 
         started = time.perf_counter()
         anyio.run(run)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss = peak_rss_kib() or 0
     elif tool == "oras":
         _oras_loop(src, dst, workdir)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss = peak_rss_kib() or 0
     else:
         yaml = Path(workdir) / "sync.yaml"
         listing: dict[str, list[str]] = {}
@@ -137,14 +138,12 @@ def _child(tool: str, src: str, dst: str, workdir: str) -> None:
         lines += [f"    {r}: [{', '.join(tags)}]" for r, tags in listing.items()]
         yaml.write_text("\n".join(lines) + "\n")
         started = time.perf_counter()
-        done = subprocess.run(
+        status, _, stderr, rss = run_watched(
             ["skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
              "--preserve-digests", str(yaml), f"{dst}/bench"],
-            capture_output=True, text=True,
         )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"skopeo sync failed: {done.stderr[-2000:]}")
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if status != 0:
+            raise RuntimeError(f"skopeo sync failed: {stderr[-2000:]}")
     wall = time.perf_counter() - started
     print("MIRROR-RESULT " + json.dumps({"wall_s": wall, "rss_mib": rss / 1024}))
 

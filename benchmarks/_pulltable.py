@@ -29,19 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _system import run_watched
 from _workload import MiB, Workload, generate, sha256_file
 
 HERE = Path(__file__).resolve().parent
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 RATE = 32 * MiB
 RunWorker = Callable[..., dict[str, Any]]
-
-# Runs a shell command; prints the peak RSS (KiB) of its largest descendant.
-_SHELL_RSS = (
-    "import resource, subprocess, sys\n"
-    "subprocess.run(['bash', '-o', 'pipefail', '-c', sys.argv[1]], check=True)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-)
 
 
 def _layers(registry_url: str, repo: str) -> list[dict[str, Any]]:
@@ -65,13 +59,11 @@ def _check(files: list[Path], layers: list[dict[str, Any]]) -> None:
 def _shell(command: str) -> tuple[float, float]:
     """Run ``command`` (bash); return (wall seconds, peak RSS MiB of its largest process)."""
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _SHELL_RSS, command], capture_output=True, text=True, check=False
-    )
+    status, _, stderr, peak_kib = run_watched(["bash", "-o", "pipefail", "-c", command])
     wall = time.perf_counter() - started
-    if proc.returncode:
-        raise RuntimeError(f"{command[:200]} failed: {proc.stderr[-2000:]}")
-    return wall, int(proc.stdout.split()[-1]) / 1024
+    if status:
+        raise RuntimeError(f"{command[:200]} failed: {stderr[-2000:]}")
+    return wall, peak_kib / 1024
 
 
 def _curl_rows(

@@ -10,6 +10,8 @@ where it is high are flagged in the output.
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import time
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -83,3 +85,57 @@ class CpuWatch:
         all_busy = (end[0] - self._start[0]) / _TICK
         foreign = max(0.0, all_busy - worker_cpu - registry)
         return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": round(foreign, 3)}
+
+
+# -- peak memory ---------------------------------------------------------------------------
+# Not ``ru_maxrss``: Linux carries a parent's peak into its child across fork and exec, so a
+# child's ru_maxrss is at least its parent's at the fork (measured here: a 9 MiB child of a
+# 310 MiB Python reports 310 MiB). VmHWM is the peak of the process's own memory.
+
+
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """The peak resident set of ``pid`` (VmHWM) in KiB; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fd:
+            for line in fd:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as fd:
+                    pending.extend(int(child) for child in fd.read().split())
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def run_watched(argv: list[str], *, poll: float = 0.01) -> tuple[int, str, str, int]:
+    """Run ``argv``; returns (exit status, stdout, stderr, peak KiB of its largest process).
+
+    The peak is the highest VmHWM seen, every ``poll`` seconds, of the process and each of
+    its descendants (a pipeline's largest member, not their sum).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            for pid in _with_descendants(proc.pid):
+                peak = max(peak, peak_rss_kib(pid) or 0)
+            time.sleep(poll)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(), err.read().decode(), peak

@@ -5,7 +5,8 @@ the empty output directory) or, for aioras only, ``copy`` (ARGS: the destination
 on another registry). The tool (and httpcore, which httpx imports lazily) is imported
 and its client object built before the clock starts; the clock stops when the push or pull
 call returns. The last line printed is ``BENCH-RESULT {json}`` with the wall time, the CPU
-time of the operation, and the process's peak resident set size (``ru_maxrss``, KiB on Linux)
+time of the operation, and the process's own peak resident set size (VmHWM, KiB; see
+``_system.peak_rss_kib`` for why not ``ru_maxrss``)
 both after the imports and at the end.
 
 ``--profile FILE`` runs the operation under cProfile and dumps the stats to FILE;
@@ -20,6 +21,8 @@ import resource
 import sys
 import time
 from typing import Any
+
+from _system import peak_rss_kib
 
 
 def _usage() -> resource.struct_rusage:
@@ -103,7 +106,7 @@ def _disk_writes() -> int | None:
 
 
 def _begin() -> tuple[float, resource.struct_rusage]:
-    _BASE["rss_before_kib"] = _usage().ru_maxrss
+    _BASE["rss_before_kib"] = peak_rss_kib() or 0
     return time.perf_counter(), _usage()
 
 
@@ -131,7 +134,7 @@ def main() -> None:
     run = _run_aioras if ns.tool == "aioras" else _run_oras
     result = run(ns.op, ns.host, ns.target, ns.args, ns.profile, ns.ranges)
     result["rss_before_kib"] = _BASE["rss_before_kib"]
-    result["peak_rss_kib"] = _usage().ru_maxrss
+    result["peak_rss_kib"] = peak_rss_kib() or 0
     result["disk_write_bytes"] = _disk_writes()
     sys.stdout.flush()
     print("BENCH-RESULT " + json.dumps(result), flush=True)
