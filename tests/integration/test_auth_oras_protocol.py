@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,6 +148,13 @@ class HostileRealm(BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         self.end_headers()  # no length: read until the connection closes
+        if self.path.startswith("/trickle"):
+            with contextlib.suppress(OSError):
+                for _ in range(600):  # a byte every 0.1 s for a minute
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            return
         chunk = b" " * (1 << 20)
         with contextlib.suppress(OSError):
             for _ in range(64):
@@ -174,3 +182,14 @@ def test_oras_py_request_token_refuses_a_flood_and_deep_json_without_raising(
     assert token.request_token(deep) is None  # not RecursionError
     flood = auth_utils.parse_auth_header(f'Bearer realm="{hostile_realm}/flood",service="s"')
     assert token.request_token(flood) is None  # not 64 MiB read and parsed
+
+
+def test_oras_py_request_token_gives_up_on_a_trickling_realm(
+    hostile_realm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aioras.auth.token, "TOKEN_DEADLINE", 1.0)
+    token = aioras.auth.token.TokenAuth(insecure=True)
+    trickle = auth_utils.parse_auth_header(f'Bearer realm="{hostile_realm}/trickle",service="s"')
+    started = time.monotonic()
+    assert token.request_token(trickle) is None
+    assert time.monotonic() - started < 10  # not the minute the realm would take

@@ -117,15 +117,22 @@ class TokenAuth(authenticator.TokenAuth):
         return await ask_backend(self, self._protocol_answers, host, response, sent)
 
 
+TOKEN_DEADLINE = 60.0
+"""Seconds a token service has for its whole answer (the registry read timeout's default)."""
+
+
 def _get_token_body(
     realm: str, params: dict[str, str], auth: tuple[str, str] | None, verify: bool | str
 ) -> bytes | None:
     """GET the realm's answer, at most :data:`~aioras.defaults.max_token_size` bytes of it.
 
-    None when the realm refuses, or sends more. Unencoded bytes only, so the cap holds for
-    what is kept; no ``.netrc`` or proxy from the environment (``trust_env=False``).
+    None when the realm refuses, sends more, or has not finished its answer within
+    :data:`TOKEN_DEADLINE` seconds (each read waits at most 5 s, but a realm trickling a
+    byte now and then would otherwise hold the call). Unencoded bytes only, so the cap holds
+    for what is kept; no ``.netrc`` or proxy from the environment (``trust_env=False``).
     """
     limit = defaults.max_token_size
+    deadline = time.monotonic() + TOKEN_DEADLINE
     with (
         httpx.Client(verify=verify, trust_env=False) as client,
         client.stream(
@@ -140,5 +147,8 @@ def _get_token_body(
             body += chunk
             if len(body) > limit:
                 logger.debug("token response from %s exceeds %d bytes", redact(realm), limit)
+                return None
+            if time.monotonic() > deadline:
+                logger.debug("token response from %s too slow", redact(realm))
                 return None
         return bytes(body)
