@@ -46,7 +46,9 @@ from .repository import RepositoryState
 __all__ = ["AsyncRegistry", "ContainerLike"]
 
 
-class AsyncRegistry(BlobMixin, ManifestMixin, TagMixin, OperationsMixin):
+# The parts from the top layer down (no two define one name). The API reference lists
+# inherited methods base by base from the last: blobs, manifests, tags, operations.
+class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
     """An asyncio client for OCI registries: endpoints as coroutines, streaming transfers.
 
     ``hostname`` is the registry used for names that do not name one; ``insecure`` speaks
