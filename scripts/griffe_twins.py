@@ -52,7 +52,10 @@ def _method(
     source: str,
 ) -> griffe.Function:
     if source.startswith("AsyncRegistry."):
-        original = core.members[source.removeprefix("AsyncRegistry.")]
+        # Most methods are inherited from AsyncRegistry's mixins: an alias to the mixin's.
+        original = core.all_members[source.removeprefix("AsyncRegistry.")]
+        if isinstance(original, griffe.Alias):
+            original = original.final_target
     else:
         original = _imported(pkg, facade, source)
     method = copy.copy(original)

@@ -18,6 +18,12 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 # What sits above the operations layer: the registry object, the facades and the command line.
 UPPER = (
     "aioras.remote.registry",
+    # The parts AsyncRegistry is composed of (its mixins and their shared core).
+    "aioras.remote._core",
+    "aioras.remote._blob_endpoints",
+    "aioras.remote._manifest_endpoints",
+    "aioras.remote._tag_endpoints",
+    "aioras.remote._operation_methods",
     "aioras.sync",
     "aioras.client",
     "aioras.provider",

@@ -1,0 +1,336 @@
+"""``OperationsMixin``: the methods of :class:`~aioras.remote.registry.AsyncRegistry` built on
+:mod:`aioras.operations`.
+
+Repositories as content stores, retagging by exact bytes, push and pull, referrers
+(``get_referrers``, ``attach``, ``discover``, ``delete_artifact``), indexes, copy and
+mirror. Each hands the whole registry to its operation, so a subclass's endpoint overrides
+apply.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from .. import defaults
+from .._http.ratelimit import RateLimits
+from ..container import Container
+from ..operations.attach import attach as attach_operation
+from ..operations.attach import delete_artifact as delete_artifact_operation
+from ..operations.copy import copy as copy_operation
+from ..operations.discover import ReferrerNode
+from ..operations.discover import discover as discover_operation
+from ..operations.discover import get_referrers as get_referrers_operation
+from ..operations.index import ManifestLike
+from ..operations.index import push_index as push_index_operation
+from ..operations.index import update_index as update_index_operation
+from ..operations.mirror import MirrorProgress
+from ..operations.mirror import mirror as mirror_operation
+from ..operations.mirror_plan import MirrorPlan
+from ..operations.mirror_report import MirrorReport
+from ..operations.pull import pull as pull_operation
+from ..operations.push import AnnotationSource, PushFiles, SubjectLike
+from ..operations.push import push as push_operation
+from ..progress import ProgressCallback
+from ._core import ContainerLike, RegistryCore
+from .repository import Repository, RepositoryState
+
+__all__ = ["OperationsMixin"]
+
+
+class OperationsMixin(RegistryCore):
+    """Stores and the operations: ``repository`` ... ``mirror``."""
+
+    # -- stores and raw manifests --------------------------------------------------------
+    def repository(self, name: ContainerLike) -> Repository:
+        """One repository of a registry as a content store (``"host/namespace/name"``).
+
+        The store shares this object's connections, credentials, retries and transfer
+        limit; what the registry supports (the referrers API) is remembered per
+        repository. A tag or digest in ``name`` is ignored. Raises
+        :class:`~aioras.exceptions.InvalidReference` for a malformed name.
+        """
+        return Repository(self._registry, self.get_container(name))
+
+    def _repository_state(self, container: Container) -> RepositoryState:
+        key = f"{container.registry}/{container.api_prefix}"
+        return self._repositories.setdefault(key, RepositoryState())
+
+    async def tag(self, reference: ContainerLike, *new_tags: str) -> dict[str, Any]:
+        """Give the manifest ``reference`` names these tags too; return its descriptor.
+
+        The manifest's exact bytes are fetched once and PUT under each tag, so its digest
+        is unchanged. Raises :class:`~aioras.exceptions.InvalidReference` for a malformed
+        tag (before anything is sent) and the registry's typed errors.
+        """
+        container = self.get_container(reference)
+        for tag in new_tags:
+            container.with_reference(tag)  # validates before any request
+        data, descriptor = await self._registry.fetch_manifest_bytes(container)
+        for tag in new_tags:
+            await self._registry.push_manifest_bytes(
+                data, container, media_type=descriptor["mediaType"], reference=tag
+            )
+        return descriptor
+
+    # -- high-level operations -----------------------------------------------------------
+    async def push(
+        self,
+        target: ContainerLike,
+        *,
+        config_path: str | None = None,
+        disable_path_validation: bool = False,
+        files: PushFiles | None = None,
+        manifest_config: str | None = None,
+        annotation_file: AnnotationSource = None,
+        manifest_annotations: Mapping[str, str] | None = None,
+        subject: SubjectLike | None = None,
+        do_chunked: bool = False,
+        chunk_size: int | None = None,
+        quiet: bool = False,
+        artifact_type: str | None = None,
+        concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+        root: str | os.PathLike[str] | None = None,
+        pack_version: str | None = None,
+        single_pass: bool = False,
+    ) -> httpx.Response:
+        return await push_operation(
+            self._registry,
+            target,
+            config_path=config_path,
+            disable_path_validation=disable_path_validation,
+            files=files,
+            manifest_config=manifest_config,
+            annotation_file=annotation_file,
+            manifest_annotations=manifest_annotations,
+            subject=subject,
+            do_chunked=do_chunked,
+            chunk_size=chunk_size,
+            quiet=quiet,
+            artifact_type=artifact_type,
+            concurrency=concurrency,
+            progress=progress,
+            root=root,
+            pack_version=pack_version,
+            single_pass=single_pass,
+        )
+
+    push.__doc__ = push_operation.__doc__
+
+    async def pull(
+        self,
+        target: ContainerLike,
+        *,
+        config_path: str | None = None,
+        allowed_media_type: Sequence[str] | None = None,
+        overwrite: bool = True,
+        outdir: str | os.PathLike[str] | None = None,
+        concurrency: int | None = None,
+        unpack_max_bytes: int | None = None,
+        unpack_max_members: int | None = None,
+        unpack_max_ratio: float | None = None,
+        progress: ProgressCallback | None = None,
+        platform: str | None = None,
+    ) -> list[str]:
+        return await pull_operation(
+            self._registry,
+            target,
+            config_path=config_path,
+            allowed_media_type=allowed_media_type,
+            overwrite=overwrite,
+            outdir=outdir,
+            concurrency=concurrency,
+            unpack_max_bytes=unpack_max_bytes,
+            unpack_max_members=unpack_max_members,
+            unpack_max_ratio=unpack_max_ratio,
+            progress=progress,
+            platform=platform,
+        )
+
+    pull.__doc__ = pull_operation.__doc__
+
+    # -- referrers -------------------------------------------------------------------------
+    async def get_referrers(
+        self, reference: ContainerLike, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The descriptors of the manifests referring to ``reference`` (its ``subject``).
+
+        Uses the referrers API, or the tag-schema fallback on registries without it; see
+        :func:`aioras.operations.discover.get_referrers`.
+        """
+        found = await get_referrers_operation(
+            self._registry, reference, artifact_type=artifact_type
+        )
+        return [dict(d) for d in found]
+
+    async def attach(
+        self,
+        subject_reference: ContainerLike,
+        files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        artifact_type: str,
+        annotations: Mapping[str, str] | None = None,
+        annotation_file: str | None = None,
+        disable_path_validation: bool = False,
+        keep_old_index: bool = False,
+        concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor.
+
+        See :func:`aioras.operations.attach.attach`.
+        """
+        found = await attach_operation(
+            self._registry,
+            subject_reference,
+            files,
+            artifact_type=artifact_type,
+            annotations=annotations,
+            annotation_file=annotation_file,
+            disable_path_validation=disable_path_validation,
+            keep_old_index=keep_old_index,
+            concurrency=concurrency,
+            progress=progress,
+        )
+        return dict(found)
+
+    async def discover(
+        self,
+        reference: ContainerLike,
+        *,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+    ) -> ReferrerNode:
+        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`."""
+        return await discover_operation(
+            self._registry, reference, depth=depth, artifact_type=artifact_type
+        )
+
+    async def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
+        """Delete a manifest, taking a referrer out of its subject's fallback index too.
+
+        See :func:`aioras.operations.attach.delete_artifact`; returns the descriptor deleted.
+        """
+        return dict(await delete_artifact_operation(self._registry, reference))
+
+    # -- indexes ---------------------------------------------------------------------------
+    async def push_index(
+        self,
+        target: ContainerLike,
+        manifests: Iterable[ManifestLike],
+        *,
+        annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and push an image index of ``manifests``; return its descriptor.
+
+        See :func:`aioras.operations.index.push_index`.
+        """
+        found = await push_index_operation(
+            self._registry, target, manifests, annotations=annotations, artifact_type=artifact_type
+        )
+        return dict(found)
+
+    async def update_index(
+        self,
+        target: ContainerLike,
+        *,
+        add: Iterable[ManifestLike] = (),
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add, replace or remove entries of an index; return the new index's descriptor.
+
+        See :func:`aioras.operations.index.update_index`.
+        """
+        return dict(await update_index_operation(self._registry, target, add=add, remove=remove))
+
+    async def copy(
+        self,
+        source_reference: ContainerLike,
+        destination_reference: ContainerLike,
+        *,
+        referrers: bool = False,
+        depth: int | None = None,
+        artifact_type: str | None = None,
+        platform: str | None = None,
+        platforms: Sequence[str] | None = None,
+        concurrency: int = defaults.default_copy_concurrency,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Copy an artifact (its whole graph) between repositories; return the root descriptor.
+
+        Both references are full (``host/name:tag`` or ``@digest``); the hosts may differ
+        (credentials are looked up per host). Blobs move as streams from one registry to
+        the other, mounted instead when both repositories are on one host; manifests keep
+        their exact bytes. A destination by digest is left untagged. Options and errors
+        as :func:`aioras.copy`.
+        """
+        source = self.get_container(source_reference)
+        destination = self.get_container(destination_reference)
+        root = await copy_operation(
+            self.repository(source),
+            source.reference,
+            self.repository(destination),
+            None if destination.digest else _copy_target(destination),
+            referrers=referrers,
+            depth=depth,
+            artifact_type=artifact_type,
+            platform=platform,
+            platforms=platforms,
+            concurrency=concurrency,
+            progress=progress,
+        )
+        return dict(root)
+
+    async def mirror(
+        self,
+        plan: MirrorPlan,
+        *,
+        concurrency: int = 4,
+        dry_run: bool = False,
+        keep_going: bool = False,
+        state: str | os.PathLike[str] | None = None,
+        progress: MirrorProgress | None = None,
+        rate_limits: RateLimits | None = None,
+    ) -> MirrorReport:
+        """Mirror many artifacts: every pair and :class:`~aioras.MirrorSpec` of ``plan``.
+
+        ``plan`` holds ``(source reference, destination reference)`` pairs and
+        :class:`~aioras.MirrorSpec` entries (see :func:`aioras.load_plan` for TOML plans).
+        Each artifact is copied as :meth:`copy` does, ``concurrency`` artifacts at once
+        (blobs stay bounded by ``max_transfers``); an artifact whose destination tag
+        already names the source digest costs one HEAD on each side. A blob shared by
+        artifacts of one destination repository is checked and sent once.
+
+        ``dry_run``: resolve both sides and report what would be copied or skipped,
+        sending nothing. ``keep_going``: report a failing artifact and go on (otherwise the
+        first failure is raised once the artifacts under way settle). ``state``: a resume
+        file; a mirror started again with it skips the artifacts it lists as done, and a
+        completed mirror marks it so that the next run checks everything. ``progress``:
+        the transfer events of each copy plus one
+        :class:`~aioras.operations.mirror_report.ArtifactEvent` per artifact.
+        ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
+
+        Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options, a
+        malformed spec or state file, the registries' typed errors from listing tags or
+        catalogs, and without ``keep_going`` the first artifact's typed error.
+        """
+        if rate_limits is not None:
+            self._registry.set_rate_limits(rate_limits)
+        return await mirror_operation(
+            self._registry,
+            plan,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=state,
+            progress=progress,
+        )
+
+
+def _copy_target(container: Container) -> str:
+    return container.digest or container.tag or defaults.default_tag
