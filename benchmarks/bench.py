@@ -492,9 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {out} ({doc['meta']['elapsed_s']} s)")
     mirror_status = _run_mirror(ns) if "mirror" in sections else 0
-    if ns.strict and any(t["status"] == "FAIL" for t in targets):
-        return 1
-    return mirror_status
+    # Like every target, the mirror's fail the run only with --strict.
+    failed = any(t["status"] == "FAIL" for t in targets) or mirror_status != 0
+    return 1 if ns.strict and failed else 0
 
 
 def _run_mirror(ns: argparse.Namespace) -> int:
