@@ -15,7 +15,6 @@ tags and the catalog (``_tag_endpoints``), and the stores and operations on top
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import sys
 from collections.abc import Mapping
@@ -287,6 +286,8 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
 
 
 def _distribution_version(name: str) -> str:
+    import importlib.metadata  # 60 ms at import time, for version() alone
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
