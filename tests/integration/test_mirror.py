@@ -14,7 +14,7 @@ from aioras.exceptions import NotFoundError, PlatformNotFound
 from aioras.operations.mirror_report import ArtifactEvent
 from aioras.testing import LocalRegistry
 from support.faultproxy import FaultProxy
-from support.mirrortools import artifact, describe, digests, populate, unique
+from support.mirrortools import LAYER, artifact, describe, digests, populate, put, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +119,29 @@ async def test_first_copy_lists_missing_destination_tags_once_and_gets_sources_u
     assert dst_proxy.requests_matching("HEAD", "/blobs/") == []
     assert len(dst_proxy.requests_matching("PUT", "/blobs/uploads/")) == 7  # 3 + 3 + shared
     assert await digests(reg, f"{dst_proxy.host}/{name}", "abc") == made
+
+
+async def test_a_large_blob_left_untagged_by_an_earlier_run_is_found_not_sent_again(
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+) -> None:
+    src_proxy, dst_proxy = fault_proxy_pair
+    name = unique("leftover")
+    source = f"{src_proxy.host}/{name}"
+    size = 2 * 1024 * 1024
+    made = await populate(reg, source, ["a", "b"], size=size)
+    shared = (source.encode() * (size // len(source) + 1))[:size]  # populate's shared layer
+    # An interrupted run sent the 2 MiB shared layer and tagged nothing.
+    layer = await put(reg.repository(f"{dst_proxy.host}/{name}"), shared, LAYER)
+    dst_proxy.log.clear()
+    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "ab"]
+    assert len((await reg.mirror(pairs)).copied) == 2
+    # Only the large layer is asked about (and found); the small blobs are sent unasked.
+    heads = [e.target for e in dst_proxy.requests_matching("HEAD", "/blobs/")]
+    assert heads == [f"/v2/{name}/blobs/{layer['digest']}"]
+    uploaded = [e.target for e in dst_proxy.requests_matching("PUT", "/blobs/uploads/")]
+    assert len(uploaded) == 4  # two configs, two own layers
+    assert not [u for u in uploaded if layer["digest"].replace(":", "%3A") in u]
+    assert await digests(reg, f"{dst_proxy.host}/{name}", "ab") == made
 
 
 async def test_blobs_of_a_tagged_destination_are_asked_about_and_not_sent_again(

@@ -368,3 +368,41 @@ async def test_a_transport_error_without_its_request_still_names_the_call() -> N
     assert info.value.__cause__.request.url == "https://r.example/v2/a/tags/list"
     assert "r.example/v2/a/tags/list" in str(info.value)
     await transport.aclose()
+
+
+async def test_an_encoded_head_answer_does_not_pass_its_encoded_length_off_as_the_size() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Docker-Content-Digest": "sha256:" + "a" * 64, "Content-Length": "190"}
+        if request.url.path.endswith("/gz"):
+            headers["Content-Encoding"] = "gzip"
+        return httpx.Response(200, headers=headers)
+
+    transport = transport_for(handler)
+    plain = await transport.send("HEAD", "https://r.example/v2/a/manifests/plain")
+    encoded = await transport.send("HEAD", "https://r.example/v2/a/manifests/gz")
+    assert plain.headers["content-length"] == "190"  # the resource's size, kept
+    assert "content-length" not in encoded.headers  # the encoded size: not the resource's
+    assert encoded.headers["docker-content-digest"] == "sha256:" + "a" * 64
+    await transport.aclose()
+
+
+async def test_answers_report_the_time_their_headers_took() -> None:
+    transport = transport_for(lambda r: httpx.Response(200, json={}))
+    for method in ("HEAD", "GET"):
+        response = await transport.send(method, "https://r.example/v2/")
+        assert response.elapsed.total_seconds() >= 0
+    await transport.aclose()
+
+
+async def test_a_call_under_way_when_the_transport_closes_fails_typed() -> None:
+    transport: Transport
+
+    async def closing(request: httpx.Request) -> httpx.Response:
+        await transport.aclose()  # as aclose() or set_tls_verify() from another task
+        return httpx.Response(503)  # retried: the next attempt finds the client closed
+
+    transport = Transport(
+        authenticator=TokenAuth(), retry=FAST, transport=httpx.MockTransport(closing)
+    )
+    with pytest.raises(TransportError, match="closed during the call"):
+        await transport.send("GET", "https://r.example/v2/a/tags/list")

@@ -40,6 +40,7 @@ import os
 import select
 import socket
 import ssl
+import time
 import typing
 from collections.abc import Iterable
 
@@ -47,7 +48,7 @@ import anyio.lowlevel
 import httpcore
 import httpx
 
-__all__ = ["READ_SIZE", "LargeReadBackend", "http_transport", "ssl_context"]
+__all__ = ["READ_SIZE", "LargeReadBackend", "deadline_transport", "http_transport", "ssl_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -422,4 +423,89 @@ def http_transport(
         keepalive_expiry=limits.keepalive_expiry,
         network_backend=LargeReadBackend(),
     )
+    return transport
+
+
+# -- a whole-answer deadline for blocking requests (oras-py's request_token) ---------------
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A blocking stream whose every wait ends by one deadline, not only each read's own."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def _left(self, timeout: float | None) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the answer did not complete within its deadline")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, timeout=self._left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout=self._left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, timeout=self._left(timeout))
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's blocking backend, its streams held to ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, deadline: float) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, timeout, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def deadline_transport(*, verify: bool | str, deadline: float) -> httpx.HTTPTransport:
+    """httpx's blocking transport, every connection, read and write of it over by ``deadline``.
+
+    A server trickling its answer, headers included, cannot hold a call past ``deadline``
+    (``time.monotonic``): the wait past it raises ``httpx.ReadTimeout``. Should httpx lay
+    its transport out otherwise, the stock one is returned (each read still bounded).
+    """
+    transport = httpx.HTTPTransport(verify=ssl_context(verify))
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool) and hasattr(pool, "_network_backend"):
+        pool._network_backend = _DeadlineBackend(deadline)
+    else:
+        logger.debug("httpx transport layout unknown; token answers have per-read timeouts only")
     return transport

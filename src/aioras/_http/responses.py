@@ -23,9 +23,11 @@ Failures become typed errors here too: :func:`wrap_http_error` maps an httpx fai
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import socket
 import ssl
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -128,13 +130,20 @@ async def send_within(
 
 
 async def _dispatch(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
-    """What the client's send does with ``transport`` that aioras needs: the request noted."""
+    """What the client's send does with ``transport`` that aioras needs.
+
+    The request is noted on the response and on errors, and ``elapsed`` is set to the
+    time the answer's headers took (what oras-py's requests reports; httpx's client
+    would count until the body is closed).
+    """
+    started = time.perf_counter()
     try:
         response = await transport.handle_async_request(request)
     except httpx.RequestError as error:
         error.request = request  # messages and the retry classifier read it
         raise
     response.request = request
+    response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
     return response
 
 

@@ -222,6 +222,7 @@ class Transport:
         """Close the pooled client and its connections."""
         if self._client is not None:
             client, self._client = self._client, None
+            self._sender = None
             await client.aclose()
 
     def add_registry(self, url: str) -> None:
@@ -427,7 +428,13 @@ class Transport:
     async def _send_one(self, call: _Call, request: httpx.Request) -> httpx.Response:
         """Send ``request`` (body left unread) within its deadline; raises httpx errors."""
         call.deadline = Deadline.of(call.client.timeout)
-        assert self._sender is not None  # made with call.client
+        if call.client.is_closed or self._sender is None:
+            # aclose() or set_verify() ran while this call was under way.
+            raise exc.TransportError(
+                f"{call.where()}: the registry's connections were closed during the call",
+                method=call.hop_method,
+                url=redact(call.hop_url),
+            )
         response = await send_within(self._sender, request, call.deadline)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> %d", call.where(), response.status_code)
@@ -449,7 +456,10 @@ class Transport:
             # and hand over the response itself; its headers are what a caller reads.
             with call.deadline.bound(response.request) if call.deadline else nullcontext():
                 await response.aread()
-            return response
+            if "content-encoding" not in response.headers:
+                return response
+            # Its Content-Length would be the encoded size, not the resource's: drop both.
+            return buffered_response(response, b"")
         if status >= 400:
             # An error body is the server's to size: keep 64 KiB of it (enough for the OCI
             # error codes) and drop the connection, not read a flood.

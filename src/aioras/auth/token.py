@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from .. import defaults
+from .._http.netbackend import deadline_transport
 from .._http.urls import redact
 from .._jsondoc import load_json
 from . import authenticator
@@ -133,8 +134,26 @@ def _get_token_body(
     """
     limit = defaults.max_token_size
     deadline = time.monotonic() + TOKEN_DEADLINE
+    transport = deadline_transport(verify=verify, deadline=deadline)
+    try:
+        return _read_token_body(realm, params, auth, transport, limit)
+    except httpx.TimeoutException:
+        # A wait cut short by the deadline ends at it (give or take the clock's grain).
+        if time.monotonic() < deadline - 0.1:
+            raise  # one read's own timeout, as before
+        logger.debug("token response from %s too slow", redact(realm))
+        return None
+
+
+def _read_token_body(
+    realm: str,
+    params: dict[str, str],
+    auth: tuple[str, str] | None,
+    transport: httpx.HTTPTransport,
+    limit: int,
+) -> bytes | None:
     with (
-        httpx.Client(verify=verify, trust_env=False) as client,
+        httpx.Client(transport=transport, trust_env=False) as client,
         client.stream(
             "GET", realm, params=params, auth=auth, headers={"Accept-Encoding": "identity"}
         ) as response,
@@ -147,8 +166,5 @@ def _get_token_body(
             body += chunk
             if len(body) > limit:
                 logger.debug("token response from %s exceeds %d bytes", redact(realm), limit)
-                return None
-            if time.monotonic() > deadline:
-                logger.debug("token response from %s too slow", redact(realm))
                 return None
         return bytes(body)

@@ -303,6 +303,10 @@ class _Tally:
         return [k for k in self.kinds if k[0] != "resolve"] == [("skipped", root["digest"])]
 
 
+# Blobs this large are asked about even where the mirror expects nothing (see exists).
+_ASK_FIRST = 1024 * 1024
+
+
 class _SharedRepository(Repository):
     """A destination repository shared by every job of one mirror.
 
@@ -382,9 +386,11 @@ class _SharedRepository(Repository):
         """Whether the blob is there, asking the registry once per blob (see class doc).
 
         A manifest is asked about each time. In a repository whose tag listing was empty
-        (or that the registry does not know) nothing is asked: only what this mirror sent
-        there is taken to be present, which spares a first copy a HEAD per blob (a fifth of
-        its requests). Untagged content left there earlier is then sent again: no harm done.
+        (or that the registry does not know), only what this mirror sent there is taken to
+        be present and nothing under 1 MiB is asked about, which spares a first copy a HEAD
+        per small blob (most of a fifth of its requests). Larger blobs are still asked
+        about: an interrupted earlier run may have left them, and a HEAD is cheap beside
+        sending them again; a small untagged blob left there is sent again.
         """
         if is_manifest(descriptor):
             if descriptor["digest"] in self.present:
@@ -404,7 +410,7 @@ class _SharedRepository(Repository):
         claims = _CLAIMS.get()
         if claims is not None:
             claims.add(digest)
-        if self.fresh:
+        if self.fresh and descriptor["size"] < _ASK_FIRST:
             return False  # claimed: a job needing it too waits for this job's upload
         try:
             found = await super().exists(descriptor)
