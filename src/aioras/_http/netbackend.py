@@ -358,7 +358,8 @@ class _Pool(httpcore.AsyncConnectionPool):
         if surplus > 0:
             idle = [c for c in live if c.is_idle()][:surplus]
             closing.extend(idle)
-            live = [c for c in live if c not in idle]
+            dropped = {id(c) for c in idle}
+            live = [c for c in live if id(c) not in dropped]
         self._connections = live
         for pool_request in [r for r in self._requests if r.is_queued()]:
             chosen = self._connection_for(pool_request.request.url.origin, closing)
