@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h11
 import httpx
@@ -172,6 +173,18 @@ def test_body_buffer_parses_exactly_as_h11(cut: int) -> None:
     assert _events(pieces, fitted=True) == _events(pieces, fitted=False)
 
 
+def _pool(transport: Transport) -> Any:
+    return transport.client._transport._pool  # type: ignore[attr-defined]
+
+
+async def _idle_pool(transport: Transport, url: str, count: int) -> Any:
+    """The pool after ``count`` answers held open at once: ``count`` idle connections."""
+    held = [await transport.send("GET", url, stream=True) for _ in range(count)]
+    for response in held:
+        await response.aread()  # read to the end: the connection goes back to the pool
+    return _pool(transport)
+
+
 async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_times(
     registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,11 +200,7 @@ async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_time
     monkeypatch.setattr(netbackend._FittedConnection, "is_idle", counting)
     async with AsyncRegistry(registry.host, insecure=True) as reg:
         url = f"{registry.url}/v2/"
-        # 24 answers held open at once: 24 connections, idle once they are closed.
-        held = [await reg._transport.send("GET", url, stream=True) for _ in range(24)]
-        for response in held:
-            await response.aread()  # read to the end: the connection goes back to the pool
-        pool = reg._transport.client._transport._pool  # type: ignore[attr-defined]
+        pool = await _idle_pool(reg._transport, url, 24)
         assert pool._linear, "httpcore's pool no longer has the state _Pool plans with"
         connections = len(pool._connections)
         assert connections == 24
@@ -210,11 +219,8 @@ async def test_pool_keeps_at_most_the_keep_alive_allowance_of_idle_connections(
     transport = Transport(authenticator=TokenAuth(insecure=True), limits=limits)
     url = f"{registry.url}/v2/"
     try:
-        held = [await transport.send("GET", url, stream=True) for _ in range(12)]
-        for response in held:
-            await response.aread()  # read to the end: the connection goes back to the pool
+        pool = await _idle_pool(transport, url, 12)
         await transport.send("GET", url)  # a plan made with all of them idle
-        pool = transport.client._transport._pool  # type: ignore[attr-defined]
         live = [c for c in pool._connections if not c.is_closed()]
         assert 1 <= len(live) <= 3
     finally:
@@ -237,7 +243,7 @@ async def test_head_answers_keep_their_length_and_give_the_connection_back(
             assert response.status_code == 200
             assert response.headers["content-length"] == str(len(data))
             assert response.content == b""
-        pool = reg._transport.client._transport._pool  # type: ignore[attr-defined]
+        pool = _pool(reg._transport)
         # One connection served the upload and every HEAD after it.
         assert len(pool._connections) == 1
         assert pool._connections[0].is_idle()

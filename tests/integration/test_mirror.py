@@ -14,7 +14,16 @@ from aioras.exceptions import NotFoundError, PlatformNotFound
 from aioras.operations.mirror_report import ArtifactEvent
 from aioras.testing import LocalRegistry
 from support.faultproxy import FaultProxy
-from support.mirrortools import LAYER, artifact, describe, digests, populate, put, unique
+from support.mirrortools import (
+    LAYER,
+    artifact,
+    describe,
+    digests,
+    populate,
+    put,
+    shared_layer,
+    unique,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -129,9 +138,8 @@ async def test_a_large_blob_left_untagged_by_an_earlier_run_is_found_not_sent_ag
     source = f"{src_proxy.host}/{name}"
     size = 2 * 1024 * 1024
     made = await populate(reg, source, ["a", "b"], size=size)
-    shared = (source.encode() * (size // len(source) + 1))[:size]  # populate's shared layer
     # An interrupted run sent the 2 MiB shared layer and tagged nothing.
-    layer = await put(reg.repository(f"{dst_proxy.host}/{name}"), shared, LAYER)
+    layer = await put(reg.repository(f"{dst_proxy.host}/{name}"), shared_layer(source, size), LAYER)
     dst_proxy.log.clear()
     pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "ab"]
     assert len((await reg.mirror(pairs)).copied) == 2

@@ -52,12 +52,17 @@ async def artifact(repo: Repository, tag: str, shared: bytes, own: bytes) -> Des
     return desc
 
 
+def shared_layer(repository: str, size: int) -> bytes:
+    """The layer :func:`populate` shares between the artifacts of ``repository``."""
+    return (repository.encode() * (size // len(repository) + 1))[:size]
+
+
 async def populate(
     reg: AsyncRegistry, repository: str, tags: Iterable[str], *, size: int = 2048
 ) -> dict[str, str]:
     """Artifacts tagged ``tags`` in ``repository`` (host/name); returns tag -> digest."""
     repo = reg.repository(repository)
-    shared = (repository.encode() * (size // len(repository) + 1))[:size]
+    shared = shared_layer(repository, size)
     return {
         tag: (await artifact(repo, tag, shared, f"{repository}:{tag}".encode() * 8))["digest"]
         for tag in tags
