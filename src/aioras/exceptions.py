@@ -18,6 +18,7 @@
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
+    ├── RegistryInUse                  a registry object was pickled while a call on it ran
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -46,6 +47,7 @@ and URL (credentials stripped), and the OCI error codes of the response body.
 
 from __future__ import annotations
 
+import pickle
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "ReadOnlyError",
     "RegistryError",
+    "RegistryInUse",
     "ResponseTooLarge",
     "ServerError",
     "SizeMismatch",
@@ -240,6 +243,14 @@ class MirrorError(OrasError):
     def __init__(self, message: str, *, report: Any) -> None:
         super().__init__(message)
         self.report = report
+
+
+class RegistryInUse(OrasError, pickle.PicklingError):
+    """Raised when a registry object is pickled or deep-copied while a call on it is running.
+
+    Its configuration is what travels; wait for the call to finish (or copy it before the
+    call starts), so that the copy never starts from a half-changed object.
+    """
 
 
 class IntegrityError(OrasError):

@@ -13,8 +13,9 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -83,13 +84,41 @@ class Authenticator:
     (return True to have the request sent again). Credentials come from
     :meth:`lookup_credentials`: explicit ones (:meth:`set_basic_auth`,
     :meth:`set_credentials`) first, then each source added with :meth:`add_source`.
+
+    A backend pickles (and deep-copies) with its settings, explicit credentials and sources;
+    what one process learned (tokens, challenges, looked-up credentials, locks) stays behind
+    and is learned again on the other side. A subclass lists its own such attributes in
+    :attr:`_runtime_state`.
     """
+
+    _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {"_found": dict}
+    """Attributes a pickle leaves out, each with the factory that rebuilds it empty."""
 
     def __init__(self, *, insecure: bool = False) -> None:
         self.insecure = insecure
         self._explicit: dict[str | None, Credentials] = {}
         self._sources: list[CredentialSource] = []
         self._found: dict[str, Credentials] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._runtime_state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name, factory in self._runtime_state.items():
+            setattr(self, name, factory())
+
+    def _drop_credentials(self) -> None:
+        """Forget the credentials that were set and all that was learned (a copy sent bare)."""
+        self._explicit.clear()
+        self.forget()
+
+    def _detached(self, keep: Callable[[CredentialSource], bool]) -> Authenticator:
+        """A shallow copy of this backend whose sources are those ``keep`` accepts."""
+        clone = object.__new__(type(self))
+        clone.__setstate__(self.__getstate__())
+        clone._sources = [source for source in self._sources if keep(source)]
+        return clone
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(insecure={self.insecure})"
@@ -208,6 +237,14 @@ class TokenAuth(Authenticator):
     by OAuth2 refresh-token grant for identity tokens), cached per host and scope set;
     basic challenges get the configured username and password.
     """
+
+    _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        **Authenticator._runtime_state,
+        "_basic_hosts": set,
+        "_bearer": dict,
+        "_bearers": dict,
+        "_locks": dict,
+    }
 
     def __init__(self, *, insecure: bool = False, clock: Callable[[], float] = time.monotonic):
         super().__init__(insecure=insecure)

@@ -20,8 +20,9 @@ import datetime as dt
 import importlib
 import logging
 import re
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.to_thread
@@ -71,6 +72,17 @@ class EcrAuth(TokenAuth):
     installed; :meth:`lookup_credentials` raises :class:`AuthenticationError` when the AWS
     call fails (the message names the error code, never a credential).
     """
+
+    # A boto3 session (and the module) do not pickle: a backend sent to another process
+    # uses boto3's default session there, which reads the AWS credentials where they live.
+    _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        **TokenAuth._runtime_state,
+        "_boto3": _import_boto3,
+        "_session": lambda: None,
+        "_ecr_tokens": dict,
+        "_ecr_locks": dict,
+        "_tokens": dict,
+    }
 
     def __init__(self, *, insecure: bool = False, boto3_session: Any = None) -> None:
         super().__init__(insecure=insecure)

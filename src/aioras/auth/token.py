@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -36,11 +36,20 @@ class TokenAuth(authenticator.TokenAuth):
     :meth:`set_token_auth`); ``tls_verify`` is used for its token requests.
     """
 
+    _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        **authenticator.TokenAuth._runtime_state,
+        "_protocol_answers": dict,
+    }
+
     def __init__(self, *, insecure: bool = False, clock: Callable[[], float] = time.monotonic):
         super().__init__(insecure=insecure, clock=clock)
         self.token: str | None = None
         self.tls_verify: bool | str = True
         self._protocol_answers: dict[str, str] = {}
+
+    def _drop_credentials(self) -> None:
+        super()._drop_credentials()
+        self.token = None
 
     def set_token_auth(self, token: str) -> None:
         """Use ``token`` as the bearer token of oras-py's protocol."""

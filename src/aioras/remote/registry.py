@@ -15,15 +15,21 @@ tags and the catalog (``_tag_endpoints``), and the stores and operations on top
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
+import inspect
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import httpx
 
 from .. import defaults
+from .. import exceptions as exc
 from .._environment import Environment, read_environment
 from .._http.headers import check_header
 from .._http.netbackend import ssl_context
@@ -43,6 +49,9 @@ from ._tag_endpoints import TagMixin
 from .repository import RepositoryState
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 # The parts from the top layer down (no two define one name). The API reference lists
@@ -78,6 +87,13 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
 
     Use it as an async context manager, or call :meth:`aclose` when done. One instance
     belongs to one event loop; its connection pool and tokens are reused across calls.
+
+    It pickles, and deep-copies, by its configuration: the options above, session headers,
+    the credentials that were set, the Docker config files to read, and a subclass's own
+    attributes. The copy builds its own connection pool and locks, and fetches tokens again;
+    :meth:`without_credentials` gives a copy that carries no secret. Pickling while a call
+    on the object is running raises :class:`~aioras.exceptions.RegistryInUse`;
+    ``copy.copy`` raises TypeError (a shallow copy would share credentials and headers).
     """
 
     def __init__(
@@ -112,6 +128,8 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if range_threshold < 0:
             raise ValueError(f"range_threshold must not be negative, got {range_threshold}")
+        # What a subclass set before calling this is its own: it travels in a pickle.
+        inherited = set(self.__dict__)
         self.hostname = hostname
         # Only the flag is stored: the URL scheme (prefix) follows it (see the property).
         self._insecure = insecure
@@ -161,6 +179,17 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         self._repositories: dict[str, RepositoryState] = {}
         # Per server: why it is not an OCI registry ("" when it is, or may be).
         self._registry_verdicts: dict[str, str] = {}
+        # Options kept only to rebuild the object in another process (see __getstate__).
+        self._rebuild_options: dict[str, Any] = {
+            "timeout": timeout,
+            "retry": retry,
+            "proxy": proxy,
+            "transport": None if transport is self._env_proxies else transport,
+        }
+        self._calls = 0
+        # True for a copy sent without secrets (see without_credentials).
+        self._local_credentials = False
+        self._own_attributes = frozenset(set(self.__dict__) - inherited) | {"_own_attributes"}
 
     @property
     def insecure(self) -> bool:
@@ -209,6 +238,80 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hostname={self.hostname!r}, insecure={self.insecure})"
+
+    # -- pickling: the configuration travels, never a pool, a lock or a token ---------------
+    def __getstate__(self) -> dict[str, Any]:
+        if self._calls:
+            raise exc.RegistryInUse(
+                f"cannot pickle or copy {type(self).__name__} while {self._calls} call(s) on it "
+                "are running; copy it before the calls start or after they finish"
+            )
+        pacer = self._transport.pacer
+        options = {
+            "hostname": self.hostname,
+            "insecure": self._insecure,
+            "tls_verify": self.tls_verify,
+            "push_concurrency": self.push_concurrency,
+            "pull_concurrency": self.pull_concurrency,
+            "max_transfers": self.max_transfers,
+            "download_ranges": self.download_ranges,
+            "range_threshold": self.range_threshold,
+            "chunk_size": self.chunk_size,
+            "headers": dict(self.headers),
+            "environment": self.environment,
+            "rate_limits": pacer.limits if pacer is not None else None,
+            **self._rebuild_options,
+        }
+        own_sources = (self._environment_credentials, self._docker_configs)
+        return {
+            "options": options,
+            "local_credentials": self._local_credentials,
+            # The backend with its credentials and the sources a user added; this object's
+            # own sources are added again by __init__ on the other side.
+            "auth": self.auth._detached(keep=lambda source: source not in own_sources),
+            "docker_configs": list(self._docker_configs.paths),
+            "attributes": {k: v for k, v in self.__dict__.items() if k not in self._own_attributes},
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        options = dict(state["options"])
+        local_credentials = state.get("local_credentials", False)
+        if local_credentials:
+            # Sent without secrets: this process's ORAS_USER/ORAS_PASS, if any, apply.
+            here = read_environment()
+            options["environment"] = dataclasses.replace(
+                options["environment"], oras_user=here.oras_user, oras_pass=here.oras_pass
+            )
+        self.__dict__.update(state["attributes"])
+        AsyncRegistry.__init__(self, auth_backend=state["auth"], **options)
+        self._docker_configs.paths[:] = state["docker_configs"]
+        self._local_credentials = local_credentials
+
+    def __copy__(self) -> AsyncRegistry:
+        raise TypeError(
+            f"copy.copy of {type(self).__name__} would share its credentials and headers "
+            "with the original; use copy.deepcopy for an independent copy"
+        )
+
+    def without_credentials(self) -> AsyncRegistry:
+        """An independent copy of this object that carries no secret, to send to workers.
+
+        The copy has the same options, headers and Docker config files, but no credential
+        set with :meth:`set_basic_auth` (or ``login``), no oras-py ``token``, and not this
+        process's ``ORAS_USER``/``ORAS_PASS``: where it is unpickled, it reads credentials
+        where they live there (the Docker config files and that process's environment).
+        Raises :class:`~aioras.exceptions.RegistryInUse` while a call on this object runs.
+        """
+        state = copy.deepcopy(self.__getstate__())
+        options = state["options"]
+        options["environment"] = dataclasses.replace(
+            options["environment"], oras_user=None, oras_pass=None
+        )
+        state["auth"]._drop_credentials()
+        state["local_credentials"] = True
+        clone = object.__new__(type(self))
+        clone.__setstate__(state)
+        return clone
 
     # -- plain helpers (no I/O) ------------------------------------------------------------
     def version(self, return_items: bool = False) -> dict[str, str] | str:
@@ -283,6 +386,27 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         if env.oras_user and env.oras_pass:
             return Credentials(username=env.oras_user, password=env.oras_pass)
         return None
+
+
+def _counted(
+    method: Callable[Concatenate[AsyncRegistry, P], Awaitable[R]],
+) -> Callable[Concatenate[AsyncRegistry, P], Awaitable[R]]:
+    @functools.wraps(method)
+    async def counted(self: AsyncRegistry, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._calls += 1
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._calls -= 1
+
+    return counted
+
+
+# Every public coroutine method counts itself while it runs, so that a pickle or deep copy
+# taken mid-call is refused (see __getstate__) rather than copying a half-changed object.
+for _name, _method in inspect.getmembers(AsyncRegistry, inspect.iscoroutinefunction):
+    if not _name.startswith("_"):
+        setattr(AsyncRegistry, _name, _counted(_method))
 
 
 def _distribution_version(name: str) -> str:

@@ -26,6 +26,7 @@ own on its first call (see :mod:`aioras.sync._portal`).
 
 from __future__ import annotations
 
+import copy
 import functools
 import weakref
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,9 @@ from ._portal import LoopThread, sync_response, wait
 from ._twins import Forwarded, context_twin, loop_twin, plain_twin, same_parameters_as, twin
 
 __all__ = ["Registry"]
+
+# Attributes that belong to this process's loop thread: never pickled, rebuilt on arrival.
+_LOOP_ATTRIBUTES = frozenset({"_loop", "_finalizer"})
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -78,8 +82,44 @@ class Registry:
     @same_parameters_as(AsyncRegistry.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.aregistry = self.async_class(*args, **kwargs)
+        self._start_loop_thread()
+
+    def _start_loop_thread(self) -> None:
         self._loop = LoopThread(self.aregistry)
         self._finalizer = weakref.finalize(self, self._loop.close)
+
+    # -- pickling (multiprocessing, ProcessPoolExecutor, joblib) and deep copies -----------
+    def __getstate__(self) -> dict[str, Any]:
+        # The async core travels by its configuration (AsyncRegistry.__getstate__); the
+        # loop thread stays here, and a subclass's own attributes go along.
+        state = {k: v for k, v in self.__dict__.items() if k not in _LOOP_ATTRIBUTES}
+        state["aregistry"] = self.aregistry
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._start_loop_thread()
+
+    def __copy__(self) -> Registry:
+        raise TypeError(
+            f"copy.copy of {type(self).__name__} would share its credentials and headers "
+            "with the original; use copy.deepcopy for an independent copy"
+        )
+
+    def without_credentials(self) -> Registry:
+        """An independent copy of this object that carries no secret, to send to workers.
+
+        As :meth:`AsyncRegistry.without_credentials
+        <aioras.remote.registry.AsyncRegistry.without_credentials>`: same options, headers
+        and Docker config files; credentials are read where the copy is unpickled. A
+        subclass's own attributes are deep-copied.
+        """
+        state = self.__getstate__()
+        state["aregistry"] = self.aregistry.without_credentials()
+        rest = {k: v for k, v in state.items() if k != "aregistry"}
+        clone = object.__new__(type(self))
+        clone.__setstate__({**copy.deepcopy(rest), "aregistry": state["aregistry"]})
+        return clone
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Registry:
