@@ -15,6 +15,8 @@
     │                                  name says (another kind of entry there, name too long ...)
     ├── UnpackLimitExceeded            an archive layer unpacks past the pull's byte, member or
     │                                  ratio limit
+    ├── StorageError                   a file cannot be written whole (disk full, file too large,
+    │                                  I/O error); nothing is left of it (also an OSError)
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
@@ -85,6 +87,7 @@ __all__ = [
     "ResponseTooLarge",
     "ServerError",
     "SizeMismatch",
+    "StorageError",
     "StreamConsumed",
     "TimeoutError",
     "TooManyRequests",
@@ -190,6 +193,25 @@ class OutputPathError(OrasError):
     is a file, a name too long for the file system, or a full disk. ``path`` is relative to
     the output directory; ``errno`` is the operating system's error number, when there was
     one. The pull is rolled back: files that were there before are as they were.
+    """
+
+    def __init__(self, message: str, *, path: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+class StorageError(OrasError, OSError):
+    """Raised when a blob, layout file or archive cannot be written whole to disk.
+
+    The disk is full (``ENOSPC``), a quota or file size limit is reached (``EDQUOT``,
+    ``EFBIG``), or the device failed (``EIO``), while the file was created, written, flushed,
+    closed or renamed. A write the kernel cuts short is continued until every byte is on its
+    way to disk or the kernel refuses, and a blob is hashed from exactly the bytes written,
+    so a short file is never taken for a verified one. Nothing is left: the temporary file
+    is removed, nothing is renamed to the blob's (or archive's) name, and a file it would
+    have replaced keeps its content. ``path`` names the file being written and ``errno`` is
+    the operating system's error number. Also an ``OSError``, as these failures were before.
     """
 
     def __init__(self, message: str, *, path: str = "", errno: int | None = None) -> None:

@@ -298,10 +298,10 @@ async def test_failed_index_write_keeps_the_previous_index(
     before = (root / "index.json").read_bytes()
     real_replace = os.replace
 
-    def failing_replace(src: Any, dst: Any) -> None:
+    def failing_replace(src: Any, dst: Any, **kwargs: Any) -> None:
         if os.fspath(dst).endswith("index.json"):
             raise OSError("disk full")
-        real_replace(src, dst)
+        real_replace(src, dst, **kwargs)
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
@@ -661,6 +661,23 @@ async def test_blobs_directory_leading_outside_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InvalidLayout):
         await push(OCILayout(root), b"data")
     assert list(outside.rglob("*")) == []
+
+
+@pytest.mark.parametrize("swapped", ["blobs", "blobs/sha256"])
+async def test_push_after_a_blobs_directory_is_swapped_for_a_symlink_writes_nothing_outside(
+    tmp_path: Path, swapped: str
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sha256").mkdir(parents=True)
+    root = tmp_path / "layout"
+    layout = OCILayout(root)
+    await push(layout, b"first")  # the same object has written there before the swap
+    (root / swapped).rename(tmp_path / "moved-away")
+    (root / swapped).symlink_to(outside if swapped == "blobs" else outside / "sha256")
+
+    with pytest.raises(InvalidLayout):
+        await push(layout, b"second")
+    assert list(outside.rglob("*")) == [outside / "sha256"]
 
 
 async def test_malformed_descriptor_digest_is_refused(tmp_path: Path) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import aioras
 import aioras.utils
 from aioras.exceptions import UnsafePathError
 from aioras.utils import fileio
@@ -149,6 +153,38 @@ def test_failed_write_keeps_old_content(tmp_path: Path) -> None:
         fileio.write_file(path, b"bytes in text mode")
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+# In a child whose files may not grow past 64 KiB (SIGXFSZ ignored, so the kernel cuts the
+# write short and then refuses with EFBIG, as a full disk does with ENOSPC).
+_FULL_DISK_WRITE = """
+import resource, signal, sys
+from aioras.utils import fileio
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    fileio.write_file(sys.argv[1], b"n" * 200_000, "wb")
+except OSError as error:
+    print(type(error).__name__, error.errno)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_write_file_on_a_full_disk_fails_typed_and_keeps_old_content(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    env = {**os.environ, "PYTHONPATH": str(Path(aioras.__file__).parent.parent)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_WRITE, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["StorageError", str(errno.EFBIG)]
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
 
 
 def test_write_file_modes(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ All of them block: callers run them in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -27,8 +28,10 @@ __all__ = [
     "MARKER_LIMIT",
     "BlobSource",
     "Stamp",
+    "blob_size_at",
     "directory_blobs",
     "directory_lock",
+    "open_blob_directory",
     "process_lock",
     "read_small",
     "unlink_durably",
@@ -43,6 +46,13 @@ Stamp = tuple[int, int, int]
 # (digest, file, offset, size): where a blob's bytes are.
 BlobSource = tuple[str, str, int, int]
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
+# A directory below the layout root is opened without following a link (O_NOFOLLOW).
+_SUBDIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
@@ -133,3 +143,55 @@ def unlink_durably(path: Path) -> None:
     """Remove a file and flush its directory."""
     path.unlink()
     fsync_directory(path.parent)
+
+
+def _open_subdirectory(parent: int, name: str, where: Path) -> int:
+    """Open (making it first if missing) directory ``name`` of ``parent``, never a link."""
+    for _ in range(2):
+        try:
+            return os.open(name, _SUBDIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
+                os.mkdir(name, 0o755, dir_fd=parent)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidLayout(f"{where} is not a directory", path=str(where)) from None
+            raise
+    raise InvalidLayout(f"{where} keeps disappearing", path=str(where))
+
+
+def open_blob_directory(root: Path, algorithm: str) -> int:
+    """A descriptor of ``root/blobs/<algorithm>``, made when missing; the caller closes it.
+
+    Opened a directory at a time from ``root``, each below it with ``O_NOFOLLOW``, on every
+    call: files made and renamed relative to this descriptor land inside the layout even
+    when ``blobs`` or ``blobs/<algorithm>`` is swapped for a link meanwhile (what a check of
+    the path, done once, would miss). Raises :class:`InvalidLayout` when either is a
+    symbolic link or not a directory.
+    """
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    where = root
+    try:
+        for name in (defaults.oci_blobs_dir, algorithm):
+            where = where / name
+            child = _open_subdirectory(fd, name, where)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def blob_size_at(directory: int, encoded: str, where: Path) -> int | None:
+    """The size of blob file ``encoded`` in ``directory`` (a descriptor); None when absent.
+
+    Raises :class:`InvalidLayout` when it is not a regular file (a link, a FIFO ...).
+    """
+    try:
+        st = os.stat(encoded, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidLayout(f"blob {where} is not a regular file", path=str(where))
+    return st.st_size

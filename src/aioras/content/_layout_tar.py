@@ -9,7 +9,9 @@ All functions here block: callers run them in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import tarfile
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import defaults
+from .._files.writes import FdWriter, storage_error
 from ..digest import Verifier
 from ..exceptions import InvalidLayout, SizeMismatch, UnsafePathError
 from ..remote._blobio import fsync_directory
@@ -26,6 +29,8 @@ from ._layout_files import MARKER_LIMIT
 from ._layout_index import blob_digest, parse_index, parse_layout_marker
 
 __all__ = ["TarLayout", "TarMember", "TarWriter", "scan_tar"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,25 +180,33 @@ class TarWriter:
     """Build a layout tar beside ``destination``; :meth:`commit` renames it into place.
 
     Until then ``destination`` is untouched; :meth:`discard` removes the temporary file.
+    Every byte goes through :class:`~aioras._files.writes.FdWriter` (written whole or
+    refused), and an ``OSError`` while creating, writing, flushing or renaming the archive
+    is raised as :class:`~aioras.exceptions.StorageError`.
     """
 
     def __init__(self, destination: str | os.PathLike[str]) -> None:
         self.destination = Path(destination)
         self._tmp: Path | None = None
-        self._raw: IO[bytes] | None = None
+        self._fd: int | None = None
+        self._out: FdWriter | None = None
         self._tar: tarfile.TarFile | None = None
 
     def open(self) -> None:
         """Create the temporary archive."""
-        fd, name = tempfile.mkstemp(
-            dir=self.destination.parent,
-            prefix=f".{self.destination.name}.",
-            suffix=".aioras-part",
-        )
+        try:
+            fd, name = tempfile.mkstemp(
+                dir=self.destination.parent,
+                prefix=f".{self.destination.name}.",
+                suffix=".aioras-part",
+            )
+        except OSError as error:
+            raise storage_error(error, self.destination, "creating a temporary file for") from error
         self._tmp = Path(name)
-        self._raw = os.fdopen(fd, "wb")
+        self._fd = fd
+        self._out = FdWriter(fd, name)
         self._tar = tarfile.TarFile(
-            fileobj=self._raw,
+            fileobj=self._out,  # type: ignore[arg-type]  # write and tell are all it uses
             mode="w",
             format=tarfile.PAX_FORMAT,
             copybufsize=defaults.io_chunk_size,
@@ -225,22 +238,38 @@ class TarWriter:
     def commit(self) -> Path:
         """Finish the archive, flush it to disk and rename it over the destination."""
         assert self._tar is not None
-        assert self._raw is not None
+        assert self._out is not None
+        assert self._fd is not None
         assert self._tmp is not None
-        self._tar.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, self.destination)
-        self._tmp = None
-        fsync_directory(self.destination.parent)
+        self._tar.close()  # the end-of-archive blocks, through the writer
+        try:
+            on_disk = os.fstat(self._fd).st_size
+            if on_disk != self._out.written:
+                raise SizeMismatch(expected=self._out.written, actual=on_disk, what=str(self._tmp))
+            os.fsync(self._fd)
+            fd, self._fd = self._fd, None
+            os.close(fd)
+            os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, self.destination)
+            self._tmp = None
+            fsync_directory(self.destination.parent)
+        except OSError as error:
+            raise storage_error(error, self.destination, "storing") from error
         return self.destination
 
     def discard(self) -> None:
-        """Remove the temporary archive (after a failure); a no-op after :meth:`commit`."""
-        if self._raw is not None and not self._raw.closed:
-            self._raw.close()
+        """Remove the temporary archive (after a failure); a no-op after :meth:`commit`.
+
+        The file is removed even when closing it fails (a full disk may fail the close too).
+        """
+        self._tar = None  # never closed here: that would write its end blocks
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+            tmp, self._tmp = self._tmp, None
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as error:
+                logger.warning("cannot remove %s: %s", tmp, error)

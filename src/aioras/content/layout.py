@@ -46,8 +46,10 @@ from ._layout_files import (
     MARKER_LIMIT,
     BlobSource,
     Stamp,
+    blob_size_at,
     directory_blobs,
     directory_lock,
+    open_blob_directory,
     process_lock,
     read_small,
     unlink_durably,
@@ -252,26 +254,40 @@ class OCILayout:
 
         The bytes go to a temporary file in ``blobs/<alg>/``, hashed on the way, flushed to
         disk and renamed into place only once size and digest match; an interrupted or
-        mismatching push leaves nothing. A blob already present is not written again (and
-        ``content`` is not read). A manifest or index is then listed in ``index.json``,
+        mismatching push leaves nothing. ``blobs/`` and ``blobs/<alg>/`` are opened anew for
+        every push without following a link, and the file is made and renamed inside the
+        directory so opened. A blob already present is not written again (and ``content``
+        is not read). A manifest or index is then listed in ``index.json``,
         untagged, as oras-go does, so that it and its referrers can be found. Raises
         :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` on mismatch, and
+        :class:`~aioras.exceptions.SizeMismatch` on mismatch,
+        :class:`~aioras.exceptions.StorageError` when the disk is full (or the blob cannot
+        be written whole for another reason), :class:`~aioras.exceptions.InvalidLayout` when
+        ``blobs/`` or ``blobs/<alg>/`` is a symbolic link or not a directory, and
         :class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar.
         """
         self._writable()
         digest = descriptor["digest"]
         path = self._blob_path(digest)
-        await self._ensure_layout(parse_digest(digest)[0])
-        if await self.exists(descriptor):
-            logger.debug("%s already holds blob %s: not written again", self, digest)
-        else:
-            async with VerifiedFile(
-                path, digest, descriptor["size"], durable=True, mode=0o644
-            ) as out:
-                async for chunk in content:
-                    await out.write(chunk)
-                await out.commit()
+        algorithm, encoded = parse_digest(digest)
+        await self._ensure_layout(algorithm)
+        # Opened anew for every push, link by link: see open_blob_directory. Shielded: a
+        # descriptor opened by a thread whose caller was cancelled would leak.
+        with anyio.CancelScope(shield=True):
+            directory = await anyio.to_thread.run_sync(open_blob_directory, self.path, algorithm)
+        try:
+            present = await anyio.to_thread.run_sync(blob_size_at, directory, encoded, path)
+            if present == descriptor["size"]:
+                logger.debug("%s already holds blob %s: not written again", self, digest)
+            else:
+                async with VerifiedFile(
+                    path, digest, descriptor["size"], durable=True, mode=0o644, directory=directory
+                ) as out:
+                    async for chunk in content:
+                        await out.write(chunk)
+                    await out.commit()
+        finally:
+            os.close(directory)
         if descriptor["mediaType"] in _MANIFEST_TYPES:
             await self._edit_index(lambda entries: idx.with_untagged(entries, descriptor))
 

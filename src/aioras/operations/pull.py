@@ -135,6 +135,8 @@ async def pull(
     would land or point outside ``outdir`` or go through a symlink (before anything is
     downloaded, for titles), :class:`~aioras.exceptions.OutputPathError` for an entry that
     cannot be made (a directory in the way, a name too long ...),
+    :class:`~aioras.exceptions.StorageError` when a layer cannot be written whole (a full
+    disk; the pull is rolled back like any failure),
     :class:`~aioras.exceptions.UnpackLimitExceeded`,
     :class:`~aioras.exceptions.UnreadableArchive` (a ``ManifestValidationError``) for a layer
     marked for unpacking that is not a tar archive,

@@ -117,7 +117,9 @@ class BlobMixin(RegistryCore):
         own), or as one stream when the registry does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
         :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and
+        :class:`~aioras.exceptions.SizeMismatch` for content that does not match,
+        :class:`~aioras.exceptions.StorageError` when the file cannot be written whole
+        (a full disk: the bytes hashed are the bytes written), and
         :class:`~aioras.exceptions.TransportError` once ``retry.resumes`` is spent.
         """
         container = self.get_container(container)

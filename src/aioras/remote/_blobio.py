@@ -11,9 +11,11 @@ returns, no thread is still touching its files (aiofiles' executor threads would
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
-import tempfile
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,14 +26,28 @@ import anyio
 import anyio.abc
 
 from .. import defaults
+from .._files.writes import storage_error, write_all
 from .._http.transport import BodyFactory
 from ..digest import Verifier
-from ..exceptions import SizeMismatch
+from ..exceptions import SizeMismatch, StorageError
 from ..progress import position_reporter
 
 __all__ = ["FileSlice", "RangedFile", "VerifiedFile", "file_body", "fsync_directory"]
 
 logger = logging.getLogger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+# Read-write: a RangedFile reads back what ranges ahead of the hash wrote.
+_NEW_FILE_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+# Names tried for a temporary file before giving up (each is 48 random bits).
+_TEMP_ATTEMPTS = 8
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:
@@ -145,15 +161,25 @@ class VerifiedFile:
     """An async context manager writing a blob atomically and verifying it.
 
     ``write()`` collects the received chunks, and every ``flush_size`` bytes hands them to a
-    worker thread that hashes and writes them in one call: one thread hop per MiB instead
+    worker thread that writes and hashes them in one call: one thread hop per MiB instead
     of one per network read, and hashlib releases the GIL so hashing runs beside the event
     loop. One batch may be in the worker while the next is received, so a single download
-    overlaps receiving with hashing; at most two batches are held in memory. ``commit()``
-    checks size and digest, then renames the temporary file over ``destination``;
-    ``reset()`` empties the file to start the blob over. Leaving the context without a
-    successful commit removes the temporary file, on errors and cancellation alike, once
-    the worker is done with it; ``destination`` is never touched. With ``durable``, the file
-    is flushed to disk before the rename and the directory after it, so that once
+    overlaps receiving with hashing; at most two batches are held in memory.
+
+    Bytes go to the file through :func:`~aioras._files.writes.write_all`, and the hash is
+    fed the slices the kernel reported written, so the digest and size ``commit()`` checks
+    are those of the file's content: a short write on a full disk is continued or fails,
+    never "verified". ``commit()`` checks size and digest (and the file's size on disk),
+    then renames the temporary file over ``destination``; ``reset()`` empties the file to
+    start the blob over. Leaving the context without a successful commit removes the
+    temporary file, on errors and cancellation alike, once the worker is done with it;
+    ``destination`` is never touched. An ``OSError`` while creating, writing, flushing,
+    closing or renaming the file is raised as :class:`~aioras.exceptions.StorageError`.
+
+    The temporary file is made and renamed relative to a descriptor of the destination's
+    directory: ``directory``, when given (the caller's, opened without following links,
+    and left open), else the parent directory, created when missing. With ``durable``,
+    the file is flushed to disk before the rename and the directory after it, so that once
     ``commit()`` returns the blob survives a crash (what a file naming it later relies on).
     ``mode`` sets the file's permission bits before the rename (the temporary file is 0o600).
     """
@@ -167,6 +193,7 @@ class VerifiedFile:
         flush_size: int = defaults.io_chunk_size,
         durable: bool = False,
         mode: int | None = None,
+        directory: int | None = None,
     ) -> None:
         self.destination = Path(destination)
         self.durable = durable
@@ -175,8 +202,10 @@ class VerifiedFile:
         self.flush_size = flush_size
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._fd: IO[bytes] | None = None
-        self._tmp: Path | None = None
+        self._given_dir = directory
+        self._dir: int | None = None
+        self._fd: int | None = None
+        self._tmp: str | None = None  # the temporary file's name in ``_dir``
         self._committed = False
         self._received = 0
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -197,20 +226,29 @@ class VerifiedFile:
         await self._tasks.__aenter__()
         return self
 
+    def _failed(self, error: OSError, doing: str) -> StorageError:
+        what = f"{doing} blob {self.verifier.expected_digest} for"
+        return storage_error(error, self.destination, what)
+
     def _open(self) -> None:
-        parent = self.destination.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            dir=parent, prefix=f".{self.destination.name}.", suffix=".aioras-part"
-        )
-        self._tmp = Path(name)
-        self._fd = os.fdopen(fd, "wb", buffering=0)
+        try:
+            if self._given_dir is not None:
+                self._dir = self._given_dir
+            else:
+                parent = self.destination.parent
+                parent.mkdir(parents=True, exist_ok=True)
+                self._dir = os.open(parent, _DIR_FLAGS)
+            self._tmp, self._fd = _create_temporary(self._dir, self.destination.name)
+        except OSError as error:
+            self._release_directory()
+            raise self._failed(error, "creating a temporary file of") from error
 
     def _write_and_hash(self, chunks: list[bytes]) -> None:
         assert self._fd is not None
-        for chunk in chunks:
-            self.verifier.update(chunk)
-        self._fd.writelines(chunks)
+        try:
+            write_all(self._fd, chunks, written=self.verifier.update)
+        except OSError as error:
+            raise self._failed(error, "writing") from error
 
     async def _work(self, chunks: list[bytes]) -> None:
         try:
@@ -229,7 +267,11 @@ class VerifiedFile:
             raise error
 
     async def write(self, chunk: bytes) -> None:
-        """Add the next piece of the blob; raises SizeMismatch once it exceeds the size."""
+        """Add the next piece of the blob; raises SizeMismatch once it exceeds the size.
+
+        Also raises the :class:`~aioras.exceptions.StorageError` of an earlier batch that
+        could not be written.
+        """
         self._received += len(chunk)
         expected = self.verifier.expected_size
         if expected is not None and self._received > expected:
@@ -258,7 +300,9 @@ class VerifiedFile:
         """Verify what was written and move it into place; return the destination.
 
         Raises :class:`~aioras.exceptions.SizeMismatch` or
-        :class:`~aioras.exceptions.DigestMismatch`, after which no file is left.
+        :class:`~aioras.exceptions.DigestMismatch` when the bytes written are not the
+        blob, and :class:`~aioras.exceptions.StorageError` when they could not all be
+        written, flushed or renamed; no file is left once the context is left.
         """
         await self._flush(wait=True)
         self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
@@ -280,20 +324,41 @@ class VerifiedFile:
 
     def _truncate(self) -> None:
         assert self._fd is not None
-        self._fd.seek(0)
-        self._fd.truncate()
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.ftruncate(self._fd, 0)
+        except OSError as error:
+            raise self._failed(error, "emptying") from error
+
+    def _check_on_disk(self, fd: int) -> None:
+        """The file must hold exactly the bytes hashed (what ``verify`` just accepted)."""
+        on_disk = os.fstat(fd).st_size
+        if on_disk != self.verifier.size:
+            raise SizeMismatch(
+                expected=self.verifier.size,
+                actual=on_disk,
+                what=f"file written for blob {self.verifier.expected_digest}",
+            )
 
     def _close_and_replace(self) -> None:
         assert self._fd is not None
+        assert self._dir is not None
         assert self._tmp is not None
-        if self.mode is not None:
-            os.chmod(self._tmp, self.mode)
-        if self.durable:
-            os.fsync(self._fd.fileno())
-        self._fd.close()
-        os.replace(self._tmp, self.destination)
-        if self.durable:
-            fsync_directory(self.destination.parent)
+        try:
+            if self.mode is not None:
+                os.fchmod(self._fd, self.mode)
+            if self.durable:
+                os.fsync(self._fd)
+            self._check_on_disk(self._fd)
+            fd, self._fd = self._fd, None
+            # Closing may report a write error late (network file systems): still refused.
+            os.close(fd)
+            os.replace(self._tmp, self.destination.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+            self._tmp = None
+            if self.durable:
+                os.fsync(self._dir)
+        except OSError as error:
+            raise self._failed(error, "storing") from error
 
     async def __aexit__(
         self,
@@ -308,29 +373,50 @@ class VerifiedFile:
                 tasks, self._tasks = self._tasks, None
                 await tasks.__aexit__(None, None, None)
         finally:
-            if not self._committed:
+            if self._committed:
+                self._release_directory()
+            else:
                 # Shielded: removal must happen on errors and cancellation alike.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._discard)
 
     def _discard(self) -> None:
-        if self._fd is not None and not self._fd.closed:
-            self._fd.close()
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+        """Close and remove the temporary file, whatever closing it reports."""
+        try:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                # A full disk may fail the close too; the file goes all the same.
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if self._tmp is not None and self._dir is not None:
+                tmp, self._tmp = self._tmp, None
+                try:
+                    os.unlink(tmp, dir_fd=self._dir)
+                except FileNotFoundError:
+                    pass
+                except OSError as error:
+                    logger.warning("cannot remove %s: %s", self.destination.parent / tmp, error)
+        finally:
+            self._release_directory()
+
+    def _release_directory(self) -> None:
+        if self._dir is not None and self._dir != self._given_dir:
+            os.close(self._dir)
+        self._dir = None
 
 
-def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
-    """Write ``chunks`` at ``offset`` whole (``pwritev`` may write less than asked)."""
-    views = [memoryview(c) for c in chunks]
-    while views:
-        written = os.pwritev(fd, views, offset)
-        offset += written
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
+def _create_temporary(directory: int, name: str) -> tuple[str, int]:
+    """Create a new private file named after ``name`` in ``directory``; its name and fd.
+
+    Starts with a dot (layout listings skip such names) and is never a followed link.
+    """
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = f".{name}.{secrets.token_hex(6)}.aioras-part"
+        try:
+            return tmp, os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=directory)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name for {name}")
 
 
 class RangedFile(VerifiedFile):
@@ -383,23 +469,31 @@ class RangedFile(VerifiedFile):
         super()._open()
         assert self._fd is not None
         try:
-            # Claims the space up front: a full disk fails now, not half-way through.
-            os.posix_fallocate(self._fd.fileno(), 0, self.size)
-        except (AttributeError, OSError):
-            os.ftruncate(self._fd.fileno(), self.size)
+            try:
+                # Claims the space up front: a full disk fails now, not half-way through.
+                os.posix_fallocate(self._fd, 0, self.size)
+            except (AttributeError, OSError):
+                os.ftruncate(self._fd, self.size)  # file systems without fallocate
+        except OSError as error:
+            self._discard()
+            raise self._failed(error, "sizing") from error
 
     def _write_part(self, index: int, chunks: list[bytes]) -> None:
         """Write a batch of range ``index`` at its offset, then advance the hash (thread)."""
         assert self._fd is not None
         offset = self.starts[index] + self.filled[index]
-        _pwrite_all(self._fd.fileno(), chunks, offset)
-        with self._lock:
-            self.filled[index] += sum(len(c) for c in chunks)
-            if offset == self._hashed:
-                for chunk in chunks:
-                    self.verifier.update(chunk)
-                self._hashed += sum(len(c) for c in chunks)
-            self._catch_up()
+        try:
+            count = write_all(self._fd, chunks, offset=offset)
+            with self._lock:
+                self.filled[index] += count
+                if offset == self._hashed:
+                    # Written whole (write_all returned): these are the bytes on disk.
+                    for chunk in chunks:
+                        self.verifier.update(chunk)
+                    self._hashed += count
+                self._catch_up()
+        except OSError as error:
+            raise self._failed(error, "writing") from error
 
     def _catch_up(self) -> None:
         """Hash bytes already on disk that the prefix now reaches (caller holds the lock)."""
@@ -415,9 +509,9 @@ class RangedFile(VerifiedFile):
                 if buf is None:
                     buf = bytearray(self.flush_size)
                 want = min(len(buf), end - self._hashed)
-                got = os.preadv(self._fd.fileno(), [memoryview(buf)[:want]], self._hashed)
+                got = os.preadv(self._fd, [memoryview(buf)[:want]], self._hashed)
                 if got <= 0:
-                    raise OSError(f"short read from {self._tmp} at {self._hashed}")
+                    raise OSError(errno.EIO, f"short read at byte {self._hashed}")
                 self.verifier.update(memoryview(buf)[:got])
                 self._hashed += got
             if end < self.ends[index]:
@@ -432,7 +526,10 @@ class RangedFile(VerifiedFile):
     def _truncate(self) -> None:
         super()._truncate()
         assert self._fd is not None
-        os.ftruncate(self._fd.fileno(), self.size)
+        try:
+            os.ftruncate(self._fd, self.size)
+        except OSError as error:
+            raise self._failed(error, "sizing") from error
 
     async def commit(self) -> Path:
         """Verify the ranges and move the file into place; see :meth:`VerifiedFile.commit`."""

@@ -111,7 +111,9 @@ async def download_verified(
     once ``policy.refetches`` fresh downloads all failed verification (immediately when
     the registry's ``Docker-Content-Digest`` names another digest),
     :class:`~aioras.exceptions.TransportError` once the body broke off more than
-    ``policy.resumes`` times, and the registry's typed errors.
+    ``policy.resumes`` times, :class:`~aioras.exceptions.StorageError` when the file cannot
+    be written whole (never retried: a full disk stays full), and the registry's typed
+    errors.
     """
     first: httpx.Response | None = None
     # One refetch budget for the blob, whether ranges or one stream spend it.

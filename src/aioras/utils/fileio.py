@@ -20,9 +20,10 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import IO, Any, AnyStr, Literal, NamedTuple, overload
 
 from .. import defaults
+from .._files.writes import storage_error
 from .._http.urls import merge_query
 from .._jsondoc import load_json
-from ..exceptions import UnsafePathError
+from ..exceptions import StorageError, UnsafePathError
 
 __all__ = [
     "PathAndOptionalContent",
@@ -191,10 +192,16 @@ def _atomic_open(filename: str, binary: bool) -> Iterator[IO[Any]]:
     directory = os.path.dirname(os.path.abspath(filename))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filename)}.", dir=directory)
     try:
-        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            # Buffered: a short write is continued by the buffer, or fails with the error.
+            with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+        except StorageError:
+            raise
+        except OSError as error:  # a full disk, a file size limit, a failing device
+            raise storage_error(error, filename, "writing") from error
         # mkstemp makes the file 0600: keep the mode of the file being replaced, else use
         # the usual 0644 (reading the umask would mean changing it, racing other threads).
         try:
@@ -216,7 +223,9 @@ def write_file(
 
     Modes ``"w"``/``"wb"`` replace the file atomically (temporary file + rename); ``"a"``/``"ab"``
     append in place. ``make_exec`` adds execute permission for user, group and others.
-    Raises ``ValueError`` for another mode.
+    Raises ``ValueError`` for another mode and, in modes ``"w"``/``"wb"``,
+    :class:`~aioras.exceptions.StorageError` (an ``OSError``) when the content cannot be
+    written whole (a full disk), leaving ``filename`` as it was and no temporary file.
     """
     filename = os.fspath(filename)
     binary = "b" in mode

@@ -1,0 +1,1 @@
+"""File writes below every other layer: bytes written whole, errors typed, nothing left behind."""
