@@ -8,7 +8,7 @@ Every entry is checked when it is built, before anything is listed or copied, an
 with :class:`~aioras.exceptions.InvalidMirrorPlan` naming it: a source or destination that
 breaks the reference grammar; a destination that overlaps its source on the same registry
 host (a repository onto itself, a whole registry onto itself); a tag or repository pattern
-that could backtrack without bound (see :mod:`aioras.operations._mirror_regex`). A whole
+that could backtrack without bound (the shapes are listed in ``_mirror_regex``). A whole
 registry mirrored into a prefix of itself leaves that prefix out of its catalog, so a run
 never copies an earlier run's copies. Hosts are compared by name: ``localhost:5000`` and
 ``127.0.0.1:5000`` are two registries to this check.
@@ -94,6 +94,10 @@ class MirrorSpec:
     An index without one of the platforms fails with
     :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
     copied as it is (nothing to select).
+
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (naming the spec) for a bad
+    value, a malformed source or destination, a destination overlapping the source, or a
+    pattern that could backtrack without bound (see the module doc).
     """
 
     source: str
