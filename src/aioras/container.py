@@ -17,7 +17,13 @@ from . import defaults
 from .digest import validate_digest
 from .exceptions import InvalidReference
 
-__all__ = ["Container", "DOCKER_HUB_API_HOST", "parse_registry", "validate_tag"]
+__all__ = [
+    "Container",
+    "DOCKER_HUB_API_HOST",
+    "parse_registry",
+    "validate_repository",
+    "validate_tag",
+]
 
 DOCKER_HUB_API_HOST: str = defaults.registry.default_v2_registry["host"]
 # Every spelling of Docker Hub that users type; all of them are served by the one API host.
@@ -49,6 +55,22 @@ def validate_tag(tag: str) -> str:
             value=str(tag),
         )
     return tag
+
+
+def validate_repository(name: str) -> str:
+    """Return ``name`` unchanged if it is a repository path (``team/app``) of the grammar.
+
+    No registry, tag or digest: what a catalog lists. Raises :class:`InvalidReference` with
+    ``part="name"`` otherwise (upper case, ``..``, empty components, over 255 characters).
+    """
+    if not isinstance(name, str) or not _PATH_RE.fullmatch(name) or len(name) > _MAX_PATH_LENGTH:
+        raise InvalidReference(
+            f"invalid repository name {name!r}: components must be lowercase alphanumerics "
+            f"separated by '.', '_', '__' or '-', {_MAX_PATH_LENGTH} characters at most",
+            part="name",
+            value=str(name),
+        )
+    return name
 
 
 def _refuse_scheme(value: object, part: str) -> None:

@@ -21,6 +21,8 @@
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
     ├── RegistryInUse                  a registry object was pickled while a call on it ran
+    ├── InvalidMirrorPlan              a mirror plan entry is refused: a name breaks the grammar,
+    │                                  source and destination overlap, or a pattern could backtrack
     ├── IntegrityError                 content does not match what was promised
     │   ├── DigestMismatch             bytes hash to another digest than the descriptor's
     │   └── SizeMismatch               byte count differs from the descriptor's size
@@ -70,6 +72,7 @@ __all__ = [
     "InvalidDigest",
     "InvalidHeaderValue",
     "InvalidLayout",
+    "InvalidMirrorPlan",
     "InvalidReference",
     "ManifestTooLarge",
     "ManifestValidationError",
@@ -273,6 +276,21 @@ class RegistryInUse(OrasError, pickle.PicklingError):
     Its configuration is what travels; wait for the call to finish (or copy it before the
     call starts), so that the copy never starts from a half-changed object.
     """
+
+
+class InvalidMirrorPlan(OrasError, ValueError):
+    """Raised when an entry of a mirror plan is refused before anything is copied.
+
+    Covers a source or destination that breaks the reference grammar, a destination that
+    overlaps its source on the same registry (copying would overwrite what is being
+    read), and a tag or repository pattern whose matching time could grow without bound
+    (see :mod:`aioras.operations.mirror_plan`). ``entry`` names the plan entry (the spec,
+    or the plan file and entry number); ``__cause__`` holds the underlying error, if any.
+    """
+
+    def __init__(self, message: str, *, entry: str = "") -> None:
+        super().__init__(message)
+        self.entry = entry
 
 
 class IntegrityError(OrasError):

@@ -55,6 +55,9 @@ MirrorProgress = Callable[[TransferEvent | ArtifactEvent], Awaitable[None] | Non
 
 UP_TO_DATE = "destination tag already names the source digest"
 IN_STATE = "done in an earlier run (state file)"
+TAGGED = "tagged: the destination had the content already"
+REPOINTED = "re-pointed the tag from {previous}"
+WOULD_REPOINT = "would re-point the tag from {previous}"
 
 # The blob digests the current job claimed for upload (see _SharedRepository.exists).
 _CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
@@ -75,16 +78,25 @@ async def mirror(
     """Mirror every artifact ``plan`` names; return a :class:`MirrorReport`.
 
     See :meth:`aioras.AsyncRegistry.mirror` for the options. Raises ValueError for bad
-    options or a bad state file, the listing errors of the plan's registries, and, unless
-    ``keep_going``, the first artifact's failure (with the work done so far recorded in
-    ``state``).
+    options or a bad state file, :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
+    entry refused, the listing errors of the plan's registries, and, unless
+    ``keep_going``, a listed name or tag that breaks the grammar
+    (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's failure (with
+    the work done so far recorded in ``state``); with ``keep_going`` both are in the
+    report. An error is raised as itself, never wrapped in an exception group.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     started = time.monotonic()
     requests_before = _requests(registry)
     resume = MirrorState.load(state) if state is not None else None
-    jobs = await expand(registry, plan)
+    refused: list[ArtifactFailure] | None = [] if keep_going else None
+    jobs = await expand(registry, plan, refused=refused)
+    for failure in refused or ():
+        event = ArtifactEvent(
+            "artifact", "failed", failure.source, failure.destination, error=failure.error
+        )
+        await _emit(progress, event)
     report = await run_jobs(
         registry,
         jobs,
@@ -94,6 +106,7 @@ async def mirror(
         state=resume,
         progress=progress,
     )
+    report.failed[:0] = refused or []
     if resume is not None and not dry_run and report.ok:
         await resume.finish()
     report.requests = _requests(registry) - requests_before
@@ -123,14 +136,33 @@ async def run_jobs(
     """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
 
     Failures are in the report, never raised; without ``keep_going`` no job starts after
-    the first failure.
+    the first failure. What escapes a job (an error of the ``progress`` callback) is
+    raised as itself, not in an exception group.
     """
     run = _Run(registry, concurrency, dry_run, keep_going, state, progress)
     pending: Iterator[MirrorJob] = iter(jobs)
-    async with anyio.create_task_group() as workers:
-        for _ in range(min(concurrency, len(jobs))):
-            workers.start_soon(run.worker, pending)
+    try:
+        async with anyio.create_task_group() as workers:
+            for _ in range(min(concurrency, len(jobs))):
+                workers.start_soon(run.worker, pending)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
     return run.report
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error of a worker group (the first if several workers failed at once)."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _emit(progress: MirrorProgress | None, event: ArtifactEvent) -> None:
+    if progress is not None:
+        result = progress(event)
+        if result is not None:
+            await result
 
 
 class _Run:
@@ -183,7 +215,8 @@ class _Run:
             await self.fail(job, error)
         finally:
             _CLAIMS.reset(token)
-            self.destination(job.destination_repository).release(claims)
+            if claims:  # then its destination parsed: a malformed one fails the job above
+                self.destination(job.destination_repository).release(claims)
 
     async def plan_one(self, job: MirrorJob) -> None:
         source = self.registry.repository(job.source_repository)
@@ -194,10 +227,13 @@ class _Run:
         except exc.NotFoundError:
             present = None
         chosen, _ = await select_root(source, root, job.platforms, single_as_is=True)
-        if present is not None and present["digest"] == chosen["digest"]:
+        if present is None:
+            await self.settle(job, "planned", chosen["digest"], "would copy", root["digest"])
+        elif present["digest"] == chosen["digest"]:
             await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
         else:
-            await self.settle(job, "planned", chosen["digest"], "would copy", root["digest"])
+            reason = WOULD_REPOINT.format(previous=present["digest"])
+            await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
 
     async def copy_one(self, job: MirrorJob) -> None:
         tally = _Tally(self.progress)
@@ -229,10 +265,17 @@ class _Run:
         if self.state is not None:
             await self.state.record(job.key, root["digest"])
         source_digest = tally.source_digest or root["digest"]
-        if tally.untouched(root):
-            await self.settle(job, "skipped", root["digest"], UP_TO_DATE, source_digest)
-        else:
+        # What the destination tag named before (absent: not asked, as with referrers).
+        previous = destination.found.pop(target, root["digest"])
+        if previous not in (None, root["digest"]):
+            reason = REPOINTED.format(previous=previous)
+            await self.settle(job, "copied", root["digest"], reason, source_digest)
+        elif not tally.untouched(root):
             await self.settle(job, "copied", root["digest"], "", source_digest)
+        elif previous is None:
+            await self.settle(job, "copied", root["digest"], TAGGED, source_digest)
+        else:
+            await self.settle(job, "skipped", root["digest"], UP_TO_DATE, source_digest)
 
     async def settle(
         self,
@@ -261,10 +304,7 @@ class _Run:
         self.stopped = self.stopped or not self.keep_going
 
     async def emit(self, event: ArtifactEvent) -> None:
-        if self.progress is not None:
-            result = self.progress(event)
-            if result is not None:
-                await result
+        await _emit(self.progress, event)
 
 
 def _reference(full: str) -> str:
@@ -324,6 +364,8 @@ class _SharedRepository(Repository):
         self.claimed: dict[str, anyio.Event] = {}
         # The repository's tags, listed once a tag was found missing (None: not listed).
         self.tags: set[str] | None = None
+        # tag -> the digest it named when resolved (None: missing), for the report.
+        self.found: dict[str, str | None] = {}
         self.untagged = False  # whether that listing was empty
         self._listing = anyio.Lock()
 
@@ -343,15 +385,20 @@ class _SharedRepository(Repository):
         repository the registry does not know lists as no tags.
         """
         if self.lacks(reference):
+            self.found[reference] = None
             raise exc.NotFoundError(
                 f"tag {reference} not in the tag list of {self.name}", status_code=404
             )
         try:
-            return await super().resolve(reference)
+            descriptor = await super().resolve(reference)
         except exc.NotFoundError:
             if not _is_digest(reference):
+                self.found[reference] = None
                 await self._list_tags()
             raise
+        if not _is_digest(reference):
+            self.found[reference] = descriptor["digest"]
+        return descriptor
 
     async def _list_tags(self) -> None:
         async with self._listing:

@@ -25,7 +25,7 @@ from .. import exceptions as exc
 from .._environment import read_environment, read_variable
 from .._http.ratelimit import RateLimits
 from .mirror_plan import MirrorJob, MirrorPlan, expand, shard_by_repository
-from .mirror_report import MirrorReport
+from .mirror_report import ArtifactFailure, MirrorReport
 
 if TYPE_CHECKING:
     from ..remote.registry import AsyncRegistry
@@ -117,21 +117,24 @@ def mirror_on_dask(
 
     Blocks until every shard is done (call it from synchronous code, or in a thread).
     Options as :meth:`aioras.AsyncRegistry.mirror`; each shard runs ``concurrency``
-    artifacts at once on its worker. Raises ValueError for bad options, the listing
-    errors of the plan's registries, and, unless ``keep_going``,
+    artifacts at once on its worker. Raises ValueError for bad options,
+    :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan entry refused, the listing
+    errors of the plan's registries (a listed name or tag breaking the grammar among them,
+    reported instead with ``keep_going``), and, unless ``keep_going``,
     :class:`~aioras.exceptions.MirrorError` (with the merged ``report``) when an artifact
     failed; shards already running finish first.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     started = time.monotonic()
-    jobs = anyio.run(_expand, settings, plan)
+    refused: list[ArtifactFailure] | None = [] if keep_going else None
+    jobs = anyio.run(_expand, settings, plan, refused)
     options = {"concurrency": concurrency, "dry_run": dry_run, "keep_going": keep_going}
     futures = [
         client.submit(run_shard, shard, settings, options, pure=False)
         for shard in shard_by_repository(jobs)
     ]
-    report = MirrorReport()
+    report = MirrorReport(failed=list(refused or ()))
     for doc in client.gather(futures):
         report.merge(MirrorReport.from_dict(doc))
     report.duration = time.monotonic() - started
@@ -144,6 +147,8 @@ def mirror_on_dask(
     return report
 
 
-async def _expand(settings: RegistrySettings, plan: MirrorPlan) -> list[MirrorJob]:
+async def _expand(
+    settings: RegistrySettings, plan: MirrorPlan, refused: list[ArtifactFailure] | None
+) -> list[MirrorJob]:
     async with settings.build() as registry:
-        return await expand(registry, plan)
+        return await expand(registry, plan, refused=refused)

@@ -4,6 +4,21 @@ A plan is a sequence whose items are pairs ``(source reference, destination refe
 and :class:`MirrorSpec` entries. :func:`expand` turns it into :class:`MirrorJob` s, one per
 artifact, listing tags (and the catalog, for a whole-registry spec) on the way.
 
+Every entry is checked when it is built, before anything is listed or copied, and refused
+with :class:`~aioras.exceptions.InvalidMirrorPlan` naming it: a source or destination that
+breaks the reference grammar; a destination that overlaps its source on the same registry
+host (a repository onto itself, a whole registry onto itself); a tag or repository pattern
+that could backtrack without bound (the shapes are listed in ``_mirror_regex``). A whole
+registry mirrored into a prefix of itself leaves that prefix out of its catalog, so a run
+never copies an earlier run's copies. Hosts are compared by name: ``localhost:5000`` and
+``127.0.0.1:5000`` are two registries to this check.
+
+Each name a catalog lists and each tag a tag list holds is checked against the
+distribution grammar before any pattern sees it (tags ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``,
+repository paths of lowercase components, 255 characters at most). One that breaks it is
+left out and reported as a failed artifact with ``keep_going``, or raised as
+:class:`~aioras.exceptions.InvalidReference`.
+
 A plan file (``load_plan``) holds ``[[mirror]]`` tables with the fields of
 :class:`MirrorSpec` and ``[[copy]]`` tables with ``source`` and ``destination``::
 
@@ -30,8 +45,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
-from ..container import Container
+from ..container import Container, parse_registry, validate_repository, validate_tag
 from ..content.graph import platform_list
+from ..exceptions import InvalidMirrorPlan, InvalidReference
+from ._mirror_regex import backtracking_risk
+from .mirror_report import ArtifactFailure
 from .semver import SemverRange
 
 if TYPE_CHECKING:
@@ -76,6 +94,10 @@ class MirrorSpec:
     An index without one of the platforms fails with
     :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
     copied as it is (nothing to select).
+
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (naming the spec) for a bad
+    value, a malformed source or destination, a destination overlapping the source, or a
+    pattern that could backtrack without bound (see the module doc).
     """
 
     source: str
@@ -94,24 +116,88 @@ class MirrorSpec:
     platforms: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
+        """Check the spec; :class:`~aioras.exceptions.InvalidMirrorPlan` names what is wrong."""
         # Frozen: the normalised list is set the way dataclasses set fields.
         object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
-        for name in ("tags", "exclude", "repositories", "exclude_repositories"):
-            value = getattr(self, name)
-            if value is not None:
-                try:
-                    re.compile(value)
-                except re.error as error:
-                    raise ValueError(f"MirrorSpec {name}={value!r}: {error}") from None
-        if self.semver is not None:
-            SemverRange(self.semver)
-        if self.newest is not None and self.newest < 1:
-            raise ValueError(f"MirrorSpec newest must be at least 1, got {self.newest}")
+        entry = f"MirrorSpec(source={self.source!r}, destination={self.destination!r})"
+        try:
+            _check_spec(self)
+        except ValueError as error:
+            raise InvalidMirrorPlan(f"{entry}: {error}", entry=entry) from error
 
     @property
     def whole_registry(self) -> bool:
         """Whether ``source`` names a registry host rather than one repository."""
         return "/" not in self.source.strip("/")
+
+
+def _check_spec(spec: MirrorSpec) -> None:
+    for name in ("tags", "exclude", "repositories", "exclude_repositories"):
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        try:
+            risk = backtracking_risk(value)
+        except re.error as error:
+            raise ValueError(f"{name}={value!r}: {error}") from None
+        if risk is not None:
+            raise InvalidMirrorPlan(
+                f"{name}={value!r} could backtrack without bound ({risk}); "
+                "write it so that each character has one way to match"
+            )
+    if spec.semver is not None:
+        try:
+            SemverRange(spec.semver)
+        except ValueError as error:
+            raise ValueError(f"semver={spec.semver!r}: {error}") from None
+    if spec.newest is not None and spec.newest < 1:
+        raise ValueError(f"newest must be at least 1, got {spec.newest}")
+    if spec.whole_registry:
+        host = _registry("source", spec.source.strip("/"))
+        prefix = spec.destination.rstrip("/")
+        if "/" in prefix:
+            target, path = _repository("destination", prefix)
+        else:
+            target, path = _registry("destination", prefix), ""
+        if target == host and not path:
+            raise InvalidMirrorPlan(
+                f"source and destination overlap: the whole registry {host} onto itself"
+            )
+    else:
+        source = _repository("source", spec.source)
+        if source == _repository("destination", spec.destination):
+            raise InvalidMirrorPlan(
+                f"source and destination overlap: {source[0]}/{source[1]} onto itself"
+            )
+
+
+def _registry(what: str, host: str) -> str:
+    """``host`` as it is compared: its API host, lower case."""
+    try:
+        return parse_registry(host).lower()
+    except InvalidReference as error:
+        raise InvalidMirrorPlan(f"{what} {host!r}: {error}") from error
+
+
+def _repository(what: str, reference: str) -> tuple[str, str]:
+    """(host, repository path) of a repository named with no tag or digest."""
+    try:
+        container = Container(reference)
+    except InvalidReference as error:
+        raise InvalidMirrorPlan(f"{what} {reference!r}: {error}") from error
+    if container.tag_given or container.digest:
+        raise InvalidMirrorPlan(f"{what} {reference!r} names a repository: no tag or digest")
+    return container.registry.lower(), container.api_prefix
+
+
+def _own_prefix(spec: MirrorSpec) -> str | None:
+    """The destination prefix's path when a whole registry is mirrored into itself."""
+    host = _registry("source", spec.source.strip("/"))
+    prefix = spec.destination.rstrip("/")
+    if "/" not in prefix:
+        return None
+    target, path = _repository("destination", prefix)
+    return path if target == host else None
 
 
 MirrorPlan = Sequence["MirrorSpec | tuple[str, str]"]
@@ -152,8 +238,9 @@ def _repository_of(reference: str) -> str:
 def load_plan(path: str | os.PathLike[str]) -> list[MirrorSpec | tuple[str, str]]:
     """Read a plan from a TOML file (``[[mirror]]`` and ``[[copy]]`` tables).
 
-    Raises ValueError naming the entry for unknown keys, missing fields or bad values,
-    and ``tomllib.TOMLDecodeError`` for a file that is not TOML.
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` naming the file and entry for a
+    spec or pair refused (see the module doc), ValueError naming the entry for unknown keys
+    or missing fields, and ``tomllib.TOMLDecodeError`` for a file that is not TOML.
     """
     with open(path, "rb") as handle:
         doc = tomllib.load(handle)
@@ -166,15 +253,36 @@ def load_plan(path: str | os.PathLike[str]) -> list[MirrorSpec | tuple[str, str]
         extra = set(entry) - names
         if extra:
             raise ValueError(f"[[mirror]] entry {i + 1}: unknown keys {sorted(extra)}")
+        where = f"{os.fspath(path)}: [[mirror]] entry {i + 1}"
         try:
             plan.append(MirrorSpec(**entry))
         except TypeError as error:
             raise ValueError(f"[[mirror]] entry {i + 1}: {error}") from None
+        except InvalidMirrorPlan as error:
+            raise InvalidMirrorPlan(f"{where}: {error}", entry=where) from error
     for i, entry in enumerate(doc.get("copy", [])):
         if set(entry) != {"source", "destination"}:
             raise ValueError(f"[[copy]] entry {i + 1} needs exactly source and destination")
-        plan.append((str(entry["source"]), str(entry["destination"])))
+        pair = (str(entry["source"]), str(entry["destination"]))
+        _check_pair(pair, f"{os.fspath(path)}: [[copy]] entry {i + 1}")
+        plan.append(pair)
     return plan
+
+
+def _check_pair(pair: tuple[str, str], where: str) -> None:
+    """Refuse a malformed pair, or one copying a reference onto itself."""
+    parsed = []
+    for what, reference in zip(("source", "destination"), pair, strict=True):
+        try:
+            parsed.append(Container(reference))
+        except InvalidReference as error:
+            message = f"{where}: {what} {reference!r}: {error}"
+            raise InvalidMirrorPlan(message, entry=where) from error
+    source, destination = parsed
+    if source.uri.lower() == destination.uri.lower():
+        raise InvalidMirrorPlan(
+            f"{where}: source and destination overlap: {source.uri} onto itself", entry=where
+        )
 
 
 def select_tags(spec: MirrorSpec, listed: Sequence[str]) -> list[str]:
@@ -193,31 +301,52 @@ def select_tags(spec: MirrorSpec, listed: Sequence[str]) -> list[str]:
     return kept
 
 
-async def expand(registry: CatalogEndpoints, plan: MirrorPlan) -> list[MirrorJob]:
+async def expand(
+    registry: CatalogEndpoints,
+    plan: MirrorPlan,
+    *,
+    refused: list[ArtifactFailure] | None = None,
+) -> list[MirrorJob]:
     """One job per artifact of ``plan``, listing tags and catalogs as specs need.
 
-    Raises :class:`~aioras.exceptions.InvalidReference` for a malformed reference, and
-    the registry's typed errors from listing.
+    Pairs are checked before anything is listed. A listed name or tag that breaks the
+    grammar is appended to ``refused`` when it is a list (``keep_going``), else raised.
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping
+    pair, :class:`~aioras.exceptions.InvalidReference` for a malformed listed name or
+    tag (see ``refused``), and the registry's typed errors from listing.
     """
+    for number, item in enumerate(plan, 1):
+        if not isinstance(item, MirrorSpec):
+            _check_pair(item, f"plan entry {number} {item!r}")
     jobs: list[MirrorJob] = []
     for item in plan:
         if isinstance(item, MirrorSpec):
-            for spec in await _per_repository(registry, item):
-                jobs.extend(await _spec_jobs(registry, spec))
+            for spec in await _per_repository(registry, item, refused):
+                jobs.extend(await _spec_jobs(registry, spec, refused))
         else:
             source, destination = item
-            Container(source), Container(destination)  # validates both up front
             jobs.append(MirrorJob(source, destination))
     return jobs
 
 
-async def _per_repository(registry: CatalogEndpoints, spec: MirrorSpec) -> list[MirrorSpec]:
+async def _per_repository(
+    registry: CatalogEndpoints, spec: MirrorSpec, refused: list[ArtifactFailure] | None
+) -> list[MirrorSpec]:
     if not spec.whole_registry:
         return [spec]
     host = spec.source.strip("/")
     prefix = spec.destination.rstrip("/")
+    own = _own_prefix(spec)
     specs = []
     for name in await registry.list_repositories(host, page_size=1000):
+        try:
+            validate_repository(name)
+            Container(f"{prefix}/{name}")  # the destination's name, 255 characters at most
+        except InvalidReference as error:
+            _refuse(refused, error, host, f"{host}/{name}", f"{prefix}/{name}")
+            continue
+        if own is not None and (name == own or name.startswith(f"{own}/")):
+            continue  # an earlier run's copy: never mirrored into itself again
         if spec.repositories is not None and not re.fullmatch(spec.repositories, name):
             continue
         if spec.exclude_repositories is not None and re.fullmatch(spec.exclude_repositories, name):
@@ -226,14 +355,46 @@ async def _per_repository(registry: CatalogEndpoints, spec: MirrorSpec) -> list[
     return specs
 
 
+def _refuse(
+    refused: list[ArtifactFailure] | None,
+    error: InvalidReference,
+    listing: str,
+    source: str,
+    destination: str,
+) -> None:
+    """Report (``refused`` a list) or raise a listed name or tag that breaks the grammar."""
+    value = error.value if len(error.value) <= 80 else f"{error.value[:60]}..."
+    what = "tag" if error.part == "tag" else "repository name"
+    problem = InvalidReference(
+        f"{listing} lists the {what} {value!r} ({len(error.value)} characters), which breaks "
+        "the distribution grammar; it is left out",
+        part=error.part,
+        value=error.value,
+    )
+    if refused is None:
+        raise problem from error
+    refused.append(
+        ArtifactFailure(source, destination, type(problem).__name__, str(problem), problem)
+    )
+
+
 def _replace(spec: MirrorSpec, **changes: str) -> MirrorSpec:
     values = {f.name: getattr(spec, f.name) for f in fields(MirrorSpec)}
     values.update(changes)
     return MirrorSpec(**values)
 
 
-async def _spec_jobs(registry: CatalogEndpoints, spec: MirrorSpec) -> list[MirrorJob]:
-    listed = await registry.get_tags(spec.source)
+async def _spec_jobs(
+    registry: CatalogEndpoints, spec: MirrorSpec, refused: list[ArtifactFailure] | None
+) -> list[MirrorJob]:
+    tags = []
+    for tag in await registry.get_tags(spec.source):
+        try:
+            tags.append(validate_tag(tag))
+        except InvalidReference as error:
+            _refuse(
+                refused, error, spec.source, f"{spec.source}:{tag}", f"{spec.destination}:{tag}"
+            )
     return [
         MirrorJob(
             f"{spec.source}:{tag}",
@@ -242,7 +403,7 @@ async def _spec_jobs(registry: CatalogEndpoints, spec: MirrorSpec) -> list[Mirro
             referrers=spec.referrers,
             artifact_type=spec.artifact_type,
         )
-        for tag in select_tags(spec, listed)
+        for tag in select_tags(spec, tags)
     ]
 
 

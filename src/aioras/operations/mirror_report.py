@@ -15,6 +15,10 @@ Outcome = Literal["copied", "skipped", "failed", "planned"]
 class ArtifactResult:
     """One artifact copied, skipped (``reason`` says why) or planned (a dry run).
 
+    A copied artifact's ``reason`` says when the destination tag named another digest
+    before (``re-pointed the tag from <digest>``) or only the tag was written (the
+    content was there); a planned one's when the tag would be re-pointed.
+
     ``digest``: what the destination tag names (or would); ``source_digest``: what the
     source reference names. They differ when ``platforms`` picked part of an index: one
     platform gives its manifest's digest, several a new index's.

@@ -6,6 +6,13 @@ name beside it, flushed to disk and renamed over the old one, so a crash at any 
 leaves either the old file or the new one, never half of one. A mirror started again with
 the file skips what it lists; when a mirror completes, the file is marked ``complete`` and
 the next run with it checks everything afresh (a re-sync).
+
+Several mirrors may share one file, in tasks, threads or processes: each save holds an
+exclusive lock (``flock`` on ``<file>.lock`` beside it), reads the file again and merges
+the entries found there (unless that file marks a completed run) with its own before
+writing, so no mirror drops another's entries. The file is parsed with the library's JSON
+loader: one nested too deeply is refused as unreadable (ValueError), never a
+``RecursionError``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 import anyio
+
+from .._jsondoc import load_json
+from ..auth.login import config_lock
 
 __all__ = ["MirrorState"]
 
@@ -37,23 +47,9 @@ class MirrorState:
         Raises ValueError for a file that is not a mirror state (it is left untouched).
         """
         state = cls(path)
-        try:
-            raw = state.path.read_bytes()
-        except FileNotFoundError:
-            return state
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("version") != _VERSION:
-                raise ValueError("not a mirror state document")
-            done = doc.get("done", {})
-            if not isinstance(done, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in done.items()
-            ):
-                raise ValueError("its done entries are not strings")
-        except ValueError as error:
-            raise ValueError(f"state file {state.path} is unreadable: {error}") from None
-        if not doc.get("complete"):
-            state.done = dict(done)
+        done, complete = _read(state.path)
+        if not complete:
+            state.done = done
         return state
 
     def known(self, key: str) -> str | None:
@@ -61,17 +57,26 @@ class MirrorState:
         return self.done.get(key)
 
     async def record(self, key: str, digest: str) -> None:
-        """Record one finished artifact and rewrite the file."""
+        """Record one finished artifact and save the file (merged, see the module doc)."""
         async with self._lock:
             self.done[key] = digest
-            await anyio.to_thread.run_sync(self._write, False)
+            await self._save(complete=False)
 
     async def finish(self) -> None:
         """Mark the run complete: the next run checks every artifact again."""
         async with self._lock:
-            await anyio.to_thread.run_sync(self._write, True)
+            await self._save(complete=True)
 
-    def _write(self, complete: bool) -> None:
+    async def _save(self, *, complete: bool) -> None:
+        # The lock is the one login uses for config.json: a sidecar file, polled flock.
+        async with config_lock(self.path):
+            await anyio.to_thread.run_sync(self._merge_and_write, complete)
+
+    def _merge_and_write(self, complete: bool) -> None:
+        on_disk, finished = _read(self.path)
+        if not finished:
+            # Another mirror's entries; ours win for a job both did (the newer digest).
+            self.done = {**on_disk, **self.done}
         data = json.dumps(
             {"version": _VERSION, "complete": complete, "done": self.done}, indent=1
         ).encode()
@@ -86,3 +91,26 @@ class MirrorState:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _read(path: Path) -> tuple[dict[str, str], bool]:
+    """The entries of the state file at ``path`` and whether it marks a completed run.
+
+    An absent file has none. Raises ValueError for a file that is not a mirror state.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}, False
+    try:
+        doc = load_json(raw)
+        if not isinstance(doc, dict) or doc.get("version") != _VERSION:
+            raise ValueError("not a mirror state document")
+        done = doc.get("done", {})
+        if not isinstance(done, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in done.items()
+        ):
+            raise ValueError("its done entries are not strings")
+    except ValueError as error:
+        raise ValueError(f"state file {path} is unreadable: {error}") from None
+    return dict(done), bool(doc.get("complete"))

@@ -10,6 +10,9 @@ npm-like syntax most mirrors use:
 - comparators separated by spaces or commas must all hold; ``||`` joins alternatives.
 
 A pre-release tag (``2.0.0-rc.1``) matches only when the range itself names a pre-release.
+Nothing longer than a tag (128 characters) is read as a version, so a version's numbers stay
+far below the size ``int`` refuses to parse: a longer tag is no version, a longer term of a
+range a ValueError.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ __all__ = ["SemverRange", "Version", "parse_version"]
 
 _VERSION = re.compile(
     r"v?(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?",
+    re.ASCII,
 )
 _PART = r"(?:0|[1-9]\d*|[xX*])"
 _PATTERN = re.compile(
     rf"v?(?P<major>{_PART})(?:\.(?P<minor>{_PART}))?(?:\.(?P<patch>{_PART}))?"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?",
+    re.ASCII,
 )
+# The longest tag the distribution grammar allows; nothing longer is a version.
+_MAX_LENGTH = 128
 _OPERATORS = (">=", "<=", ">", "<", "=", "^", "~")
 
 
@@ -59,8 +66,8 @@ def _pre(text: str | None) -> tuple[int | str, ...]:
 
 
 def parse_version(tag: str) -> Version | None:
-    """The version a tag spells, or None when it is not one."""
-    match = _VERSION.fullmatch(tag)
+    """The version a tag spells, or None when it is not one (or longer than a tag)."""
+    match = _VERSION.fullmatch(tag) if len(tag) <= _MAX_LENGTH else None
     if match is None:
         return None
     return Version(
@@ -114,7 +121,7 @@ def _holds(version: Version, op: str, bound: Version) -> bool:
 
 def _comparators(term: str, text: str) -> list[_Comparator]:
     op = next((o for o in _OPERATORS if term.startswith(o)), "")
-    match = _PATTERN.fullmatch(term[len(op) :])
+    match = _PATTERN.fullmatch(term[len(op) :]) if len(term) <= _MAX_LENGTH else None
     if match is None:
         raise ValueError(f"semver range {text!r}: cannot read {term!r}")
     parts = [match["major"], match["minor"], match["patch"]]

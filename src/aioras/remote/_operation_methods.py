@@ -315,9 +315,14 @@ class OperationsMixin(RegistryCore):
         :class:`~aioras.operations.mirror_report.ArtifactEvent` per artifact.
         ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
 
-        Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options, a
-        malformed spec or state file, the registries' typed errors from listing tags or
-        catalogs, and without ``keep_going`` the first artifact's typed error.
+        Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options or a
+        malformed state file; :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
+        entry refused before anything is listed (a malformed name, a destination
+        overlapping its source, a pattern that could backtrack without bound; see
+        :mod:`aioras.operations.mirror_plan`); the registries' typed errors from listing
+        tags or catalogs; and without ``keep_going`` a listed name or tag breaking the
+        grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
+        typed error, each as itself (never an exception group).
         """
         if rate_limits is not None:
             self._registry.set_rate_limits(rate_limits)
