@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from .._http.headers import header_number
 from ..content.layout import OCILayout
 from ..descriptor import as_descriptor
 from ..digest import digest_file
@@ -256,7 +257,7 @@ async def blob_fetch(ctx: Context) -> None:
     args = ctx.args
     container, digest = _blob_digest(ctx)
     response = await ctx.registry.get_blob(container, digest, head=True)
-    size = int(response.headers.get("content-length", 0))
+    size = header_number(response.headers.get("content-length")) or 0
     doc = {"mediaType": "application/octet-stream", "digest": digest, "size": size}
     if args.descriptor:
         ctx.out.result(doc, json.dumps(doc, indent=2))
