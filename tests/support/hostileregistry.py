@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Answer", "Hostile", "hostile_registry", "json_answer"]
+__all__ = ["Answer", "Hostile", "Script", "hostile_registry", "json_answer"]
 
 Answer = tuple[int, dict[str, str], Any]
 Script = Callable[[str, str, str], Answer | None]
