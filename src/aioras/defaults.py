@@ -74,6 +74,9 @@ max_layout_index_size = 32 * 1024 * 1024
 max_response_size = 16 * 1024 * 1024
 """Any non-blob body without a tighter cap: tag-list and catalog pages, ``GET /v2/``, upload
 answers, ``do_request`` without ``stream``. The ceiling of every cap below."""
+max_listed_names = 1_000_000
+"""Names one listing may hold across all its pages (tags, catalog; referrers of one subject):
+each page is capped in bytes, but pages keep coming; a million names is about 110 MiB held."""
 max_token_size = 1024 * 1024
 """A token service's answer."""
 max_error_body = 64 * 1024

@@ -34,7 +34,8 @@
     │   ├── ConnectError               connecting or the TLS handshake failed
     │   └── TimeoutError               a timeout expired, or an answer trickled in too slowly
     └── RegistryError                  the registry answered with an unexpected status
-        ├── ResponseTooLarge           a non-blob body (tag list, answer...) exceeds its cap
+        ├── ResponseTooLarge           a non-blob body (tag list, answer...) or a listing
+        │                              across its pages exceeds its cap
         ├── NotARegistry               the server is no OCI registry (/v2/ answers 404 or HTML)
         ├── NotFoundError              404: repository, manifest, blob or upload unknown
         │   └── PlatformNotFound       an index has no manifest for the platform asked for
@@ -484,6 +485,9 @@ class ResponseTooLarge(RegistryError):
     :data:`aioras.defaults.max_response_size`); ``size`` is the declared length or the
     bytes seen when reading stopped, ``limit`` the cap. Manifests raise
     :class:`ManifestTooLarge` and token answers :class:`AuthenticationError` instead.
+    A listing (tags, catalog, referrers of one subject) holding more names across its pages
+    than its cap (:data:`aioras.defaults.max_listed_names`, ``max_names=``) raises it too,
+    with ``size`` and ``limit`` counting names.
     """
 
     def __init__(self, message: str, *, size: int, limit: int, **kw: Any) -> None:

@@ -356,6 +356,26 @@ def test_login_saves_credentials_and_logout_removes_them(
     assert host not in json.loads(config.read_text())["auths"]
 
 
+def test_password_on_the_command_line_is_warned_about_without_echoing_it(
+    basic_auth_registry: LocalRegistry, htpasswd_user: object, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    user, password = htpasswd_user.username, htpasswd_user.password  # type: ignore[attr-defined]
+    host = basic_auth_registry.host
+    common = ["--plain-http", "--registry-config", str(config), "-u", user]
+    for args in (
+        ["login", *common, "-p", password, host],
+        ["repo", "tags", *common, "-p", password, f"{host}/nothing/here"],
+    ):
+        run = aioras(*args)
+        warnings = [line for line in run.stderr.splitlines() if "warning" in line]
+        assert len(warnings) == 1, run.stderr
+        assert "--password-stdin" in warnings[0]
+        assert "-p" in warnings[0]
+        assert password not in run.stdout + run.stderr
+    assert ok(aioras("login", *common, "--password-stdin", host, stdin=password)).stderr == ""
+
+
 def test_usage_errors_exit_2_and_failures_exit_1_with_one_line(
     registry: LocalRegistry, work: Path
 ) -> None:

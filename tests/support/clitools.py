@@ -48,3 +48,16 @@ def aioras(
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def aioras_bytes(*args: str, timeout: float = 120, **env: str) -> tuple[int, bytes, bytes]:
+    """Run ``python -m aioras ARGS``; its status and the exact bytes of stdout and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aioras", *args],
+        env=cli_env(**env),
+        input=b"",
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr

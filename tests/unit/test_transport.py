@@ -7,13 +7,16 @@ bodies are played by a small scripted server; the real-registry suites cover the
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
 from aioras import RetryPolicy
+from aioras._http.headers import header_number
 from aioras._http.retry import parse_retry_after
 from aioras._http.transport import Transport
 from aioras.auth import Credentials, TokenAuth, parse_www_authenticate
@@ -310,6 +313,76 @@ def test_retry_after_parses_seconds_and_dates() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+@pytest.mark.parametrize("value", ["²", "³", "¹", " ¹² ", "٣", "1²", "+3", "-1", "1.5", "1" * 5000])
+def test_a_number_header_in_other_than_ascii_digits_counts_as_absent(value: str) -> None:
+    # str.isdigit() takes superscripts (int() then raised an untyped ValueError) and other
+    # scripts' digits; the HTTP grammar has ASCII digits only.
+    assert header_number(value) is None
+    assert parse_retry_after(value) is None
+
+
+def test_a_number_header_in_ascii_digits_is_read() -> None:
+    assert header_number(" 42\t") == 42
+    assert header_number("0") == 0
+    assert header_number(None) is None
+    assert parse_retry_after(" 7 ") == 7.0
+
+
+def latin1(name: str, value: str) -> tuple[bytes, bytes]:
+    """A header as it comes off the wire: ``²`` is one Latin-1 byte, as httpx reads it."""
+    return name.encode(), value.encode("latin-1")
+
+
+async def test_a_429_with_retry_after_in_superscript_digits_ends_typed() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(429, headers=[latin1("Retry-After", "²")], text="slow down")
+
+    async with AsyncRegistry(
+        "r.example", retry=FAST, transport=httpx.MockTransport(handler)
+    ) as reg:
+        with pytest.raises(TooManyRequests) as info:
+            await reg.get_tags("r.example/a")
+    assert info.value.retry_after is None
+    assert calls == FAST.attempts + 1
+
+
+async def test_chunk_min_length_in_superscript_digits_counts_as_absent(tmp_path: Path) -> None:
+    data = b"x" * 10
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (tmp_path / "blob").write_bytes(data)
+    received = bytearray()
+    patches = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        session = {"Location": "/v2/a/blobs/uploads/u1"}
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        if request.method == "POST":
+            return httpx.Response(
+                202, headers=[*session.items(), latin1("OCI-Chunk-Min-Length", "²")]
+            )
+        if request.method == "PATCH":
+            patches.append(len(request.content))
+            received.extend(request.content)
+            return httpx.Response(202, headers={**session, "Range": f"0-{len(received) - 1}"})
+        received.extend(request.content)
+        return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+
+    async with AsyncRegistry(
+        "r.example", retry=FAST, transport=httpx.MockTransport(handler)
+    ) as reg:
+        layer = {"mediaType": "application/octet-stream", "digest": digest, "size": len(data)}
+        await reg.upload_blob(
+            str(tmp_path / "blob"), "r.example/a", layer, do_chunked=True, chunk_size=4
+        )
+    assert bytes(received) == data
+    assert patches == [4, 4, 2]  # the chunk size asked for, not one the header made up
 
 
 def test_www_authenticate_with_several_challenges_and_unquoted_values() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from ..exceptions import InvalidHeaderValue
 
-__all__ = ["CREDENTIAL_HEADERS", "check_header", "check_headers", "scrub"]
+__all__ = ["CREDENTIAL_HEADERS", "check_header", "check_headers", "header_number", "scrub"]
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Headers that carry a credential: never sent to another origin than the registry's."""
@@ -21,6 +21,10 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Visible ASCII, space and tab: what a header value can carry without encoding games.
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
+# A number in a header: ASCII digits only. str.isdigit() also takes "²" and "٣", which int()
+# refuses or reads as a number the HTTP grammar does not have; 30 digits keep int() far below
+# its digit limit (a longer value is no count any registry means).
+_NUMBER = re.compile(r"[0-9]{1,30}")
 # Quoted literals in library messages: b'...', bytearray(b"..."), '...' (escapes kept whole).
 _QUOTED = re.compile(r"""(?:bytearray\()?b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)?""")
 
@@ -49,6 +53,19 @@ def check_headers(headers: Mapping[str, str]) -> None:
     """:func:`check_header` for every item of ``headers``."""
     for name, value in headers.items():
         check_header(name, value)
+
+
+def header_number(value: str | None) -> int | None:
+    """The non-negative decimal number a header value holds (spaces around allowed), or None.
+
+    Only ASCII digits count (RFC 9110's ``1*DIGIT``): a value with anything else, such as
+    superscript or other scripts' digits, a sign or a fraction, is no number and gives None,
+    as an absent header does. Never raises.
+    """
+    if value is None:
+        return None
+    found = _NUMBER.fullmatch(value.strip(" \t"))
+    return int(found.group()) if found else None
 
 
 def scrub(text: str) -> str:

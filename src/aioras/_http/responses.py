@@ -39,7 +39,7 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
-from .headers import scrub
+from .headers import header_number, scrub
 from .retry import parse_retry_after
 from .urls import redact
 
@@ -175,11 +175,11 @@ async def read_capped(
                 raise _too_large(response, len(body), limit)
             return body[:limit]
         # The length of a HEAD answer is that of the resource, not of a body.
-        length = response.headers.get("content-length", "")
-        if response.request.method == "HEAD":
-            length = ""
-        if not truncate and length.isdigit() and int(length) > limit:
-            raise _too_large(response, int(length), limit)
+        length = header_number(
+            None if response.request.method == "HEAD" else response.headers.get("content-length")
+        )
+        if not truncate and length is not None and length > limit:
+            raise _too_large(response, length, limit)
         with deadline.bound(response.request) if deadline else nullcontext():
             return await _read_decoded(response, limit, truncate)
     finally:

@@ -33,6 +33,8 @@ from typing import TypeVar
 
 import anyio
 
+from .headers import header_number
+
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
@@ -55,8 +57,9 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = header_number(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from .._http.headers import header_number
 from ..content.layout import OCILayout
 from ..descriptor import as_descriptor
 from ..digest import digest_file
@@ -30,6 +31,7 @@ from ..remote.registry import AsyncRegistry
 from .output import Output, descriptor_doc, referrer_table, referrer_tree
 from .progress import show
 from .run import UsageError
+from .terminal import write_out
 
 __all__ = ["Context", "invoke"]
 
@@ -204,6 +206,7 @@ async def manifest_fetch(ctx: Context) -> None:
         ctx.out.result({**descriptor_doc(descriptor), "content": json.loads(data)}, "")
     elif not args.output:
         ctx.out.raw(data)
+        ctx.out.end_raw()
 
 
 async def manifest_push(ctx: Context) -> None:
@@ -254,7 +257,7 @@ async def blob_fetch(ctx: Context) -> None:
     args = ctx.args
     container, digest = _blob_digest(ctx)
     response = await ctx.registry.get_blob(container, digest, head=True)
-    size = int(response.headers.get("content-length", 0))
+    size = header_number(response.headers.get("content-length")) or 0
     doc = {"mediaType": "application/octet-stream", "digest": digest, "size": size}
     if args.descriptor:
         ctx.out.result(doc, json.dumps(doc, indent=2))
@@ -268,9 +271,9 @@ async def blob_fetch(ctx: Context) -> None:
         async with ctx.registry.stream_blob(container, digest) as streamed:
             async for chunk in streamed.aiter_bytes():
                 verifier.update(chunk)
-                sys.stdout.buffer.write(chunk)
+                ctx.out.raw(chunk)
+        ctx.out.end_raw()
         verifier.verify()
-        sys.stdout.buffer.flush()
         return
     path = await ctx.registry.download_blob(container, digest, args.output, size=size)
     ctx.out.result({**doc, "path": path}, f"Downloaded {path}\nDigest: {digest}")
@@ -311,7 +314,7 @@ async def blob_delete(ctx: Context) -> None:
 async def repo_tags(ctx: Context) -> None:
     """``aioras repo tags NAME``."""
     tags = await ctx.registry.get_tags(ctx.args.reference)
-    ctx.out.result({"reference": ctx.args.reference, "tags": tags}, "\n".join(tags))
+    ctx.out.result({"reference": ctx.args.reference, "tags": tags}, tags)
 
 
 async def tag(ctx: Context) -> None:
@@ -372,7 +375,7 @@ async def attach(ctx: Context) -> None:
 async def repo_ls(ctx: Context) -> None:
     """``aioras repo ls HOST``: the registry's catalog."""
     names = await ctx.registry.list_repositories(ctx.args.host)
-    ctx.out.result({"registry": ctx.args.host, "repositories": names}, "\n".join(names))
+    ctx.out.result({"registry": ctx.args.host, "repositories": names}, names)
 
 
 async def index_create(ctx: Context) -> None:
@@ -458,11 +461,10 @@ async def mirror(ctx: Context) -> None:
             progress=progress,
         )
     if ctx.out.json:
-        sys.stdout.write(report.to_json() + "\n")
-        sys.stdout.flush()
+        write_out(report.to_json() + "\n")
     else:
         lines = [f"Failed {r.source}: {r.message}" for r in report.failed]
-        ctx.out.result({}, "\n".join([*lines, report.summary()]))
+        ctx.out.result({}, [*lines, report.summary()])
     if report.failed:
         count = len(report.failed)
         noun = "artifact" if count == 1 else "artifacts"

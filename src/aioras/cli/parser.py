@@ -59,7 +59,11 @@ def _common() -> argparse.ArgumentParser:
     net.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for TLS")
     creds = common.add_argument_group("credentials")
     creds.add_argument("-u", "--username", help="registry user name")
-    creds.add_argument("-p", "--password", help="registry password or identity token")
+    creds.add_argument(
+        "-p",
+        "--password",
+        help="registry password or token (others can see it: prefer --password-stdin)",
+    )
     creds.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

@@ -11,7 +11,8 @@ On a terminal (and with the ``cli`` extra's rich installed) it draws a live disp
 per blob and one for the total, with bytes, speed and time left; blobs the destination had
 are marked ``skipped``, those the registry mounted ``mounted``. Off a terminal, or with
 ``tty=False``, it writes plain lines instead (start, done, skipped, mounted, failed), with
-no control characters. It writes to stderr unless given ``file``.
+no control characters (a title's are shown as escapes). It writes to stderr unless given
+``file``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from typing import IO, Any, ClassVar
 
 from ..progress import ProgressCallback, TransferEvent
+from .terminal import safe
 
 __all__ = ["LiveProgress", "PlainProgress", "show"]
 
@@ -35,7 +37,10 @@ def _short(digest: str) -> str:
 def _label(event: TransferEvent) -> str:
     annotations = event.descriptor.get("annotations") or {}
     title = annotations.get("org.opencontainers.image.title")
-    return f"{title} ({_short(event.digest)})" if title else _short(event.digest)
+    label = f"{title} ({_short(event.digest)})" if title else _short(event.digest)
+    # Titles come from manifests: escaped like every registry string (rich draws it as
+    # plain text too: its columns take no markup).
+    return safe(str(label))
 
 
 def _size(count: int) -> str:
@@ -66,8 +71,7 @@ class PlainProgress:
         if word is None:
             return
         line = f"{word:<16} {_label(event)} {_size(event.total)}"
-        # Titles come from manifests: keep only printable characters on a log line.
-        self.file.write("".join(c for c in line if c.isprintable()) + "\n")
+        self.file.write(line + "\n")
         self.file.flush()
 
 
@@ -113,7 +117,7 @@ class LiveProgress:
             return
         task = self.tasks.get(event.digest)
         if task is None:
-            label = "".join(c for c in _label(event) if c.isprintable())
+            label = _label(event)
             task = self.progress.add_task(label, total=event.total, status="")
             self.tasks[event.digest] = task
             grand = sum(t.total or 0 for t in self.progress.tasks if t.id != self.total)

@@ -6,12 +6,15 @@ import argparse
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import anyio
 
 from .. import exceptions as exc
 from . import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .terminal import SafeFormatter, write_err
 
 __all__ = ["UsageError", "hint_for", "run"]
 
@@ -23,21 +26,24 @@ class UsageError(Exception):
 # Verb functions whose name is not their words on the command line.
 _VERB_NAMES = {"index_create": "manifest index create", "index_update": "manifest index update"}
 
+PASSWORD_ON_COMMAND_LINE = (
+    "aioras: warning: a password given with -p/--password can be read by other users of this "
+    "machine (process list, shell history); pass it with --password-stdin instead"
+)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run ``args.run`` from :mod:`aioras.cli.commands`; return the exit status."""
     from . import commands
 
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
-        from ..logger import redact_http_logs
-
-        redact_http_logs()
+    if args.password is not None:
+        write_err(PASSWORD_ON_COMMAND_LINE + "\n")
     verb = getattr(commands, args.run)
     try:
-        anyio.run(partial(commands.invoke, verb, args))
+        with _log_to_stderr(args.debug):
+            anyio.run(partial(commands.invoke, verb, args))
     except KeyboardInterrupt:
-        print("aioras: interrupted", file=sys.stderr)
+        write_err("aioras: interrupted\n")
         return EXIT_INTERRUPTED
     except (UsageError, exc.InvalidReference) as error:
         return _fail(args, error, EXIT_USAGE)
@@ -49,13 +55,40 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _log_to_stderr(debug: bool) -> Iterator[None]:
+    """Log lines (warnings; everything under ``--debug``) to stderr, through the gate.
+
+    Without this, the library's warnings would reach the terminal through :mod:`logging`'s
+    last-resort handler, unfiltered, and they quote registries (``Warning`` headers).
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(name)s: %(message)s" if debug else "%(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.captureWarnings(True)
+    if debug:
+        from ..logger import redact_http_logs
+
+        redact_http_logs()
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def _fail(args: argparse.Namespace, error: BaseException, status: int) -> int:
     if args.debug:
-        traceback.print_exception(error, file=sys.stderr)
+        write_err("".join(traceback.format_exception(error)))
     what = _VERB_NAMES.get(args.run, args.run.replace("_", " "))
+    # One line, whatever the message holds: the registry's words are escaped, not obeyed.
     message = " ".join(str(error).split()) or type(error).__name__
     hint = hint_for(error)
-    print(f"aioras {what}: {message}{'; ' + hint if hint else ''}", file=sys.stderr)
+    write_err(f"aioras {what}: {message}{'; ' + hint if hint else ''}\n")
     return status
 
 

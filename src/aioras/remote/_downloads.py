@@ -26,6 +26,7 @@ import httpx
 
 from .. import exceptions as exc
 from .._concurrency import first_error
+from .._http.headers import header_number
 from .._http.responses import Paced, raise_for_status, wrap_http_error
 from .._http.retry import Retrying, RetryPolicy
 from .._http.urls import redact
@@ -36,7 +37,8 @@ __all__ = ["RangeOptions", "download_verified"]
 
 logger = logging.getLogger(__name__)
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# ASCII digits only (\d also takes other scripts' digits), at most 30 (int() refuses 4,300).
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)\s*$")
 
 
 class GetFn(Protocol):
@@ -231,9 +233,9 @@ async def _stream_into(
                     ranges = "bytes" in response.headers.get(
                         "accept-ranges", ""
                     ).lower() and not _encoded(response)
-                length = response.headers.get("content-length", "")
-                if size is not None and length.isdigit() and offset + int(length) > size:
-                    raise exc.SizeMismatch(expected=size, actual=offset + int(length), what=what)
+                length = header_number(response.headers.get("content-length"))
+                if size is not None and length is not None and offset + length > size:
+                    raise exc.SizeMismatch(expected=size, actual=offset + length, what=what)
                 async for chunk in Paced(response):
                     await sink.write(chunk)
                     if report is not None:

@@ -16,6 +16,7 @@ import jsonschema
 
 from .. import defaults, schemas
 from .. import exceptions as exc
+from .._http.headers import header_number
 from .._http.responses import raise_for_status
 from .._manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from ..container import Container
@@ -259,12 +260,12 @@ class ManifestMixin(RegistryCore):
         response = await self._send("HEAD", url, headers={"Accept": ", ".join(accept)})
         await raise_for_status(response, (200,), what=f"manifest {container}")
         digest = response.headers.get("docker-content-digest")
-        length = response.headers.get("content-length", "")
-        if digest and length.isdigit() and (not container.digest or digest == container.digest):
+        length = header_number(response.headers.get("content-length"))
+        if digest and length is not None and (not container.digest or digest == container.digest):
             return {
                 "mediaType": media_type_of(response.headers.get("content-type")),
                 "digest": validate_digest(digest),
-                "size": int(length),
+                "size": length,
             }
         _, descriptor = await self.fetch_manifest(container, accept)
         return descriptor

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from .. import defaults
 from .. import exceptions as exc
 from .._concurrency import map_bounded
 from .._http.responses import raise_for_status
@@ -38,13 +39,17 @@ class TagMixin(RegistryCore):
         *,
         page_size: int | None = None,
         max_pages: int = _MAX_TAG_PAGES,
+        max_names: int = defaults.max_listed_names,
     ) -> list[str]:
         """List the repository's tags, following ``Link`` pagination; at most ``N``.
 
         ``page_size`` asks the registry for pages of that many tags (``n=``). Pagination
         is refused with a :class:`~aioras.exceptions.RegistryError` when it leaves the
         registry's origin, revisits a page, brings no new tag for several pages in a row,
-        or runs past ``max_pages`` pages (default 10,000).
+        or runs past ``max_pages`` pages (default 10,000). A listing of more than
+        ``max_names`` tags across its pages (default 1,000,000,
+        :data:`aioras.defaults.max_listed_names`) raises
+        :class:`~aioras.exceptions.ResponseTooLarge` (pass ``N`` to take the first ones).
         """
         container = self.get_container(container)
         if N is not None and N <= 0:
@@ -52,7 +57,9 @@ class TagMixin(RegistryCore):
         n = page_size if page_size is not None else N
         url = self._url(container.tags_url(n))
         what = f"tag list of {container.api_prefix}"
-        return await self._list_pages(url, "tags", "tag", what, N, max_pages)
+        return await self._list_pages(
+            url, "tags", "tag", what, N, max_pages=max_pages, max_names=max_names
+        )
 
     async def list_repositories(
         self,
@@ -61,12 +68,15 @@ class TagMixin(RegistryCore):
         *,
         page_size: int | None = None,
         max_pages: int = _MAX_TAG_PAGES,
+        max_names: int = defaults.max_listed_names,
     ) -> list[str]:
         """List the repositories of a registry (its catalog), following pagination; at most ``N``.
 
         ``hostname`` defaults to this object's. Pagination is checked as in
         :meth:`get_tags` (same origin, no page twice, new names coming, at most
-        ``max_pages`` pages) and refused with a :class:`~aioras.exceptions.RegistryError`.
+        ``max_pages`` pages) and refused with a :class:`~aioras.exceptions.RegistryError`;
+        more than ``max_names`` names (default 1,000,000) raise
+        :class:`~aioras.exceptions.ResponseTooLarge`.
         Registries that keep their catalog private answer
         :class:`~aioras.exceptions.PermissionDenied` or
         :class:`~aioras.exceptions.NotFoundError`; raises ValueError without a hostname.
@@ -80,11 +90,25 @@ class TagMixin(RegistryCore):
         query = f"?n={int(n)}" if n is not None else ""
         url = self._url(f"{parse_registry(host)}/v2/_catalog{query}")
         return await self._list_pages(
-            url, "repositories", "repository", f"catalog of {host}", N, max_pages
+            url,
+            "repositories",
+            "repository",
+            f"catalog of {host}",
+            N,
+            max_pages=max_pages,
+            max_names=max_names,
         )
 
     async def _list_pages(
-        self, url: str, key: str, noun: str, what: str, N: int | None, max_pages: int
+        self,
+        url: str,
+        key: str,
+        noun: str,
+        what: str,
+        N: int | None,
+        *,
+        max_pages: int,
+        max_names: int,
     ) -> list[str]:
         """The names under ``key`` (each a ``noun``) of a paginated listing, at most ``N``."""
         names: list[str] = []
@@ -114,6 +138,17 @@ class TagMixin(RegistryCore):
             names.extend(fresh)
             if N is not None and len(names) >= N:
                 return names[:N]
+            if len(names) > max_names:
+                # Each page is capped in bytes, but not how many pages come: bound the whole.
+                raise exc.ResponseTooLarge(
+                    f"{what} lists more than {max_names} names; pass max_names= to allow more "
+                    f"(or N= to take the first ones)",
+                    size=len(names),
+                    limit=max_names,
+                    status_code=200,
+                    method="GET",
+                    url=redact(url),
+                )
             next_url = _next_link(response)
             if not next_url:
                 return names

@@ -36,6 +36,7 @@ import anyio
 import httpx
 
 from .. import exceptions as exc
+from .._http.headers import header_number
 from .._http.responses import is_verification_failure, raise_for_status
 from .._http.retry import Retrying, RetryPolicy
 from .._http.transport import Body, BodyFactory
@@ -63,7 +64,8 @@ _CANCEL_GRACE = 5.0
 _RESTART_CODES = frozenset(
     {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "SIZE_INVALID"}
 )
-_RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-(\d+)\s*$")
+# ASCII digits only (\d also takes other scripts' digits), at most 30 (int() refuses 4,300).
+_RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-([0-9]{1,30})\s*$")
 
 
 SliceSource = Callable[[int, int | None], AsyncIterator[bytes]]
@@ -175,8 +177,7 @@ def _refused(error: exc.TransportError | exc.RegistryError) -> bool:
 
 
 def _min_chunk(response: httpx.Response) -> int:
-    value = response.headers.get("oci-chunk-min-length", "").strip()
-    return int(value) if value.isdigit() else 0
+    return header_number(response.headers.get("oci-chunk-min-length")) or 0
 
 
 def _range_end(value: str | None) -> int | None:
@@ -465,8 +466,8 @@ class BlobUpload:
             response = await self.send("HEAD", self.blob_url)
         except exc.TransportError:
             return None
-        length = response.headers.get("content-length", "")
-        if response.status_code == 200 and (not length.isdigit() or int(length) == self.size):
+        length = header_number(response.headers.get("content-length"))
+        if response.status_code == 200 and length in (None, self.size):
             return response
         return None
 

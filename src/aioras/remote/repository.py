@@ -303,6 +303,16 @@ class Repository:
                     url=redact(url),
                 )
             found += _index_entries(data, url)
+            if len(found) > defaults.max_listed_names:
+                raise exc.ResponseTooLarge(
+                    f"referrers of {descriptor['digest']}: more than "
+                    f"{defaults.max_listed_names} across pages",
+                    size=len(found),
+                    limit=defaults.max_listed_names,
+                    status_code=200,
+                    method="GET",
+                    url=redact(url),
+                )
             applied = response.headers.get("oci-filters-applied", "")
             filtered = filtered and "artifacttype" in applied.lower().replace(" ", "").split(",")
             next_url = _next_page(response.headers.get_list("link"), url)
