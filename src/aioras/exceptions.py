@@ -15,6 +15,8 @@
     │                                  name says (another kind of entry there, name too long ...)
     ├── UnpackLimitExceeded            an archive layer unpacks past the pull's byte, member or
     │                                  ratio limit
+    ├── GraphLimitExceeded             a graph walk (copy, discover) goes past its max_depth or
+    │                                  max_nodes
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
@@ -60,6 +62,7 @@ __all__ = [
     "CredentialHelperError",
     "CredentialsNotForwarded",
     "DigestMismatch",
+    "GraphLimitExceeded",
     "InsecureTokenRealm",
     "IntegrityError",
     "MirrorError",
@@ -203,6 +206,22 @@ class UnpackLimitExceeded(OrasError):
     """
 
     def __init__(self, message: str, *, what: str, limit: float) -> None:
+        super().__init__(message)
+        self.what = what
+        self.limit = limit
+
+
+class GraphLimitExceeded(OrasError):
+    """Raised when a graph walk would go past one of its limits; nothing past it is fetched.
+
+    ``what`` names the limit (``"max_depth"``: levels below the root, or ``"max_nodes"``:
+    distinct manifests and blobs reached) and ``limit`` its value. Both are keyword options of
+    :func:`aioras.copy` and :meth:`aioras.AsyncRegistry.discover` (defaults
+    :data:`aioras.defaults.max_graph_depth` and :data:`aioras.defaults.max_graph_nodes`): a
+    registry that invents referrers or index entries forever stops here.
+    """
+
+    def __init__(self, message: str, *, what: str, limit: int) -> None:
         super().__init__(message)
         self.what = what
         self.limit = limit
