@@ -24,6 +24,7 @@ from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
 from aioras.exceptions import GraphLimitExceeded, ManifestValidationError
 from aioras.testing import LocalRegistry
+from support.clitools import aioras as aioras_cli
 from support.hostilereferrers import HostileReferrers
 
 # A regression here means a walk without end: fail it instead of hanging the suite.
@@ -208,3 +209,17 @@ async def test_copy_from_the_registry_refuses_a_malformed_layer_descriptor(
 
     assert info.value.path.startswith(pointer)
     assert not await layout.exists(descriptor)
+
+
+def test_cli_discover_and_backup_of_endless_referrers_end_with_the_limit_error(
+    tmp_path: Path,
+) -> None:
+    with HostileReferrers("endless") as server:
+        for args in (
+            ["discover", "--plain-http", f"{server.host}/graph:v1"],
+            ["backup", "--plain-http", f"{server.host}/graph:v1", str(tmp_path / "b")],
+        ):
+            result = aioras_cli(*args, timeout=60)
+            assert result.status != 0
+            assert "max_depth=16" in result.stderr
+            assert "RecursionError" not in result.stderr
