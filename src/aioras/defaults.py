@@ -95,6 +95,16 @@ unpack_max_members = 100_000
 unpack_max_ratio = 100.0
 unpack_ratio_allowance = 64 * 1024 * 1024
 
+# Graph walks (copy's successors and referrers, discover's referrers tree): past either limit a
+# walk raises GraphLimitExceeded instead of following a registry that invents nodes forever.
+max_graph_depth = 16
+"""Levels below the root a walk may go. Real graphs are shallow: index -> manifest -> layer is
+two, a signature of an SBOM of a platform manifest five; 16 leaves room for nested indexes and
+long referrer chains, and keeps a rendered tree far from Python's recursion limit."""
+max_graph_nodes = 10_000
+"""Distinct manifests and blobs one walk may reach (each costs a request or more). A 10-platform
+image of 50 layers each, with a few referrers per manifest, is under 1,000."""
+
 # Concurrency, as the reference clients: push 5, pull 3
 default_push_concurrency = 5
 default_pull_concurrency = 3

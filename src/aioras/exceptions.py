@@ -17,6 +17,8 @@
     │                                  ratio limit
     ├── StorageError                   a file cannot be written whole (disk full, file too large,
     │                                  I/O error); nothing is left of it (also an OSError)
+    ├── GraphLimitExceeded             a graph walk (copy, discover) goes past its max_depth or
+    │                                  max_nodes
     ├── InvalidHeaderValue             a header, token or credential value a header cannot carry
     ├── StreamConsumed                 an upload from a one-shot stream must start over, and cannot
     ├── MirrorError                    a mirror run on Dask had an artifact fail (see ``report``)
@@ -67,6 +69,7 @@ __all__ = [
     "CredentialHelperError",
     "CredentialsNotForwarded",
     "DigestMismatch",
+    "GraphLimitExceeded",
     "InsecureTokenRealm",
     "IntegrityError",
     "MirrorError",
@@ -232,6 +235,22 @@ class UnpackLimitExceeded(OrasError):
     """
 
     def __init__(self, message: str, *, what: str, limit: float) -> None:
+        super().__init__(message)
+        self.what = what
+        self.limit = limit
+
+
+class GraphLimitExceeded(OrasError):
+    """Raised when a graph walk would go past one of its limits; nothing past it is fetched.
+
+    ``what`` names the limit (``"max_depth"``: levels below the root, or ``"max_nodes"``:
+    distinct manifests and blobs reached) and ``limit`` its value. Both are keyword options of
+    :func:`aioras.copy` and :meth:`aioras.AsyncRegistry.discover` (defaults
+    :data:`aioras.defaults.max_graph_depth` and :data:`aioras.defaults.max_graph_nodes`): a
+    registry that invents referrers or index entries forever stops here.
+    """
+
+    def __init__(self, message: str, *, what: str, limit: int) -> None:
         super().__init__(message)
         self.what = what
         self.limit = limit

@@ -186,11 +186,11 @@ _VALIDATORS: dict[str, Any] = {kind: _Validator(schema) for kind, schema in _SCH
 _MAX_MESSAGE = 300
 
 
-def _check(kind: str, doc: Any) -> None:
+def _check(kind: str, doc: Any, at: str = "") -> None:
     error = jsonschema.exceptions.best_match(_VALIDATORS[kind].iter_errors(doc))
     if error is None:
         return
-    pointer = "".join(f"/{part}" for part in error.absolute_path)
+    pointer = at + "".join(f"/{part}" for part in error.absolute_path)
     message = error.message
     # A message can quote the whole offending value, which may be most of the document.
     if len(message) > _MAX_MESSAGE:
@@ -198,9 +198,13 @@ def _check(kind: str, doc: Any) -> None:
     raise ManifestValidationError(f"invalid {kind} at {pointer or '/'}: {message}", path=pointer)
 
 
-def validate_descriptor(doc: Any) -> None:
-    """Check a descriptor; raise :class:`ManifestValidationError` naming the failing path."""
-    _check("descriptor", doc)
+def validate_descriptor(doc: Any, *, at: str = "") -> None:
+    """Check a descriptor; raise :class:`ManifestValidationError` naming the failing path.
+
+    ``at`` is the descriptor's JSON pointer in its document (``/layers/0``), put before
+    the failing field's in the message and the error's ``path``.
+    """
+    _check("descriptor", doc, at)
 
 
 def validate_manifest(doc: Any) -> None:

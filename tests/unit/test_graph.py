@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from aioras import MemoryStore
 from aioras.content.graph import (
+    GraphWalk,
+    Visit,
     filter_index,
     is_manifest,
     predecessors,
@@ -19,7 +22,13 @@ from aioras.content.graph import (
 )
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
-from aioras.exceptions import ManifestValidationError, NotFoundError, PlatformNotFound
+from aioras.exceptions import (
+    GraphLimitExceeded,
+    ManifestValidationError,
+    NotFoundError,
+    PlatformNotFound,
+)
+from aioras.operations.discover import ReferrerNode
 
 pytestmark = pytest.mark.anyio
 
@@ -174,3 +183,134 @@ async def test_successors_and_predecessors_through_a_store() -> None:
     assert await successors(store, LAYER) == []
     assert [d["digest"] for d in await predecessors(store, subject)] == [sig["digest"]]
     assert await predecessors(store, subject, artifact_type="other") == []
+
+
+# -- descriptors as manifests name them ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "pointer"),
+    [
+        ("size", None, "/layers/0/size"),
+        ("size", "12", "/layers/0/size"),
+        ("size", True, "/layers/0/size"),
+        ("size", -1, "/layers/0/size"),
+        ("mediaType", ..., "/layers/0"),
+        ("size", ..., "/layers/0"),
+        ("digest", "sha256:not hex", "/layers/0/digest"),
+        ("urls", "https://example.com/x", "/layers/0/urls"),
+        ("annotations", {"k": 1}, "/layers/0/annotations/k"),
+    ],
+)
+def test_malformed_layer_descriptor_is_a_validation_error_naming_its_field(
+    field: str, value: Any, pointer: str
+) -> None:
+    layer: dict[str, Any] = dict(LAYER)
+    if value is ...:
+        del layer[field]
+    else:
+        layer[field] = value
+    doc = {"schemaVersion": 2, "mediaType": MANIFEST, "config": CONFIG, "layers": [layer]}
+    data = json.dumps(doc).encode()
+    with pytest.raises(ManifestValidationError) as info:
+        successors_of(describe(data, MANIFEST), data)
+    assert info.value.path.startswith(pointer)
+    assert pointer in str(info.value)
+
+
+def test_malformed_config_subject_or_index_entry_is_a_validation_error() -> None:
+    for doc, pointer in [
+        ({"config": {**CONFIG, "size": None}, "layers": []}, "/config/size"),
+        ({"config": CONFIG, "layers": [], "subject": {"digest": LAYER["digest"]}}, "/subject"),
+    ]:
+        data = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST, **doc}).encode()
+        with pytest.raises(ManifestValidationError) as info:
+            successors_of(describe(data, MANIFEST), data)
+        assert info.value.path.startswith(pointer)
+    entry = {**describe(b"a", MANIFEST), "size": "1"}
+    data = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": [entry]}).encode()
+    with pytest.raises(ManifestValidationError, match="/manifests/0/size"):
+        successors_of(describe(data, INDEX), data)
+
+
+# -- bounded walks and deep trees ------------------------------------------------------------
+
+
+def node(name: str) -> Descriptor:
+    return describe(name.encode(), MANIFEST)
+
+
+async def test_walk_of_a_dag_visits_each_node_once_and_completes_children_first() -> None:
+    # Ten levels of two nodes, each listing both of the next: 2,047 paths, 21 nodes.
+    levels = [[node("root")]] + [[node(f"{i}.{j}") for j in (0, 1)] for i in range(1, 11)]
+    below = {
+        n["digest"]: levels[i + 1] if i < 10 else [] for i, lv in enumerate(levels) for n in lv
+    }
+    visits: list[str] = []
+    completed: list[str] = []
+
+    async def visit(descriptor: Descriptor, depth: int) -> Visit:
+        visits.append(descriptor["digest"])
+
+        async def then() -> list[Descriptor]:
+            assert all(c["digest"] in completed for c in below[descriptor["digest"]])
+            completed.append(descriptor["digest"])
+            return []
+
+        return Visit(children=below[descriptor["digest"]], then=then)
+
+    await GraphWalk(visit, concurrency=3).run(levels[0][0])
+    assert sorted(visits) == sorted(below)
+    assert completed[-1] == levels[0][0]["digest"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "what"), [({"max_depth": 5}, "max_depth"), ({"max_nodes": 7}, "max_nodes")]
+)
+async def test_walk_of_an_endless_graph_stops_at_its_limit(
+    limits: dict[str, int], what: str
+) -> None:
+    visited = 0
+
+    async def visit(descriptor: Descriptor, depth: int) -> Visit:
+        nonlocal visited
+        visited += 1
+        return Visit(after=[node(f"{descriptor['digest']}+")])
+
+    with pytest.raises(GraphLimitExceeded, match=f"{what}=") as info:
+        await GraphWalk(
+            visit,
+            concurrency=2,
+            max_depth=limits.get("max_depth", 10**6),
+            max_nodes=limits.get("max_nodes", 10**6),
+        ).run(node("root"))
+    assert (info.value.what, info.value.limit) == (what, next(iter(limits.values())))
+    assert visited == next(iter(limits.values())) + (1 if what == "max_depth" else 0)
+
+
+async def test_walk_whose_children_wait_on_each_other_is_a_validation_error() -> None:
+    a, b = node("a"), node("b")
+
+    async def visit(descriptor: Descriptor, depth: int) -> Visit:
+        return Visit(children=[b if descriptor is a else a])
+
+    with pytest.raises(ManifestValidationError, match="cycle"):
+        await GraphWalk(visit, concurrency=1).run(a)
+
+
+def test_a_1100_deep_referrer_tree_converts_and_renders_without_recursion() -> None:
+    root = ReferrerNode(node("root"), reference="r:v1")
+    tip = root
+    for i in range(1100):
+        child = ReferrerNode({**node(str(i)), "artifactType": "application/vnd.example.sig"})
+        tip.referrers.append(child)
+        tip = child
+    rows = root.rows()
+    assert [row["depth"] for row in rows] == list(range(1, 1101))
+    assert rows[-1]["subject"] == rows[-2]["digest"]
+    doc = root.to_dict()
+    assert doc["reference"] == "r:v1"
+    for _ in range(1100):
+        (doc,) = doc["referrers"]
+    assert doc["referrers"] == []
+    assert repr(root).startswith("ReferrerNode(")

@@ -11,13 +11,19 @@ functions here never fetch a blob.
 from __future__ import annotations
 
 import json
+import math
 import platform as pyplatform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .. import defaults
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .. import defaults, schemas
 from .. import exceptions as exc
+from .._concurrency import first_error
 from .._jsondoc import load_json
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import digest_bytes
@@ -25,6 +31,11 @@ from .store import ReadOnlyStore, ReferrerLister, read_all
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
+    "GraphWalk",
+    "Visit",
+    "Visitor",
+    "check_limits",
+    "checked_descriptor",
     "choose_platform",
     "host_platform",
     "platform_matches",
@@ -64,15 +75,36 @@ def parse_document(data: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
-def descriptor_list(value: Any, what: str) -> list[Descriptor]:
-    """``value`` as a list of descriptors (None: empty); raises ManifestValidationError."""
+def checked_descriptor(value: Any, what: str, at: str) -> Descriptor:
+    """``value`` as a descriptor, once it passes the image-spec's descriptor schema.
+
+    ``mediaType`` a string, ``digest`` in the digest grammar, ``size`` a non-negative JSON
+    integer (not a boolean, float or string), ``urls`` a list of strings, ``annotations``
+    strings to strings... What the graph walks, a store is asked for by these fields: a
+    ``"size": null`` taken on trust would match a missing blob's unknown size. Raises
+    :class:`~aioras.exceptions.ManifestValidationError` naming ``what`` and the field's JSON
+    pointer (``at`` is the descriptor's, ``/layers/0``).
+    """
+    try:
+        schemas.validate_descriptor(value, at=at)
+    except exc.ManifestValidationError as error:
+        raise exc.ManifestValidationError(f"{what}: {error}", path=error.path) from None
+    return as_descriptor(value)
+
+
+def descriptor_list(value: Any, what: str, *, at: str = "") -> list[Descriptor]:
+    """``value`` as a list of descriptors (None: empty), each checked as
+    :func:`checked_descriptor` does (``at``: the list's JSON pointer, for messages).
+
+    Raises :class:`~aioras.exceptions.ManifestValidationError`.
+    """
     if value is None:
         return []
-    if not isinstance(value, list) or not all(
-        isinstance(d, dict) and isinstance(d.get("digest"), str) for d in value
-    ):
-        raise exc.ManifestValidationError(f"{what} holds a malformed descriptor list")
-    return [as_descriptor(d) for d in value]
+    if not isinstance(value, list):
+        raise exc.ManifestValidationError(
+            f"{what} holds a malformed descriptor list at {at or '/'}", path=at
+        )
+    return [checked_descriptor(d, what, f"{at}/{i}") for i, d in enumerate(value)]
 
 
 def successors_of(descriptor: Descriptor, data: bytes) -> list[Descriptor]:
@@ -90,15 +122,15 @@ def successors_of(descriptor: Descriptor, data: bytes) -> list[Descriptor]:
     doc = parse_document(data, what)
     found: list[Descriptor] = []
     if media_type in defaults.index_media_types:
-        found += descriptor_list(doc.get("manifests"), what)
+        found += descriptor_list(doc.get("manifests"), what, at="/manifests")
     elif media_type == _ARTIFACT_MANIFEST:
-        found += descriptor_list(doc.get("blobs"), what)
+        found += descriptor_list(doc.get("blobs"), what, at="/blobs")
     else:
-        if isinstance(doc.get("config"), dict):
-            found += descriptor_list([doc["config"]], what)
-        found += descriptor_list(doc.get("layers"), what)
-    if isinstance(doc.get("subject"), dict):
-        found += descriptor_list([doc["subject"]], what)
+        if doc.get("config") is not None:
+            found.append(checked_descriptor(doc["config"], what, "/config"))
+        found += descriptor_list(doc.get("layers"), what, at="/layers")
+    if doc.get("subject") is not None:
+        found.append(checked_descriptor(doc["subject"], what, "/subject"))
     return found
 
 
@@ -114,6 +146,166 @@ async def predecessors(
 ) -> list[Descriptor]:
     """The referrers of ``descriptor`` in ``store`` (those of ``artifact_type`` only, if given)."""
     return await store.referrers(descriptor, artifact_type=artifact_type)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What visiting one node of a :class:`GraphWalk` found.
+
+    ``children`` are walked first: the node completes only once each of them has (a
+    manifest is pushed after its config and layers). Once it may complete, ``then`` runs
+    (when given) and returns more nodes to walk, which nothing waits for, like ``after``
+    (the referrers of a node, listed once it is copied).
+    """
+
+    children: Sequence[Descriptor] = ()
+    after: Sequence[Descriptor] = ()
+    then: Callable[[], Awaitable[Sequence[Descriptor]]] | None = None
+
+
+Visitor = Callable[[Descriptor, int], Awaitable[Visit]]
+"""Visits one node at a depth (the root is 0): fetches what it needs, returns a :class:`Visit`."""
+
+_Item = tuple[bool, Descriptor]  # (complete it, not visit it; the node)
+
+
+class GraphWalk:
+    """One bounded walk of a graph of descriptors: each node once, in one task group.
+
+    Every node reached (by digest: a visited set) is visited once by ``visit``, with its
+    depth: the length of the path it was first reached by. ``concurrency`` workers take
+    visits and completions off one queue, so however deep or wide the graph, the walk
+    is a fixed number of tasks, no recursion, and cancelled as a whole (by
+    ``anyio.fail_after``, Ctrl-C...). Two limits keep a registry that invents nodes
+    forever from walking it forever: a node deeper than ``max_depth`` levels, or one more
+    distinct node than ``max_nodes``, raises
+    :class:`~aioras.exceptions.GraphLimitExceeded` before it is visited (defaults:
+    :data:`aioras.defaults.max_graph_depth`, :data:`aioras.defaults.max_graph_nodes`).
+    """
+
+    def __init__(
+        self,
+        visit: Visitor,
+        *,
+        concurrency: int,
+        max_depth: int = defaults.max_graph_depth,
+        max_nodes: int = defaults.max_graph_nodes,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        check_limits(max_depth, max_nodes)
+        self.visit = visit
+        self.concurrency = concurrency
+        self.max_depth, self.max_nodes = max_depth, max_nodes
+        self.depths: dict[str, int] = {}
+        """The visited set: each node reached, by digest, and its depth."""
+        self._then: dict[str, Callable[[], Awaitable[Sequence[Descriptor]]] | None] = {}
+        self._done: set[str] = set()
+        self._blocked: dict[str, tuple[Descriptor, int]] = {}  # digest -> node, children left
+        self._waiting: dict[str, list[str]] = {}  # child digest -> parents waiting for it
+        self._queued = 0  # items sent and not yet finished: the walk ends at 0
+        self._root = ""
+
+    async def run(self, root: Descriptor) -> None:
+        """Walk from ``root`` until every node reached has completed.
+
+        Raises the first error of a visit (not an ExceptionGroup),
+        :class:`~aioras.exceptions.GraphLimitExceeded` past a limit, and
+        :class:`~aioras.exceptions.ManifestValidationError` when children wait on each
+        other in a cycle (content addressing rules that out; a store that lies does not).
+        """
+        self._root = root["digest"]
+        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        self._send = send
+        try:
+            with send, receive:
+                async with anyio.create_task_group() as tasks:
+                    self._reach(root, 0)
+                    for _ in range(self.concurrency):
+                        tasks.start_soon(self._worker, receive)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        if self._blocked:
+            stuck = next(iter(self._blocked))
+            raise exc.ManifestValidationError(
+                f"graph of {self._root}: {stuck} waits on its own successors (a cycle)"
+            )
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
+        async for complete, node in receive:
+            if complete:
+                await self._complete(node)
+            else:
+                await self._visit(node)
+            self._queued -= 1
+            if self._queued == 0:
+                self._send.close()  # nothing queued or running: every waiting worker ends
+
+    def _put(self, complete: bool, node: Descriptor) -> None:
+        self._queued += 1
+        self._send.send_nowait((complete, node))
+
+    def _reach(self, node: Descriptor, depth: int) -> None:
+        """Queue ``node`` for a visit unless it was reached before; enforce the limits."""
+        digest = node["digest"]
+        if digest in self.depths:
+            return
+        if depth > self.max_depth:
+            raise exc.GraphLimitExceeded(
+                f"graph of {self._root} goes deeper than max_depth={self.max_depth} "
+                f"({digest} is {depth} levels down); pass a larger max_depth to walk it",
+                what="max_depth",
+                limit=self.max_depth,
+            )
+        if len(self.depths) >= self.max_nodes:
+            raise exc.GraphLimitExceeded(
+                f"graph of {self._root} has more than max_nodes={self.max_nodes} nodes; "
+                "pass a larger max_nodes to walk it",
+                what="max_nodes",
+                limit=self.max_nodes,
+            )
+        self.depths[digest] = depth
+        self._put(False, node)
+
+    async def _visit(self, node: Descriptor) -> None:
+        digest = node["digest"]
+        depth = self.depths[digest]
+        found = await self.visit(node, depth)
+        self._then[digest] = found.then
+        for more in found.after:
+            self._reach(more, depth + 1)
+        left = 0
+        for child in {c["digest"]: c for c in found.children}.values():
+            self._reach(child, depth + 1)
+            if child["digest"] not in self._done:
+                self._waiting.setdefault(child["digest"], []).append(digest)
+                left += 1
+        if left:
+            self._blocked[digest] = (node, left)
+        else:
+            self._put(True, node)
+
+    async def _complete(self, node: Descriptor) -> None:
+        digest = node["digest"]
+        then = self._then.pop(digest)
+        if then is not None:
+            for more in await then():
+                self._reach(more, self.depths[digest] + 1)
+        self._done.add(digest)
+        for parent in self._waiting.pop(digest, ()):
+            waiting, left = self._blocked.pop(parent)
+            if left > 1:
+                self._blocked[parent] = (waiting, left - 1)
+            else:
+                self._put(True, waiting)
+
+
+def check_limits(max_depth: int, max_nodes: int) -> None:
+    """Raise ValueError unless ``max_depth`` is 0 or more and ``max_nodes`` 1 or more."""
+    if max_depth < 0:
+        raise ValueError(f"max_depth must be 0 or more, got {max_depth}")
+    if max_nodes < 1:
+        raise ValueError(f"max_nodes must be at least 1, got {max_nodes}")
 
 
 def referrer_descriptor(descriptor: Descriptor, data: bytes) -> tuple[str, Descriptor] | None:

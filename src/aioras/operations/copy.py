@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 
 from .. import defaults
-from .._concurrency import first_error
 from .._http.retry import DEFAULT_RETRY
 from ..content.graph import (
+    GraphWalk,
+    Visit,
+    check_limits,
     filter_index,
     is_manifest,
     platform_list,
@@ -50,6 +51,8 @@ class CopyOptions:
     artifact_type: str | None = None
     platforms: tuple[str, ...] | None = None
     concurrency: int = defaults.default_copy_concurrency
+    max_depth: int = defaults.max_graph_depth
+    max_nodes: int = defaults.max_graph_nodes
 
 
 async def copy(
@@ -65,6 +68,8 @@ async def copy(
     platforms: Sequence[str] | None = None,
     concurrency: int = defaults.default_copy_concurrency,
     progress: ProgressCallback | None = None,
+    max_depth: int = defaults.max_graph_depth,
+    max_nodes: int = defaults.max_graph_nodes,
 ) -> Descriptor:
     """Copy what ``src_ref`` names in ``src`` into ``dst``, tagged ``dst_ref``; return its root.
 
@@ -88,6 +93,13 @@ async def copy(
     - ``concurrency``: transfers at once (default 3), further bounded by each registry's
       ``max_transfers``.
     - ``progress``: a callable receiving :class:`~aioras.progress.TransferEvent` s.
+    - ``max_depth``, ``max_nodes``: the bounds of the walk, which reaches each node (by
+      digest) once. A node more than ``max_depth`` levels below the root (successor and
+      referrer edges alike), or more than ``max_nodes`` distinct manifests and blobs,
+      raises :class:`~aioras.exceptions.GraphLimitExceeded` before it is fetched
+      (defaults 16 and 10,000: :data:`aioras.defaults.max_graph_depth`,
+      :data:`aioras.defaults.max_graph_nodes`), so a source inventing referrers or index
+      entries forever cannot keep a copy (or a backup) running.
 
     When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
     nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
@@ -95,11 +107,16 @@ async def copy(
     has no manifest for one of ``platforms``), ValueError for bad options (``platforms``
     for a root that is not an index among them), TypeError for a source that cannot
     resolve (or list referrers when asked), :class:`~aioras.exceptions.DigestMismatch`
-    for content failing verification (after reading it again), and the stores' errors.
+    for content failing verification (after reading it again),
+    :class:`~aioras.exceptions.ManifestValidationError` for a manifest whose descriptors
+    are malformed (a ``size`` that is not a non-negative integer, no ``mediaType``...),
+    GraphLimitExceeded, and the stores' errors.
     Whatever landed before a failure stays, and is skipped next time.
     """
     chosen = platform_list(platform, platforms)
-    options = CopyOptions(referrers, depth, artifact_type, chosen, concurrency)
+    options = CopyOptions(
+        referrers, depth, artifact_type, chosen, concurrency, max_depth, max_nodes
+    )
     return await copy_graph(src, src_ref, dst, dst_ref, options, progress)
 
 
@@ -174,6 +191,7 @@ def _check(src: ReadOnlyStore, options: CopyOptions) -> None:
         raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
     if options.depth is not None and options.depth < 0:
         raise ValueError(f"depth must be 0 or more, got {options.depth}")
+    check_limits(options.max_depth, options.max_nodes)
     if options.referrers and not isinstance(src, ReferrerLister):
         raise TypeError("referrers=True needs a source that lists referrers")
 
@@ -198,7 +216,12 @@ def _limit(store: object, concurrency: int) -> int:
 
 
 class _Walker:
-    """One copy's walk: nodes once each, children first, transfers under one limiter."""
+    """One copy's walk: nodes once each, children first, transfers under one limiter.
+
+    The graph is walked by one bounded :class:`~aioras.content.graph.GraphWalk`: the
+    successors of a manifest are its children (pushed before it), its referrers are
+    listed once it is pushed and walked after it (``options.depth`` counts these levels).
+    """
 
     def __init__(
         self,
@@ -213,10 +236,11 @@ class _Walker:
         self.src, self.dst, self.options, self.reporter = src, dst, options, reporter
         # root_data: the bytes of a root built here (a filtered index), not in the source.
         self.root, self.root_ref, self.root_data = root, root_ref, root_data
-        self.limiter = anyio.CapacityLimiter(_limit(dst, _limit(src, options.concurrency)))
-        self.nodes: dict[str, anyio.Event] = {}
+        self.concurrency = _limit(dst, _limit(src, options.concurrency))
+        self.limiter = anyio.CapacityLimiter(self.concurrency)
+        # Referrer levels (what options.depth counts), by digest; successors inherit theirs.
+        self.levels: dict[str, int] = {root["digest"]: 0}
         self.tagged = False
-        self._tasks: anyio.abc.TaskGroup | None = None
         self._mount_from = (
             src.container.api_prefix
             if isinstance(src, Repository)
@@ -228,61 +252,53 @@ class _Walker:
 
     async def run(self) -> None:
         """Copy the root's graph; raise the first failure (not an ExceptionGroup)."""
-        try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                self._ensure(self.root, 0)
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
-        finally:
-            self._tasks = None
+        walk = GraphWalk(
+            self._visit,
+            concurrency=self.concurrency,
+            max_depth=self.options.max_depth,
+            max_nodes=self.options.max_nodes,
+        )
+        await walk.run(self.root)
 
-    def _ensure(self, descriptor: Descriptor, level: int) -> anyio.Event:
-        """The event set once ``descriptor`` is at the destination, starting it if new."""
-        event = self.nodes.get(descriptor["digest"])
-        if event is None:
-            event = self.nodes[descriptor["digest"]] = anyio.Event()
-            assert self._tasks is not None
-            self._tasks.start_soon(self._node, descriptor, level, event)
-        return event
-
-    async def _node(self, descriptor: Descriptor, level: int, event: anyio.Event) -> None:
+    async def _visit(self, descriptor: Descriptor, _depth: int) -> Visit:
         try:
-            if is_manifest(descriptor):
-                await self._manifest(descriptor, level)
-            else:
+            if not is_manifest(descriptor):
                 await self._blob(descriptor)
+                return Visit()
+            return await self._manifest(descriptor)
         except Exception as error:
             await self.reporter.emit("error", descriptor, error=error)
             raise
-        event.set()
-        deeper = self.options.depth is None or level < self.options.depth
-        if self.options.referrers and deeper and is_manifest(descriptor):
-            assert self._tasks is not None
-            self._tasks.start_soon(self._referrers, descriptor, level + 1)
 
-    async def _referrers(self, descriptor: Descriptor, level: int) -> None:
-        assert isinstance(self.src, ReferrerLister)
-        async with self.limiter:
-            found = await self.src.referrers(descriptor, artifact_type=self.options.artifact_type)
-        for referrer in found:
-            self._ensure(referrer, level)
-
-    async def _manifest(self, descriptor: Descriptor, level: int) -> None:
+    async def _manifest(self, descriptor: Descriptor) -> Visit:
+        """Fetch a manifest and name its successors; it is pushed once they are there."""
         # Without referrers a manifest the destination has stands for its whole subgraph;
         # with them its children must still be visited for their own referrers.
         async with self.limiter:
             present = await self.dst.exists(descriptor)
         if present and not self.options.referrers:
             await self.reporter.emit("skipped", descriptor)
-            return
+            return Visit()
         data = self.root_data if descriptor is self.root else None
         if data is None:
             async with self.limiter:
                 data = await read_all(self.src, descriptor)
         children = successors_of(descriptor, data)
-        for child in [self._ensure(c, level) for c in children]:
-            await child.wait()
+        level = self.levels[descriptor["digest"]]
+        for child in children:
+            self.levels.setdefault(child["digest"], level)
+
+        async def then() -> Sequence[Descriptor]:
+            try:
+                await self._push_manifest(descriptor, data, present)
+                return await self._referrers(descriptor, level + 1)
+            except Exception as error:
+                await self.reporter.emit("error", descriptor, error=error)
+                raise
+
+        return Visit(children=children, then=then)
+
+    async def _push_manifest(self, descriptor: Descriptor, data: bytes, present: bool) -> None:
         if present:
             await self.reporter.emit("skipped", descriptor)
             return
@@ -295,6 +311,18 @@ class _Walker:
             else:
                 await self.dst.push(descriptor, _once(data))
             await self.reporter.emit("done", descriptor)
+
+    async def _referrers(self, descriptor: Descriptor, level: int) -> list[Descriptor]:
+        """The referrers of a copied manifest, to copy next (none unless asked for)."""
+        deeper = self.options.depth is None or level <= self.options.depth
+        if not (self.options.referrers and deeper):
+            return []
+        assert isinstance(self.src, ReferrerLister)
+        async with self.limiter:
+            found = await self.src.referrers(descriptor, artifact_type=self.options.artifact_type)
+        for referrer in found:
+            self.levels.setdefault(referrer["digest"], level)
+        return found
 
     async def _blob(self, descriptor: Descriptor) -> None:
         async with self.limiter:

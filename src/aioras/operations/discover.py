@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from .._concurrency import first_error
+from .. import defaults
+from ..content.graph import GraphWalk, Visit, check_limits
 from ..descriptor import Descriptor, as_descriptor
 
 if TYPE_CHECKING:
@@ -69,33 +68,57 @@ class ReferrerNode:
             stack.extend((depth + 1, child) for child in reversed(node.referrers))
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per referrer (root excluded): depth, subject, digest, type, size."""
+        """One flat row per referrer (root excluded): depth, subject, digest, type, size.
+
+        Depth first in registry order, like :meth:`walk`; an explicit stack, not
+        recursion, so a chain of any depth renders.
+        """
         rows: list[dict[str, Any]] = []
-
-        def visit(node: ReferrerNode, depth: int) -> None:
-            for child in node.referrers:
-                rows.append(
-                    {
-                        "depth": depth,
-                        "subject": node.digest,
-                        "digest": child.digest,
-                        "artifactType": child.artifact_type or "",
-                        "mediaType": child.media_type,
-                        "size": child.descriptor["size"],
-                    }
-                )
-                visit(child, depth + 1)
-
-        visit(self, 1)
+        stack = [(1, self, child) for child in reversed(self.referrers)]
+        while stack:
+            depth, subject, child = stack.pop()
+            rows.append(
+                {
+                    "depth": depth,
+                    "subject": subject.digest,
+                    "digest": child.digest,
+                    "artifactType": child.artifact_type or "",
+                    "mediaType": child.media_type,
+                    "size": child.descriptor["size"],
+                }
+            )
+            stack.extend((depth + 1, child, below) for below in reversed(child.referrers))
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        """The tree as JSON-ready dicts: the descriptor's fields plus ``referrers``."""
+        """The tree as JSON-ready dicts: the descriptor's fields plus ``referrers``.
+
+        Built with an explicit stack, not recursion, so a chain of any depth converts.
+        """
+        top = self._doc()
+        stack = [(self, top)]
+        while stack:
+            node, doc = stack.pop()
+            for child in node.referrers:
+                child_doc = child._doc()
+                doc["referrers"].append(child_doc)
+                stack.append((child, child_doc))
+        return top
+
+    def _doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = dict(self.descriptor)
         if self.reference is not None:
             doc = {"reference": self.reference, **doc}
-        doc["referrers"] = [child.to_dict() for child in self.referrers]
+        doc["referrers"] = []
         return doc
+
+    def __repr__(self) -> str:
+        # Not the dataclass's: that one recurses through every referrer, and a long chain
+        # would end in RecursionError (in a traceback, a log line, a test failure...).
+        return (
+            f"ReferrerNode(digest={self.digest!r}, artifact_type={self.artifact_type!r}, "
+            f"referrers={len(self.referrers)})"
+        )
 
 
 async def get_referrers(
@@ -119,35 +142,64 @@ async def discover(
     depth: int | None = None,
     artifact_type: str | None = None,
     concurrency: int | None = None,
+    max_depth: int = defaults.max_graph_depth,
+    max_nodes: int = defaults.max_graph_nodes,
 ) -> ReferrerNode:
     """The referrers tree of ``reference``: its referrers, theirs, and so on.
 
     ``depth`` limits the levels (1: direct referrers only; None: all); ``artifact_type``
     keeps, at every level, only referrers of that type. Listings run ``concurrency`` at
-    a time (default: the registry's ``pull_concurrency``). A manifest met twice on one
-    path (a registry listing a loop) is not walked again. Raises ValueError for a
-    negative ``depth``, :class:`~aioras.exceptions.NotFoundError` when ``reference``
-    names nothing, and the registry's typed errors.
+    a time (default: the registry's ``pull_concurrency``), in one bounded
+    :class:`~aioras.content.graph.GraphWalk`: each manifest's referrers are listed once,
+    however many subjects list it (a shared referrer, a loop). It appears under each of
+    them; its own referrers appear where it comes first, depth first in registry order,
+    and elsewhere it is a leaf. ``max_depth`` and ``max_nodes`` bound what a registry can
+    make the walk do: more levels of referrers than ``max_depth`` (below ``depth``), or
+    more distinct manifests than ``max_nodes``, raise
+    :class:`~aioras.exceptions.GraphLimitExceeded` (defaults 16 and 10,000:
+    :data:`aioras.defaults.max_graph_depth`, :data:`aioras.defaults.max_graph_nodes`).
+    Raises ValueError for a negative ``depth`` or a bad limit,
+    :class:`~aioras.exceptions.NotFoundError` when ``reference`` names nothing, and the
+    registry's typed errors.
     """
     if depth is not None and depth < 0:
         raise ValueError(f"depth must be 0 or more, got {depth}")
+    check_limits(max_depth, max_nodes)
     container = registry.get_container(reference)
     repository = registry.repository(container)
     root = ReferrerNode(as_descriptor(await registry.resolve(container)), reference=str(container))
-    limiter = anyio.CapacityLimiter(concurrency or registry.pull_concurrency)
+    listings: dict[str, list[Descriptor]] = {}
 
-    async def expand(node: ReferrerNode, level: int, path: frozenset[str]) -> None:
+    async def visit(node: Descriptor, level: int) -> Visit:
         if depth is not None and level >= depth:
-            return
-        async with limiter:
-            found = await repository.referrers(node.descriptor, artifact_type=artifact_type)
-        node.referrers = [ReferrerNode(d) for d in found if d["digest"] not in path]
-        async with anyio.create_task_group() as tasks:
-            for child in node.referrers:
-                tasks.start_soon(expand, child, level + 1, path | {child.digest})
+            return Visit()
+        found = await repository.referrers(node, artifact_type=artifact_type)
+        listings[node["digest"]] = found
+        return Visit(after=found)
 
-    try:
-        await expand(root, 0, frozenset({root.digest}))
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+    walk = GraphWalk(
+        visit,
+        concurrency=concurrency or registry.pull_concurrency,
+        max_depth=max_depth,
+        max_nodes=max_nodes,
+    )
+    await walk.run(root.descriptor)
+    _grow(root, listings)
     return root
+
+
+def _grow(root: ReferrerNode, listings: dict[str, list[Descriptor]]) -> None:
+    """Hang each listing under its subject: expanded where first met depth first, else a leaf.
+
+    The walk fetched each listing once, in whatever order answers came; the tree is laid
+    out afterwards so its shape does not depend on that order.
+    """
+    expanded: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.digest in expanded:
+            continue
+        expanded.add(node.digest)
+        node.referrers = [ReferrerNode(d) for d in listings.get(node.digest, ())]
+        stack.extend(reversed(node.referrers))

@@ -204,10 +204,21 @@ class OperationsMixin(RegistryCore):
         *,
         depth: int | None = None,
         artifact_type: str | None = None,
+        max_depth: int = defaults.max_graph_depth,
+        max_nodes: int = defaults.max_graph_nodes,
     ) -> ReferrerNode:
-        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`."""
+        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`.
+
+        ``max_depth`` and ``max_nodes`` bound the walk: past either it raises
+        :class:`~aioras.exceptions.GraphLimitExceeded`.
+        """
         return await discover_operation(
-            self._registry, reference, depth=depth, artifact_type=artifact_type
+            self._registry,
+            reference,
+            depth=depth,
+            artifact_type=artifact_type,
+            max_depth=max_depth,
+            max_nodes=max_nodes,
         )
 
     async def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
@@ -260,6 +271,8 @@ class OperationsMixin(RegistryCore):
         platforms: Sequence[str] | None = None,
         concurrency: int = defaults.default_copy_concurrency,
         progress: ProgressCallback | None = None,
+        max_depth: int = defaults.max_graph_depth,
+        max_nodes: int = defaults.max_graph_nodes,
     ) -> dict[str, Any]:
         """Copy an artifact (its whole graph) between repositories; return the root descriptor.
 
@@ -283,6 +296,8 @@ class OperationsMixin(RegistryCore):
             platforms=platforms,
             concurrency=concurrency,
             progress=progress,
+            max_depth=max_depth,
+            max_nodes=max_nodes,
         )
         return dict(root)
 
