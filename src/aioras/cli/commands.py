@@ -358,8 +358,8 @@ async def manifest_delete(ctx: Context) -> None:
         others = await _other_tags(ctx.registry, container, descriptor["digest"])
         if others:
             named = ", ".join(others)
-            plural = "s" if len(others) > 1 else ""
-            what = f"{args.reference} is also tagged {named}: deleting it deletes that tag{plural}"
+            those = "those tags" if len(others) > 1 else "that tag"
+            what = f"{args.reference} is also tagged {named}: deleting it deletes {those}"
             if not _interactive():
                 raise UsageError(f"{what}; nothing deleted: pass --force to delete them all")
             if not await _confirm(f"{what} too. Delete the manifest and all its tags? [y/N] "):

@@ -25,8 +25,9 @@ __all__ = ["report", "run", "verb_name"]
 _VERB_NAMES = {"index_create": "manifest index create", "index_update": "manifest index update"}
 
 PASSWORD_ON_COMMAND_LINE = (
-    "aioras: warning: a password given with -p/--password can be read by other users of this "
-    "machine (process list, shell history); pass it with --password-stdin instead"
+    "aioras: warning: a password given on the command line (-p/--password, --from-password, "
+    "--to-password) can be read by other users of this machine (process list, shell "
+    "history); pass it with --password-stdin (--from-/--to-password-stdin) instead"
 )
 
 
