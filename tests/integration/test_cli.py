@@ -149,7 +149,8 @@ def test_manifest_push_keeps_the_bytes_and_delete_removes_it(
     described = ok(aioras("manifest", "fetch", "--plain-http", "--format", "json", dst)).json()
     assert described["content"] == json.loads(data)
     assert described["digest"] == sha256(data.encode())
-    deleted = ok(aioras("manifest", "delete", "--plain-http", dst))
+    # v1 names the same manifest: deleting it takes v1 too, which needs --force.
+    deleted = ok(aioras("manifest", "delete", "--plain-http", "--force", dst))
     assert deleted.stdout.startswith(f"Deleted {dst}")
     gone = aioras("resolve", "--plain-http", src)
     assert gone.status == 1
