@@ -39,7 +39,8 @@ def test_the_getting_started_registry_command_starts_a_registry_that_takes_a_pus
         cwd=tmp_path,
         env=cli_env(),
     ) as process:
-        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdin is not None
         host = process.stdout.readline().strip()
         try:
             assert re.fullmatch(r"127\.0\.0\.1:\d+", host), host

@@ -50,9 +50,7 @@ async def test_push_cancelled_while_a_session_opens_cancels_that_session(
         cancel.cancel()  # the registry opened the session; the client has not heard yet
         return response, body
 
-    fault_proxy.add(
-        Fault("transform", on_response=cancel_on_answer), method="POST", path=UPLOADS
-    )
+    fault_proxy.add(Fault("transform", on_response=cancel_on_answer), method="POST", path=UPLOADS)
     async with AsyncRegistry(
         fault_proxy.host, insecure=True, retry=FAST, timeout=httpx.Timeout(30.0)
     ) as areg:

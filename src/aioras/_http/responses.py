@@ -348,7 +348,9 @@ def wrap_http_error(
             f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
         )
     if hung_up(error):
-        return exc.ConnectError(f"{where}: {_hang_up_hint(error, url)}", method=method, url=redact(url))
+        return exc.ConnectError(
+            f"{where}: {_hang_up_hint(error, url)}", method=method, url=redact(url)
+        )
     if isinstance(error, httpx.ConnectError):
         hint = _connect_hint(connect_failure(error), url)
         if hint:

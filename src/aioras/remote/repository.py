@@ -413,9 +413,7 @@ class Repository:
             if held is not None and (self.delete_superseded or not changed):
                 try:
                     # The superseded index is no referrer: only its DELETE is needed.
-                    await self.registry._delete_manifest_request(
-                        self.container, held[1]["digest"]
-                    )
+                    await self.registry._delete_manifest_request(self.container, held[1]["digest"])
                 except (exc.UnsupportedOperation, exc.NotFoundError, exc.PermissionDenied):
                     logger.debug("superseded referrers index of %s kept", subject)
 
