@@ -43,7 +43,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..container import Container, parse_registry, validate_repository, validate_tag
 from ..content.graph import platform_list
@@ -117,10 +117,11 @@ class MirrorSpec:
 
     def __post_init__(self) -> None:
         """Check the spec; :class:`~aioras.exceptions.InvalidMirrorPlan` names what is wrong."""
-        # Frozen: the normalised list is set the way dataclasses set fields.
-        object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
         entry = f"MirrorSpec(source={self.source!r}, destination={self.destination!r})"
         try:
+            _check_types(self)
+            # Frozen: the normalised list is set the way dataclasses set fields.
+            object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
             _check_spec(self)
         except ValueError as error:
             raise InvalidMirrorPlan(f"{entry}: {error}", entry=entry) from error
@@ -131,6 +132,39 @@ class MirrorSpec:
         return "/" not in self.source.strip("/")
 
 
+# What each field of a spec takes (TOML hands over whatever the file says).
+_REGEX = "a string (a regular expression)"
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "source": ((str,), "a string"),
+    "destination": ((str,), "a string"),
+    "tags": ((str,), _REGEX),
+    "exclude": ((str,), _REGEX),
+    "semver": ((str,), "a string (a version range)"),
+    "newest": ((int,), "a whole number"),
+    "repositories": ((str,), _REGEX),
+    "exclude_repositories": ((str,), _REGEX),
+    "platform": ((str,), "a string (os/arch[/variant])"),
+    "referrers": ((bool,), "true or false"),
+    "artifact_type": ((str,), "a string (a media type)"),
+    "digest_tags": ((bool,), "true or false"),
+    "platforms": ((list, tuple), "a list of os/arch[/variant] strings"),
+}
+
+
+def _check_types(spec: MirrorSpec) -> None:
+    """Refuse a value of the wrong type, naming the key (``tags = 5`` in a plan file)."""
+    for name, (types, wanted) in _FIELD_TYPES.items():
+        value = getattr(spec, name)
+        if value is None and name not in ("source", "destination", "referrers", "digest_tags"):
+            continue
+        # bool is an int to Python, not a number to a plan's author.
+        wrong = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        if not wrong and name == "platforms":
+            wrong = not all(isinstance(p, str) for p in value)
+        if wrong:
+            raise ValueError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+
+
 def _check_spec(spec: MirrorSpec) -> None:
     for name in ("tags", "exclude", "repositories", "exclude_repositories"):
         value = getattr(spec, name)
@@ -139,7 +173,9 @@ def _check_spec(spec: MirrorSpec) -> None:
         try:
             risk = backtracking_risk(value)
         except re.error as error:
-            raise ValueError(f"{name}={value!r}: {error}") from None
+            raise ValueError(
+                f"{name} {value!r} is not a valid regular expression: {error}"
+            ) from None
         if risk is not None:
             raise InvalidMirrorPlan(
                 f"{name}={value!r} could backtrack without bound ({risk}); "
@@ -238,35 +274,67 @@ def _repository_of(reference: str) -> str:
 def load_plan(path: str | os.PathLike[str]) -> list[MirrorSpec | tuple[str, str]]:
     """Read a plan from a TOML file (``[[mirror]]`` and ``[[copy]]`` tables).
 
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` naming the file and entry for a
-    spec or pair refused (see the module doc), ValueError naming the entry for unknown keys
-    or missing fields, and ``tomllib.TOMLDecodeError`` for a file that is not TOML.
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (a ValueError) naming the file,
+    the entry and the key for anything refused: a file that is not TOML (with the line and
+    column), an unknown table or key, a missing source or destination, a value of the
+    wrong type (``tags = 5``), a pattern that does not compile or could backtrack without
+    bound, and a spec or pair refused for the reasons in the module doc.
     """
+    name = os.fspath(path)
     with open(path, "rb") as handle:
-        doc = tomllib.load(handle)
+        try:
+            doc = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            # Its message gives the line and column; the file is ours to name.
+            raise InvalidMirrorPlan(f"{name}: not valid TOML: {error}", entry=name) from error
     unknown = set(doc) - {"mirror", "copy"}
     if unknown:
-        raise ValueError(f"{os.fspath(path)}: unknown tables {sorted(unknown)}")
+        raise InvalidMirrorPlan(f"{name}: unknown tables {sorted(unknown)}", entry=name)
     plan: list[MirrorSpec | tuple[str, str]] = []
-    names = {f.name for f in fields(MirrorSpec)}
+    for table in ("mirror", "copy"):
+        entries = doc.get(table, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            message = f"{name}: {table} must be [[{table}]] tables"
+            raise InvalidMirrorPlan(message, entry=name)
     for i, entry in enumerate(doc.get("mirror", [])):
-        extra = set(entry) - names
-        if extra:
-            raise ValueError(f"[[mirror]] entry {i + 1}: unknown keys {sorted(extra)}")
-        where = f"{os.fspath(path)}: [[mirror]] entry {i + 1}"
-        try:
-            plan.append(MirrorSpec(**entry))
-        except TypeError as error:
-            raise ValueError(f"[[mirror]] entry {i + 1}: {error}") from None
-        except InvalidMirrorPlan as error:
-            raise InvalidMirrorPlan(f"{where}: {error}", entry=where) from error
+        plan.append(_plan_spec(entry, _where(name, "mirror", i, entry)))
     for i, entry in enumerate(doc.get("copy", [])):
+        where = _where(name, "copy", i, entry)
         if set(entry) != {"source", "destination"}:
-            raise ValueError(f"[[copy]] entry {i + 1} needs exactly source and destination")
-        pair = (str(entry["source"]), str(entry["destination"]))
-        _check_pair(pair, f"{os.fspath(path)}: [[copy]] entry {i + 1}")
+            raise InvalidMirrorPlan(f"{where}: needs exactly source and destination", entry=where)
+        for key in ("source", "destination"):
+            if not isinstance(entry[key], str):
+                value = entry[key]
+                message = f"{where}: {key} must be a string, got {type(value).__name__} {value!r}"
+                raise InvalidMirrorPlan(message, entry=where)
+        pair = (entry["source"], entry["destination"])
+        _check_pair(pair, where)
         plan.append(pair)
     return plan
+
+
+def _where(name: str, table: str, index: int, entry: dict[str, Any]) -> str:
+    """``plan.toml: [[mirror]] entry 2 (source 'reg/app')``: an entry as errors name it."""
+    source = entry.get("source")
+    named = f" (source {source!r})" if isinstance(source, str) else ""
+    return f"{name}: [[{table}]] entry {index + 1}{named}"
+
+
+def _plan_spec(entry: dict[str, Any], where: str) -> MirrorSpec:
+    """One ``[[mirror]]`` table as a spec; InvalidMirrorPlan names ``where`` and the key."""
+    names = {f.name for f in fields(MirrorSpec)}
+    extra = set(entry) - names
+    if extra:
+        raise InvalidMirrorPlan(f"{where}: unknown keys {sorted(extra)}", entry=where)
+    missing = {"source", "destination"} - set(entry)
+    if missing:
+        raise InvalidMirrorPlan(f"{where}: missing {' and '.join(sorted(missing))}", entry=where)
+    try:
+        return MirrorSpec(**entry)
+    except InvalidMirrorPlan as error:
+        # The file and entry name it here: the cause's words, without the spec's repr.
+        detail = error.__cause__ if isinstance(error.__cause__, ValueError) else error
+        raise InvalidMirrorPlan(f"{where}: {detail}", entry=where) from error
 
 
 def _check_pair(pair: tuple[str, str], where: str) -> None:
