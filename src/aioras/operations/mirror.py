@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .. import defaults
 from .. import exceptions as exc
 from ..container import Container
-from ..content.graph import is_manifest
+from ..content.graph import is_manifest, successors_of
 from ..descriptor import Descriptor, as_descriptor
 from ..progress import ProgressReporter, TransferEvent
 from ..remote._uploads import StreamOpener
@@ -54,6 +55,8 @@ MirrorProgress = Callable[[TransferEvent | ArtifactEvent], Awaitable[None] | Non
 """What ``progress=`` takes: transfer events of each copy, plus one ArtifactEvent each."""
 
 UP_TO_DATE = "destination tag already names the source digest"
+REFERRERS_ADDED = "copied the referrers the destination lacked"
+WOULD_ADD_REFERRERS = "would copy the referrers the destination lacks"
 IN_STATE = "done in an earlier run (state file)"
 TAGGED = "tagged: the destination had the content already"
 REPOINTED = "re-pointed the tag from {previous}"
@@ -79,11 +82,13 @@ async def mirror(
 
     See :meth:`aioras.AsyncRegistry.mirror` for the options. Raises ValueError for bad
     options or a bad state file, :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
-    entry refused, the listing errors of the plan's registries, and, unless
-    ``keep_going``, a listed name or tag that breaks the grammar
-    (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's failure (with
-    the work done so far recorded in ``state``); with ``keep_going`` both are in the
-    report. An error is raised as itself, never wrapped in an exception group.
+    entry refused, and, unless ``keep_going``, the listing errors of the plan's registries
+    (a source repository that does not exist...), a listed name or tag that breaks the
+    grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
+    failure (with the work done so far recorded in ``state``); with ``keep_going`` all of
+    these are failures in the report (a spec that could not be listed is one failure
+    naming the spec) and the rest of the plan runs. An error is raised as itself, never
+    wrapped in an exception group.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -230,7 +235,13 @@ class _Run:
         if present is None:
             await self.settle(job, "planned", chosen["digest"], "would copy", root["digest"])
         elif present["digest"] == chosen["digest"]:
-            await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
+            if _with_referrers(job) and not await _referrers_in_place(
+                source, destination, root, job.artifact_type
+            ):
+                reason = WOULD_ADD_REFERRERS
+                await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
+            else:
+                await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
         else:
             reason = WOULD_REPOINT.format(previous=present["digest"])
             await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
@@ -239,6 +250,20 @@ class _Run:
         tally = _Tally(self.progress)
         destination = self.destination(job.destination_repository)
         target = _reference(job.destination)
+        referrers_missing = False
+        if _with_referrers(job):
+            # copy_graph walks the whole graph when referrers are asked for: an artifact
+            # already in place costs its HEADs and the referrers' listings instead.
+            in_place = await self.referrers_check(job, destination, target)
+            if in_place is not None and in_place[1]:
+                root = in_place[0]
+                self.report.bytes_skipped += root["size"]
+                if self.state is not None:
+                    await self.state.record(job.key, root["digest"])
+                digest = root["digest"]
+                await self.settle(job, "skipped", digest, UP_TO_DATE, digest)
+                return
+            referrers_missing = in_place is not None
         options = CopyOptions(
             referrers=job.referrers,
             artifact_type=job.artifact_type,
@@ -267,7 +292,9 @@ class _Run:
         source_digest = tally.source_digest or root["digest"]
         # What the destination tag named before (absent: not asked, as with referrers).
         previous = destination.found.pop(target, root["digest"])
-        if previous not in (None, root["digest"]):
+        if referrers_missing and previous == root["digest"]:
+            await self.settle(job, "copied", root["digest"], REFERRERS_ADDED, source_digest)
+        elif previous not in (None, root["digest"]):
             reason = REPOINTED.format(previous=previous)
             await self.settle(job, "copied", root["digest"], reason, source_digest)
         elif not tally.untouched(root):
@@ -276,6 +303,25 @@ class _Run:
             await self.settle(job, "copied", root["digest"], TAGGED, source_digest)
         else:
             await self.settle(job, "skipped", root["digest"], UP_TO_DATE, source_digest)
+
+    async def referrers_check(
+        self, job: MirrorJob, destination: _SharedRepository, target: str
+    ) -> tuple[Descriptor, bool] | None:
+        """(root, whether every referrer is there) when the tag names the source's root.
+
+        None when the destination tag is missing or names another digest: the copy runs.
+        Costs one HEAD on each side, plus the referrers' listings when the roots agree.
+        """
+        try:
+            present = await destination.resolve(target)
+        except exc.NotFoundError:
+            return None
+        source = self.registry.repository(job.source_repository)
+        root = await source.resolve(_reference(job.source))
+        if present["digest"] != root["digest"]:
+            return None
+        in_place = await _referrers_in_place(source, destination, root, job.artifact_type)
+        return root, in_place
 
     async def settle(
         self,
@@ -305,6 +351,44 @@ class _Run:
 
     async def emit(self, event: ArtifactEvent) -> None:
         await _emit(self.progress, event)
+
+
+def _with_referrers(job: MirrorJob) -> bool:
+    """Whether the job copies referrers of the root it names (no platforms picking one)."""
+    return job.referrers and job.platforms is None
+
+
+async def _referrers_in_place(
+    source: Repository, destination: Repository, root: Descriptor, artifact_type: str | None
+) -> bool:
+    """Whether the destination lists every referrer the source lists, at any depth.
+
+    The root is at the destination already (its tag names it), and with it the manifests
+    of an index; each manifest of the graph, and each referrer, has its referrers listed
+    on the source, and where there are any, on the destination too. The listings are what
+    a copy with ``referrers`` would walk for; nothing else is fetched but an index's bytes.
+    """
+    pending = [root]
+    seen = {root["digest"]}
+    while pending:
+        node = pending.pop()
+        if node["mediaType"] in defaults.index_media_types:
+            data = await source.fetch_manifest(node)
+            for child in successors_of(node, data):
+                if is_manifest(child) and child["digest"] not in seen:
+                    seen.add(child["digest"])
+                    pending.append(child)
+        theirs = await source.referrers(node, artifact_type=artifact_type)
+        if not theirs:
+            continue
+        ours = {d["digest"] for d in await destination.referrers(node, artifact_type=artifact_type)}
+        for referrer in theirs:
+            if referrer["digest"] not in ours:
+                return False
+            if referrer["digest"] not in seen:
+                seen.add(referrer["digest"])
+                pending.append(referrer)
+    return True
 
 
 def _reference(full: str) -> str:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..container import Container, parse_registry, validate_repository, validate_tag
 from ..content.graph import platform_list
-from ..exceptions import InvalidMirrorPlan, InvalidReference
+from ..exceptions import InvalidMirrorPlan, InvalidReference, RegistryError, TransportError
 from ._mirror_regex import backtracking_risk
 from .mirror_report import ArtifactFailure
 from .semver import SemverRange
@@ -377,11 +377,14 @@ async def expand(
 ) -> list[MirrorJob]:
     """One job per artifact of ``plan``, listing tags and catalogs as specs need.
 
-    Pairs are checked before anything is listed. A listed name or tag that breaks the
-    grammar is appended to ``refused`` when it is a list (``keep_going``), else raised.
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping
-    pair, :class:`~aioras.exceptions.InvalidReference` for a malformed listed name or
-    tag (see ``refused``), and the registry's typed errors from listing.
+    Pairs are checked before anything is listed. When ``refused`` is a list
+    (``keep_going``), a spec whose tags or catalog cannot be listed (a source repository
+    that does not exist, credentials refused, a registry out of reach) is appended to it
+    as one failure naming the spec, and so is a listed name or tag that breaks the
+    grammar; the other specs are expanded as usual. Otherwise those are raised: the
+    registry's typed errors from listing, :class:`~aioras.exceptions.InvalidReference`
+    for a malformed listed name or tag. Raises
+    :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping pair.
     """
     for number, item in enumerate(plan, 1):
         if not isinstance(item, MirrorSpec):
@@ -389,8 +392,16 @@ async def expand(
     jobs: list[MirrorJob] = []
     for item in plan:
         if isinstance(item, MirrorSpec):
-            for spec in await _per_repository(registry, item, refused):
-                jobs.extend(await _spec_jobs(registry, spec, refused))
+            try:
+                specs = await _per_repository(registry, item, refused)
+            except (RegistryError, TransportError) as error:
+                _failed_listing(refused, item, error)
+                continue
+            for spec in specs:
+                try:
+                    jobs.extend(await _spec_jobs(registry, spec, refused))
+                except (RegistryError, TransportError) as error:
+                    _failed_listing(refused, spec, error)
         else:
             source, destination = item
             jobs.append(MirrorJob(source, destination))
@@ -421,6 +432,19 @@ async def _per_repository(
             continue
         specs.append(_replace(spec, source=f"{host}/{name}", destination=f"{prefix}/{name}"))
     return specs
+
+
+def _failed_listing(
+    refused: list[ArtifactFailure] | None,
+    spec: MirrorSpec,
+    error: RegistryError | TransportError,
+) -> None:
+    """A spec whose tags (or catalog) could not be listed: reported (``refused``) or raised."""
+    if refused is None:
+        raise error
+    refused.append(
+        ArtifactFailure(spec.source, spec.destination, type(error).__name__, str(error), error)
+    )
 
 
 def _refuse(
