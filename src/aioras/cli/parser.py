@@ -209,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--to-oci-layout", action="store_true", help="the destination is an OCI layout directory"
     )
 
-    mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror", transfer)
+    mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
+    mirror.add_argument(
+        "--concurrency", type=_positive, metavar="N", help="artifacts mirrored at once (default 4)"
+    )
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(
         "--dry-run", action="store_true", help="report what would be copied; send nothing"

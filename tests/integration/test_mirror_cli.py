@@ -1,0 +1,49 @@
+"""``aioras mirror`` as a user meets it: the dry run lists what it would copy; --help words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aioras import AsyncRegistry
+from aioras.testing import LocalRegistry
+from support.clitools import aioras
+from support.mirrortools import populate, unique
+
+
+@pytest.fixture(scope="module")
+def target(registry_binary: str) -> Iterator[LocalRegistry]:
+    reg = LocalRegistry(binary=registry_binary).start()
+    yield reg
+    reg.stop()
+
+
+def test_dry_run_text_lists_each_artifact_it_would_copy(
+    registry: LocalRegistry, target: LocalRegistry, tmp_path: Path
+) -> None:
+    name = unique("clidry/app")
+
+    async def fill() -> None:
+        async with AsyncRegistry(insecure=True) as reg:
+            await populate(reg, f"{registry.host}/{name}", ["a", "b"])
+
+    anyio.run(fill)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'[[mirror]]\nsource = "{registry.host}/{name}"\ndestination = "{target.host}/{name}"\n'
+    )
+    done = aioras("mirror", "--plain-http", "--dry-run", "--no-tty", str(plan))
+    assert done.status == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for tag in "ab":
+        assert f"Would copy {registry.host}/{name}:{tag} -> {target.host}/{name}:{tag}" in lines
+    assert lines[-1].startswith("0 copied, 0 skipped, 2 planned, 0 failed")
+
+
+def test_mirror_help_says_concurrency_counts_artifacts() -> None:
+    done = aioras("mirror", "--help")
+    text = " ".join(done.stdout.split())
+    assert "--concurrency N artifacts mirrored at once" in text
