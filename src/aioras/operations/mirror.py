@@ -40,14 +40,14 @@ from ..progress import ProgressReporter, TransferEvent
 from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
 from .copy import CopyOptions, copy_graph, select_root
-from .mirror_plan import MirrorJob, MirrorPlan, expand
+from .mirror_plan import Connection, MirrorJob, MirrorPlan, expand
 from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
 from .mirror_state import MirrorState
 
 if TYPE_CHECKING:
     from ..remote.registry import AsyncRegistry
 
-__all__ = ["MirrorProgress", "mirror", "run_jobs"]
+__all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,25 +96,27 @@ async def mirror(
     requests_before = _requests(registry)
     resume = MirrorState.load(state) if state is not None else None
     refused: list[ArtifactFailure] | None = [] if keep_going else None
-    jobs = await expand(registry, plan, refused=refused)
-    for failure in refused or ():
-        event = ArtifactEvent(
-            "artifact", "failed", failure.source, failure.destination, error=failure.error
+    async with Clients(registry) as clients:
+        jobs = await expand(registry, plan, refused=refused, connect=clients.get)
+        for failure in refused or ():
+            event = ArtifactEvent(
+                "artifact", "failed", failure.source, failure.destination, error=failure.error
+            )
+            await _emit(progress, event)
+        report = await run_jobs(
+            registry,
+            jobs,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=resume,
+            progress=progress,
+            clients=clients,
         )
-        await _emit(progress, event)
-    report = await run_jobs(
-        registry,
-        jobs,
-        concurrency=concurrency,
-        dry_run=dry_run,
-        keep_going=keep_going,
-        state=resume,
-        progress=progress,
-    )
+        report.requests = _requests(registry) - requests_before + clients.requests()
     report.failed[:0] = refused or []
     if resume is not None and not dry_run and report.ok:
         await resume.finish()
-    report.requests = _requests(registry) - requests_before
     report.duration = time.monotonic() - started
     if report.failed and not keep_going:
         error = report.failed[0].error
@@ -128,6 +130,38 @@ def _requests(registry: AsyncRegistry) -> int:
     return pacer.requests() if pacer is not None else 0
 
 
+class Clients:
+    """A mirror's registry objects: its own, and one per :class:`Connection` its jobs name.
+
+    Those are made on first use from the mirror's own (see :meth:`Connection.connect`)
+    and closed when the mirror ends.
+    """
+
+    def __init__(self, base: AsyncRegistry) -> None:
+        self.base = base
+        self.made: dict[Connection, AsyncRegistry] = {}
+
+    def get(self, connection: Connection | None) -> AsyncRegistry:
+        """The registry object reaching a side through ``connection`` (None: the mirror's)."""
+        if connection is None:
+            return self.base
+        client = self.made.get(connection)
+        if client is None:
+            client = self.made[connection] = connection.connect(self.base)
+        return client
+
+    def requests(self) -> int:
+        """HTTP requests the objects made here have sent."""
+        return sum(_requests(client) for client in self.made.values())
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for client in self.made.values():
+            await client.aclose()
+
+
 async def run_jobs(
     registry: AsyncRegistry,
     jobs: list[MirrorJob],
@@ -137,14 +171,28 @@ async def run_jobs(
     keep_going: bool,
     state: MirrorState | None,
     progress: MirrorProgress | None,
+    clients: Clients | None = None,
 ) -> MirrorReport:
     """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
 
     Failures are in the report, never raised; without ``keep_going`` no job starts after
     the first failure. What escapes a job (an error of the ``progress`` callback) is
-    raised as itself, not in an exception group.
+    raised as itself, not in an exception group. A job's connections are reached through
+    ``clients`` (default: objects made here from ``registry`` and closed at the end).
     """
-    run = _Run(registry, concurrency, dry_run, keep_going, state, progress)
+    if clients is None:
+        async with Clients(registry) as own:
+            return await run_jobs(
+                registry,
+                jobs,
+                concurrency=concurrency,
+                dry_run=dry_run,
+                keep_going=keep_going,
+                state=state,
+                progress=progress,
+                clients=own,
+            )
+    run = _Run(clients, concurrency, dry_run, keep_going, state, progress)
     pending: Iterator[MirrorJob] = iter(jobs)
     try:
         async with anyio.create_task_group() as workers:
@@ -175,18 +223,18 @@ class _Run:
 
     def __init__(
         self,
-        registry: AsyncRegistry,
+        clients: Clients,
         concurrency: int,
         dry_run: bool,
         keep_going: bool,
         state: MirrorState | None,
         progress: MirrorProgress | None,
     ) -> None:
-        self.registry, self.concurrency = registry, concurrency
+        self.clients, self.concurrency = clients, concurrency
         self.dry_run, self.keep_going, self.state = dry_run, keep_going, state
         self.progress = progress
         self.report = MirrorReport()
-        self.destinations: dict[str, _SharedRepository] = {}
+        self.destinations: dict[tuple[Connection | None, str], _SharedRepository] = {}
         self.stopped = False
 
     async def worker(self, pending: Iterator[MirrorJob]) -> None:
@@ -196,13 +244,20 @@ class _Run:
                 return
             await self.one(job)
 
-    def destination(self, name: str) -> _SharedRepository:
-        repo = self.destinations.get(name)
+    def destination(self, job: MirrorJob) -> _SharedRepository:
+        """The job's destination repository, shared by the jobs reaching it the same way."""
+        key = (job.destination_connection, job.destination_repository)
+        repo = self.destinations.get(key)
         if repo is None:
-            repo = self.destinations[name] = _SharedRepository(
-                self.registry, self.registry.get_container(name)
+            registry = self.clients.get(job.destination_connection)
+            repo = self.destinations[key] = _SharedRepository(
+                registry, registry.get_container(job.destination_repository)
             )
         return repo
+
+    def source(self, job: MirrorJob) -> Repository:
+        """The job's source repository, through its connection."""
+        return self.clients.get(job.source_connection).repository(job.source_repository)
 
     async def one(self, job: MirrorJob) -> None:
         known = self.state.known(job.key) if self.state is not None else None
@@ -221,12 +276,13 @@ class _Run:
         finally:
             _CLAIMS.reset(token)
             if claims:  # then its destination parsed: a malformed one fails the job above
-                self.destination(job.destination_repository).release(claims)
+                self.destination(job).release(claims)
 
     async def plan_one(self, job: MirrorJob) -> None:
-        source = self.registry.repository(job.source_repository)
+        source = self.source(job)
         root = await source.resolve(_reference(job.source))
-        destination = self.registry.repository(job.destination_repository)
+        registry = self.clients.get(job.destination_connection)
+        destination = registry.repository(job.destination_repository)
         try:
             present = await destination.resolve(_reference(job.destination))
         except exc.NotFoundError:
@@ -248,7 +304,7 @@ class _Run:
 
     async def copy_one(self, job: MirrorJob) -> None:
         tally = _Tally(self.progress)
-        destination = self.destination(job.destination_repository)
+        destination = self.destination(job)
         target = _reference(job.destination)
         referrers_missing = False
         if _with_referrers(job):
@@ -270,10 +326,11 @@ class _Run:
             platforms=job.platforms,
             concurrency=self.concurrency,
         )
+        source_registry = self.clients.get(job.source_connection)
         root = await copy_graph(
             _JobSource(
-                self.registry,
-                self.registry.get_container(job.source_repository),
+                source_registry,
+                source_registry.get_container(job.source_repository),
                 # Platforms need the index's bytes even on a re-sync: GET it, no HEAD first.
                 fetch_on_resolve=destination.lacks(target) or job.platforms is not None,
             ),
@@ -316,7 +373,7 @@ class _Run:
             present = await destination.resolve(target)
         except exc.NotFoundError:
             return None
-        source = self.registry.repository(job.source_repository)
+        source = self.source(job)
         root = await source.resolve(_reference(job.source))
         if present["digest"] != root["digest"]:
             return None

@@ -38,13 +38,16 @@ A plan file (``load_plan``) holds ``[[mirror]]`` tables with the fields of
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._environment import read_variable
 from ..container import Container, parse_registry, validate_repository, validate_tag
 from ..content.graph import platform_list
 from ..exceptions import InvalidMirrorPlan, InvalidReference, RegistryError, TransportError
@@ -53,9 +56,11 @@ from .mirror_report import ArtifactFailure
 from .semver import SemverRange
 
 if TYPE_CHECKING:
+    from ..remote.registry import AsyncRegistry
     from .endpoints import CatalogEndpoints
 
 __all__ = [
+    "Connection",
     "MirrorJob",
     "MirrorPlan",
     "MirrorSpec",
@@ -66,6 +71,78 @@ __all__ = [
 ]
 
 _DIGEST_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}")
+
+
+# Keys that would put a secret in a plan: refused, with where to put it instead.
+_SECRET_KEYS = frozenset({"username", "password", "token", "auth", "identitytoken"})
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How one side of a :class:`MirrorSpec` reaches its registry, when not as the mirror's own.
+
+    ``plain_http``: speak http, not https (a local registry). ``ca_file``: a PEM bundle
+    of the CA that signed the registry's certificate (a private CA). Credentials go by
+    reference, never the secret itself: ``username_env`` and ``password_env`` name
+    environment variables holding them (both or neither); ``docker_config`` names a
+    directory whose ``config.json`` holds them (logins, credential helpers). Without
+    either, the Docker config of the environment is read, as for any registry object.
+    The other options (timeouts, retries, rate limits, transfer limit) are the mirror's.
+
+    Raises ValueError for a value of the wrong type, one credential variable without the
+    other, or ``ca_file`` with ``plain_http``.
+    """
+
+    plain_http: bool = False
+    ca_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    docker_config: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check the values (see the class doc)."""
+        if not isinstance(self.plain_http, bool):
+            raise ValueError(f"plain_http must be true or false, got {self.plain_http!r}")
+        for name in ("ca_file", "username_env", "password_env", "docker_config"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give username_env and password_env together")
+        if self.plain_http and self.ca_file is not None:
+            raise ValueError("ca_file is for https; plain_http speaks http")
+
+    def connect(self, base: AsyncRegistry) -> AsyncRegistry:
+        """A new registry object for this side: ``base``'s options, this connection's own.
+
+        Raises ValueError when a named credential variable is not set.
+        """
+        from ..remote.registry import AsyncRegistry
+
+        environment = base.environment
+        if self.docker_config is not None:
+            environment = dataclasses.replace(
+                environment, docker_config_dir=Path(self.docker_config)
+            )
+        pacer = base._transport.pacer
+        registry = AsyncRegistry(
+            None,
+            self.plain_http,
+            self.ca_file if self.ca_file is not None else base.tls_verify,
+            max_transfers=base.max_transfers,
+            timeout=base._rebuild_options["timeout"],
+            retry=base._rebuild_options["retry"],
+            environment=environment,
+            rate_limits=pacer.limits if pacer is not None else None,
+        )
+        if self.username_env is not None and self.password_env is not None:
+            username = read_variable(self.username_env)
+            password = read_variable(self.password_env)
+            if username is None or password is None:
+                names = f"{self.username_env!r}/{self.password_env!r}"
+                raise ValueError(f"credential variables {names} are not set")
+            registry.set_basic_auth(username, password)
+        return registry
 
 
 @dataclass(frozen=True)
@@ -95,6 +172,11 @@ class MirrorSpec:
     :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
     copied as it is (nothing to select).
 
+    ``source_connection`` and ``destination_connection`` (:class:`Connection`) reach
+    each side its own way: plain http on one side and a private CA on the other,
+    credentials by reference per side. Without them a side uses the mirror's registry
+    object.
+
     Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (naming the spec) for a bad
     value, a malformed source or destination, a destination overlapping the source, or a
     pattern that could backtrack without bound (see the module doc).
@@ -114,6 +196,8 @@ class MirrorSpec:
     artifact_type: str | None = None
     digest_tags: bool = False
     platforms: Sequence[str] | None = None
+    source_connection: Connection | None = None
+    destination_connection: Connection | None = None
 
     def __post_init__(self) -> None:
         """Check the spec; :class:`~aioras.exceptions.InvalidMirrorPlan` names what is wrong."""
@@ -148,6 +232,8 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "artifact_type": ((str,), "a string (a media type)"),
     "digest_tags": ((bool,), "true or false"),
     "platforms": ((list, tuple), "a list of os/arch[/variant] strings"),
+    "source_connection": ((Connection,), "a Connection"),
+    "destination_connection": ((Connection,), "a Connection"),
 }
 
 
@@ -249,6 +335,8 @@ class MirrorJob:
     platforms: tuple[str, ...] | None = None
     referrers: bool = False
     artifact_type: str | None = None
+    source_connection: Connection | None = None
+    destination_connection: Connection | None = None
 
     @property
     def key(self) -> str:
@@ -329,12 +417,40 @@ def _plan_spec(entry: dict[str, Any], where: str) -> MirrorSpec:
     missing = {"source", "destination"} - set(entry)
     if missing:
         raise InvalidMirrorPlan(f"{where}: missing {' and '.join(sorted(missing))}", entry=where)
+    entry = dict(entry)
+    for key in ("source_connection", "destination_connection"):
+        if key in entry:
+            entry[key] = _plan_connection(entry[key], f"{where}: {key}")
     try:
         return MirrorSpec(**entry)
     except InvalidMirrorPlan as error:
         # The file and entry name it here: the cause's words, without the spec's repr.
         detail = error.__cause__ if isinstance(error.__cause__, ValueError) else error
         raise InvalidMirrorPlan(f"{where}: {detail}", entry=where) from error
+
+
+def _plan_connection(table: object, where: str) -> Connection:
+    """A ``*_connection`` table as a :class:`Connection`; refused naming ``where`` and the key."""
+    if not isinstance(table, dict):
+        raise InvalidMirrorPlan(f"{where} must be a table, got {table!r}", entry=where)
+    secrets = sorted(k for k in table if k.lower() in _SECRET_KEYS)
+    if secrets:
+        raise InvalidMirrorPlan(
+            f"{where}: {secrets} would put a secret in the plan; name where it is instead: "
+            "username_env and password_env (environment variables) or docker_config (a "
+            "directory holding config.json)",
+            entry=where,
+        )
+    known = {f.name for f in fields(Connection)}
+    extra = sorted(set(table) - known)
+    if extra:
+        raise InvalidMirrorPlan(
+            f"{where}: unknown keys {extra} (known: {sorted(known)})", entry=where
+        )
+    try:
+        return Connection(**table)
+    except ValueError as error:
+        raise InvalidMirrorPlan(f"{where}: {error}", entry=where) from error
 
 
 def _check_pair(pair: tuple[str, str], where: str) -> None:
@@ -374,6 +490,7 @@ async def expand(
     plan: MirrorPlan,
     *,
     refused: list[ArtifactFailure] | None = None,
+    connect: Callable[[Connection], CatalogEndpoints] | None = None,
 ) -> list[MirrorJob]:
     """One job per artifact of ``plan``, listing tags and catalogs as specs need.
 
@@ -385,6 +502,8 @@ async def expand(
     registry's typed errors from listing, :class:`~aioras.exceptions.InvalidReference`
     for a malformed listed name or tag. Raises
     :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping pair.
+    A spec with a ``source_connection`` is listed through ``connect(connection)`` (a
+    ValueError when none is given).
     """
     for number, item in enumerate(plan, 1):
         if not isinstance(item, MirrorSpec):
@@ -392,14 +511,19 @@ async def expand(
     jobs: list[MirrorJob] = []
     for item in plan:
         if isinstance(item, MirrorSpec):
+            lister = registry
+            if item.source_connection is not None:
+                if connect is None:
+                    raise ValueError("a spec with a source_connection needs connect=")
+                lister = connect(item.source_connection)
             try:
-                specs = await _per_repository(registry, item, refused)
+                specs = await _per_repository(lister, item, refused)
             except (RegistryError, TransportError) as error:
                 _failed_listing(refused, item, error)
                 continue
             for spec in specs:
                 try:
-                    jobs.extend(await _spec_jobs(registry, spec, refused))
+                    jobs.extend(await _spec_jobs(lister, spec, refused))
                 except (RegistryError, TransportError) as error:
                     _failed_listing(refused, spec, error)
         else:
@@ -494,6 +618,8 @@ async def _spec_jobs(
             platforms=None if spec.platforms is None else tuple(spec.platforms),
             referrers=spec.referrers,
             artifact_type=spec.artifact_type,
+            source_connection=spec.source_connection,
+            destination_connection=spec.destination_connection,
         )
         for tag in select_tags(spec, tags)
     ]
