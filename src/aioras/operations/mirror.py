@@ -14,6 +14,12 @@ no HEAD; and for a tag the destination lacks, the source manifest is fetched (GE
 is resolved instead of after a HEAD, its bytes checked against their digest as always. A
 re-sync, where every destination tag is there, still costs one HEAD on each side.
 
+With ``referrers``, an artifact whose destination tag names the source digest is checked
+by listing referrers (on the source for each manifest of its graph, on the destination
+where the source lists any) instead of walking the graph: in place, it is skipped as up to
+date; missing referrers are copied (``copied the referrers the destination lacked``). A
+dry run decides the same way.
+
 With several ``platforms`` an index is copied as a new index of the entries selected
 (see :class:`~aioras.operations.mirror_plan.MirrorSpec`): a re-sync fetches the source
 index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
