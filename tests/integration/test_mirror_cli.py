@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import pytest
 
 from aioras import AsyncRegistry
 from aioras.testing import LocalRegistry
@@ -14,15 +12,8 @@ from support.clitools import aioras
 from support.mirrortools import populate, unique
 
 
-@pytest.fixture(scope="module")
-def target(registry_binary: str) -> Iterator[LocalRegistry]:
-    reg = LocalRegistry(binary=registry_binary).start()
-    yield reg
-    reg.stop()
-
-
 def test_dry_run_text_lists_each_artifact_it_would_copy(
-    registry: LocalRegistry, target: LocalRegistry, tmp_path: Path
+    registry: LocalRegistry, fresh_registry: LocalRegistry, tmp_path: Path
 ) -> None:
     name = unique("clidry/app")
 
@@ -32,14 +23,16 @@ def test_dry_run_text_lists_each_artifact_it_would_copy(
 
     anyio.run(fill)
     plan = tmp_path / "plan.toml"
-    plan.write_text(
-        f'[[mirror]]\nsource = "{registry.host}/{name}"\ndestination = "{target.host}/{name}"\n'
-    )
+    src, dst = f"{registry.host}/{name}", f"{fresh_registry.host}/{name}"
+    plan.write_text(f'[[mirror]]\nsource = "{src}"\ndestination = "{dst}"\n')
     done = aioras("mirror", "--plain-http", "--dry-run", "--no-tty", str(plan))
     assert done.status == 0, done.stderr
     lines = done.stdout.splitlines()
     for tag in "ab":
-        assert f"Would copy {registry.host}/{name}:{tag} -> {target.host}/{name}:{tag}" in lines
+        assert (
+            f"Would copy {registry.host}/{name}:{tag} -> {fresh_registry.host}/{name}:{tag}"
+            in lines
+        )
     assert lines[-1].startswith("0 copied, 0 skipped, 2 planned, 0 failed")
 
 

@@ -7,7 +7,6 @@ the credentials named by environment variables, never written in the plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,46 +16,30 @@ from aioras import AsyncRegistry
 from aioras.exceptions import InvalidMirrorPlan
 from aioras.operations.mirror_plan import Connection, MirrorSpec
 from aioras.testing import LocalRegistry
-from support.harness import BasicAuthUser, TLSFiles
+from support.authtools import BasicTLSRegistry
 from support.mirrortools import digests, populate, unique
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def secure(
-    registry_binary: str, htpasswd_user: BasicAuthUser, tls_files: TLSFiles
-) -> Iterator[LocalRegistry]:
-    """HTTPS with a self-signed certificate, and htpasswd basic auth."""
-    reg = LocalRegistry(
-        binary=registry_binary,
-        htpasswd=htpasswd_user.htpasswd,
-        tls_cert=tls_files.cert,
-        tls_key=tls_files.key,
-    ).start()
-    yield reg
-    reg.stop()
-
-
 async def test_plan_entry_reaches_plain_http_and_tls_with_credentials_per_side(
     registry: LocalRegistry,
-    secure: LocalRegistry,
-    htpasswd_user: BasicAuthUser,
-    tls_files: TLSFiles,
+    basic_tls_registry: BasicTLSRegistry,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = unique("conn/app")
     async with AsyncRegistry(insecure=True) as plain:
         made = await populate(plain, f"{registry.host}/{name}", ["a", "b"])
-    monkeypatch.setenv("I21_MIRROR_USER", htpasswd_user.username)
-    monkeypatch.setenv("I21_MIRROR_PASS", htpasswd_user.password)
+    secure = basic_tls_registry
+    monkeypatch.setenv("I21_MIRROR_USER", secure.username)
+    monkeypatch.setenv("I21_MIRROR_PASS", secure.password)
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(
         f'[[mirror]]\nsource = "{registry.host}/{name}"\n'
         f'destination = "{secure.host}/{name}"\n'
         "source_connection = { plain_http = true }\n"
-        f'destination_connection = {{ ca_file = "{tls_files.cert}", '
+        f'destination_connection = {{ ca_file = "{secure.ca}", '
         'username_env = "I21_MIRROR_USER", password_env = "I21_MIRROR_PASS" }\n'
     )
     plan = aioras.load_plan(plan_file)
@@ -65,7 +48,7 @@ async def test_plan_entry_reaches_plain_http_and_tls_with_credentials_per_side(
         f"{secure.host}/{name}",
         source_connection=Connection(plain_http=True),
         destination_connection=Connection(
-            ca_file=str(tls_files.cert),
+            ca_file=str(secure.ca),
             username_env="I21_MIRROR_USER",
             password_env="I21_MIRROR_PASS",
         ),
@@ -77,8 +60,8 @@ async def test_plan_entry_reaches_plain_http_and_tls_with_credentials_per_side(
         assert len(report.copied) == 2
         again = await reg.mirror(plan, dry_run=True)
         assert len(again.skipped) == 2
-    async with AsyncRegistry(tls_verify=str(tls_files.cert)) as check:
-        check.set_basic_auth(htpasswd_user.username, htpasswd_user.password)
+    async with AsyncRegistry(tls_verify=str(secure.ca)) as check:
+        check.set_basic_auth(secure.username, secure.password)
         assert await digests(check, f"{secure.host}/{name}", "ab") == made
 
 
