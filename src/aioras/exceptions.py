@@ -33,7 +33,8 @@
     │   ├── CredentialsNotForwarded    another origin than the registry asks for credentials
     │   └── InsecureTokenRealm         a token realm on plain http would get credentials
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
-    │   ├── ConnectError               connecting or the TLS handshake failed
+    │   ├── ConnectError               connecting or the TLS handshake failed, or the server
+    │   │                              closed the connection without answering
     │   └── TimeoutError               a timeout expired, or an answer trickled in too slowly
     └── RegistryError                  the registry answered with an unexpected status
         ├── ResponseTooLarge           a non-blob body (tag list, answer...) or a listing
@@ -392,7 +393,11 @@ class TransportError(OrasError):
 
 
 class ConnectError(TransportError):
-    """Raised when the connection or the TLS handshake (including verification) fails."""
+    """Raised when the connection or the TLS handshake (including verification) fails.
+
+    Also when the server closed the connection before any byte of an answer, again after
+    two quick retries: what a server that is no registry (or speaks the other scheme) does.
+    """
 
 
 # Named like the builtin on purpose: ``aioras.TimeoutError`` reads naturally in an except clause.

@@ -557,7 +557,7 @@ def test_mirror_plan_dry_run_copies_nothing_then_mirrors_two_tags(
     plan = work / "plan.toml"
     plan.write_text(f'[[mirror]]\nsource = "{src}"\ndestination = "{dst}"\n')
     dry = ok(aioras("mirror", "--plain-http", "--no-tty", "--dry-run", str(plan)))
-    assert dry.stdout.strip().startswith("0 copied, 0 skipped")
+    assert dry.stdout.strip().splitlines()[-1].startswith("0 copied, 0 skipped")
     dry_doc = ok(
         aioras("mirror", "--plain-http", "--format", "json", "--dry-run", str(plan))
     ).json()

@@ -696,8 +696,7 @@ async def mirror(ctx: Context) -> None:
     if ctx.out.json:
         write_out(report.to_json() + "\n")
     else:
-        lines = [f"Failed {r.source}: {r.message}" for r in report.failed]
-        ctx.out.result({}, [*lines, report.summary()])
+        ctx.out.result({}, [*report.details(), report.summary()])
     if report.failed:
         count = len(report.failed)
         noun = "artifact" if count == 1 else "artifacts"

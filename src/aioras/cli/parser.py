@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
     mirror.add_argument(
-        "--concurrency", type=_positive, metavar="N", help="artifacts copied at once (default 4)"
+        "--concurrency", type=_positive, metavar="N", help="artifacts mirrored at once (default 4)"
     )
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(
