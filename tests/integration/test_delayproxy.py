@@ -150,6 +150,31 @@ def test_a_rejected_request_waiting_for_continue_ends_its_connection(
     assert proxy.stats.forwarded == 1
 
 
+def _exchange_raw(host: str, data: bytes) -> bytes:
+    """Send ``data``, half-close, and return everything the other side says until it closes."""
+    name, port = host.rsplit(":", 1)
+    with socket.create_connection((name, int(port)), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_stream_that_is_not_http_gets_the_registrys_own_answer(
+    registry: LocalRegistry, wan_proxy: WanProxyFactory
+) -> None:
+    # The start of a TLS ClientHello, as skopeo sends when it tries https first: no request
+    # line, no blank line. Waiting for one would hang the client until its timeout.
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64)
+    proxy = wan_proxy(registry, delay=0.001)
+    answer = _exchange_raw(proxy.host, hello)
+    assert answer == _exchange_raw(registry.host, hello)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert proxy.stats.forwarded == 1
+
+
 def test_the_bandwidth_cap_holds_from_below(
     registry: LocalRegistry, wan_proxy: WanProxyFactory, client_of: list[httpx.Client]
 ) -> None:

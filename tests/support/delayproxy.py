@@ -106,7 +106,7 @@ class ProxyStats:
 
     connections: int = 0
     forwarded: int = 0
-    """Requests forwarded to the registry (counted only while parsing, i.e. always)."""
+    """Requests forwarded to the registry (and streams that are not HTTP/1.1, one each)."""
     rejected: int = 0
     """Requests answered 429 by the rate rule, never forwarded."""
     bytes_up: int = 0
@@ -431,12 +431,18 @@ class DelayProxy:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    raise
+                first = await reader.readexactly(1)
+            except asyncio.IncompleteReadError:
                 up.put(None)  # the client closed between requests
                 return
+            if not first.isupper():
+                # Not a request line (a TLS ClientHello, say: skopeo tries https first):
+                # passed through unparsed, so the registry answers it as it would directly.
+                self.stats.forwarded += 1
+                up.put(first)
+                await _raw(reader, up)
+                return
+            head = first + await reader.readuntil(b"\r\n\r\n")
             request = _parse_request(head)
             limits = self._limits
             if limits is None or limits.admit(client, loop.time()):
