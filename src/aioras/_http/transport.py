@@ -11,8 +11,9 @@ the redirect layer (:meth:`Transport._follow`: one hop after another), the auth 
 (:meth:`Transport._authenticated`: a 401 challenge answered, then the hop sent again), the
 retry layer (:meth:`Transport._retrying`: faults and retryable statuses, through one
 :class:`~aioras._http.retry.Retrying` per call) and one request (:meth:`Transport._send_one`:
-credentials for the hop, rate-limit pacing, the send within its deadline). The body of the
-final answer is read last (:meth:`Transport._read`); one that breaks off sends the hop again.
+credentials for the hop, the host's politeness (:mod:`aioras._http.ratelimit`), the send
+within its deadline). The body of the final answer is read last (:meth:`Transport._read`);
+one that breaks off sends the hop again.
 
 Credentials are scoped by origin, one rule for every request and every redirect hop: the
 origin a call was made for (see :attr:`Transport.registries`) gets the authenticator's
@@ -38,7 +39,7 @@ from ..auth import Authenticator, scopes_for_request
 from ..auth.authenticator import AnonymousAuth
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers
 from .netbackend import http_transport, ssl_context
-from .ratelimit import HostPacer
+from .ratelimit import HostPacer, Ticket
 from .responses import (
     Deadline,
     buffered_response,
@@ -94,6 +95,11 @@ def _retryable(error: BaseException) -> bool:
     return True
 
 
+def _congested(error: BaseException) -> bool:
+    """Whether a failed send is a sign of strain (a timeout, a reset), not a cancel or a bug."""
+    return isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
 def _retry_cap(error: BaseException) -> int | None:
     """A lower retry limit for one kind of failure: a refused connection."""
     refused = isinstance(error, httpx.ConnectError) and connect_failure(error) == "refused"
@@ -122,6 +128,7 @@ class _Call:
     auth_rounds: int = 0
     sent_auth: str | None = None
     deadline: Deadline | None = None
+    ticket: Ticket | None = None
 
     @property
     def trusted(self) -> bool:
@@ -317,6 +324,8 @@ class Transport:
                 # a replayable request is one more fault like a reset before the headers,
                 # and otherwise a TransportError rather than the server's word.
                 wrapped = wrap_http_error(error, call.hop_method, call.hop_url)
+                if self.pacer is not None and call.ticket is not None:
+                    self.pacer.broke(call.ticket)
                 if not call.retries.allows():
                     raise wrapped from error
                 await response.aclose()
@@ -421,26 +430,36 @@ class Transport:
             content=body,
             extensions={"timeout": self._timeouts},
         )
-        if self.pacer is not None:
-            await self.pacer.before(urlsplit(call.hop_url).netloc, call.hop_method)
         return request
 
     async def _send_one(self, call: _Call, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` (body left unread) within its deadline; raises httpx errors."""
-        call.deadline = Deadline.of(call.client.timeout)
-        if call.client.is_closed or self._sender is None:
-            # aclose() or set_verify() ran while this call was under way.
-            raise exc.TransportError(
-                f"{call.where()}: the registry's connections were closed during the call",
-                method=call.hop_method,
-                url=redact(call.hop_url),
-            )
-        response = await send_within(self._sender, request, call.deadline)
+        """Send ``request`` (body left unread) within its deadline; raises httpx errors.
+
+        The host's pacer lets it go (a slot in its window, its pause and pace kept) and
+        learns from how it ended (see :mod:`aioras._http.ratelimit`).
+        """
+        pacer = self.pacer
+        call.ticket = None
+        if pacer is not None:
+            call.ticket = await pacer.before(urlsplit(call.hop_url).netloc, call.hop_method)
+        try:
+            call.deadline = Deadline.of(call.client.timeout)
+            if call.client.is_closed or self._sender is None:
+                # aclose() or set_verify() ran while this call was under way.
+                raise exc.TransportError(
+                    f"{call.where()}: the registry's connections were closed during the call",
+                    method=call.hop_method,
+                    url=redact(call.hop_url),
+                )
+            response = await send_within(self._sender, request, call.deadline)
+        except BaseException as error:
+            if pacer is not None and call.ticket is not None:
+                pacer.failed(call.ticket, congested=_congested(error))
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> %d", call.where(), response.status_code)
-        if self.pacer is not None:
-            target = urlsplit(call.hop_url).netloc
-            self.pacer.after(target, response.status_code, response.headers)
+        if pacer is not None and call.ticket is not None:
+            pacer.after(call.ticket, response.status_code, response.headers)
         return response
 
     # -- the final answer's body ------------------------------------------------------------
