@@ -36,7 +36,7 @@ def full(limit: AdaptiveLimit) -> None:
 def answer_clean(limit: AdaptiveLimit, now: float, count: int = 1) -> None:
     for _ in range(count):
         limit.release()
-        limit.clean(now)
+        limit.clean(now, now)
         full(limit)  # requests are waiting: every free slot is taken at once
 
 
@@ -69,7 +69,7 @@ def test_window_does_not_grow_while_it_holds_nothing_back() -> None:
     for _ in range(100):
         limit.in_flight += 1
         limit.release()
-        limit.clean(1.0)
+        limit.clean(1.0, 1.0)
     assert limit.window == INITIAL_WINDOW
 
 
@@ -130,7 +130,7 @@ def test_a_429_paces_at_the_rate_the_host_was_accepting_then_probes_upward() -> 
     for n in range(50):
         limit.in_flight += 1
         limit.release()
-        limit.clean(10.0 + n / 50)
+        limit.clean(10.0 + n / 50, 10.0 + n / 50)
     limit.throttled(sent=10.99, now=11.0)
     assert limit.pace == pytest.approx(50 * PACE_FACTOR, rel=0.05)
     learned = limit.pace
@@ -141,7 +141,7 @@ def test_a_429_paces_at_the_rate_the_host_was_accepting_then_probes_upward() -> 
     for _ in range(10):
         limit.in_flight += 1
         limit.release()
-        limit.clean(11.5)
+        limit.clean(11.5, 11.5)
     assert limit.pace == pytest.approx(learned + 10 * PACE_PROBE)
     # Meeting the limit again lowers the pace to what the host accepted then.
     paced = limit.pace
@@ -156,13 +156,13 @@ def test_pace_is_lifted_once_the_host_stops_minding() -> None:
     for _ in range(20):
         limit.in_flight += 1
         limit.release()
-        limit.clean(5.5)
+        limit.clean(5.5, 5.5)
     limit.throttled(sent=5.9, now=5.95)
     assert limit.pace is not None
     for _ in range(10_000):
         limit.in_flight += 1
         limit.release()
-        limit.clean(20.0)
+        limit.clean(20.0, 20.0)
         if limit.pace is None:
             break
     assert limit.pace is None
@@ -173,7 +173,7 @@ def test_no_rate_is_learned_across_a_pause() -> None:
     limit.paused(until=3.0)
     limit.in_flight += 1
     limit.release()
-    limit.clean(3.1)
+    limit.clean(3.1, 3.1)
     # A 429 soon after a pause: the second before it was mostly pause, no rate in it.
     limit.throttled(sent=3.2, now=3.3)
     assert limit.pace is None

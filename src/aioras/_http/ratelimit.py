@@ -11,13 +11,14 @@ mind say so (``429``, ``Retry-After``, quota headers), and aioras listens. Per h
   :data:`INITIAL_WINDOW` and, until the host first shows strain, grows by one per clean
   answer (doubling each round trip); after that by one per window's worth of clean answers.
   It only grows while it is what holds requests back. A ``429``, ``503``, ``504``, a
-  timeout or a connection reset halves it (at least 1), once per round trip: answers to
+  timeout or a connection reset halves it (at least 1; at most :data:`MAX_WINDOW`), once per round trip: answers to
   requests sent before the last cut do not cut again.
 - **A pace learned from a 429.** A window bounds requests in flight, not a rate: against
   a registry counting requests a second, a window of one still goes as fast as the round
   trip allows. So a ``429`` also sets a pace: :data:`PACE_FACTOR` times the rate of clean
-  answers the host gave over the second before it (the rate it was accepting), or times
-  the pace already set, whichever is lower. Requests then go one at a time at that pace,
+  answers the host gave over the second before it (the rate it was accepting; requests of
+  that second answered clean after the 429 count too), or times the pace already set,
+  whichever is lower. Requests then go one at a time at that pace,
   which probes upward by :data:`PACE_PROBE` requests a second per clean answer (2 % a
   second while the pace is what holds requests back) and is dropped once it reaches
   :data:`PACE_RELEASE` times the rate it was learned at: the registry stopped minding.
@@ -70,7 +71,7 @@ logger = logging.getLogger(__name__)
 # at once keep ~50 requests waiting for headers; 32 with slow start reaches that within one
 # round trip, while a registry that sheds load at its first answers sees at most 32.
 INITIAL_WINDOW = 32
-MAX_WINDOW = 1024
+MAX_WINDOW = 256
 # A learned pace: 0.9 x the accepted rate, +0.02 req/s per clean answer, off at 4 x.
 # Against 50 requests/s with Retry-After: 1, this paces at 45/s and meets the limit again
 # about every 5 s: under 2 % of requests answered 429, and within 1.15 x the time the
@@ -177,6 +178,7 @@ class AdaptiveLimit:
         self._learned = 0.0
         self._slow_start = True
         self._cut_at = -math.inf
+        self._measured = -math.inf  # when the pace was last measured
         self._resumed_at = -math.inf
         self._waiters: deque[anyio.Event] = deque()
         # Clean answers counted per whole second: this one and the one before.
@@ -210,7 +212,7 @@ class AdaptiveLimit:
             self.in_flight += 1
             self._waiters.popleft().set()
 
-    def clean(self, now: float) -> None:
+    def clean(self, sent: float, now: float) -> None:
         """An answer that shows no strain: grow the window (if full) and the pace."""
         second = int(now)
         if second != self._second:
@@ -221,7 +223,14 @@ class AdaptiveLimit:
             step = 1.0 if self._slow_start else 1.0 / self.window
             self.window = min(MAX_WINDOW, self.window + step)
             self._wake()
-        if self.pace is not None:
+        if self.pace is None:
+            return
+        if self._measured - 1.0 <= sent < self._measured:
+            # Sent within the second measured, answered after the 429: accepted too. (At
+            # 20 ms each way, a third of what a host accepted can still be on its way back.)
+            self.pace += PACE_FACTOR
+            self._learned = self.pace
+        else:
             self.pace += PACE_PROBE
             if self.pace >= self._learned * PACE_RELEASE:
                 logger.debug("pace lifted at %.1f requests/s", self.pace)
@@ -249,6 +258,7 @@ class AdaptiveLimit:
             base = self.pace
         else:
             base = accepted if self.pace is None else min(accepted, self.pace)
+            self._measured = now
         if base is not None:
             self.pace = self._learned = max(_MIN_PACE, base * PACE_FACTOR)
             logger.debug("paced at %.1f requests/s after a 429", self.pace)
@@ -381,7 +391,7 @@ class HostPacer:
             elif status in _CONGESTED:
                 limit.congested(ticket.sent, now)
             else:
-                limit.clean(now)
+                limit.clean(ticket.sent, now)
         pause = 0.0
         if status == _THROTTLED:
             pause = _retry_after(headers.get("retry-after"))

@@ -39,7 +39,7 @@ from ..auth import Authenticator, scopes_for_request
 from ..auth.authenticator import AnonymousAuth
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers
 from .netbackend import http_transport, ssl_context
-from .ratelimit import HostPacer, Ticket
+from .ratelimit import MAX_WINDOW, HostPacer, Ticket
 from .responses import (
     Deadline,
     buffered_response,
@@ -73,7 +73,14 @@ _AUTH_ROUNDS = 2
 _REFUSED_RETRIES = 1
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+# The pool must not queue a request the host's pacer let go: one held there past a
+# Retry-After pause goes out after it, unpaced (a mirror at 20 ms each way through a 429 rate
+# rule, 64 connections: a burst of 11 more 429s right after each pause). Requests in flight
+# are bounded by each host's window (at most MAX_WINDOW), blob bodies by max_transfers: the
+# pool's cap stays above both, a backstop rather than a limit.
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=MAX_WINDOW + 4 * defaults.default_max_transfers, max_keepalive_connections=32
+)
 
 
 def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:

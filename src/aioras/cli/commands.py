@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from .. import defaults
 from ..content.layout import OCILayout
 from ..descriptor import as_descriptor
 from ..digest import digest_file
@@ -451,7 +452,7 @@ async def mirror(ctx: Context) -> None:
 
         report = await ctx.registry.mirror(
             plan,
-            concurrency=args.concurrency or 4,
+            concurrency=args.concurrency or defaults.default_mirror_concurrency,
             dry_run=args.dry_run,
             keep_going=args.keep_going,
             state=args.state,

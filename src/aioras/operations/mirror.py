@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .. import defaults
 from .. import exceptions as exc
 from ..container import Container
 from ..content.graph import is_manifest
@@ -66,7 +67,7 @@ async def mirror(
     registry: AsyncRegistry,
     plan: MirrorPlan,
     *,
-    concurrency: int = 4,
+    concurrency: int = defaults.default_mirror_concurrency,
     dry_run: bool = False,
     keep_going: bool = False,
     state: str | os.PathLike[str] | None = None,

@@ -89,7 +89,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         *,
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
-        max_transfers: int = 10,
+        max_transfers: int = defaults.default_max_transfers,
         download_ranges: int = defaults.default_download_ranges,
         range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
