@@ -14,6 +14,7 @@ from aioras import RateLimits, RetryPolicy
 from aioras._http.ratelimit import (
     INITIAL_WINDOW,
     PACE_FACTOR,
+    PACE_PLATEAU,
     PACE_PROBE,
     AdaptiveLimit,
     HostPacer,
@@ -123,25 +124,30 @@ def test_window_never_drops_below_one() -> None:
     assert limit.window == 1
 
 
+def clean_answers(limit: AdaptiveLimit, count: int, *, sent: float, now: float) -> None:
+    for _ in range(count):
+        limit.in_flight += 1
+        limit.release()
+        limit.clean(sent, now)
+
+
 def test_a_429_paces_at_the_rate_the_host_was_accepting_then_probes_upward() -> None:
     limit = AdaptiveLimit()
     assert limit.pace is None
-    # 50 clean answers over the second before the 429 (the host's rule: 50 a second).
-    for n in range(50):
-        limit.in_flight += 1
-        limit.release()
-        limit.clean(10.0 + n / 50, 10.0 + n / 50)
+    # 40 clean answers over the second before the 429 (the host's rule: 50 a second) ...
+    for n in range(40):
+        clean_answers(limit, 1, sent=10.0 + n / 50, now=10.0 + n / 50)
     limit.throttled(sent=10.99, now=11.0)
+    assert limit.pace == pytest.approx(40 * PACE_FACTOR, rel=0.05)
+    # ... and 10 more sent in that second, answered clean after the 429: accepted too.
+    clean_answers(limit, 10, sent=10.9, now=11.02)
     assert limit.pace == pytest.approx(50 * PACE_FACTOR, rel=0.05)
     learned = limit.pace
     assert learned is not None
-    # A second answer from the same round trip changes nothing; clean answers raise the pace.
-    limit.throttled(sent=10.995, now=11.01)
+    # A second 429 from the same round trip changes nothing; clean answers raise the pace.
+    limit.throttled(sent=10.995, now=11.03)
     assert limit.pace == learned
-    for _ in range(10):
-        limit.in_flight += 1
-        limit.release()
-        limit.clean(11.5, 11.5)
+    clean_answers(limit, 10, sent=11.5, now=11.5)
     assert limit.pace == pytest.approx(learned + 10 * PACE_PROBE)
     # Meeting the limit again lowers the pace to what the host accepted then.
     paced = limit.pace
@@ -149,6 +155,18 @@ def test_a_429_paces_at_the_rate_the_host_was_accepting_then_probes_upward() -> 
     limit.throttled(sent=11.6, now=11.7)
     assert limit.pace is not None
     assert limit.pace < paced
+
+
+def test_pace_probes_ten_times_slower_near_the_rate_the_429_came_at() -> None:
+    limit = AdaptiveLimit()
+    clean_answers(limit, 100, sent=5.5, now=5.5)
+    limit.throttled(sent=5.9, now=5.95)
+    assert limit.pace == pytest.approx(100 * PACE_FACTOR, rel=0.05)
+    clean_answers(limit, 1000, sent=7.0, now=7.0)
+    # 0.9 x -> 0.95 x at the full step (2.5 requests/s), then 997.5... at a tenth of it.
+    pace = limit.pace
+    assert pace is not None
+    assert 100 * PACE_PLATEAU < pace < 100 * PACE_PLATEAU + 1000 * PACE_PROBE / 10 + 0.1
 
 
 def test_pace_is_lifted_once_the_host_stops_minding() -> None:
@@ -221,6 +239,19 @@ async def test_retry_after_pauses_the_whole_host_and_not_another() -> None:
     with anyio.move_on_after(0.2) as scope:
         await pacer.before("slow.example", "HEAD")
     assert scope.cancelled_caught
+
+
+async def test_a_late_429_from_before_the_cut_does_not_extend_the_pause() -> None:
+    pacer = HostPacer()
+    early = await pacer.before("h.example", "PUT")
+    first = await pacer.before("h.example", "GET")
+    pacer.after(first, 429, {"retry-after": "1"})
+    state = pacer._host("h.example")
+    paused_until = state.paused_until
+    # The PUT went before that 429; its own 429 comes late (its body waited on another
+    # host): the pause counts from when it was sent, inside the one already running.
+    pacer.after(early, 429, {"retry-after": "1"})
+    assert state.paused_until == paused_until
 
 
 async def test_quota_nearly_spent_pauses_the_host() -> None:

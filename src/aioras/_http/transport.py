@@ -104,7 +104,8 @@ def _retryable(error: BaseException) -> bool:
 
 def _congested(error: BaseException) -> bool:
     """Whether a failed send is a sign of strain (a timeout, a reset), not a cancel or a bug."""
-    return isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+    strain = httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+    return isinstance(error, strain)
 
 
 def _retry_cap(error: BaseException) -> int | None:
