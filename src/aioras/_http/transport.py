@@ -79,7 +79,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 # are bounded by each host's window (at most MAX_WINDOW), blob bodies by max_transfers: the
 # pool's cap stays above both, a backstop rather than a limit.
 DEFAULT_LIMITS = httpx.Limits(
-    max_connections=MAX_WINDOW + 4 * defaults.default_max_transfers, max_keepalive_connections=32
+    max_connections=MAX_WINDOW + 4 * defaults.default_max_transfers, max_keepalive_connections=64
 )
 
 
