@@ -188,14 +188,26 @@ def test_pace_is_lifted_once_the_host_stops_minding() -> None:
 
 def test_no_rate_is_learned_across_a_pause() -> None:
     limit = AdaptiveLimit()
+    clean_answers(limit, 50, sent=1.5, now=1.5)
+    limit.throttled(sent=1.9, now=2.0)
     limit.paused(until=3.0)
-    limit.in_flight += 1
-    limit.release()
-    limit.clean(3.1, 3.1)
-    # A 429 soon after a pause: the second before it was mostly pause, no rate in it.
+    clean_answers(limit, 1, sent=3.05, now=3.1)
+    learned = limit.pace
+    assert learned is not None
+    # A 429 soon after the pause: the second before it was mostly pause, no rate in it
+    # (one clean answer); the pace learned before is cut, not replaced by that.
     limit.throttled(sent=3.2, now=3.3)
-    assert limit.pace is None
-    assert limit.window == INITIAL_WINDOW / 2
+    assert limit.pace == pytest.approx(learned * PACE_FACTOR)
+
+
+def test_a_429_read_before_any_clean_answer_still_learns_the_rate() -> None:
+    limit = AdaptiveLimit()
+    # 32 requests went at once; the host took 20. A 429 is read first ...
+    limit.throttled(sent=1.0, now=1.05)
+    assert limit.pace is not None
+    # ... then the 20 clean answers to requests of that second.
+    clean_answers(limit, 20, sent=1.0, now=1.06)
+    assert limit.pace == pytest.approx(20 * PACE_FACTOR, abs=1.5)
 
 
 async def test_full_window_holds_the_next_request_until_a_slot_is_free() -> None:

@@ -267,17 +267,18 @@ class AdaptiveLimit:
         """A ``429``: cut the window, and pace at what the host was accepting."""
         if not self.congested(sent, now):
             return
-        accepted = self._accepted(now)
-        if now - 1.0 < self._resumed_at or accepted < 1:
-            # The second measured was partly a pause: no honest rate in it.
+        if self.pace is not None and now - 1.0 < self._resumed_at:
+            # The second before was partly a pause: no honest rate in it; keep what was learned.
             base = self.pace
         else:
+            # Requests of that second still on their way back add to it as they come clean
+            # (clean): a 429 read before any clean answer still learns the rate.
+            accepted = self._accepted(now)
             base = accepted if self.pace is None else min(accepted, self.pace)
             self._measured = now
-        if base is not None:
-            self._peak = base
-            self.pace = max(_MIN_PACE, base * PACE_FACTOR)
-            logger.debug("paced at %.1f requests/s after a 429", self.pace)
+        self._peak = base
+        self.pace = max(_MIN_PACE, base * PACE_FACTOR)
+        logger.debug("paced at %.1f requests/s after a 429", self.pace)
 
     def paused(self, until: float) -> None:
         """The host is paused until ``until``: no rate is measured across the pause."""
