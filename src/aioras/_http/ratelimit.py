@@ -36,8 +36,9 @@ mind say so (``429``, ``Retry-After``, quota headers), and aioras listens. Per h
 - **A fixed rate, opt-in** (:class:`RateLimits` ``rate`` or ``hosts``): a token bucket,
   for a registry that publishes a rate it wants kept.
 
-A request to a host with none of these engaged costs two counters and a clock read: no
-lock, no wait. It also counts the requests sent per host and method, for reports.
+A request to a host with no pause, pace or fixed rate engaged costs a few counter updates
+and two clock reads: no lock, no wait. The pacer also counts the requests sent per host and
+method, for reports.
 """
 
 from __future__ import annotations
