@@ -268,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
     mirror.add_argument(
-        "--concurrency", type=_positive, metavar="N", help=f"artifacts mirrored at once (default {defaults.default_mirror_concurrency})"
+        "--concurrency",
+        type=_positive,
+        metavar="N",
+        help=f"artifacts mirrored at once (default {defaults.default_mirror_concurrency})",
     )
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(
