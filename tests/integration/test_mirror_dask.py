@@ -29,9 +29,10 @@ def dask_client(htpasswd_user: BasicAuthUser) -> Iterator[Any]:
         # Worker processes inherit these: credentials reach them by name only.
         patch.setenv(USER_VAR, htpasswd_user.username)
         patch.setenv(PASS_VAR, htpasswd_user.password)
+        # Any free port for the dashboard: a fixed one collides with another cluster running.
         with (
             LocalCluster(
-                n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+                n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
             ) as cluster,
             Client(cluster) as client,
         ):
