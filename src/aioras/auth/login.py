@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 
-from .._http.retry import Backoff, Retrying
 from .._jsondoc import load_json
+from .._retry import Backoff, Retrying
 from ..container import parse_registry
 from ..utils import readline
 from .credentials import Credentials

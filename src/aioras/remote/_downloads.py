@@ -29,8 +29,8 @@ from .._concurrency import first_error
 from .._files.blobio import RangedFile, RangePart, VerifiedFile
 from .._http.headers import header_number
 from .._http.responses import Paced, raise_for_status, wrap_http_error
-from .._http.retry import Retrying, RetryPolicy
 from .._http.urls import redact
+from .._retry import Retrying, RetryPolicy
 from ..progress import position_reporter
 
 __all__ = ["RangeOptions", "download_verified"]

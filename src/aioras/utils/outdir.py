@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import IO, Never
 
 from .. import defaults
-from .._http.retry import Retrying
+from .._retry import Retrying
 from ..exceptions import OutputPathError, UnsafePathError
 from .fileio import CONTROL_RE
 
