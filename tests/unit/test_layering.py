@@ -75,3 +75,9 @@ def test_oci_layout_loads_no_transport_and_no_auth() -> None:
         if m in ("httpx", "httpcore") or m.startswith(("aioras.auth", "aioras._http.transport"))
     ]
     assert heavy == []
+
+
+def test_oci_layout_import_defers_the_schema_validator() -> None:
+    # jsonschema costs about as much as the rest of aioras; the first check pays for it.
+    loaded = _loaded_after_import(["aioras.content.layout"])
+    assert [m for m in loaded if m == "jsonschema" or m.startswith("jsonschema.")] == []
