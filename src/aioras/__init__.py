@@ -17,7 +17,7 @@ from .version import __version__
 if TYPE_CHECKING:
     from . import client, defaults, exceptions, oci, provider
     from ._http.ratelimit import RateLimits
-    from ._http.retry import RetryPolicy
+    from ._retry import RetryPolicy
     from .client import AsyncOrasClient, OrasClient
     from .container import Container
     from .content.layout import OCILayout
@@ -75,7 +75,7 @@ _LAZY: dict[str, str] = {
     "AsyncRegistry": "remote.registry",
     "Repository": "remote.repository",
     "Registry": "sync",
-    "RetryPolicy": "_http.retry",
+    "RetryPolicy": "_retry",
 }
 
 

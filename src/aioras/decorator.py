@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from ._http.retry import Backoff, Retrying
+from ._retry import Backoff, Retrying
 from .container import Container
 from .exceptions import ServerError, TooManyRequests, TransportError
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
+from typing import TYPE_CHECKING, Any
 
 from . import defaults
 from .exceptions import ManifestValidationError
+
+if TYPE_CHECKING:
+    import jsonschema.exceptions
 
 __all__ = [
     "config",
@@ -158,20 +157,15 @@ def _compile_pattern(pattern: str) -> re.Pattern[str]:
 def _pattern_keyword(
     validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[jsonschema.exceptions.ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not _compile_pattern(pattern).search(instance):
-        yield jsonschema.exceptions.ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
-
-# The stubs leave extend() untyped; the result is a Validator class like Draft202012Validator.
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator,
-    validators={"pattern": _pattern_keyword},
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
 
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "descriptor": descriptor,
@@ -180,14 +174,36 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "config": config,
     "empty": empty,
 }
-# Compiled once: validators are immutable and safe to share between threads.
-_VALIDATORS: dict[str, Any] = {kind: _Validator(schema) for kind, schema in _SCHEMAS.items()}
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    """The compiled validator of ``kind``, made on first use.
+
+    jsonschema is imported here, not with the module: it costs about as much as the rest
+    of aioras, and a program that never checks a document (or opens an OCI layout
+    without reading it) should not pay for it. Validators are immutable and shared
+    between threads.
+    """
+    import jsonschema
+    import jsonschema.validators
+
+    # The stubs leave extend() untyped; the result is a Validator class like Draft202012Validator.
+    validator_class = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator,
+        validators={"pattern": _pattern_keyword},
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+    return validator_class(_SCHEMAS[kind])
+
 
 _MAX_MESSAGE = 300
 
 
 def _check(kind: str, doc: Any, at: str = "") -> None:
-    error = jsonschema.exceptions.best_match(_VALIDATORS[kind].iter_errors(doc))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator(kind).iter_errors(doc))
     if error is None:
         return
     pointer = at + "".join(f"/{part}" for part in error.absolute_path)

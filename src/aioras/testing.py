@@ -38,7 +38,7 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
-from ._http.retry import Retrying
+from ._retry import Retrying
 from .exceptions import OrasError
 
 __all__ = ["INSTALL_HINT", "LocalRegistry", "LocalRegistryError"]

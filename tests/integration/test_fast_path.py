@@ -23,8 +23,8 @@ import pytest
 
 from aioras._http import netbackend
 from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
-from aioras._http.retry import NO_RETRY
 from aioras._http.transport import DEFAULT_LIMITS, Transport
+from aioras._retry import NO_RETRY
 from aioras.auth import TokenAuth
 from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry

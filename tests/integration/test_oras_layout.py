@@ -84,3 +84,18 @@ def test_blob_names_cannot_leave_the_blobs_directory(tmp_path: Path) -> None:
         assert layout.blob_exists(name) is False
         with pytest.raises(InvalidDigest):
             layout.digest_to_blob_path(name)
+
+
+def test_push_of_a_layout_missing_a_layer_fails_typed_and_tags_nothing(
+    registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    with Registry(insecure=True) as reg:
+        source = pushed_artifact(reg, registry, tmp_cwd, "a layer that will go missing")
+        layout = NewLayoutFromRegistry(str(tmp_cwd / "l"), provider=reg, target=source)
+        layer = layout.get_ordered_blobs("latest")[0]
+        layout.digest_to_blob_path(layer).unlink()
+        target = registry.reference(unique("incomplete") + ":v1")
+        with pytest.raises(NotFoundError):
+            layout.push_to_registry(provider=reg, target=target)
+        with pytest.raises(NotFoundError):
+            reg.get_manifest(target)

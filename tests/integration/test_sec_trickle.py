@@ -23,7 +23,7 @@ import anyio
 import pytest
 
 from aioras import defaults, exceptions
-from aioras._http.retry import DEFAULT_RETRY
+from aioras._retry import DEFAULT_RETRY
 from aioras.layout import Layout
 from aioras.remote.registry import AsyncRegistry
 

@@ -64,3 +64,20 @@ def test_content_layer_never_imports_operations() -> None:
     modules = [f"aioras.content.{p.stem}" for p in sorted(root.glob("*.py"))]
     loaded = _loaded_after_import(modules)
     assert [m for m in loaded if m.startswith("aioras.operations")] == []
+
+
+def test_oci_layout_loads_no_transport_and_no_auth() -> None:
+    # An OCILayout reads and writes files only: importing it must cost no HTTP stack.
+    loaded = _loaded_after_import(["aioras.content.layout"])
+    heavy = [
+        m
+        for m in loaded
+        if m in ("httpx", "httpcore") or m.startswith(("aioras.auth", "aioras._http.transport"))
+    ]
+    assert heavy == []
+
+
+def test_oci_layout_import_defers_the_schema_validator() -> None:
+    # jsonschema costs about as much as the rest of aioras; the first check pays for it.
+    loaded = _loaded_after_import(["aioras.content.layout"])
+    assert [m for m in loaded if m == "jsonschema" or m.startswith("jsonschema.")] == []

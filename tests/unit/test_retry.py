@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from aioras import RetryPolicy
-from aioras._http import retry as retry_module
-from aioras._http.retry import Backoff, Retrying
+from aioras import _retry as retry_module
+from aioras._retry import Backoff, Retrying
 from aioras.exceptions import DigestMismatch, NotFoundError, ServerError, TooManyRequests
 
 

@@ -10,7 +10,7 @@ and bounded in time (see :class:`Transport`).
 the redirect layer (:meth:`Transport._follow`: one hop after another), the auth layer
 (:meth:`Transport._authenticated`: a 401 challenge answered, then the hop sent again), the
 retry layer (:meth:`Transport._retrying`: faults and retryable statuses, through one
-:class:`~aioras._http.retry.Retrying` per call) and one request (:meth:`Transport._send_one`:
+:class:`~aioras._retry.Retrying` per call) and one request (:meth:`Transport._send_one`:
 credentials for the hop, the host's politeness (:mod:`aioras._http.ratelimit`), the send
 within its deadline). The body of the final answer is read last (:meth:`Transport._read`);
 one that breaks off sends the hop again.
@@ -35,6 +35,7 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
+from .._retry import DEFAULT_RETRY, Retrying, RetryPolicy
 from ..auth import Authenticator, scopes_for_request
 from ..auth.authenticator import AnonymousAuth
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers
@@ -53,7 +54,7 @@ from .responses import (
     send_within,
     wrap_http_error,
 )
-from .retry import DEFAULT_RETRY, Retrying, RetryPolicy, parse_retry_after
+from .retry import parse_retry_after
 from .urls import Origin, origin, redact, resolve_location
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "Body", "BodyFactory", "Transport"]

@@ -15,29 +15,24 @@ keeps only an empty placeholder, as Docker does; ``logout`` erases them from bot
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 
-from .._http.retry import Backoff, Retrying
+from .._files.atomic import file_lock as config_lock
+from .._files.atomic import replace_file
 from .._jsondoc import load_json
 from ..container import parse_registry
 from ..utils import readline
 from .credentials import Credentials
 from .credhelpers import CredentialHelper
 from .dockerconfig import config_keys, helper_keys, helper_name, server_key
-
-if sys.platform != "win32":
-    import fcntl
 
 if TYPE_CHECKING:
     from ..remote.registry import AsyncRegistry
@@ -58,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 LOGIN_SUCCEEDED = {"Status": "Login Succeeded"}
 _SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
-_LOCK_POLL = Backoff(first=0.002, cap=0.05, jitter=0.0)
 
 
 def registry_host(hostname: str) -> str:
@@ -99,53 +93,7 @@ def write_config(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
     """
     target = Path(os.path.realpath(path))
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out, indent="\t")
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _lock_path(path: str | os.PathLike[str]) -> Path:
-    """The sidecar lock file of a config: beside its real target, so every alias shares it."""
-    target = Path(os.path.realpath(path))
-    return target.with_name(target.name + ".lock")
-
-
-def _open_lock_file(path: Path) -> int:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-
-@contextlib.asynccontextmanager
-async def config_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
-    """Hold the exclusive lock of the Docker config at ``path`` (``flock`` on a sidecar file).
-
-    Waits, without blocking the event loop, while another thread, task or process holds
-    it; cancelling the wait is safe. The sidecar file is never removed: removing it would
-    let two writers lock two different files. Without ``flock`` (Windows) nothing is locked.
-    """
-    if sys.platform == "win32":
-        yield
-        return
-    fd = await anyio.to_thread.run_sync(_open_lock_file, _lock_path(path))
-    try:
-        # Polled: short pauses first (a writer holds it for milliseconds), never over 50 ms.
-        polling = Retrying(None, on=BlockingIOError, backoff=_LOCK_POLL, level=None)
-        async for attempt in polling:
-            with attempt:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    replace_file(target, json.dumps(doc, indent="\t") + "\n", mode=0o600)
 
 
 async def update_config(path: str | os.PathLike[str], change: Callable[[dict[str, Any]], T]) -> T:

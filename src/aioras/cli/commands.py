@@ -128,7 +128,8 @@ async def push(ctx: Context) -> None:
         )
     container = ctx.registry.get_container(args.reference)
     # With no tag, oras pushes as latest: say so in what is printed.
-    reference = args.reference if _names_version(args.reference) else f"{args.reference}:latest"
+    named = container.tag_given or container.digest is not None
+    reference = args.reference if named else f"{args.reference}:latest"
     with show(tty=False if args.no_tty else None) as progress:
         response = await ctx.registry.push(
             args.reference,
@@ -150,11 +151,6 @@ async def push(ctx: Context) -> None:
         {"reference": reference, **descriptor_doc(descriptor)},
         f"Pushed {reference}\nDigest: {descriptor['digest']}",
     )
-
-
-def _names_version(reference: str) -> bool:
-    """Whether ``reference`` names a tag or a digest (after its last ``/``)."""
-    return ":" in reference.rpartition("/")[2] or "@" in reference
 
 
 async def pull(ctx: Context) -> None:
@@ -204,8 +200,8 @@ async def _open_layout(path: str) -> OCILayout:
 def _registry_target(registry: AsyncRegistry, spec: str) -> tuple[Any, str | None]:
     """The repository ``spec`` names, and its tag when ``spec`` names one."""
     container = registry.get_container(spec)
-    named = ":" in spec.rpartition("/")[2].partition("@")[0]
-    return registry.repository(container), container.tag if named and not container.digest else None
+    named = container.tag_given and not container.digest
+    return registry.repository(container), container.tag if named else None
 
 
 def _kept_tag(src_ref: str) -> str | None:

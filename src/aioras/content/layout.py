@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import defaults, schemas
+from .._files.atomic import replace_file
+from .._files.blobio import FileSlice, VerifiedFile
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest
 from ..exceptions import (
@@ -39,8 +41,6 @@ from ..exceptions import (
     ReadOnlyError,
     SizeMismatch,
 )
-from ..remote._blobio import FileSlice, VerifiedFile, fsync_directory
-from ..utils.fileio import write_file
 from . import _layout_index as idx
 from ._layout_files import (
     MARKER_LIMIT,
@@ -324,8 +324,7 @@ class OCILayout:
         marker_path = self.path / defaults.oci_layout_file
         marker = read_small(marker_path, MARKER_LIMIT)
         if marker is None:
-            write_file(marker_path, idx.layout_marker(), "wb")
-            fsync_directory(self.path)
+            replace_file(marker_path, idx.layout_marker())
         else:
             idx.parse_layout_marker(marker[0])
         blobs = self.path / defaults.oci_blobs_dir
@@ -362,8 +361,7 @@ class OCILayout:
 
     def _write_index_sync(self, data: bytes) -> Stamp:
         path = self.path / defaults.oci_image_index_file
-        write_file(path, data, "wb")
-        fsync_directory(self.path)
+        replace_file(path, data)
         st = os.stat(path)
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 

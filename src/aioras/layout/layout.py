@@ -4,28 +4,28 @@ A :class:`Layout` is a directory in the OCI image layout format (``oci-layout``,
 ``index.json``, ``blobs/<algorithm>/<hex>``). It can be pushed to a registry (every blob of a
 tagged image or index, in dependency order, manifests byte for byte so that digests hold)
 and filled from one (an image or an index with all it references). Calls are synchronous
-and take a :class:`~aioras.sync.Registry` as ``provider``, as in oras-py; pulls store
-through :class:`aioras.OCILayout` (verified, atomic blob writes and locked ``index.json``
-edits), on the provider's event loop.
+and take a :class:`~aioras.sync.Registry` as ``provider``, as in oras-py. Both ways are
+:func:`aioras.copy` between the registry repository and :class:`aioras.OCILayout`
+(verified, atomic blob writes and locked ``index.json`` edits), on the provider's event
+loop: one copy engine for aioras, this API included.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .. import defaults, schemas
-from .._http.responses import Paced, wrap_http_error
+from .. import defaults
 from .._jsondoc import load_json
 from ..container import Container
 from ..content.layout import OCILayout
 from ..descriptor import Descriptor
-from ..digest import digest_bytes, parse_digest, verify_bytes
+from ..digest import parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
+from ..operations.copy import copy
 from ..remote.registry import AsyncRegistry
 from ..sync import Registry
 from .validation import validate_layout
@@ -178,147 +178,62 @@ class Layout:
     ) -> httpx.Response:
         """Push image ``tag`` of this layout to ``target`` (which must name a tag).
 
-        Blobs go first, then manifests by digest, and the top manifest or index under the
-        target's tag, byte for byte as stored. Returns the response of that last PUT.
-        Raises :class:`ValueError` for a target without a tag or an unknown ``tag``,
-        :class:`FileNotFoundError` for a missing blob,
-        :class:`~aioras.exceptions.DigestMismatch` for a blob whose bytes are not its name's.
+        The graph goes up with :func:`aioras.copy` (blobs streamed, several at once, each
+        checked against its digest as it is read; blobs the repository holds are skipped;
+        manifests by digest, byte for byte as stored), then the top manifest or index is
+        put under the target's tag. Returns the response of that last PUT. ``do_chunked``
+        and ``chunk_size`` are accepted for oras-py's signature; the upload mode is
+        aioras's own. Raises :class:`ValueError` for a target without a tag or an unknown
+        ``tag``, :class:`FileNotFoundError` for a missing manifest,
+        :class:`~aioras.exceptions.ManifestValidationError` for a manifest that is neither
+        an OCI image manifest nor an OCI index, :class:`~aioras.exceptions.NotFoundError`
+        for a missing blob and :class:`~aioras.exceptions.DigestMismatch` for content whose
+        bytes are not its name's (nothing is then tagged).
         """
-        if ":" not in target.rsplit("/", 1)[-1] or target.endswith(":"):
-            raise ValueError(f"target must name a tag (registry/repository:tag): {target!r}")
         container = provider.get_container(target)
-        ordered = self.get_ordered_blobs(tag)
-        response: httpx.Response | None = None
-        for position, digest in enumerate(ordered):
-            is_top = position == len(ordered) - 1
-            response = self._push_one(provider, container, digest, is_top, do_chunked, chunk_size)
-            provider._check_200_response(response)
-        assert response is not None  # a tagged entry always yields at least itself
+        if not container.tag_given or container.tag is None or container.digest is not None:
+            raise ValueError(f"target must name a tag (registry/repository:tag): {target!r}")
+        ordered = self.get_ordered_blobs(tag)  # the tag, and every manifest's media type
+        top = provider._call(self._push, provider.aregistry, container, ordered[-1])
+        data = self._read_document(top["digest"])[0]
+        logger.debug("Uploading manifest %s as %s", top["digest"], container.tag)
+        response = provider.do_request(
+            f"{provider.prefix}://{container.manifest_url(container.tag)}",
+            "PUT",
+            data=data,
+            headers={"Content-Type": top["mediaType"]},
+        )
+        provider._check_200_response(response)
+        stored = response.headers.get("docker-content-digest")
+        if stored and stored != top["digest"]:
+            raise DigestMismatch(expected=top["digest"], actual=stored, what="manifest stored")
         logger.debug("pushed %d blobs of layout %s to %s", len(ordered), self, target)
         return response
 
-    def _push_one(
-        self,
-        provider: Registry,
-        container: Container,
-        digest: str,
-        is_top: bool,
-        do_chunked: bool,
-        chunk_size: int,
-    ) -> httpx.Response:
-        path = self.digest_to_blob_path(digest)
-        data, doc = self._read_document(digest)
-        media_type = (doc or {}).get("mediaType")
-        if doc is not None and media_type in _MANIFEST_TYPES:
-            schemas.validate(doc, str(media_type))
-            reference = container.reference if is_top else digest
-            logger.debug("Uploading manifest %s as %s", digest, reference)
-            response = provider.do_request(
-                f"{provider.prefix}://{container.manifest_url(reference)}",
-                "PUT",
-                data=data,
-                headers={"Content-Type": str(media_type)},
-            )
-            stored = response.headers.get("docker-content-digest")
-            if response.status_code in (200, 201) and stored and stored != digest:
-                raise DigestMismatch(expected=digest, actual=stored, what="manifest stored")
-            return response
-        logger.debug("Uploading blob %s", digest)
-        layer = {
-            "mediaType": media_type or defaults.default_blob_media_type,
-            "digest": digest,
-            "size": len(data),
-        }
-        return provider.upload_blob(str(path), container, layer, do_chunked, chunk_size)
+    async def _push(self, registry: AsyncRegistry, container: Container, digest: str) -> Descriptor:
+        """Copy the graph under ``digest`` into the repository, untagged; its root."""
+        return await copy(OCILayout(self.path), digest, registry.repository(container))
 
     # -- pull --------------------------------------------------------------------------
     def pull_from_registry(self, provider: Registry, target: str, tag: str = "latest") -> None:
         """Fill this layout with ``target`` (a tag or digest reference) and all it refers to.
 
-        Stored through :class:`aioras.OCILayout`: every blob is streamed, verified by
-        digest and renamed into place; blobs already in the layout are not fetched again;
-        ``index.json`` then names the pulled manifest or index as ``tag``. Raises
-        :class:`ValueError` (:class:`~aioras.exceptions.InvalidReference`) for a malformed
-        target, :class:`~aioras.exceptions.ManifestValidationError` for content that is
-        neither an OCI image manifest nor an OCI index, and the registry's typed errors.
+        The graph comes down with :func:`aioras.copy` into :class:`aioras.OCILayout`: every
+        blob is streamed, verified by digest and renamed into place, several at once;
+        blobs already in the layout are not fetched again; ``index.json`` then names the
+        pulled manifest or index as ``tag``. Raises :class:`ValueError`
+        (:class:`~aioras.exceptions.InvalidReference`) for a malformed target,
+        :class:`~aioras.exceptions.ManifestValidationError` when the target is neither an
+        OCI image manifest nor an OCI index (nothing is then stored), and the registry's
+        typed errors.
         """
         container = provider.get_container(target)
         provider._call(self._pull, provider.aregistry, container, tag)
         logger.debug("pulled %s into layout %s as %s", target, self, tag)
 
     async def _pull(self, registry: AsyncRegistry, container: Container, tag: str) -> None:
-        store = OCILayout(self.path)
-        reference = container.digest or container.reference
-        top = await _copy_manifest(registry, store, container, reference)
-        await store.tag(top, tag)
-
-
-async def _fetch_manifest(
-    registry: AsyncRegistry, container: Container, reference: str
-) -> tuple[Descriptor, bytes, dict[str, Any]]:
-    """GET a manifest or index by tag or digest, verified; its descriptor, bytes and JSON."""
-    response = await registry.do_request(
-        f"{registry.prefix}://{container.manifest_url(reference)}",
-        "GET",
-        headers={"Accept": ", ".join(_MANIFEST_TYPES)},
-    )
-    registry._check_200_response(response)
-    data = response.content
-    if len(data) > defaults.max_manifest_size:
-        raise ManifestValidationError(f"manifest {reference} is larger than allowed")
-    digest = reference if ":" in reference else response.headers.get("docker-content-digest")
-    digest = digest or digest_bytes(data)
-    verify_bytes(data, digest, what=f"manifest {reference}")
-    try:
-        doc = load_json(data)
-    except ValueError as error:  # not JSON, not text, or nested too deep
-        raise ManifestValidationError(f"manifest {reference} is not JSON") from error
-    if not isinstance(doc, dict) or doc.get("mediaType") not in _MANIFEST_TYPES:
-        raise _unsupported(doc.get("mediaType") if isinstance(doc, dict) else None)
-    schemas.validate(doc, doc["mediaType"])
-    descriptor: Descriptor = {"mediaType": doc["mediaType"], "digest": digest, "size": len(data)}
-    return descriptor, data, doc
-
-
-async def _copy_manifest(
-    registry: AsyncRegistry, store: OCILayout, container: Container, reference: str
-) -> Descriptor:
-    """Copy a manifest (or index) and everything under it into ``store``; its descriptor.
-
-    Children are stored before their parent, so a manifest present in the store is complete
-    and is not walked again.
-    """
-    descriptor, data, doc = await _fetch_manifest(registry, container, reference)
-    if await store.exists(descriptor):
-        return descriptor
-    if descriptor["mediaType"] == defaults.default_manifest_media_type:
-        blobs = [*(doc.get("layers") or []), *([doc["config"]] if doc.get("config") else [])]
-        for blob in {b["digest"]: b for b in blobs}.values():
-            child: Descriptor = {
-                "mediaType": blob["mediaType"],
-                "digest": blob["digest"],
-                "size": blob["size"],
-            }
-            if not await store.exists(child):
-                await _copy_blob(registry, store, container, child)
-    else:
-        for entry in doc.get("manifests") or []:
-            await _copy_manifest(registry, store, container, entry["digest"])
-    await store.push(descriptor, _chunks(data))
-    return descriptor
-
-
-async def _copy_blob(
-    registry: AsyncRegistry, store: OCILayout, container: Container, blob: Descriptor
-) -> None:
-    """Stream one blob into ``store``, held to the minimum blob rate as download_blob is."""
-    async with registry.stream_blob(container, blob["digest"]) as response:
-        try:
-            await store.push(blob, Paced(response))
-        except httpx.HTTPError as error:  # broke off, or trickled
-            url = str(response.request.url)
-            raise wrap_http_error(error, "GET", url, what=f"blob {blob['digest']}") from error
-
-
-async def _chunks(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+        repository = registry.repository(container)
+        root = await repository.resolve(container.digest or container.reference)
+        if root["mediaType"] not in _MANIFEST_TYPES:
+            raise _unsupported(root["mediaType"])
+        await copy(repository, root["digest"], OCILayout(self.path), tag)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 
 from .. import defaults
-from .._http.retry import DEFAULT_RETRY
+from .._retry import DEFAULT_RETRY
 from ..content.graph import (
     GraphWalk,
     Visit,

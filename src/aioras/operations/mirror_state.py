@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import anyio
 
+from .._files.atomic import file_lock, replace_file
 from .._jsondoc import load_json
-from ..auth.login import config_lock
 
 __all__ = ["MirrorState"]
 
@@ -69,7 +68,7 @@ class MirrorState:
 
     async def _save(self, *, complete: bool) -> None:
         # The lock is the one login uses for config.json: a sidecar file, polled flock.
-        async with config_lock(self.path):
+        async with file_lock(self.path):
             await anyio.to_thread.run_sync(self._merge_and_write, complete)
 
     def _merge_and_write(self, complete: bool) -> None:
@@ -80,17 +79,7 @@ class MirrorState:
         data = json.dumps(
             {"version": _VERSION, "complete": complete, "done": self.done}, indent=1
         ).encode()
-        directory = self.path.parent
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_file(self.path, data, mode=0o600)
 
 
 def _read(path: Path) -> tuple[dict[str, str], bool]:

@@ -1,6 +1,6 @@
 """Blob downloads that survive faults: resumed with ``Range``, restarted, always verified.
 
-A download streams into a :class:`~aioras.remote._blobio.VerifiedFile` (a temporary file beside the
+A download streams into a :class:`~aioras._files.blobio.VerifiedFile` (a temporary file beside the
 destination, hashed on the way). When the body breaks off (reset, truncation, a read that
 times out) the download continues where it stopped with ``Range: bytes=<n>-`` if the
 registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and the body is
@@ -26,12 +26,12 @@ import httpx
 
 from .. import exceptions as exc
 from .._concurrency import first_error
+from .._files.blobio import RangedFile, RangePart, VerifiedFile
 from .._http.headers import header_number
 from .._http.responses import Paced, raise_for_status, wrap_http_error
-from .._http.retry import Retrying, RetryPolicy
 from .._http.urls import redact
+from .._retry import Retrying, RetryPolicy
 from ..progress import position_reporter
-from ._blobio import RangedFile, RangePart, VerifiedFile
 
 __all__ = ["RangeOptions", "download_verified"]
 
@@ -276,7 +276,7 @@ async def _stream_into(
 
 
 class _Ranged:
-    """One blob fetched as parallel ranges into a :class:`~aioras.remote._blobio.RangedFile`."""
+    """One blob fetched as parallel ranges into a :class:`~aioras._files.blobio.RangedFile`."""
 
     def __init__(
         self,

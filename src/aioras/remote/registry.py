@@ -35,8 +35,8 @@ from .._http.headers import check_header
 from .._http.netbackend import ssl_context
 from .._http.proxies import EnvironmentProxies
 from .._http.ratelimit import HostPacer, RateLimits
-from .._http.retry import DEFAULT_RETRY, RetryPolicy
 from .._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Transport
+from .._retry import DEFAULT_RETRY, RetryPolicy
 from ..auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from ..auth.dockerconfig import DockerConfigSource
 from ..utils import split_path_and_content

@@ -20,10 +20,11 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import IO, Any, AnyStr, Literal, NamedTuple, overload
 
 from .. import defaults
-from .._files.writes import storage_error
+from .._files.atomic import replace_file
+from .._files.paths import DRIVE_RE, safe_title
 from .._http.urls import merge_query
 from .._jsondoc import load_json
-from ..exceptions import StorageError, UnsafePathError
+from ..exceptions import UnsafePathError
 
 __all__ = [
     "PathAndOptionalContent",
@@ -77,30 +78,6 @@ def sanitize_path(expected_dir: PathLike, path: PathLike) -> str:
         # oras-py's wording, which callers match on.
         raise UnsafePathError(f"Filename {resolved} is not in {base} directory", path=str(path))
     return str(resolved)
-
-
-_DRIVE_RE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
-# C0 controls, DEL and C1 controls: a newline or escape in a file name forges log lines and
-# terminal output; NUL cuts the name short.
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def safe_title(title: str) -> str:
-    """Return ``title`` if it is safe as a relative output path (a layer's title annotation).
-
-    Refused with :class:`UnsafePathError`: empty titles, control characters (NUL, newline,
-    escape, DEL and the C1 range), absolute paths (``/x``, ``\\x``, ``C:\\x``) and any ``..``
-    component, with ``/`` or ``\\`` as separator.
-    """
-    if not isinstance(title, str) or not title:
-        raise UnsafePathError("empty title", path=str(title))
-    if CONTROL_RE.search(title):
-        raise UnsafePathError(f"title {title!r} contains a control character", path=title)
-    if title.startswith(("/", "\\")) or _DRIVE_RE.match(title) or os.path.isabs(title):
-        raise UnsafePathError(f"title {title!r} is an absolute path", path=title)
-    if ".." in re.split(r"[\\/]", title):
-        raise UnsafePathError(f"title {title!r} contains a '..' component", path=title)
-    return title
 
 
 def get_file_hash(path: PathLike, algorithm: str = "sha256") -> str:
@@ -185,37 +162,6 @@ def read_in_chunks(
         yield chunk
 
 
-@contextlib.contextmanager
-def _atomic_open(filename: str, binary: bool) -> Iterator[IO[Any]]:
-    # A temporary file beside the target, renamed over it only once complete, so readers never
-    # see a half-written file and a crash leaves the old content in place.
-    directory = os.path.dirname(os.path.abspath(filename))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filename)}.", dir=directory)
-    try:
-        try:
-            # Buffered: a short write is continued by the buffer, or fails with the error.
-            with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-        except StorageError:
-            raise
-        except OSError as error:  # a full disk, a file size limit, a failing device
-            raise storage_error(error, filename, "writing") from error
-        # mkstemp makes the file 0600: keep the mode of the file being replaced, else use
-        # the usual 0644 (reading the umask would mean changing it, racing other threads).
-        try:
-            mode = stat.S_IMODE(os.stat(filename).st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, filename)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_file(
     filename: PathLike, content: str | bytes, mode: str = "w", make_exec: bool = False
 ) -> str:
@@ -233,8 +179,10 @@ def write_file(
         with open(filename, mode, encoding=None if binary else "utf-8") as fd:
             fd.write(content)
     elif mode.replace("b", "") == "w":
-        with _atomic_open(filename, binary) as fd:
-            fd.write(content)
+        if isinstance(content, str) == binary:  # as open(filename, mode).write refuses it
+            kind = "a bytes-like object" if binary else "str"
+            raise TypeError(f"write_file mode {mode!r} takes {kind}, not {type(content).__name__}")
+        replace_file(filename, content)
     else:
         raise ValueError(f"write_file mode must be 'w', 'wb', 'a' or 'ab', not {mode!r}")
     if make_exec:
@@ -294,7 +242,7 @@ def split_path_and_content(ref: str) -> PathAndOptionalContent:
     """
     if ":" not in ref or os.path.exists(ref):
         return PathAndOptionalContent(ref, None)
-    drive = 2 if _DRIVE_RE.match(ref) else 0
+    drive = 2 if DRIVE_RE.match(ref) else 0
     colon = ref.rfind(":")
     if colon < drive:
         return PathAndOptionalContent(ref, None)

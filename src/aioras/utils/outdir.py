@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import IO, Never
 
 from .. import defaults
-from .._http.retry import Retrying
+from .._files.paths import CONTROL_RE
+from .._retry import Retrying
 from ..exceptions import OutputPathError, UnsafePathError
-from .fileio import CONTROL_RE
 
 __all__ = ["OutDir", "Parts", "link_destination", "split_parts"]
 
