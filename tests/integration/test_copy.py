@@ -17,6 +17,7 @@ from aioras import AsyncRegistry, MemoryStore, RetryPolicy, TransferEvent
 from aioras.content.store import read_all
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
+from aioras.operations.copy import HELD, UP_TO_DATE, CopyOptions, Skipped, copy_graph
 from aioras.remote.repository import Repository, referrers_tag
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy
@@ -185,6 +186,67 @@ async def test_copy_to_a_destination_holding_the_root_fetches_nothing_else(
     assert counting.fetched == []
     assert dst.written == []
     assert [e.kind for e in seen.events] == ["resolve", "skipped"]
+
+
+async def test_copy_result_counts_match_what_the_registry_received(
+    areg: AsyncRegistry, other: LocalRegistry
+) -> None:
+    name = unique("copy/result")
+    src = areg.repository(f"{areg.hostname}/{name}")
+    layers = [os.urandom(MiB), b"second layer"]
+    root = await image(src, layers)
+    await src.tag(root, "v1")
+    manifest = json.loads(await raw(areg, f"{areg.hostname}/{name}:v1"))
+    config, first, second = manifest["config"], *manifest["layers"]
+    dst = areg.repository(f"{other.host}/{name}")
+    await put(dst, layers[1], LAYER)  # the destination holds one layer already
+    result = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+    sent = {d["digest"] for d in result.copied}
+    assert sent == {root["digest"], config["digest"], first["digest"]}
+    assert [(s.descriptor["digest"], s.reason) for s in result.skipped] == [
+        (second["digest"], HELD)
+    ]
+    assert result.bytes_copied == root["size"] + config["size"] + first["size"]
+    assert result.bytes_skipped == second["size"]
+    assert result.mounted == []
+    for descriptor in (root, config, first, second):
+        assert await dst.exists(descriptor)
+    assert (await dst.resolve("v1"))["digest"] == root["digest"]
+    again = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+    assert again.up_to_date
+    assert again.skipped == [Skipped(root, UP_TO_DATE)]
+    # Within one host the blobs are mounted: counted as such, and there afterwards.
+    near = areg.repository(f"{areg.hostname}/{name}-near")
+    mounted = await copy_graph(src, "v1", near, "v1", CopyOptions())
+    assert {d["digest"] for d in mounted.mounted} == {
+        config["digest"],
+        first["digest"],
+        second["digest"],
+    }
+    assert [d["digest"] for d in mounted.copied] == [root["digest"]]
+    assert mounted.bytes_mounted == config["size"] + first["size"] + second["size"]
+    for descriptor in (root, config, first, second):
+        assert await near.exists(descriptor)
+
+
+async def test_a_destination_without_the_mounter_capability_gets_blobs_sent_not_mounted(
+    fault_proxy: FaultProxy,
+) -> None:
+    src_name, dst_name = unique("copy/nomount-src"), unique("copy/nomount-dst")
+    async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
+        src = reg.repository(f"{fault_proxy.host}/{src_name}")
+        root = await image(src, [os.urandom(MiB)])
+        await src.tag(root, "v1")
+        # Same host, but the wrapper offers only the store verbs: no mount is tried.
+        dst = CountingStore(reg.repository(f"{fault_proxy.host}/{dst_name}"))
+        result = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+        assert fault_proxy.requests_matching("POST", "mount=") == []
+        assert result.mounted == []
+        assert len(result.copied) == 3
+        assert set(dst.written) >= {d["digest"] for d in result.copied}
+        for descriptor in result.copied:
+            assert await dst.inner.exists(descriptor)
+        assert (await reg.resolve(f"{fault_proxy.host}/{dst_name}:v1"))["digest"] == root["digest"]
 
 
 async def test_registry_to_memory_to_registry_keeps_digests(
