@@ -24,8 +24,8 @@ from pathlib import Path
 
 import anyio
 
-from .._jsondoc import load_json
-from ..auth.login import config_lock
+from ..._jsondoc import load_json
+from ...auth.login import config_lock
 
 __all__ = ["MirrorState"]
 

@@ -1,7 +1,7 @@
 """``mirror``: many artifacts in one call, as a planner and scheduler over :func:`copy`.
 
 The plan is expanded into one job per artifact (tags and catalogs listed on the way, see
-:mod:`aioras.operations.mirror_plan`); ``concurrency`` workers take jobs in plan order and
+:mod:`aioras.operations.mirror.plan`); ``concurrency`` workers take jobs in plan order and
 run :func:`~aioras.operations.copy.copy` for each, so a re-sync of an artifact whose
 destination tag already names the source digest costs one HEAD on each side. Destination
 repositories are shared by every job of one mirror: a blob is checked (HEAD) and sent once
@@ -21,7 +21,7 @@ date; missing referrers are copied (``copied the referrers the destination lacke
 dry run decides the same way.
 
 With several ``platforms`` an index is copied as a new index of the entries selected
-(see :class:`~aioras.operations.mirror_plan.MirrorSpec`): a re-sync fetches the source
+(see :class:`~aioras.operations.mirror.plan.MirrorSpec`): a re-sync fetches the source
 index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
 names the result.
 """
@@ -37,21 +37,21 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .. import defaults
-from .. import exceptions as exc
-from ..container import Container
-from ..content.graph import is_manifest, successors_of
-from ..descriptor import Descriptor, as_descriptor
-from ..progress import TransferEvent
-from ..remote._uploads import StreamOpener
-from ..remote.repository import Repository
-from .copy import CopyOptions, copy_graph, select_root
-from .mirror_plan import Connection, MirrorJob, MirrorPlan, expand
-from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
-from .mirror_state import MirrorState
+from ... import defaults
+from ... import exceptions as exc
+from ...container import Container
+from ...content.graph import is_manifest, successors_of
+from ...content.store import StreamOpener
+from ...descriptor import Descriptor, as_descriptor
+from ...progress import TransferEvent
+from ...remote.repository import Repository
+from ..copy import CopyOptions, copy_graph, select_root
+from .plan import Connection, MirrorJob, MirrorPlan, expand
+from .report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
+from .state import MirrorState
 
 if TYPE_CHECKING:
-    from ..remote.registry import AsyncRegistry
+    from ...remote.registry import AsyncRegistry
 
 __all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
 
