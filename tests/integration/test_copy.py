@@ -14,7 +14,7 @@ import pytest
 
 import aioras
 from aioras import AsyncRegistry, MemoryStore, RetryPolicy, TransferEvent
-from aioras.content.store import read_all
+from aioras.content.store import TransferBudget, read_all
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
 from aioras.operations.copy import HELD, UP_TO_DATE, CopyOptions, Skipped, copy_graph
@@ -81,6 +81,14 @@ async def platform_index(repo: Repository) -> tuple[Descriptor, Descriptor, Desc
     ]
     data = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode()
     return await put(repo, data, INDEX), amd, arm
+
+
+async def one_layer_v1(reg: AsyncRegistry, host: str, prefix: str) -> tuple[Repository, Descriptor]:
+    """A new repository holding an image of one 1 MiB layer tagged v1; (it, the root)."""
+    src = reg.repository(f"{host}/{unique(prefix)}")
+    root = await image(src, [os.urandom(MiB)])
+    await src.tag(root, "v1")
+    return src, root
 
 
 async def raw(reg: AsyncRegistry, reference: str) -> bytes:
@@ -232,11 +240,9 @@ async def test_copy_result_counts_match_what_the_registry_received(
 async def test_a_destination_without_the_mounter_capability_gets_blobs_sent_not_mounted(
     fault_proxy: FaultProxy,
 ) -> None:
-    src_name, dst_name = unique("copy/nomount-src"), unique("copy/nomount-dst")
+    dst_name = unique("copy/nomount-dst")
     async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
-        src = reg.repository(f"{fault_proxy.host}/{src_name}")
-        root = await image(src, [os.urandom(MiB)])
-        await src.tag(root, "v1")
+        src, root = await one_layer_v1(reg, fault_proxy.host, "copy/nomount-src")
         # Same host, but the wrapper offers only the store verbs: no mount is tried.
         dst = CountingStore(reg.repository(f"{fault_proxy.host}/{dst_name}"))
         result = await copy_graph(src, "v1", dst, "v1", CopyOptions())
@@ -476,11 +482,10 @@ async def _memory_stream(data: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
 async def test_refused_mount_falls_back_to_streaming_the_blob(
     fault_proxy: FaultProxy, status: int
 ) -> None:
-    src_name, dst_name = unique("copy/refused-src"), unique("copy/refused-dst")
+    dst_name = unique("copy/refused-dst")
     async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
-        src = reg.repository(f"{fault_proxy.host}/{src_name}")
-        root = await image(src, [os.urandom(MiB)])
-        await src.tag(root, "v1")
+        src, root = await one_layer_v1(reg, fault_proxy.host, "copy/refused-src")
+        src_name = src.container.api_prefix
         fault_proxy.add(Fault("status", status=status), method="POST", path="mount=")
         seen = Recorder()
         got = await reg.copy(
@@ -514,8 +519,16 @@ class SlowSource(MemoryStore):
             self.running -= 1
 
 
-async def slow_artifact(blobs: int) -> tuple[SlowSource, Descriptor]:
-    src = SlowSource()
+class BudgetedSource(SlowSource):
+    """A slow source that is a TransferBudget of one transfer (not a repository)."""
+
+    @property
+    def max_transfers(self) -> int:
+        return 1
+
+
+async def slow_artifact(blobs: int, src: SlowSource | None = None) -> tuple[SlowSource, Descriptor]:
+    src = SlowSource() if src is None else src
     config = describe(b"{}", EMPTY)
     await src.push(config, once(b"{}"))
     layers = []
@@ -547,6 +560,15 @@ async def test_copy_is_bounded_by_the_registry_transfer_limit(registry: LocalReg
         await aioras.copy(src, "v1", dst, concurrency=4)
         assert await dst.exists(root)
     assert src.peak == 1
+
+
+async def test_a_store_transfer_budget_bounds_the_copy_below_its_concurrency() -> None:
+    src, _ = await slow_artifact(6, BudgetedSource())
+    assert isinstance(src, TransferBudget)
+    dst = MemoryStore()
+    await aioras.copy(src, "v1", dst, concurrency=4)
+    assert src.peak == 1
+    assert len(dst) == 8
 
 
 async def test_copy_refuses_bad_options_before_any_transfer() -> None:

@@ -1,14 +1,12 @@
-"""copy asks the stores' capabilities (Mounter, ReferencePusher, RestartablePusher,
-TransferBudget), never their classes: any store offering one gets it used, and a store
-without it is copied to with the plain verbs. Memory stores stand in for both ends."""
+"""copy asks the stores' capabilities (Mounter, ReferencePusher, RestartablePusher), never
+their classes: any store offering one gets it used, and a store without it is copied to
+with the plain verbs. Memory stores stand in for both ends. (TransferBudget: test_copy.)"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import anyio
 import pytest
 
 import aioras
@@ -19,21 +17,14 @@ from aioras.content.store import (
     RestartablePusher,
     StreamOpener,
     Target,
-    TransferBudget,
 )
 from aioras.descriptor import Descriptor
-from aioras.digest import digest_bytes
 from aioras.operations.copy import HELD, UP_TO_DATE, CopyOptions, Skipped, copy_graph
+from support.mirrortools import LAYER, MANIFEST, describe
 
 pytestmark = pytest.mark.anyio
 
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
-LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-def describe(data: bytes, media_type: str) -> Descriptor:
-    return {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
 
 
 async def once(data: bytes) -> AsyncIterator[bytes]:
@@ -179,42 +170,6 @@ async def test_a_restartable_pusher_gets_a_source_it_can_open_again() -> None:
     assert dst.opened == {b["digest"]: 2 for b in blobs}
     for blob in blobs:
         assert await dst.exists(blob)
-
-
-class BudgetedSource(MemoryStore):
-    """A TransferBudget of one transfer, recording how many blob fetches run at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.running = 0
-        self.peak = 0
-
-    @property
-    def max_transfers(self) -> int:
-        return 1
-
-    @asynccontextmanager
-    async def fetch(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
-            # Give the other transfers their turn: without the budget they would all start.
-            for _ in range(5):
-                await anyio.lowlevel.checkpoint()
-            async with super().fetch(descriptor) as stream:
-                yield stream
-        finally:
-            self.running -= 1
-
-
-async def test_a_store_transfer_budget_bounds_the_copy_below_its_concurrency() -> None:
-    src = BudgetedSource()
-    _, blobs = await artifact(src, 6)
-    assert isinstance(src, TransferBudget)
-    dst = MemoryStore()
-    await aioras.copy(src, "v1", dst, concurrency=4)
-    assert src.peak == 1
-    assert len(dst) == len(blobs) + 1
 
 
 async def test_copy_result_names_what_was_copied_skipped_and_why() -> None:
