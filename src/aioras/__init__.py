@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     )
     from .operations.copy import copy
     from .operations.discover import ReferrerNode
-    from .operations.mirror_plan import MirrorSpec, load_plan
-    from .operations.mirror_report import MirrorReport
+    from .operations.mirror.plan import MirrorSpec, load_plan
+    from .operations.mirror.report import MirrorReport
     from .progress import TransferEvent
     from .remote.registry import AsyncRegistry
     from .remote.repository import Repository
@@ -67,9 +67,9 @@ _LAZY: dict[str, str] = {
     "UnsafePathError": "exceptions",
     "copy": "operations.copy",
     "ReferrerNode": "operations.discover",
-    "MirrorSpec": "operations.mirror_plan",
-    "load_plan": "operations.mirror_plan",
-    "MirrorReport": "operations.mirror_report",
+    "MirrorSpec": "operations.mirror.plan",
+    "load_plan": "operations.mirror.plan",
+    "MirrorReport": "operations.mirror.report",
     "TransferEvent": "progress",
     "RateLimits": "_http.ratelimit",
     "AsyncRegistry": "remote.registry",

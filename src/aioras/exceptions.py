@@ -305,7 +305,7 @@ class InvalidMirrorPlan(OrasError, ValueError):
     Covers a source or destination that breaks the reference grammar, a destination that
     overlaps its source on the same registry (copying would overwrite what is being
     read), and a tag or repository pattern whose matching time could grow without bound
-    (see :mod:`aioras.operations.mirror_plan`). ``entry`` names the plan entry (the spec,
+    (see :mod:`aioras.operations.mirror.plan`). ``entry`` names the plan entry (the spec,
     or the plan file and entry number); ``__cause__`` holds the underlying error, if any.
     """
 

@@ -14,9 +14,10 @@ import pytest
 
 import aioras
 from aioras import AsyncRegistry, MemoryStore, RetryPolicy, TransferEvent
-from aioras.content.store import read_all
+from aioras.content.store import TransferBudget, read_all
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
+from aioras.operations.copy import HELD, UP_TO_DATE, CopyOptions, Skipped, copy_graph
 from aioras.remote.repository import Repository, referrers_tag
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy
@@ -80,6 +81,14 @@ async def platform_index(repo: Repository) -> tuple[Descriptor, Descriptor, Desc
     ]
     data = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode()
     return await put(repo, data, INDEX), amd, arm
+
+
+async def one_layer_v1(reg: AsyncRegistry, host: str, prefix: str) -> tuple[Repository, Descriptor]:
+    """A new repository holding an image of one 1 MiB layer tagged v1; (it, the root)."""
+    src = reg.repository(f"{host}/{unique(prefix)}")
+    root = await image(src, [os.urandom(MiB)])
+    await src.tag(root, "v1")
+    return src, root
 
 
 async def raw(reg: AsyncRegistry, reference: str) -> bytes:
@@ -185,6 +194,65 @@ async def test_copy_to_a_destination_holding_the_root_fetches_nothing_else(
     assert counting.fetched == []
     assert dst.written == []
     assert [e.kind for e in seen.events] == ["resolve", "skipped"]
+
+
+async def test_copy_result_counts_match_what_the_registry_received(
+    areg: AsyncRegistry, other: LocalRegistry
+) -> None:
+    name = unique("copy/result")
+    src = areg.repository(f"{areg.hostname}/{name}")
+    layers = [os.urandom(MiB), b"second layer"]
+    root = await image(src, layers)
+    await src.tag(root, "v1")
+    manifest = json.loads(await raw(areg, f"{areg.hostname}/{name}:v1"))
+    config, first, second = manifest["config"], *manifest["layers"]
+    dst = areg.repository(f"{other.host}/{name}")
+    await put(dst, layers[1], LAYER)  # the destination holds one layer already
+    result = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+    sent = {d["digest"] for d in result.copied}
+    assert sent == {root["digest"], config["digest"], first["digest"]}
+    assert [(s.descriptor["digest"], s.reason) for s in result.skipped] == [
+        (second["digest"], HELD)
+    ]
+    assert result.bytes_copied == root["size"] + config["size"] + first["size"]
+    assert result.bytes_skipped == second["size"]
+    assert result.mounted == []
+    for descriptor in (root, config, first, second):
+        assert await dst.exists(descriptor)
+    assert (await dst.resolve("v1"))["digest"] == root["digest"]
+    again = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+    assert again.up_to_date
+    assert again.skipped == [Skipped(root, UP_TO_DATE)]
+    # Within one host the blobs are mounted: counted as such, and there afterwards.
+    near = areg.repository(f"{areg.hostname}/{name}-near")
+    mounted = await copy_graph(src, "v1", near, "v1", CopyOptions())
+    assert {d["digest"] for d in mounted.mounted} == {
+        config["digest"],
+        first["digest"],
+        second["digest"],
+    }
+    assert [d["digest"] for d in mounted.copied] == [root["digest"]]
+    assert mounted.bytes_mounted == config["size"] + first["size"] + second["size"]
+    for descriptor in (root, config, first, second):
+        assert await near.exists(descriptor)
+
+
+async def test_a_destination_without_the_mounter_capability_gets_blobs_sent_not_mounted(
+    fault_proxy: FaultProxy,
+) -> None:
+    dst_name = unique("copy/nomount-dst")
+    async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
+        src, root = await one_layer_v1(reg, fault_proxy.host, "copy/nomount-src")
+        # Same host, but the wrapper offers only the store verbs: no mount is tried.
+        dst = CountingStore(reg.repository(f"{fault_proxy.host}/{dst_name}"))
+        result = await copy_graph(src, "v1", dst, "v1", CopyOptions())
+        assert fault_proxy.requests_matching("POST", "mount=") == []
+        assert result.mounted == []
+        assert len(result.copied) == 3
+        assert set(dst.written) >= {d["digest"] for d in result.copied}
+        for descriptor in result.copied:
+            assert await dst.inner.exists(descriptor)
+        assert (await reg.resolve(f"{fault_proxy.host}/{dst_name}:v1"))["digest"] == root["digest"]
 
 
 async def test_registry_to_memory_to_registry_keeps_digests(
@@ -414,11 +482,10 @@ async def _memory_stream(data: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
 async def test_refused_mount_falls_back_to_streaming_the_blob(
     fault_proxy: FaultProxy, status: int
 ) -> None:
-    src_name, dst_name = unique("copy/refused-src"), unique("copy/refused-dst")
+    dst_name = unique("copy/refused-dst")
     async with AsyncRegistry(fault_proxy.host, insecure=True) as reg:
-        src = reg.repository(f"{fault_proxy.host}/{src_name}")
-        root = await image(src, [os.urandom(MiB)])
-        await src.tag(root, "v1")
+        src, root = await one_layer_v1(reg, fault_proxy.host, "copy/refused-src")
+        src_name = src.container.api_prefix
         fault_proxy.add(Fault("status", status=status), method="POST", path="mount=")
         seen = Recorder()
         got = await reg.copy(
@@ -452,8 +519,16 @@ class SlowSource(MemoryStore):
             self.running -= 1
 
 
-async def slow_artifact(blobs: int) -> tuple[SlowSource, Descriptor]:
-    src = SlowSource()
+class BudgetedSource(SlowSource):
+    """A slow source that is a TransferBudget of one transfer (not a repository)."""
+
+    @property
+    def max_transfers(self) -> int:
+        return 1
+
+
+async def slow_artifact(blobs: int, src: SlowSource | None = None) -> tuple[SlowSource, Descriptor]:
+    src = SlowSource() if src is None else src
     config = describe(b"{}", EMPTY)
     await src.push(config, once(b"{}"))
     layers = []
@@ -485,6 +560,15 @@ async def test_copy_is_bounded_by_the_registry_transfer_limit(registry: LocalReg
         await aioras.copy(src, "v1", dst, concurrency=4)
         assert await dst.exists(root)
     assert src.peak == 1
+
+
+async def test_a_store_transfer_budget_bounds_the_copy_below_its_concurrency() -> None:
+    src, _ = await slow_artifact(6, BudgetedSource())
+    assert isinstance(src, TransferBudget)
+    dst = MemoryStore()
+    await aioras.copy(src, "v1", dst, concurrency=4)
+    assert src.peak == 1
+    assert len(dst) == 8
 
 
 async def test_copy_refuses_bad_options_before_any_transfer() -> None:

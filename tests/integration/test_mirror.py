@@ -11,7 +11,7 @@ import pytest
 import aioras
 from aioras import AsyncRegistry, MirrorSpec
 from aioras.exceptions import NotFoundError, PlatformNotFound
-from aioras.operations.mirror_report import ArtifactEvent
+from aioras.operations.mirror import ArtifactEvent
 from aioras.testing import LocalRegistry
 from support.faultproxy import FaultProxy
 from support.mirrortools import (

@@ -14,7 +14,7 @@ import pytest
 import aioras
 from aioras import AsyncRegistry
 from aioras.exceptions import InvalidMirrorPlan
-from aioras.operations.mirror_plan import Connection, MirrorSpec
+from aioras.operations.mirror import Connection, MirrorSpec
 from aioras.testing import LocalRegistry
 from support.authtools import BasicTLSRegistry
 from support.mirrortools import digests, populate, unique

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from aioras import AsyncRegistry, MirrorSpec
-from aioras.operations.mirror_dask import RegistrySettings, mirror_on_dask
+from aioras.operations.mirror.dask import RegistrySettings, mirror_on_dask
 from aioras.testing import LocalRegistry
 from support.harness import BasicAuthUser, missing
 from support.mirrortools import digests, populate, unique

@@ -16,8 +16,7 @@ import pytest
 
 from aioras import AsyncRegistry, MirrorSpec, load_plan
 from aioras.exceptions import InvalidMirrorPlan, InvalidReference
-from aioras.operations.mirror_report import ArtifactEvent
-from aioras.operations.mirror_state import MirrorState
+from aioras.operations.mirror import ArtifactEvent, MirrorState
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy, Head
 from support.mirrortools import artifact, describe, digests, populate, unique

@@ -15,8 +15,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from aioras import AsyncRegistry
 from aioras.digest import digest_bytes
-from aioras.operations.mirror import IN_STATE
-from aioras.operations.mirror_state import MirrorState
+from aioras.operations.mirror import IN_STATE, MirrorState
 from aioras.testing import LocalRegistry
 from support.faultproxy import FaultProxy
 from support.mirrortools import digests, populate, unique
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.anyio
 CHILD = """
 import json, sys, time
 from aioras import Registry
-from aioras.operations.mirror_report import ArtifactEvent
+from aioras.operations.mirror import ArtifactEvent
 
 pairs = [tuple(p) for p in json.loads(sys.argv[1])]
 

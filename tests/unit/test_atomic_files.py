@@ -30,7 +30,7 @@ def run():
         from aioras.auth.login import write_config
         write_config(path, {"auths": {"h": {"auth": "a" * 200_000}}})
     elif sys.argv[1] == "mirror_state":
-        from aioras.operations.mirror_state import MirrorState
+        from aioras.operations.mirror.state import MirrorState
         state = MirrorState(path)
         async def record():
             for i in range(2000):
@@ -71,7 +71,7 @@ def test_docker_config_and_mirror_state_stay_private_to_their_owner(tmp_path: Pa
     import anyio
 
     from aioras.auth.login import write_config
-    from aioras.operations.mirror_state import MirrorState
+    from aioras.operations.mirror.state import MirrorState
 
     config = tmp_path / "config.json"
     config.write_text("{}")

@@ -46,22 +46,37 @@ def _loaded_after_import(modules: list[str]) -> list[str]:
     return loaded
 
 
+def _modules_of(package: str) -> list[str]:
+    """Every module of ``package``, those of its subpackages (operations.mirror...) too."""
+    root = Path(SRC, *package.split("."))
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules.append(".".join((package, *parts)))
+    return modules
+
+
+def test_subpackage_modules_are_checked_too() -> None:
+    assert "aioras.operations.mirror.run" in _modules_of("aioras.operations")
+    assert "aioras.operations.mirror" in _modules_of("aioras.operations")
+
+
 @pytest.mark.parametrize(
     "package",
     ["aioras.operations", "aioras.content"],
 )
 def test_lower_layer_never_imports_the_registry_or_facades(package: str) -> None:
-    root = Path(SRC, *package.split("."))
-    modules = [f"{package}.{p.stem}" for p in sorted(root.glob("*.py")) if p.stem != "__init__"]
-    # mirror_dask builds registries on workers by design: it imports the registry lazily there.
+    modules = _modules_of(package)
+    # mirror.dask builds registries on workers by design: it imports the registry lazily there.
     loaded = _loaded_after_import(modules)
     upper = [m for m in loaded if any(m == u or m.startswith(u + ".") for u in UPPER)]
     assert upper == []
 
 
 def test_content_layer_never_imports_operations() -> None:
-    root = Path(SRC, "aioras", "content")
-    modules = [f"aioras.content.{p.stem}" for p in sorted(root.glob("*.py"))]
+    modules = _modules_of("aioras.content")
     loaded = _loaded_after_import(modules)
     assert [m for m in loaded if m.startswith("aioras.operations")] == []
 

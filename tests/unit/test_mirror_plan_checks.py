@@ -8,9 +8,7 @@ import pytest
 
 from aioras import MirrorSpec
 from aioras.exceptions import InvalidMirrorPlan
-from aioras.operations.mirror_plan import select_tags
-from aioras.operations.mirror_state import MirrorState
-from aioras.operations.semver import SemverRange, parse_version
+from aioras.operations.mirror import MirrorState, SemverRange, parse_version, select_tags
 
 
 @pytest.mark.timeout(60)

@@ -10,10 +10,15 @@ import pytest
 
 from aioras import MirrorReport, MirrorSpec, RateLimits, load_plan
 from aioras._http.ratelimit import HostPacer, parse_quota
-from aioras.operations.mirror_plan import MirrorJob, select_tags, shard_by_repository
-from aioras.operations.mirror_report import ArtifactFailure, ArtifactResult
-from aioras.operations.mirror_state import MirrorState
-from aioras.operations.semver import SemverRange
+from aioras.operations.mirror import (
+    ArtifactFailure,
+    ArtifactResult,
+    MirrorJob,
+    MirrorState,
+    SemverRange,
+    select_tags,
+    shard_by_repository,
+)
 
 
 @pytest.mark.parametrize(

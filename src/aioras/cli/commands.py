@@ -669,8 +669,8 @@ async def logout(ctx: Context) -> None:
 async def mirror(ctx: Context) -> None:
     """``aioras mirror PLAN.toml``: the plan's artifacts, with a one-line summary."""
     from ..exceptions import MirrorError
-    from ..operations.mirror_plan import load_plan
-    from ..operations.mirror_report import ArtifactEvent
+    from ..operations.mirror.plan import load_plan
+    from ..operations.mirror.report import ArtifactEvent
     from ..progress import TransferEvent
 
     args = ctx.args

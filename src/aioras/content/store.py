@@ -12,6 +12,17 @@ asks only for what it uses:
 - :class:`ReferrerLister`: a graph-aware store that lists the referrers of a manifest;
 - :class:`Deleter`: a store that can remove content.
 
+Capabilities a store may add, which ``copy`` uses when they are there (and does without
+when they are not), so that it never asks which concrete class a store is:
+
+- :class:`Mounter`: blobs of another store can be linked in without sending them (two
+  repositories of one registry host);
+- :class:`ReferencePusher`: a manifest is stored as exact bytes and tagged at once (one
+  request at a registry instead of a push and a tag);
+- :class:`RestartablePusher`: a push that opens its source anew when a transfer must
+  start over, instead of reading one stream once;
+- :class:`TransferBudget`: the store bounds how many transfers it takes at once.
+
 ``fetch`` returns an async context manager so that the stream is always closed, even when
 the consumer stops early; the iterator it yields raises
 :class:`~aioras.exceptions.DigestMismatch` or :class:`~aioras.exceptions.SizeMismatch` at
@@ -22,7 +33,7 @@ content that does not match.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -33,12 +44,17 @@ from ..exceptions import ManifestTooLarge
 
 __all__ = [
     "Deleter",
+    "Mounter",
     "ReadOnlyStore",
+    "ReferencePusher",
     "ReferrerLister",
     "Resolver",
+    "RestartablePusher",
     "Store",
+    "StreamOpener",
     "Tagger",
     "Target",
+    "TransferBudget",
     "read_all",
     "verified",
 ]
@@ -106,6 +122,58 @@ class Deleter(Protocol):
 
     async def delete(self, descriptor: Descriptor) -> None:
         """Remove the content ``descriptor`` names; raises NotFoundError when absent."""
+        ...
+
+
+StreamOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+"""Opens a stream of some content from its first byte, as often as it is called."""
+
+
+@runtime_checkable
+class Mounter(Protocol):
+    """A store that can link in blobs another store holds, without their bytes travelling."""
+
+    def mount_source(self, source: object) -> str | None:
+        """The name to mount ``source``'s blobs by, or None when it cannot mount from it.
+
+        A registry repository can mount from another repository of the same host.
+        """
+        ...
+
+    async def mount(self, descriptor: Descriptor, from_repository: str) -> bool:
+        """Link the blob in from ``from_repository``; False when refused (then send it)."""
+        ...
+
+
+@runtime_checkable
+class ReferencePusher(Protocol):
+    """A store that stores a manifest's exact bytes and names them in one step."""
+
+    async def push_manifest(
+        self, descriptor: Descriptor, data: bytes, *, reference: str | None = None
+    ) -> None:
+        """Store ``data`` (checked against ``descriptor``), tagged ``reference`` when given."""
+        ...
+
+
+@runtime_checkable
+class RestartablePusher(Protocol):
+    """A store whose push reopens its source when a transfer has to start over."""
+
+    async def push_from(
+        self, descriptor: Descriptor, source: StreamOpener, *, skip_existing: bool = True
+    ) -> None:
+        """Store what ``source`` opens, verified; ``skip_existing=False``: no check first."""
+        ...
+
+
+@runtime_checkable
+class TransferBudget(Protocol):
+    """A store that takes at most ``max_transfers`` transfers at once."""
+
+    @property
+    def max_transfers(self) -> int:
+        """How many transfers the store takes at once (shared by everything using it)."""
         ...
 
 

@@ -7,6 +7,16 @@ of one registry host are mounted; everything else streams from the source to the
 destination with nothing written to disk and no blob held whole in memory, verified on the
 way; manifests keep their exact bytes. A copy cut short leaves only complete content behind,
 so running it again sends only what is missing.
+
+What the copy may do beyond the store verbs depends on the capabilities of the stores (see
+:mod:`aioras.content.store`): mount (:class:`~aioras.content.store.Mounter`), push a
+manifest and its tag at once (:class:`~aioras.content.store.ReferencePusher`), restart an
+upload from a source opened anew (:class:`~aioras.content.store.RestartablePusher`), and
+bound the transfers (:class:`~aioras.content.store.TransferBudget`). A store without one is
+copied to without it.
+
+:func:`copy` returns the root; :func:`copy_graph` returns a :class:`CopyResult` telling
+what was copied, mounted and skipped (and why), and how many bytes each took.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import anyio
 
@@ -30,14 +41,32 @@ from ..content.graph import (
     select_platform,
     successors_of,
 )
-from ..content.store import ReadOnlyStore, ReferrerLister, Resolver, Target, read_all
+from ..content.store import (
+    Mounter,
+    ReadOnlyStore,
+    ReferencePusher,
+    ReferrerLister,
+    Resolver,
+    RestartablePusher,
+    StreamOpener,
+    Target,
+    TransferBudget,
+    read_all,
+)
 from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
-from ..remote._uploads import StreamOpener
-from ..remote.repository import Repository
 
-__all__ = ["CopyOptions", "copy", "copy_graph", "select_root"]
+__all__ = [
+    "HELD",
+    "UP_TO_DATE",
+    "CopyOptions",
+    "CopyResult",
+    "Skipped",
+    "copy",
+    "copy_graph",
+    "select_root",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +82,60 @@ class CopyOptions:
     concurrency: int = defaults.default_copy_concurrency
     max_depth: int = defaults.max_graph_depth
     max_nodes: int = defaults.max_graph_nodes
+
+
+UP_TO_DATE = "the destination reference names it already"
+"""Why the root was skipped when the destination reference named it: nothing else was done."""
+HELD = "the destination holds it"
+"""Why a manifest or blob was skipped: the destination had it (a HEAD, or known)."""
+
+
+class Skipped(NamedTuple):
+    """A node a copy did not send, and why (:data:`UP_TO_DATE` or :data:`HELD`)."""
+
+    descriptor: Descriptor
+    reason: str
+
+
+@dataclass
+class CopyResult:
+    """What one copy did, node by node (each node once, in the order it was settled).
+
+    ``root`` is what the destination reference names (the manifest or new index chosen
+    when platforms select part of an index), ``source_root`` what the source reference
+    named. ``copied``: manifests and blobs sent; ``mounted``: blobs linked in from another
+    repository of the same host; ``skipped``: what the destination held, with the reason.
+    """
+
+    root: Descriptor
+    source_root: Descriptor
+    copied: list[Descriptor] = field(default_factory=list)
+    mounted: list[Descriptor] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def bytes_copied(self) -> int:
+        """Bytes sent to the destination (by the descriptors' sizes)."""
+        return sum(d["size"] for d in self.copied)
+
+    @property
+    def bytes_mounted(self) -> int:
+        """Bytes the destination linked in without their travelling."""
+        return sum(d["size"] for d in self.mounted)
+
+    @property
+    def bytes_skipped(self) -> int:
+        """Bytes not sent because the destination held them."""
+        return sum(s.descriptor["size"] for s in self.skipped)
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the destination reference named the root already and nothing was done."""
+        return (
+            not self.copied
+            and not self.mounted
+            and self.skipped == [Skipped(self.root, UP_TO_DATE)]
+        )
 
 
 async def copy(
@@ -112,12 +195,16 @@ async def copy(
     are malformed (a ``size`` that is not a non-negative integer, no ``mediaType``...),
     GraphLimitExceeded, and the stores' errors.
     Whatever landed before a failure stays, and is skipped next time.
+
+    For what was copied, mounted and skipped, call :func:`copy_graph` with
+    ``CopyOptions(...)``: it returns a :class:`CopyResult`.
     """
     chosen = platform_list(platform, platforms)
     options = CopyOptions(
         referrers, depth, artifact_type, chosen, concurrency, max_depth, max_nodes
     )
-    return await copy_graph(src, src_ref, dst, dst_ref, options, progress)
+    result = await copy_graph(src, src_ref, dst, dst_ref, options, progress)
+    return result.root
 
 
 async def copy_graph(
@@ -129,11 +216,13 @@ async def copy_graph(
     progress: ProgressCallback | None = None,
     *,
     single_as_is: bool = False,
-) -> Descriptor:
-    """:func:`copy` with its options gathered; ``single_as_is``: see :func:`select_root`.
+) -> CopyResult:
+    """:func:`copy` with its options gathered; return what it did (a :class:`CopyResult`).
 
-    A ``resolve`` progress event names the source's root; when platforms select part of
-    an index a second one names the root copied. Raises as :func:`copy`.
+    ``options.platforms`` takes the ``os/arch[/variant]`` of each platform (``platform=``
+    of :func:`copy` is that tuple of one); ``single_as_is``: see :func:`select_root`. A
+    ``resolve`` progress event names the source's root; when platforms select part of an
+    index a second one names the root copied. Raises as :func:`copy`.
     """
     _check(src, options)
     reporter = ProgressReporter(progress)
@@ -146,16 +235,18 @@ async def copy_graph(
     )
     if root is not source_root:
         await reporter.emit("resolve", root)
-    if dst_ref is None and ":" not in src_ref and "@" not in src_ref:
+    result = CopyResult(root, source_root)
+    if dst_ref is None and _is_tag(src_ref):
         dst_ref = src_ref
     if dst_ref is not None and not options.referrers and await _holds(dst, dst_ref, root):
+        result.skipped.append(Skipped(root, UP_TO_DATE))
         await reporter.emit("skipped", root)
-        return root
-    walker = _Walker(src, dst, options, reporter, root, dst_ref, root_data)
+        return result
+    walker = _Walker(src, dst, options, reporter, result, dst_ref, root_data)
     await walker.run()
     if dst_ref is not None and not walker.tagged:
         await dst.tag(root, dst_ref)
-    return root
+    return result
 
 
 async def select_root(
@@ -196,6 +287,12 @@ def _check(src: ReadOnlyStore, options: CopyOptions) -> None:
         raise TypeError("referrers=True needs a source that lists referrers")
 
 
+def _is_tag(reference: str) -> bool:
+    # The reference grammar, read as Container.with_reference reads it: a digest (or
+    # name@digest) has a ":", a tag never does.
+    return ":" not in reference
+
+
 def _is_index(descriptor: Descriptor) -> bool:
     return descriptor["mediaType"] in defaults.index_media_types
 
@@ -210,8 +307,8 @@ async def _holds(dst: Target, reference: str, root: Descriptor) -> bool:
 
 
 def _limit(store: object, concurrency: int) -> int:
-    if isinstance(store, Repository):
-        return min(concurrency, store.registry.max_transfers)
+    if isinstance(store, TransferBudget):
+        return min(concurrency, store.max_transfers)
     return concurrency
 
 
@@ -229,26 +326,25 @@ class _Walker:
         dst: Target,
         options: CopyOptions,
         reporter: ProgressReporter,
-        root: Descriptor,
+        result: CopyResult,
         root_ref: str | None,
         root_data: bytes | None = None,
     ) -> None:
         self.src, self.dst, self.options, self.reporter = src, dst, options, reporter
+        self.result = result
         # root_data: the bytes of a root built here (a filtered index), not in the source.
-        self.root, self.root_ref, self.root_data = root, root_ref, root_data
+        self.root, self.root_ref, self.root_data = result.root, root_ref, root_data
         self.concurrency = _limit(dst, _limit(src, options.concurrency))
         self.limiter = anyio.CapacityLimiter(self.concurrency)
         # Referrer levels (what options.depth counts), by digest; successors inherit theirs.
-        self.levels: dict[str, int] = {root["digest"]: 0}
+        self.levels: dict[str, int] = {self.root["digest"]: 0}
         self.tagged = False
-        self._mount_from = (
-            src.container.api_prefix
-            if isinstance(src, Repository)
-            and isinstance(dst, Repository)
-            and src.host == dst.host
-            and src.name != dst.name
-            else None
-        )
+        # The destination's capabilities, asked once (see aioras.content.store).
+        self.mounter = dst if isinstance(dst, Mounter) else None
+        self.mount_from = None if self.mounter is None else self.mounter.mount_source(src)
+        self.reference_pusher = dst if isinstance(dst, ReferencePusher) else None
+        self.restartable = dst if isinstance(dst, RestartablePusher) else None
+        self.lister = src if isinstance(src, ReferrerLister) else None
 
     async def run(self) -> None:
         """Copy the root's graph; raise the first failure (not an ExceptionGroup)."""
@@ -277,7 +373,7 @@ class _Walker:
         async with self.limiter:
             present = await self.dst.exists(descriptor)
         if present and not self.options.referrers:
-            await self.reporter.emit("skipped", descriptor)
+            await self._skipped(descriptor)
             return Visit()
         data = self.root_data if descriptor is self.root else None
         if data is None:
@@ -300,26 +396,35 @@ class _Walker:
 
     async def _push_manifest(self, descriptor: Descriptor, data: bytes, present: bool) -> None:
         if present:
-            await self.reporter.emit("skipped", descriptor)
+            await self._skipped(descriptor)
             return
         async with self.limiter:
             await self.reporter.emit("start", descriptor)
-            if isinstance(self.dst, Repository):
+            if self.reference_pusher is not None:
                 tag = self.root_ref if descriptor is self.root else None
-                await self.dst.push_manifest(descriptor, data, reference=tag)
+                await self.reference_pusher.push_manifest(descriptor, data, reference=tag)
                 self.tagged = self.tagged or tag is not None
             else:
                 await self.dst.push(descriptor, _once(data))
-            await self.reporter.emit("done", descriptor)
+            await self._done(descriptor)
+
+    async def _skipped(self, descriptor: Descriptor) -> None:
+        self.result.skipped.append(Skipped(descriptor, HELD))
+        await self.reporter.emit("skipped", descriptor)
+
+    async def _done(self, descriptor: Descriptor) -> None:
+        self.result.copied.append(descriptor)
+        await self.reporter.emit("done", descriptor)
 
     async def _referrers(self, descriptor: Descriptor, level: int) -> list[Descriptor]:
         """The referrers of a copied manifest, to copy next (none unless asked for)."""
         deeper = self.options.depth is None or level <= self.options.depth
-        if not (self.options.referrers and deeper):
+        if not (self.options.referrers and deeper) or self.lister is None:
             return []
-        assert isinstance(self.src, ReferrerLister)
         async with self.limiter:
-            found = await self.src.referrers(descriptor, artifact_type=self.options.artifact_type)
+            found = await self.lister.referrers(
+                descriptor, artifact_type=self.options.artifact_type
+            )
         for referrer in found:
             self.levels.setdefault(referrer["digest"], level)
         return found
@@ -327,21 +432,28 @@ class _Walker:
     async def _blob(self, descriptor: Descriptor) -> None:
         async with self.limiter:
             if await self.dst.exists(descriptor):
-                await self.reporter.emit("skipped", descriptor)
+                await self._skipped(descriptor)
                 return
-            if self._mount_from is not None:
-                assert isinstance(self.dst, Repository)
-                if await self.dst.mount(descriptor, self._mount_from):
-                    await self.reporter.emit("mounted", descriptor)
-                    return
+            if await self._mounted(descriptor):
+                return
             await self.reporter.emit("start", descriptor)
             source = self._opener(descriptor)
-            if isinstance(self.dst, Repository):
+            if self.restartable is not None:
                 # exists() was asked just above: no second HEAD before the upload.
-                await self.dst.push_from(descriptor, source, skip_existing=False)
+                await self.restartable.push_from(descriptor, source, skip_existing=False)
             else:
                 await self._push_refetching(descriptor, source)
-            await self.reporter.emit("done", descriptor)
+            await self._done(descriptor)
+
+    async def _mounted(self, descriptor: Descriptor) -> bool:
+        """Whether the destination mounted the blob from the source (when it can)."""
+        if self.mounter is None or self.mount_from is None:
+            return False
+        if not await self.mounter.mount(descriptor, self.mount_from):
+            return False
+        self.result.mounted.append(descriptor)
+        await self.reporter.emit("mounted", descriptor)
+        return True
 
     async def _push_refetching(self, descriptor: Descriptor, source: StreamOpener) -> None:
         """Push to a store that reads its stream once, reading the source anew on mismatch.

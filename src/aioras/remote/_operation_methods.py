@@ -29,8 +29,8 @@ from ..operations.index import push_index as push_index_operation
 from ..operations.index import update_index as update_index_operation
 from ..operations.mirror import MirrorProgress
 from ..operations.mirror import mirror as mirror_operation
-from ..operations.mirror_plan import MirrorPlan
-from ..operations.mirror_report import MirrorReport
+from ..operations.mirror.plan import MirrorPlan
+from ..operations.mirror.report import MirrorReport
 from ..operations.pull import pull as pull_operation
 from ..operations.push import AnnotationSource, PushFiles, SubjectLike
 from ..operations.push import push as push_operation
@@ -329,14 +329,14 @@ class OperationsMixin(RegistryCore):
         lists as done, and a completed mirror marks it so that the next run checks
         everything. ``progress``:
         the transfer events of each copy plus one
-        :class:`~aioras.operations.mirror_report.ArtifactEvent` per artifact.
+        :class:`~aioras.operations.mirror.report.ArtifactEvent` per artifact.
         ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
 
         Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options or a
         malformed state file; :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
         entry refused before anything is listed (a malformed name, a destination
         overlapping its source, a pattern that could backtrack without bound; see
-        :mod:`aioras.operations.mirror_plan`); and without ``keep_going`` the registries'
+        :mod:`aioras.operations.mirror.plan`); and without ``keep_going`` the registries'
         typed errors from listing tags or catalogs, a listed name or tag breaking the
         grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
         typed error, each as itself (never an exception group).

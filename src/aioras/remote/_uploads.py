@@ -42,6 +42,7 @@ from .._http.responses import is_verification_failure, raise_for_status
 from .._http.transport import Body, BodyFactory
 from .._http.urls import merge_query, redact, resolve_location
 from .._retry import Retrying, RetryPolicy
+from ..content.store import StreamOpener
 from ..digest import Hasher
 
 __all__ = [
@@ -71,9 +72,6 @@ _RANGE = re.compile(r"^\s*(?:bytes[ =])?\s*0-([0-9]{1,30})\s*$")
 
 SliceSource = Callable[[int, int | None], AsyncIterator[bytes]]
 """Opens a fresh stream of a blob's bytes from ``offset``, ``length`` of them (None: all)."""
-
-StreamOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
-"""Opens a blob's bytes from the first one, e.g. ``lambda: store.fetch(descriptor)``."""
 
 
 def file_source(path: str | os.PathLike[str]) -> SliceSource:

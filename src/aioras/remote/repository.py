@@ -27,10 +27,9 @@ from .._http.urls import redact, resolve_location, same_origin
 from .._manifests import media_type_of
 from ..container import Container
 from ..content.graph import descriptor_list, is_manifest, parse_document, referrer_descriptor
-from ..content.store import verified
+from ..content.store import StreamOpener, verified
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest, verify_bytes
-from ._uploads import StreamOpener
 
 if TYPE_CHECKING:
     from .registry import AsyncRegistry
@@ -63,7 +62,11 @@ class Repository:
     """One repository of a registry as a :class:`~aioras.content.store.Target`.
 
     Also a :class:`~aioras.content.store.ReferrerLister` and a
-    :class:`~aioras.content.store.Deleter`. Obtain it with
+    :class:`~aioras.content.store.Deleter`, with the capabilities a copy uses:
+    :class:`~aioras.content.store.Mounter` (from repositories of the same host),
+    :class:`~aioras.content.store.ReferencePusher`,
+    :class:`~aioras.content.store.RestartablePusher` and
+    :class:`~aioras.content.store.TransferBudget` (the registry's ``max_transfers``). Obtain it with
     :meth:`aioras.AsyncRegistry.repository`; it holds no connection of its own.
     """
 
@@ -86,6 +89,11 @@ class Repository:
     def host(self) -> str:
         """The registry host (with port) the repository lives on."""
         return self.container.registry
+
+    @property
+    def max_transfers(self) -> int:
+        """The registry object's transfer limit, which every use of it shares."""
+        return self.registry.max_transfers
 
     def at(self, reference: str) -> Container:
         """The container of this repository at a tag or digest."""
@@ -220,6 +228,15 @@ class Repository:
         await self.registry.push_manifest_bytes(
             data, self.container, media_type=descriptor["mediaType"], reference=reference
         )
+
+    def mount_source(self, source: object) -> str | None:
+        """The repository path to mount ``source``'s blobs from: another repository here.
+
+        None for a store that is no repository, one of another host, or this one.
+        """
+        if isinstance(source, Repository) and source.host == self.host and source.name != self.name:
+            return source.container.api_prefix
+        return None
 
     async def mount(self, descriptor: Descriptor, from_repository: str) -> bool:
         """Mount a blob from another repository of this registry; False when refused."""

@@ -8,7 +8,7 @@ Every entry is checked when it is built, before anything is listed or copied, an
 with :class:`~aioras.exceptions.InvalidMirrorPlan` naming it: a source or destination that
 breaks the reference grammar; a destination that overlaps its source on the same registry
 host (a repository onto itself, a whole registry onto itself); a tag or repository pattern
-that could backtrack without bound (the shapes are listed in ``_mirror_regex``). A whole
+that could backtrack without bound (the shapes are listed in ``_regex``). A whole
 registry mirrored into a prefix of itself leaves that prefix out of its catalog, so a run
 never copies an earlier run's copies. Hosts are compared by name: ``localhost:5000`` and
 ``127.0.0.1:5000`` are two registries to this check.
@@ -47,17 +47,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._environment import read_variable
-from ..container import Container, parse_registry, validate_repository, validate_tag
-from ..content.graph import platform_list
-from ..exceptions import InvalidMirrorPlan, InvalidReference, RegistryError, TransportError
-from ._mirror_regex import backtracking_risk
-from .mirror_report import ArtifactFailure
+from ..._environment import read_variable
+from ...container import Container, parse_registry, validate_repository, validate_tag
+from ...content.graph import platform_list
+from ...exceptions import InvalidMirrorPlan, InvalidReference, RegistryError, TransportError
+from ._regex import backtracking_risk
+from .report import ArtifactFailure
 from .semver import SemverRange
 
 if TYPE_CHECKING:
-    from ..remote.registry import AsyncRegistry
-    from .endpoints import CatalogEndpoints
+    from ...remote.registry import AsyncRegistry
+    from ..endpoints import CatalogEndpoints
 
 __all__ = [
     "Connection",
@@ -117,7 +117,7 @@ class Connection:
 
         Raises ValueError when a named credential variable is not set.
         """
-        from ..remote.registry import AsyncRegistry
+        from ...remote.registry import AsyncRegistry
 
         environment = base.environment
         if self.docker_config is not None:
@@ -155,7 +155,7 @@ class MirrorSpec:
     repository; for a whole registry, the prefix each repository's name is appended to.
 
     Tags, in this order: ``tags`` allow regex and ``exclude`` deny regex (matched in full),
-    ``semver`` range (see :mod:`aioras.operations.semver`), tag-schema fallback tags
+    ``semver`` range (see :mod:`aioras.operations.mirror.semver`), tag-schema fallback tags
     (``sha256-<hex>``) dropped unless ``digest_tags``, then the last ``newest`` in the
     order the registry lists them. ``referrers`` also copies signatures and SBOMs
     (``artifact_type`` only).

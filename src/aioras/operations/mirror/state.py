@@ -23,8 +23,8 @@ from pathlib import Path
 
 import anyio
 
-from .._files.atomic import file_lock, replace_file
-from .._jsondoc import load_json
+from ..._files.atomic import file_lock, replace_file
+from ..._jsondoc import load_json
 
 __all__ = ["MirrorState"]
 

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .. import defaults
-from .. import exceptions as exc
-from .._environment import read_environment, read_variable
-from .._http.ratelimit import RateLimits
-from .mirror_plan import MirrorJob, MirrorPlan, expand, shard_by_repository
-from .mirror_report import ArtifactFailure, MirrorReport
+from ... import defaults
+from ... import exceptions as exc
+from ..._environment import read_environment, read_variable
+from ..._http.ratelimit import RateLimits
+from .plan import MirrorJob, MirrorPlan, expand, shard_by_repository
+from .report import ArtifactFailure, MirrorReport
 
 if TYPE_CHECKING:
-    from ..remote.registry import AsyncRegistry
+    from ...remote.registry import AsyncRegistry
 
 __all__ = ["RegistrySettings", "mirror_on_dask", "run_shard"]
 
@@ -59,7 +59,7 @@ class RegistrySettings:
 
         Raises ValueError when a named credential variable is unset.
         """
-        from ..remote.registry import AsyncRegistry
+        from ...remote.registry import AsyncRegistry
 
         environment = read_environment()
         if self.docker_config_dir is not None:
@@ -94,7 +94,7 @@ def run_shard(
 async def _run_shard(
     jobs: list[MirrorJob], settings: RegistrySettings, options: dict[str, Any]
 ) -> dict[str, Any]:
-    from .mirror import run_jobs
+    from .run import run_jobs
 
     started = time.monotonic()
     async with settings.build() as registry:
@@ -151,7 +151,7 @@ def mirror_on_dask(
 async def _expand(
     settings: RegistrySettings, plan: MirrorPlan, refused: list[ArtifactFailure] | None
 ) -> list[MirrorJob]:
-    from .mirror import Clients
+    from .run import Clients
 
     async with settings.build() as registry, Clients(registry) as clients:
         return await expand(registry, plan, refused=refused, connect=clients.get)

@@ -1,7 +1,7 @@
 """``mirror``: many artifacts in one call, as a planner and scheduler over :func:`copy`.
 
 The plan is expanded into one job per artifact (tags and catalogs listed on the way, see
-:mod:`aioras.operations.mirror_plan`); ``concurrency`` workers take jobs in plan order and
+:mod:`aioras.operations.mirror.plan`); ``concurrency`` workers take jobs in plan order and
 run :func:`~aioras.operations.copy.copy` for each, so a re-sync of an artifact whose
 destination tag already names the source digest costs one HEAD on each side. Destination
 repositories are shared by every job of one mirror: a blob is checked (HEAD) and sent once
@@ -21,7 +21,7 @@ date; missing referrers are copied (``copied the referrers the destination lacke
 dry run decides the same way.
 
 With several ``platforms`` an index is copied as a new index of the entries selected
-(see :class:`~aioras.operations.mirror_plan.MirrorSpec`): a re-sync fetches the source
+(see :class:`~aioras.operations.mirror.plan.MirrorSpec`): a re-sync fetches the source
 index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
 names the result.
 """
@@ -37,21 +37,21 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .. import defaults
-from .. import exceptions as exc
-from ..container import Container
-from ..content.graph import is_manifest, successors_of
-from ..descriptor import Descriptor, as_descriptor
-from ..progress import ProgressReporter, TransferEvent
-from ..remote._uploads import StreamOpener
-from ..remote.repository import Repository
-from .copy import CopyOptions, copy_graph, select_root
-from .mirror_plan import Connection, MirrorJob, MirrorPlan, expand
-from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
-from .mirror_state import MirrorState
+from ... import defaults
+from ... import exceptions as exc
+from ...container import Container
+from ...content.graph import is_manifest, successors_of
+from ...content.store import StreamOpener
+from ...descriptor import Descriptor, as_descriptor
+from ...progress import TransferEvent
+from ...remote.repository import Repository
+from ..copy import CopyOptions, copy_graph, select_root
+from .plan import Connection, MirrorJob, MirrorPlan, expand
+from .report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
+from .state import MirrorState
 
 if TYPE_CHECKING:
-    from ..remote.registry import AsyncRegistry
+    from ...remote.registry import AsyncRegistry
 
 __all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
 
@@ -309,7 +309,6 @@ class _Run:
             await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
 
     async def copy_one(self, job: MirrorJob) -> None:
-        tally = _Tally(self.progress)
         destination = self.destination(job)
         target = _reference(job.destination)
         referrers_missing = False
@@ -333,7 +332,7 @@ class _Run:
             concurrency=self.concurrency,
         )
         source_registry = self.clients.get(job.source_connection)
-        root = await copy_graph(
+        result = await copy_graph(
             _JobSource(
                 source_registry,
                 source_registry.get_container(job.source_repository),
@@ -344,15 +343,16 @@ class _Run:
             destination,
             target,
             options,
-            tally,
+            self.progress,
             single_as_is=True,
         )
-        self.report.bytes_sent += tally.sent
-        self.report.bytes_skipped += tally.skipped
+        root = result.root
+        self.report.bytes_sent += result.bytes_copied
+        self.report.bytes_skipped += result.bytes_skipped + result.bytes_mounted
         # Recorded before it is reported: whoever saw the event can rely on the file.
         if self.state is not None:
             await self.state.record(job.key, root["digest"])
-        source_digest = tally.source_digest or root["digest"]
+        source_digest = result.source_root["digest"]
         # What the destination tag named before (absent: not asked, as with referrers).
         previous = destination.found.pop(target, root["digest"])
         if referrers_missing and previous == root["digest"]:
@@ -360,7 +360,7 @@ class _Run:
         elif previous not in (None, root["digest"]):
             reason = REPOINTED.format(previous=previous)
             await self.settle(job, "copied", root["digest"], reason, source_digest)
-        elif not tally.untouched(root):
+        elif not result.up_to_date:
             await self.settle(job, "copied", root["digest"], "", source_digest)
         elif previous is None:
             await self.settle(job, "copied", root["digest"], TAGGED, source_digest)
@@ -455,39 +455,8 @@ async def _referrers_in_place(
 
 
 def _reference(full: str) -> str:
-    """The tag or ``sha256:...`` digest at the end of a full reference."""
-    if "@" in full:
-        return full.rsplit("@", 1)[1]
-    return full.rsplit(":", 1)[1] if ":" in full.rsplit("/", 1)[-1] else "latest"
-
-
-class _Tally:
-    """Counts one copy's bytes from its transfer events and passes them on."""
-
-    def __init__(self, progress: MirrorProgress | None) -> None:
-        self.reporter = ProgressReporter(progress)
-        self.kinds: list[tuple[str, str]] = []
-        self.source_digest: str | None = None  # what the source reference resolved to
-        self.sent = 0
-        self.skipped = 0
-
-    async def __call__(self, event: TransferEvent) -> None:
-        if event.kind != "bytes":
-            self.kinds.append((event.kind, event.digest))
-        if event.kind == "resolve" and self.source_digest is None:
-            self.source_digest = event.digest  # copy's first resolve names the source's root
-        if event.kind == "done":
-            self.sent += event.total
-        elif event.kind in ("skipped", "mounted"):
-            self.skipped += event.total
-        if self.reporter.callback is not None:
-            result = self.reporter.callback(event)
-            if result is not None:
-                await result
-
-    def untouched(self, root: Descriptor) -> bool:
-        """Whether the copy found the destination tag naming the root and did nothing else."""
-        return [k for k in self.kinds if k[0] != "resolve"] == [("skipped", root["digest"])]
+    """The tag or ``sha256:...`` digest of a full reference (``latest`` when it has none)."""
+    return Container(full).reference
 
 
 # Blobs this large are asked about even where the mirror expects nothing (see exists).
