@@ -27,7 +27,7 @@ class SyncTwins(griffe.Extension):
         if pkg.name != "aioras":
             return
         facade = pkg["sync.registry.Registry"]
-        core = pkg["remote.registry.AsyncRegistry"]
+        core = pkg["registry.AsyncRegistry"]
         for name, member in list(facade.members.items()):
             match = _TWIN.match(str(getattr(member, "value", "") or ""))
             if member.is_attribute and match:

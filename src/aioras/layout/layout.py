@@ -26,7 +26,7 @@ from ..content.layout import OCILayout
 from ..descriptor import Descriptor
 from ..digest import digest_bytes, parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 from ..sync import Registry
 from .validation import validate_layout
 
