@@ -27,7 +27,7 @@ class SyncTwins(griffe.Extension):
         if pkg.name != "aioras":
             return
         facade = pkg["sync.registry.Registry"]
-        core = pkg["remote.registry.AsyncRegistry"]
+        core = pkg["registry.AsyncRegistry"]
         for name, member in list(facade.members.items()):
             match = _TWIN.match(str(getattr(member, "value", "") or ""))
             if member.is_attribute and match:
@@ -40,7 +40,7 @@ class SyncTwins(griffe.Extension):
                     ].docstring
                 facade.set_member(name, method)
         init = facade.members["__init__"]
-        init.parameters = copy.deepcopy(core.members["__init__"].parameters)
+        init.parameters = copy.deepcopy(_final(core.all_members["__init__"]).parameters)
 
 
 def _method(
@@ -52,10 +52,8 @@ def _method(
     source: str,
 ) -> griffe.Function:
     if source.startswith("AsyncRegistry."):
-        # Most methods are inherited from AsyncRegistry's mixins: an alias to the mixin's.
-        original = core.all_members[source.removeprefix("AsyncRegistry.")]
-        if isinstance(original, griffe.Alias):
-            original = original.final_target
+        # Most methods are the endpoint client's, inherited: an alias to the client's.
+        original = _final(core.all_members[source.removeprefix("AsyncRegistry.")])
     else:
         original = _imported(pkg, facade, source)
     method = copy.copy(original)
@@ -67,6 +65,11 @@ def _method(
         parameters = [self, *(parameters if kind == "loop_" else parameters[1:])]
     method.parameters = griffe.Parameters(*parameters)
     return method
+
+
+def _final(member: Any) -> Any:
+    """The object an inherited member (an alias) stands for."""
+    return member.final_target if isinstance(member, griffe.Alias) else member
 
 
 def _imported(pkg: griffe.Module, facade: griffe.Object, name: str) -> Any:

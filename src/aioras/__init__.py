@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .operations.mirror.plan import MirrorSpec, load_plan
     from .operations.mirror.report import MirrorReport
     from .progress import TransferEvent
-    from .remote.registry import AsyncRegistry
+    from .registry import AsyncRegistry
     from .remote.repository import Repository
     from .sync import Registry
 
@@ -72,7 +72,7 @@ _LAZY: dict[str, str] = {
     "MirrorReport": "operations.mirror.report",
     "TransferEvent": "progress",
     "RateLimits": "_http.ratelimit",
-    "AsyncRegistry": "remote.registry",
+    "AsyncRegistry": "registry",
     "Repository": "remote.repository",
     "Registry": "sync",
     "RetryPolicy": "_retry",

@@ -2,7 +2,7 @@
 
 As in oras-py 0.2.43, the client *is* the registry: ``OrasClient`` is the synchronous
 :class:`~aioras.sync.Registry` (every endpoint method, ``push``, ``pull``, ``login`` and
-``logout``) and ``AsyncOrasClient`` the :class:`~aioras.remote.registry.AsyncRegistry`, with
+``logout``) and ``AsyncOrasClient`` the :class:`~aioras.registry.AsyncRegistry`, with
 ``login`` and ``logout`` added::
 
     client = aioras.client.OrasClient(hostname="127.0.0.1:5000", insecure=True)
@@ -18,7 +18,7 @@ from __future__ import annotations
 from .auth import Credentials
 from .auth.login import login as _login
 from .auth.login import logout as _logout
-from .remote.registry import AsyncRegistry
+from .registry import AsyncRegistry
 from .sync import Registry
 
 __all__ = ["AsyncOrasClient", "OrasClient"]
@@ -43,7 +43,7 @@ class OrasClient(Registry):
 
 
 class AsyncOrasClient(AsyncRegistry):
-    """The async client: the :class:`~aioras.remote.registry.AsyncRegistry` with login and logout.
+    """The async client: the :class:`~aioras.registry.AsyncRegistry` with login and logout.
 
     Use it as an async context manager or call :meth:`aclose` when done.
     """

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from . import defaults
 from .container import Container
 from .logger import logger
-from .remote.registry import AsyncRegistry
+from .registry import AsyncRegistry
 from .sync import Registry
 
 __all__ = [

@@ -23,7 +23,7 @@ from aioras.auth import Credentials
 from aioras.auth.login import login, logout
 from aioras.client import OrasClient
 from aioras.exceptions import AuthenticationError, ConnectError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.authtools import BasicTLSRegistry, unique
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,7 @@ from aioras._environment import Environment
 from aioras.auth import TokenAuth
 from aioras.client import OrasClient
 from aioras.exceptions import AuthenticationError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.authtools import TokenRegistry, unique, write_config
 from support.tokenserver import TokenServer

@@ -28,7 +28,7 @@ from anyio.from_thread import start_blocking_portal
 
 import aioras
 from aioras import RetryPolicy
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy

@@ -24,7 +24,7 @@ import aioras.client
 from aioras import defaults
 from aioras.client import AsyncOrasClient, OrasClient
 from aioras.exceptions import AuthenticationError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
 

@@ -21,7 +21,7 @@ from aioras.auth.dockerconfig import DockerConfigSource, helper_keys, helper_nam
 from aioras.auth.login import login, logout
 from aioras.client import OrasClient
 from aioras.exceptions import AuthenticationError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.authtools import (
     HELPER_NAME,

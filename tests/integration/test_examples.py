@@ -34,7 +34,7 @@ import pytest
 
 from aioras import defaults
 from aioras._environment import Environment
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -26,7 +26,7 @@ from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport,
 from aioras._http.transport import DEFAULT_LIMITS, Transport
 from aioras._retry import NO_RETRY
 from aioras.auth import TokenAuth
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio

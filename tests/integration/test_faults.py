@@ -28,7 +28,7 @@ from aioras.exceptions import (
     ServerError,
     TimeoutError,
 )
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Exchange, Fault, FaultProxy, Head
 

@@ -45,7 +45,7 @@ from aioras.exceptions import (
 )
 from aioras.oci import Annotations, ManifestConfig, NewManifest
 from aioras.operations.pull import plan_pull
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.utils import extract_targz
 from support.faultproxy import Fault, FaultProxy, Head, generated
 

@@ -10,7 +10,7 @@ import pytest
 
 from aioras import Registry, RetryPolicy
 from aioras.exceptions import ConnectError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 NO_RETRY = RetryPolicy(attempts=0)

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from aioras import defaults
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio

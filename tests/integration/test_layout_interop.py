@@ -25,7 +25,7 @@ import pytest
 from aioras import OCILayout, defaults
 from aioras.content.store import read_all
 from aioras.descriptor import Descriptor
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio

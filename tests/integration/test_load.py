@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from aioras import RetryPolicy
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.anyio

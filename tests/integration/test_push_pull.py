@@ -19,7 +19,7 @@ from aioras.exceptions import (
     SizeMismatch,
     UnsafePathError,
 )
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 pytestmark = pytest.mark.anyio

@@ -22,7 +22,7 @@ import pytest
 
 from aioras import RetryPolicy
 from aioras.exceptions import DigestMismatch, TransportError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support import faultproxy
 from support.faultproxy import Fault, FaultProxy, Head, generated

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from aioras._environment import Environment
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.authtools import TokenRegistry, unique
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aioras.exceptions import OutputPathError, UnpackLimitExceeded, UnsafePathError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.rawartifacts import (
     Layer,

@@ -32,7 +32,7 @@ from aioras.exceptions import (
     NotFoundError,
     ResponseTooLarge,
 )
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy, generated
 

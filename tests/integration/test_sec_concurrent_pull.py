@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from aioras.exceptions import OrasError, OutputPathError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.rawartifacts import archive, directory, entry, fresh_reference, push_layers, tree
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from aioras.exceptions import UnsafePathError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.testing import LocalRegistry
 from support.rawartifacts import (

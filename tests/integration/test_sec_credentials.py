@@ -22,7 +22,7 @@ import pytest
 
 from aioras._environment import Environment
 from aioras.exceptions import CredentialsNotForwarded, InsecureTokenRealm, OrasError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.authtools import unique
 from support.catcher import ANON_TOKEN, Catcher, catching
 from support.faultproxy import Fault, FaultProxy, Head

@@ -23,7 +23,7 @@ import pytest
 import aioras
 from aioras import OCILayout, defaults
 from aioras.descriptor import Descriptor
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.rawartifacts import fresh_reference, plain, push_layers
 
@@ -60,7 +60,7 @@ else:
 """
 
 PULL = """
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 
 async def main():
     async with AsyncRegistry(args["host"], insecure=True, **args.get("options", {})) as reg:

@@ -27,7 +27,7 @@ import pytest
 import aioras
 from aioras import Registry
 from aioras.auth.login import login, logout
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 ROUNDS = 25

@@ -35,7 +35,7 @@ from aioras.exceptions import (
 )
 from aioras.layout import Layout
 from aioras.oci import Annotations
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.faultproxy import Fault, FaultProxy, generated
 
 anyio_mark = pytest.mark.anyio

@@ -31,7 +31,7 @@ from aioras.auth import Authenticator, Credentials
 from aioras.client import AsyncOrasClient
 from aioras.exceptions import AuthenticationError, InvalidHeaderValue, OrasError, TransportError
 from aioras.logger import RedactingFilter, redact_http_logs
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.authtools import unique
 from support.catcher import catching
 

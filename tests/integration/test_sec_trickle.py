@@ -25,7 +25,7 @@ import pytest
 from aioras import defaults, exceptions
 from aioras._retry import DEFAULT_RETRY
 from aioras.layout import Layout
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,8 @@ import pytest
 from aioras import RetryPolicy
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
+from aioras.registry import AsyncRegistry
 from aioras.remote import _uploads as uploads
-from aioras.remote.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy
 

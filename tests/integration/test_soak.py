@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from aioras import RetryPolicy
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from support.faultproxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.anyio

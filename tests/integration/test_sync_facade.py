@@ -38,7 +38,7 @@ import aioras.utils
 from aioras import defaults
 from aioras.container import Container
 from aioras.exceptions import AuthenticationError, InvalidReference, NotFoundError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.sync import Registry
 from aioras.sync._twins import twin
 from aioras.testing import LocalRegistry

@@ -18,7 +18,7 @@ import pytest
 
 from aioras import RetryPolicy
 from aioras.exceptions import RegistryError
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.faultproxy import Fault, FaultProxy, Head
 

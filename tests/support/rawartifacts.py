@@ -17,7 +17,7 @@ from typing import Any
 
 from aioras import defaults
 from aioras.oci import ManifestConfig, NewManifest
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 
 

@@ -1,10 +1,15 @@
-"""Layers import downward only: operations and content never load the registry or the facades.
+"""Layers import downward only, at run time and for typing alike.
 
-Each check runs in a fresh interpreter so modules loaded by other tests cannot hide a cycle.
+Bottom to top: ``content/`` (stores), ``remote/`` (the endpoint client), ``operations/``,
+then the facade (``aioras.registry``'s ``AsyncRegistry``, the sync twins, the oras-py
+surface, the command line). The run-time checks use a fresh interpreter, so that modules
+loaded by other tests cannot hide a cycle; the static checks read every import statement,
+those under ``if TYPE_CHECKING:`` and inside functions included.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -16,19 +21,26 @@ import pytest
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 # What sits above the operations layer: the registry object, the facades and the command line.
-UPPER = (
-    "aioras.remote.registry",
-    # The parts AsyncRegistry is composed of (its mixins and their shared core).
-    "aioras.remote._core",
-    "aioras.remote._blob_endpoints",
-    "aioras.remote._manifest_endpoints",
-    "aioras.remote._tag_endpoints",
-    "aioras.remote._operation_methods",
+FACADE = (
+    "aioras.registry",
     "aioras.sync",
     "aioras.client",
     "aioras.provider",
     "aioras.cli",
 )
+OPERATIONS = ("aioras.operations",)
+
+
+def _modules(package: str) -> list[str]:
+    root = Path(SRC, *package.split("."))
+    return [
+        ".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        for p in sorted(root.rglob("*.py"))
+    ]
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _loaded_after_import(modules: list[str]) -> list[str]:
@@ -46,39 +58,64 @@ def _loaded_after_import(modules: list[str]) -> list[str]:
     return loaded
 
 
-def _modules_of(package: str) -> list[str]:
-    """Every module of ``package``, those of its subpackages (operations.mirror...) too."""
-    root = Path(SRC, *package.split("."))
-    modules = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        modules.append(".".join((package, *parts)))
-    return modules
+def imports_of(module: str) -> set[str]:
+    """Every module ``module``'s source names in an import statement, anywhere in it."""
+    path = Path(SRC, *module.split("."))
+    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    package = module if source.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                stem = ".".join([*base, node.module] if node.module else base)
+            else:
+                stem = node.module or ""
+            found.add(stem)
+            # ``from . import x`` may name a submodule.
+            found.update(f"{stem}.{alias.name}" for alias in node.names)
+    return found
 
 
-def test_subpackage_modules_are_checked_too() -> None:
-    assert "aioras.operations.mirror.run" in _modules_of("aioras.operations")
-    assert "aioras.operations.mirror" in _modules_of("aioras.operations")
+@pytest.mark.parametrize("package", ["aioras.operations", "aioras.content", "aioras.remote"])
+def test_lower_layer_never_loads_the_facade(package: str) -> None:
+    loaded = _loaded_after_import(_modules(package))
+    assert [m for m in loaded if _under(m, FACADE)] == []
+
+
+@pytest.mark.parametrize("package", ["aioras.content", "aioras.remote"])
+def test_stores_and_endpoint_client_never_load_operations(package: str) -> None:
+    loaded = _loaded_after_import(_modules(package))
+    assert [m for m in loaded if _under(m, OPERATIONS)] == []
 
 
 @pytest.mark.parametrize(
-    "package",
-    ["aioras.operations", "aioras.content"],
+    ("package", "above"),
+    [
+        ("aioras.content", FACADE + OPERATIONS),
+        ("aioras.remote", FACADE + OPERATIONS),
+        ("aioras.operations", FACADE),
+    ],
 )
-def test_lower_layer_never_imports_the_registry_or_facades(package: str) -> None:
-    modules = _modules_of(package)
-    # mirror.dask builds registries on workers by design: it imports the registry lazily there.
-    loaded = _loaded_after_import(modules)
-    upper = [m for m in loaded if any(m == u or m.startswith(u + ".") for u in UPPER)]
-    assert upper == []
+def test_no_import_statement_points_upward(package: str, above: tuple[str, ...]) -> None:
+    upward = {
+        module: sorted(name for name in imports_of(module) if _under(name, above))
+        for module in _modules(package)
+    }
+    assert {module: names for module, names in upward.items() if names} == {}
 
 
-def test_content_layer_never_imports_operations() -> None:
-    modules = _modules_of("aioras.content")
-    loaded = _loaded_after_import(modules)
-    assert [m for m in loaded if m.startswith("aioras.operations")] == []
+def test_the_static_scan_sees_type_only_imports() -> None:
+    # The scan is what keeps ``if TYPE_CHECKING:`` honest: it must see such an import.
+    assert "aioras.remote.client" in imports_of("aioras.operations.mirror.run")
+
+
+def test_subpackage_modules_are_checked_too() -> None:
+    assert "aioras.operations.mirror.run" in _modules("aioras.operations")
+    assert "aioras.operations.mirror" in _modules("aioras.operations")
 
 
 def test_oci_layout_loads_no_transport_and_no_auth() -> None:

@@ -30,7 +30,7 @@ from aioras.exceptions import (
     TooManyRequests,
     TransportError,
 )
-from aioras.remote.registry import AsyncRegistry
+from aioras.registry import AsyncRegistry
 
 pytestmark = pytest.mark.anyio
 

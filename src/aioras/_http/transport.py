@@ -171,7 +171,9 @@ class Transport:
     ``registries`` holds the origins credentials and session ``headers`` may go to
     (:class:`~aioras.AsyncRegistry` adds each registry a reference names). A request to
     another origin is sent without them. None, the default, trusts the origin of the URL
-    each :meth:`send` is given (still not where it redirects to).
+    each :meth:`send` is given (still not where it redirects to). ``headers`` is kept as
+    given, not copied, so an owner that changes its dict later reaches every later request;
+    ``pacer`` paces requests per host (None: no pacing).
 
     ``timeout`` (seconds, or an ``httpx.Timeout``) bounds every wait for the network: a
     connection, a write, a read, a pooled connection. Its read timeout ``T`` bounds more
@@ -190,16 +192,18 @@ class Transport:
         verify: bool | str | ssl.SSLContext = True,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
-        headers: Mapping[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         limits: httpx.Limits = DEFAULT_LIMITS,
         proxy: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        registries: set[Origin] | None = None,
+        pacer: HostPacer | None = None,
     ) -> None:
         self.auth = authenticator
         self.retry = retry
-        self.headers: dict[str, str] = dict(headers or {})
+        self.headers: dict[str, str] = headers if headers is not None else {}
         check_headers(self.headers)
-        self.registries: set[Origin] | None = None
+        self.registries = registries
         self._anonymous = AnonymousAuth(insecure=authenticator.insecure)
         self._verify = _ssl_context(verify)
         self._timeout = timeout
@@ -212,7 +216,7 @@ class Transport:
         self._sender: httpx.AsyncBaseTransport | None = None
         self._base_headers = httpx.Headers()
         self._timeouts: dict[str, float | None] = {}
-        self.pacer: HostPacer | None = None
+        self.pacer = pacer
         """Rate limits per host, shared pauses, request counts (:mod:`aioras._http.ratelimit`)."""
 
     @property

@@ -35,7 +35,7 @@ from .credhelpers import CredentialHelper
 from .dockerconfig import config_keys, helper_keys, helper_name, server_key
 
 if TYPE_CHECKING:
-    from ..remote.registry import AsyncRegistry
+    from ..remote.client import RegistryClient
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ async def update_config(path: str | os.PathLike[str], change: Callable[[dict[str
         return result
 
 
-def _config_path(registry: AsyncRegistry, config_path: str | os.PathLike[str] | None) -> str:
+def _config_path(registry: RegistryClient, config_path: str | os.PathLike[str] | None) -> str:
     return os.fspath(config_path or registry.environment.docker_config_file)
 
 
@@ -125,7 +125,7 @@ def _without_inline_credentials(auths: dict[str, Any], host: str) -> None:
 
 
 async def login(
-    registry: AsyncRegistry,
+    registry: RegistryClient,
     username: str,
     password: str,
     password_stdin: bool = False,
@@ -226,7 +226,7 @@ async def login(
 
 
 async def logout(
-    registry: AsyncRegistry,
+    registry: RegistryClient,
     hostname: str,
     *,
     config_path: str | os.PathLike[str] | None = None,

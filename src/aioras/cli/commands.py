@@ -34,7 +34,7 @@ from ..exceptions import NotFoundError
 from ..operations.copy import copy as copy_operation
 from ..operations.discover import ReferrerNode
 from ..progress import EventKind, ProgressCallback, ProgressReporter
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 from .errors import Declined, UsageError
 from .output import Output, descriptor_doc, referrer_table, referrer_tree
 from .progress import show

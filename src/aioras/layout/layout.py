@@ -26,7 +26,7 @@ from ..descriptor import Descriptor
 from ..digest import parse_digest, verify_bytes
 from ..exceptions import DigestMismatch, InvalidDigest, ManifestValidationError
 from ..operations.copy import copy
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 from ..sync import Registry
 from .validation import validate_layout
 

@@ -1,6 +1,6 @@
 """The registry endpoints each operation is built from, as small protocols.
 
-:class:`~aioras.remote.registry.AsyncRegistry` satisfies :class:`Endpoints` as it is, so its
+:class:`~aioras.AsyncRegistry` satisfies :class:`Endpoints` as it is, so its
 ``push`` and ``pull`` call its own methods (and an async subclass's overrides). The sync
 facade hands the operations an object whose methods run a sync subclass's overrides in a
 worker thread instead (see :mod:`aioras.sync`), which is how ``push()`` and ``pull()`` honour

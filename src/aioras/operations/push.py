@@ -217,7 +217,7 @@ async def push(
 
     ``single_pass`` is for layers the registry does not hold yet: each file is read once,
     hashed while it uploads (a chunked upload whose closing ``PUT`` names the digest, see
-    :meth:`~aioras.remote.registry.AsyncRegistry.upload_new_blob`), instead of hashed first and
+    :meth:`~aioras.AsyncRegistry.upload_new_blob`), instead of hashed first and
     read again to upload. Nothing is checked for existence and identical files each
     travel; progress reports each such layer when it is done (its digest is known only
     then).

@@ -136,7 +136,7 @@ def stream_source(opener: StreamOpener) -> SliceSource:
 
 
 class SendFn(Protocol):
-    """The shape of :meth:`aioras.remote.registry.AsyncRegistry._send`."""
+    """The shape of :meth:`aioras.remote._session.Session.send`."""
 
     def __call__(
         self,

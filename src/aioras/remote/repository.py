@@ -23,16 +23,17 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
-from .._http.urls import redact, resolve_location, same_origin
+from .._http.urls import redact
 from .._manifests import media_type_of
 from ..container import Container
 from ..content.graph import descriptor_list, is_manifest, parse_document, referrer_descriptor
 from ..content.store import StreamOpener, verified
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest, verify_bytes
+from ._pages import follow_pages
 
 if TYPE_CHECKING:
-    from .registry import AsyncRegistry
+    from .client import RegistryClient
 
 __all__ = ["Repository", "RepositoryState", "referrers_tag"]
 
@@ -70,7 +71,7 @@ class Repository:
     :meth:`aioras.AsyncRegistry.repository`; it holds no connection of its own.
     """
 
-    def __init__(self, registry: AsyncRegistry, container: Container) -> None:
+    def __init__(self, registry: RegistryClient, container: Container) -> None:
         self.registry = registry
         self.container = container
         self.state: RepositoryState = registry._repository_state(container)
@@ -313,64 +314,56 @@ class Repository:
         self, descriptor: Descriptor, artifact_type: str | None
     ) -> list[Descriptor] | None:
         """The API's answer, or None when the registry shows it has no referrers API."""
-        url = self.registry._url(
+        url = self.registry._session.url(
             self.container.referrers_url(descriptor["digest"], artifact_type=artifact_type)
         )
+        what = f"referrers of {descriptor['digest']}"
         found: list[Descriptor] = []
         filtered = True
-        seen = {url}
-        for page in range(_MAX_REFERRER_PAGES):
+        first = True
+        unsupported = False
+
+        async def read_page(page_url: str) -> httpx.Response | None:
+            nonlocal filtered, first, unsupported
+            # Only the first answer may show that there is no referrers API at all.
+            may_lack_api, first = first and self.state.referrers_api is not True, False
             try:
-                data, response = await self.registry._read_manifest(
-                    url,
-                    [_INDEX],
-                    defaults.max_metadata_size,
-                    f"referrers of {descriptor['digest']}",
+                data, response = await self.registry._manifests.read(
+                    page_url, [_INDEX], defaults.max_metadata_size, what
                 )
             except exc.NotFoundError:
-                if page == 0 and self.state.referrers_api is not True:
-                    return None
-                raise
+                if not may_lack_api:
+                    raise
+                unsupported = True
+                return None
             if media_type_of(response.headers.get("content-type")) != _INDEX:
-                if page == 0 and self.state.referrers_api is not True:
+                if may_lack_api:
+                    unsupported = True
                     return None
                 raise exc.RegistryError(
-                    f"referrers of {descriptor['digest']}: the answer is not an image index",
+                    f"{what}: the answer is not an image index",
                     status_code=response.status_code,
                     method="GET",
-                    url=redact(url),
+                    url=redact(page_url),
                 )
-            found += _index_entries(data, url)
+            found.extend(_index_entries(data, page_url))
             if len(found) > defaults.max_listed_names:
                 raise exc.ResponseTooLarge(
-                    f"referrers of {descriptor['digest']}: more than "
-                    f"{defaults.max_listed_names} across pages",
+                    f"{what}: more than {defaults.max_listed_names} across pages",
                     size=len(found),
                     limit=defaults.max_listed_names,
                     status_code=200,
                     method="GET",
-                    url=redact(url),
+                    url=redact(page_url),
                 )
             applied = response.headers.get("oci-filters-applied", "")
             filtered = filtered and "artifacttype" in applied.lower().replace(" ", "").split(",")
-            next_url = _next_page(response.headers.get_list("link"), url)
-            if next_url is None:
-                return found if filtered else _filtered(found, artifact_type)
-            if next_url in seen:
-                raise exc.RegistryError(
-                    "referrers pagination goes back to a page already read",
-                    status_code=200,
-                    method="GET",
-                    url=redact(next_url),
-                )
-            seen.add(next_url)
-            url = next_url
-        raise exc.RegistryError(
-            f"referrers pagination exceeds {_MAX_REFERRER_PAGES} pages",
-            status_code=200,
-            method="GET",
-            url=redact(url),
-        )
+            return response
+
+        await follow_pages(url, read_page, what=what, max_pages=_MAX_REFERRER_PAGES)
+        if unsupported:
+            return None
+        return found if filtered else _filtered(found, artifact_type)
 
     async def _tag_index(self, subject: str) -> tuple[bytes, dict[str, Any]] | None:
         """The tag-schema index of ``subject`` (bytes and descriptor), None when untagged."""
@@ -476,21 +469,3 @@ def _filtered(entries: list[Descriptor], artifact_type: str | None) -> list[Desc
     if artifact_type is None:
         return entries
     return [e for e in entries if e.get("artifactType") == artifact_type]
-
-
-def _next_page(links: list[str], url: str) -> str | None:
-    """The ``rel="next"`` target of ``Link`` headers, resolved; refused off the origin."""
-    for value in links:
-        for part in value.split(","):
-            target, _, params = part.partition(";")
-            if "rel=next" in params.replace(" ", "").replace('"', ""):
-                next_url = resolve_location(url, target.strip().strip("<>"))
-                if not same_origin(next_url, url):
-                    raise exc.RegistryError(
-                        "referrers pagination points off the registry",
-                        status_code=200,
-                        method="GET",
-                        url=redact(next_url),
-                    )
-                return next_url
-    return None

@@ -3,7 +3,7 @@
 The built-in operations run in the async core. When a subclass of the sync
 :class:`~aioras.sync.Registry` (or one instance, by assignment) overrides one of the
 endpoint methods they use, the facade hands them an :class:`OverridingEndpoints` instead of
-its :class:`~aioras.remote.registry.AsyncRegistry`: each overridden method runs in a worker thread
+its :class:`~aioras.registry.AsyncRegistry`: each overridden method runs in a worker thread
 (it may block, and may call the facade's own methods, which wait on the loop thread), every
 other method is the core's. Without an override nothing changes and nothing is paid.
 """

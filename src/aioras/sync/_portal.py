@@ -34,7 +34,7 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from ..auth.authenticator import TokenAuth
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 
 __all__ = ["LoopThread", "sync_response", "wait"]
 
@@ -148,9 +148,7 @@ def _forget_loop_state(aregistry: AsyncRegistry) -> None:
     if transport._client is not None:
         _left_by_parent.append(transport._client)
         transport._client = None
-    aregistry._transfers = None
-    aregistry._uploading = {}
-    aregistry._docker_configs._locks = {}
+    aregistry._forget_loop_state()
     # The registry's backend and the transport's own for other origins (anonymous tokens).
     for auth in (aregistry.auth, transport._anonymous):
         if isinstance(auth, TokenAuth):

@@ -1,4 +1,4 @@
-"""Sync twins of :class:`~aioras.remote.registry.AsyncRegistry` methods, one declarative line each.
+"""Sync twins of :class:`~aioras.registry.AsyncRegistry` methods, one declarative line each.
 
 In the body of the sync ``Registry``, ``push = twin(AsyncRegistry.push)`` makes a blocking
 method with the async one's parameters, docstring and name (``__wrapped__`` points at it,
@@ -33,7 +33,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar
 import httpx
 
 from ..container import Container
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 from ._portal import LoopThread, sync_response
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""``Registry``: the synchronous facade over :class:`~aioras.remote.registry.AsyncRegistry`.
+"""``Registry``: the synchronous facade over :class:`~aioras.registry.AsyncRegistry`.
 
 One ``Registry`` owns one ``AsyncRegistry`` and runs it on an event loop of its own, in a
 thread of its own, reached through an anyio blocking portal (:mod:`aioras.sync._portal`).
@@ -42,7 +42,7 @@ from ..auth.login import logout as _logout
 from ..operations.copy import copy as copy_operation
 from ..operations.pull import pull as pull_operation
 from ..operations.push import push as push_operation
-from ..remote.registry import AsyncRegistry
+from ..registry import AsyncRegistry
 from ._overrides import OverridingEndpoints, overridden_endpoints
 from ._portal import LoopThread, sync_response, wait
 from ._twins import Forwarded, context_twin, loop_twin, plain_twin, same_parameters_as, twin
@@ -59,7 +59,7 @@ T = TypeVar("T")
 class Registry:
     """A synchronous OCI registry client: every :class:`AsyncRegistry` method, blocking.
 
-    Takes the same arguments as :class:`~aioras.remote.registry.AsyncRegistry` and builds one
+    Takes the same arguments as :class:`~aioras.registry.AsyncRegistry` and builds one
     (``self.aregistry``, an instance of :attr:`async_class`). Methods return what the async
     ones return; responses are ``httpx.Response`` objects usable from sync code, and errors
     are the same typed :mod:`aioras.exceptions`.
@@ -110,7 +110,7 @@ class Registry:
         """An independent copy of this object that carries no secret, to send to workers.
 
         As :meth:`AsyncRegistry.without_credentials
-        <aioras.remote.registry.AsyncRegistry.without_credentials>`: same options, headers
+        <aioras.registry.AsyncRegistry.without_credentials>`: same options, headers
         and Docker config files; credentials are read where the copy is unpickled. A
         subclass's own attributes are deep-copied.
         """

@@ -29,7 +29,7 @@ from .plan import MirrorJob, MirrorPlan, expand, shard_by_repository
 from .report import ArtifactFailure, MirrorReport
 
 if TYPE_CHECKING:
-    from ...remote.registry import AsyncRegistry
+    from ...remote.client import RegistryClient
 
 __all__ = ["RegistrySettings", "mirror_on_dask", "run_shard"]
 
@@ -54,19 +54,19 @@ class RegistrySettings:
     username_env: str | None = None
     password_env: str | None = None
 
-    def build(self) -> AsyncRegistry:
+    def build(self) -> RegistryClient:
         """A new registry object with these options, credentials read where they live.
 
         Raises ValueError when a named credential variable is unset.
         """
-        from ...remote.registry import AsyncRegistry
+        from ...remote.client import RegistryClient
 
         environment = read_environment()
         if self.docker_config_dir is not None:
             environment = dataclasses.replace(
                 environment, docker_config_dir=Path(self.docker_config_dir)
             )
-        registry = AsyncRegistry(
+        registry = RegistryClient(
             self.hostname,
             self.insecure,
             self.tls_verify,

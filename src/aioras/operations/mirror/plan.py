@@ -56,7 +56,7 @@ from .report import ArtifactFailure
 from .semver import SemverRange
 
 if TYPE_CHECKING:
-    from ...remote.registry import AsyncRegistry
+    from ...remote.client import RegistryClient
     from ..endpoints import CatalogEndpoints
 
 __all__ = [
@@ -112,12 +112,12 @@ class Connection:
         if self.plain_http and self.ca_file is not None:
             raise ValueError("ca_file is for https; plain_http speaks http")
 
-    def connect(self, base: AsyncRegistry) -> AsyncRegistry:
+    def connect(self, base: RegistryClient) -> RegistryClient:
         """A new registry object for this side: ``base``'s options, this connection's own.
 
         Raises ValueError when a named credential variable is not set.
         """
-        from ...remote.registry import AsyncRegistry
+        from ...remote.client import RegistryClient
 
         environment = base.environment
         if self.docker_config is not None:
@@ -125,7 +125,7 @@ class Connection:
                 environment, docker_config_dir=Path(self.docker_config)
             )
         pacer = base._transport.pacer
-        registry = AsyncRegistry(
+        registry = RegistryClient(
             None,
             self.plain_http,
             self.ca_file if self.ca_file is not None else base.tls_verify,

@@ -51,7 +51,7 @@ from .report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport
 from .state import MirrorState
 
 if TYPE_CHECKING:
-    from ...remote.registry import AsyncRegistry
+    from ...remote.client import RegistryClient
 
 __all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
 
@@ -75,7 +75,7 @@ _CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 
 
 async def mirror(
-    registry: AsyncRegistry,
+    registry: RegistryClient,
     plan: MirrorPlan,
     *,
     concurrency: int = defaults.default_mirror_concurrency,
@@ -131,7 +131,7 @@ async def mirror(
     return report
 
 
-def _requests(registry: AsyncRegistry) -> int:
+def _requests(registry: RegistryClient) -> int:
     pacer = registry._transport.pacer
     return pacer.requests() if pacer is not None else 0
 
@@ -143,11 +143,11 @@ class Clients:
     and closed when the mirror ends.
     """
 
-    def __init__(self, base: AsyncRegistry) -> None:
+    def __init__(self, base: RegistryClient) -> None:
         self.base = base
-        self.made: dict[Connection, AsyncRegistry] = {}
+        self.made: dict[Connection, RegistryClient] = {}
 
-    def get(self, connection: Connection | None) -> AsyncRegistry:
+    def get(self, connection: Connection | None) -> RegistryClient:
         """The registry object reaching a side through ``connection`` (None: the mirror's)."""
         if connection is None:
             return self.base
@@ -169,7 +169,7 @@ class Clients:
 
 
 async def run_jobs(
-    registry: AsyncRegistry,
+    registry: RegistryClient,
     jobs: list[MirrorJob],
     *,
     concurrency: int,
@@ -474,7 +474,7 @@ class _SharedRepository(Repository):
     answers for every other tag that is not in it, with no request.
     """
 
-    def __init__(self, registry: AsyncRegistry, container: Container) -> None:
+    def __init__(self, registry: RegistryClient, container: Container) -> None:
         super().__init__(registry, container)
         self.present: set[str] = set()
         self.claimed: dict[str, anyio.Event] = {}
@@ -625,7 +625,7 @@ class _JobSource(Repository):
     """
 
     def __init__(
-        self, registry: AsyncRegistry, container: Container, *, fetch_on_resolve: bool
+        self, registry: RegistryClient, container: Container, *, fetch_on_resolve: bool
     ) -> None:
         super().__init__(registry, container)
         self.fetch_on_resolve = fetch_on_resolve

@@ -1,10 +1,11 @@
-"""``OperationsMixin``: the methods of :class:`~aioras.remote.registry.AsyncRegistry` built on
-:mod:`aioras.operations`.
+"""``AsyncRegistry``: the endpoint client with the operations built on it, one flat surface.
 
-Repositories as content stores, retagging by exact bytes, push and pull, referrers
-(``get_referrers``, ``attach``, ``discover``, ``delete_artifact``), indexes, copy and
-mirror. Each hands the whole registry to its operation, so a subclass's endpoint overrides
-apply.
+:class:`~aioras.remote.client.RegistryClient` (in :mod:`aioras.remote`) holds one coroutine
+per OCI distribution endpoint; this class adds push, pull, copy, mirror, referrers
+(``get_referrers``, ``attach``, ``discover``, ``delete_artifact``) and indexes, each handing
+the registry itself to its operation in :mod:`aioras.operations`, so a subclass's endpoint
+overrides apply. It sits above both: :mod:`aioras.remote` and :mod:`aioras.operations`
+never import it.
 """
 
 from __future__ import annotations
@@ -15,66 +16,74 @@ from typing import Any
 
 import httpx
 
-from .. import defaults
-from .._http.ratelimit import RateLimits
-from ..container import Container
-from ..operations.attach import attach as attach_operation
-from ..operations.attach import delete_artifact as delete_artifact_operation
-from ..operations.copy import copy as copy_operation
-from ..operations.discover import ReferrerNode
-from ..operations.discover import discover as discover_operation
-from ..operations.discover import get_referrers as get_referrers_operation
-from ..operations.index import ManifestLike
-from ..operations.index import push_index as push_index_operation
-from ..operations.index import update_index as update_index_operation
-from ..operations.mirror import MirrorProgress
-from ..operations.mirror import mirror as mirror_operation
-from ..operations.mirror.plan import MirrorPlan
-from ..operations.mirror.report import MirrorReport
-from ..operations.pull import pull as pull_operation
-from ..operations.push import AnnotationSource, PushFiles, SubjectLike
-from ..operations.push import push as push_operation
-from ..progress import ProgressCallback
-from ._core import ContainerLike, RegistryCore
-from .repository import Repository, RepositoryState
+from . import defaults
+from ._http.ratelimit import RateLimits
+from .container import Container
+from .operations.attach import attach as attach_operation
+from .operations.attach import delete_artifact as delete_artifact_operation
+from .operations.copy import copy as copy_operation
+from .operations.discover import ReferrerNode
+from .operations.discover import discover as discover_operation
+from .operations.discover import get_referrers as get_referrers_operation
+from .operations.index import ManifestLike
+from .operations.index import push_index as push_index_operation
+from .operations.index import update_index as update_index_operation
+from .operations.mirror import MirrorProgress
+from .operations.mirror import mirror as mirror_operation
+from .operations.mirror.plan import MirrorPlan
+from .operations.mirror.report import MirrorReport
+from .operations.pull import pull as pull_operation
+from .operations.push import AnnotationSource, PushFiles, SubjectLike
+from .operations.push import push as push_operation
+from .progress import ProgressCallback
+from .remote.client import ContainerLike, RegistryClient, count_calls
 
-__all__ = ["OperationsMixin"]
+__all__ = ["AsyncRegistry", "ContainerLike"]
 
 
-class OperationsMixin(RegistryCore):
-    """Stores and the operations: ``repository`` ... ``mirror``."""
+# The API reference lists inherited methods base by base: the endpoints, then these.
+@count_calls
+class AsyncRegistry(RegistryClient):
+    """An asyncio client for OCI registries: endpoints as coroutines, streaming transfers.
 
-    # -- stores and raw manifests --------------------------------------------------------
-    def repository(self, name: ContainerLike) -> Repository:
-        """One repository of a registry as a content store (``"host/namespace/name"``).
+    ``hostname`` is the registry used for names that do not name one; ``insecure`` speaks
+    plain http; ``tls_verify`` is True, False, or the path of a CA bundle; ``auth_backend``
+    is ``"token"`` (answers basic and bearer challenges), ``"basic"``, or an
+    :class:`~aioras.auth.Authenticator`. Keyword options bound concurrency
+    (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
+    ``max_transfers`` blob transfers in flight across all calls on this object), set the
+    default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
+    ``rate_limits`` (a :class:`~aioras.RateLimits`: by default no fixed rate, an adaptive
+    limit per host that backs off on ``429``, ``503``, timeouts and resets and keeps
+    ``Retry-After``; a fixed rate per host is opt-in). Defaults: ``max_transfers`` 32,
+    ``push_concurrency`` 5, ``pull_concurrency`` 3. A blob larger than ``range_threshold``
+    bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
+    (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
+    ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
+    a slot is free.
 
-        The store shares this object's connections, credentials, retries and transfer
-        limit; what the registry supports (the referrers API) is remembered per
-        repository. A tag or digest in ``name`` is ignored. Raises
-        :class:`~aioras.exceptions.InvalidReference` for a malformed name.
-        """
-        return Repository(self._registry, self.get_container(name))
+    ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
+    bounding each connect, read, write and wait for a pooled connection, its read timeout
+    ``T`` bounds a whole answer, so that a server trickling bytes cannot hold a call: once
+    a request is sent, its answer must be complete within ``T`` (headers, and the body of
+    anything but a blob: manifests, tag lists, tokens, error bodies...), and a blob body
+    must average at least 1 KiB/s (:data:`aioras.defaults.min_blob_rate`) over each window
+    of ``T`` seconds. Either is retried, or resumed, like any timeout, then raises
+    :class:`~aioras.exceptions.TimeoutError`: with ``timeout=2`` and the default ``retry``,
+    within about 20 s. Bodies that are not blobs are also capped in size (see
+    :mod:`aioras.defaults`: 16 MiB, 4 MiB for manifests, 1 MiB for tokens, 64 KiB kept of
+    error bodies).
 
-    def _repository_state(self, container: Container) -> RepositoryState:
-        key = f"{container.registry}/{container.api_prefix}"
-        return self._repositories.setdefault(key, RepositoryState())
+    Use it as an async context manager, or call :meth:`aclose` when done. One instance
+    belongs to one event loop; its connection pool and tokens are reused across calls.
 
-    async def tag(self, reference: ContainerLike, *new_tags: str) -> dict[str, Any]:
-        """Give the manifest ``reference`` names these tags too; return its descriptor.
-
-        The manifest's exact bytes are fetched once and PUT under each tag, so its digest
-        is unchanged. Raises :class:`~aioras.exceptions.InvalidReference` for a malformed
-        tag (before anything is sent) and the registry's typed errors.
-        """
-        container = self.get_container(reference)
-        for tag in new_tags:
-            container.with_reference(tag)  # validates before any request
-        data, descriptor = await self._registry.fetch_manifest_bytes(container)
-        for tag in new_tags:
-            await self._registry.push_manifest_bytes(
-                data, container, media_type=descriptor["mediaType"], reference=tag
-            )
-        return descriptor
+    It pickles, and deep-copies, by its configuration: the options above, session headers,
+    the credentials that were set, the Docker config files to read, and a subclass's own
+    attributes. The copy builds its own connection pool and locks, and fetches tokens again;
+    :meth:`without_credentials` gives a copy that carries no secret. Pickling while a call
+    on the object is running raises :class:`~aioras.exceptions.RegistryInUse`;
+    ``copy.copy`` raises TypeError (a shallow copy would share credentials and headers).
+    """
 
     # -- high-level operations -----------------------------------------------------------
     async def push(
@@ -99,7 +108,7 @@ class OperationsMixin(RegistryCore):
         single_pass: bool = False,
     ) -> httpx.Response:
         return await push_operation(
-            self._registry,
+            self,
             target,
             config_path=config_path,
             disable_path_validation=disable_path_validation,
@@ -137,7 +146,7 @@ class OperationsMixin(RegistryCore):
         platform: str | None = None,
     ) -> list[str]:
         return await pull_operation(
-            self._registry,
+            self,
             target,
             config_path=config_path,
             allowed_media_type=allowed_media_type,
@@ -162,9 +171,7 @@ class OperationsMixin(RegistryCore):
         Uses the referrers API, or the tag-schema fallback on registries without it; see
         :func:`aioras.operations.discover.get_referrers`.
         """
-        found = await get_referrers_operation(
-            self._registry, reference, artifact_type=artifact_type
-        )
+        found = await get_referrers_operation(self, reference, artifact_type=artifact_type)
         return [dict(d) for d in found]
 
     async def attach(
@@ -185,7 +192,7 @@ class OperationsMixin(RegistryCore):
         See :func:`aioras.operations.attach.attach`.
         """
         found = await attach_operation(
-            self._registry,
+            self,
             subject_reference,
             files,
             artifact_type=artifact_type,
@@ -213,7 +220,7 @@ class OperationsMixin(RegistryCore):
         :class:`~aioras.exceptions.GraphLimitExceeded`.
         """
         return await discover_operation(
-            self._registry,
+            self,
             reference,
             depth=depth,
             artifact_type=artifact_type,
@@ -226,7 +233,7 @@ class OperationsMixin(RegistryCore):
 
         See :func:`aioras.operations.attach.delete_artifact`; returns the descriptor deleted.
         """
-        return dict(await delete_artifact_operation(self._registry, reference))
+        return dict(await delete_artifact_operation(self, reference))
 
     # -- indexes ---------------------------------------------------------------------------
     async def push_index(
@@ -242,7 +249,7 @@ class OperationsMixin(RegistryCore):
         See :func:`aioras.operations.index.push_index`.
         """
         found = await push_index_operation(
-            self._registry, target, manifests, annotations=annotations, artifact_type=artifact_type
+            self, target, manifests, annotations=annotations, artifact_type=artifact_type
         )
         return dict(found)
 
@@ -257,7 +264,7 @@ class OperationsMixin(RegistryCore):
 
         See :func:`aioras.operations.index.update_index`.
         """
-        return dict(await update_index_operation(self._registry, target, add=add, remove=remove))
+        return dict(await update_index_operation(self, target, add=add, remove=remove))
 
     async def copy(
         self,
@@ -342,9 +349,9 @@ class OperationsMixin(RegistryCore):
         typed error, each as itself (never an exception group).
         """
         if rate_limits is not None:
-            self._registry.set_rate_limits(rate_limits)
+            self.set_rate_limits(rate_limits)
         return await mirror_operation(
-            self._registry,
+            self,
             plan,
             concurrency=concurrency,
             dry_run=dry_run,

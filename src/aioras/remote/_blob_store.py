@@ -1,0 +1,185 @@
+"""``BlobStore``: the blob requests of one registry client, on a :class:`Session`.
+
+Existence checks, fetches, verified downloads, uploads (one per blob and repository at a
+time), deletes and cross-repository mounts, each taking a parsed
+:class:`~aioras.container.Container` and a checked digest. The flat, overridable methods
+users call (``upload_blob``, ``download_blob`` ...) are the client's; they come here. The
+transfer machinery is in :mod:`aioras.remote._uploads` and :mod:`aioras.remote._downloads`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+import anyio
+import httpx
+
+from .._http.responses import raise_for_status
+from .._http.urls import resolve_location
+from ..container import Container
+from ..digest import verify_bytes
+from ._downloads import RangeOptions, download_verified
+from ._session import Session
+from ._uploads import BlobUpload, HashingUpload, SliceSource, cancel_upload, open_session
+
+__all__ = ["BlobStore"]
+
+logger = logging.getLogger(__name__)
+
+
+class BlobStore:
+    """The blobs of one registry client's repositories; see the module docstring."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        # Blobs on their way into a repository: (registry, repository, digest) -> done.
+        self.uploading: dict[tuple[str, str, str], anyio.Event] = {}
+
+    def _url(self, container: Container, digest: str) -> str:
+        return self.session.url(container.get_blob_url(digest))
+
+    async def exists(self, container: Container, digest: str) -> bool:
+        """True when the repository holds the blob (a HEAD)."""
+        response = await self.session.send("HEAD", self._url(container, digest))
+        if response.status_code == 404:
+            return False
+        await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
+        return True
+
+    async def get(
+        self, container: Container, digest: str, *, stream: bool, head: bool
+    ) -> httpx.Response:
+        """GET (or HEAD) a blob; read and verified whole unless ``stream`` or ``head``."""
+        response = await self.session.send(
+            "HEAD" if head else "GET",
+            self._url(container, digest),
+            stream=stream and not head,
+            max_body=None,  # a blob: its digest bounds what is kept, its pace the time
+        )
+        await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
+        if not head and not stream:
+            verify_bytes(response.content, digest, what=f"blob {digest}")
+        return response
+
+    async def download(
+        self,
+        container: Container,
+        digest: str,
+        outfile: str | os.PathLike[str],
+        *,
+        size: int | None,
+        ranges: RangeOptions,
+    ) -> str:
+        """Stream a blob into ``outfile``, verified (the caller holds a transfer slot)."""
+        return await download_verified(
+            self.session.send,
+            self._url(container, digest),
+            digest=digest,
+            outfile=outfile,
+            size=size,
+            policy=self.session.transport.retry,
+            what=f"blob {digest} of {container.api_prefix}",
+            ranges=ranges,
+        )
+
+    async def upload_once(
+        self,
+        container: Container,
+        digest: str,
+        run: Callable[[], Awaitable[httpx.Response]],
+        *,
+        skip_existing: bool,
+        limiter: anyio.CapacityLimiter,
+    ) -> httpx.Response:
+        """Run one blob upload under ``limiter``, unless the blob is there already."""
+        key = (container.registry, container.api_prefix, digest)
+        while True:
+            if skip_existing:
+                head = await self.session.send("HEAD", self._url(container, digest))
+                if head.status_code == 200:
+                    logger.debug("blob %s already in %s; not uploading", digest, container)
+                    return head
+            running = self.uploading.get(key)
+            if running is None:
+                break
+            # The same blob is on its way into the same repository: wait for that upload
+            # and look again, rather than send the bytes twice. (Two commits of one blob
+            # also race in the CNCF registry, whose re-link briefly hides the blob from a
+            # manifest being verified.)
+            await running.wait()
+            if not skip_existing:
+                break
+        done = self.uploading[key] = anyio.Event()
+        try:
+            async with limiter:
+                return await run()
+        finally:
+            if self.uploading.get(key) is done:
+                del self.uploading[key]
+            done.set()
+
+    def upload(
+        self,
+        path: str | os.PathLike[str] | None,
+        container: Container,
+        digest: str,
+        size: int,
+        *,
+        source: SliceSource | None = None,
+    ) -> BlobUpload:
+        """An upload of the file ``path`` (or of ``source``) as the blob ``digest``."""
+        return BlobUpload(
+            self.session.send,
+            path=path,
+            source=source,
+            digest=digest,
+            size=size,
+            uploads_url=self.session.url(container.upload_blob_url()),
+            blob_url=self._url(container, digest),
+            policy=self.session.transport.retry,
+            what=f"blob {digest} in {container.api_prefix}",
+        )
+
+    def upload_new(self, path: str, container: Container, size: int) -> HashingUpload:
+        """An upload of the file ``path`` hashed on the way (its digest is not known yet)."""
+        return HashingUpload(
+            self.session.send,
+            path=path,
+            size=size,
+            uploads_url=self.session.url(container.upload_blob_url()),
+            blob_url=lambda digest: self._url(container, digest),
+            policy=self.session.transport.retry,
+            what=f"file {os.path.basename(path)} in {container.api_prefix}",
+        )
+
+    async def cancel(self, location: str) -> None:
+        """Cancel the upload session at ``location`` (best effort)."""
+        await cancel_upload(self.session.send, location)
+
+    async def delete(self, container: Container, digest: str) -> None:
+        """DELETE a blob."""
+        response = await self.session.send("DELETE", self._url(container, digest))
+        await raise_for_status(response, (202, 200, 204), what=f"delete blob {digest}")
+
+    async def mount(self, container: Container, digest: str, from_repository: str) -> bool:
+        """Mount a blob from another repository; False when the registry opened a session."""
+        url = self.session.url(container.blob_mount_url(digest, from_repository))
+        scopes = (
+            f"repository:{container.api_prefix}:pull,push",
+            f"repository:{from_repository}:pull",
+        )
+        send = self.session.send
+        response = await open_session(
+            lambda: send("POST", url, headers={"Content-Length": "0"}, body=b"", scopes=scopes),
+            send,
+            url,
+        )
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202 and "location" in response.headers:
+            await self.cancel(resolve_location(url, response.headers["location"]))
+            return False
+        await raise_for_status(response, (201,), what=f"mount of {digest} into {container}")
+        return False
