@@ -110,8 +110,14 @@ def examples(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """aioras against oras-py; arguments after ``--`` go to benchmarks/bench.py."""
+    """aioras against oras-py; arguments after ``--`` go to benchmarks/bench.py.
+
+    ``--section wan`` dials the registries by /etc/hosts aliases of 127.0.0.1: the hosts
+    step of ``scripts/bootstrap`` adds them first (it needs root or sudo, once).
+    """
     session.install("-e", ".", *BENCH_DEPS)
+    if "wan" in session.posargs or "--section=wan" in session.posargs:
+        session.run(str(ROOT / "scripts" / "bootstrap"), "--hosts", external=True)
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

@@ -41,37 +41,46 @@ TARGETS = (
 RSS_TARGET_MIB = 150.0
 
 
-def _names() -> list[tuple[str, str]]:
-    return [(f"bench/r{r:02d}", f"t{t}") for r in range(REPOS) for t in range(TAGS)]
+def _names(repos: int = REPOS, tags: int = TAGS, prefix: str = "bench") -> list[tuple[str, str]]:
+    return [(f"{prefix}/r{r:02d}", f"t{t}") for r in range(repos) for t in range(tags)]
 
 
-async def _populate(host: str) -> dict[str, str]:
+TITLE = "org.opencontainers.image.title"
+
+
+async def populate(host: str, names: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Push the artifacts ``names`` (repository, tag) to ``host``; ``repo:tag`` -> manifest.
+
+    Each: a config, the repository's shared 2 MiB layer (``shared.bin``) and a unique 128 KiB
+    one (``own.bin``), titled so that a pull writes them to files.
+    """
     import hashlib
 
     from aioras import AsyncRegistry
 
-    digests: dict[str, str] = {}
+    made: dict[str, dict[str, Any]] = {}
 
     async def once(data: bytes) -> Any:
         yield data
 
-    def desc(data: bytes, media_type: str) -> Any:
-        return {
+    def desc(data: bytes, media_type: str, title: str | None = None) -> Any:
+        found = {
             "mediaType": media_type,
             "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
             "size": len(data),
         }
+        return found if title is None else {**found, "annotations": {TITLE: title}}
 
     async with AsyncRegistry(insecure=True) as reg:
-        for repo_name, tag in _names():
+        for repo_name, tag in names:
             repo = reg.repository(f"{host}/{repo_name}")
             shared = hashlib.sha256(repo_name.encode()).digest() * (SHARED // 32)
             own = os.urandom(UNIQUE)
             config = json.dumps({"repo": repo_name, "tag": tag}).encode()
             blobs = [
                 desc(config, "application/vnd.oci.image.config.v1+json"),
-                desc(shared, "application/vnd.oci.image.layer.v1.tar"),
-                desc(own, "application/vnd.oci.image.layer.v1.tar"),
+                desc(shared, "application/vnd.oci.image.layer.v1.tar", "shared.bin"),
+                desc(own, "application/vnd.oci.image.layer.v1.tar", "own.bin"),
             ]
             for d, data in zip(blobs, (config, shared, own), strict=True):
                 await repo.push(d, once(data))
@@ -84,17 +93,21 @@ async def _populate(host: str) -> dict[str, str]:
             data = json.dumps(doc).encode()
             manifest = desc(data, MANIFEST)
             await repo.push_manifest(manifest, data, reference=tag)
-            digests[f"{repo_name}:{tag}"] = manifest["digest"]
-    return digests
+            made[f"{repo_name}:{tag}"] = {"digest": manifest["digest"], "layers": blobs[1:]}
+    return made
 
 
-async def _digests(host: str) -> dict[str, str]:
+async def _populate(host: str) -> dict[str, str]:
+    return {ref: m["digest"] for ref, m in (await populate(host, _names())).items()}
+
+
+async def _digests(host: str, names: list[tuple[str, str]] | None = None) -> dict[str, str]:
     from aioras import AsyncRegistry
     from aioras.exceptions import NotFoundError
 
     found = {}
     async with AsyncRegistry(insecure=True) as reg:
-        for repo_name, tag in _names():
+        for repo_name, tag in _names() if names is None else names:
             try:
                 d = await reg.repository(f"{host}/{repo_name}").resolve(tag)
             except NotFoundError:
@@ -156,7 +169,7 @@ def _oras_loop(src: str, dst: str, workdir: str) -> None:
     for repo_name, tag in _names():
         source = oras.container.Container(f"{src}/{repo_name}:{tag}")
         target = oras.container.Container(f"{dst}/{repo_name}:{tag}")
-        url = f"http://{src}/v2/{repo_name}/manifests/{tag}"
+        url = _manifest_url(src, repo_name, tag)
         response = reg.do_request(url, "GET", headers={"Accept": MANIFEST})
         data = response.content
         doc = json.loads(data)
@@ -165,8 +178,17 @@ def _oras_loop(src: str, dst: str, workdir: str) -> None:
             reg.download_blob(source, layer["digest"], path)
             reg.upload_blob(path, target, layer)
             os.unlink(path)
-        put = f"http://{dst}/v2/{repo_name}/manifests/{tag}"
-        reg.do_request(put, "PUT", data=data, headers={"Content-Type": MANIFEST})
+        put = _manifest_url(dst, repo_name, tag)
+        answer = reg.do_request(put, "PUT", data=data, headers={"Content-Type": MANIFEST})
+        if answer.status_code != 201:
+            raise RuntimeError(f"PUT {put}: {answer.status_code} {answer.text[:200]}")
+
+
+def _manifest_url(base: str, repo_name: str, tag: str) -> str:
+    """The manifest's URL under ``base``: a host, or a host and a repository prefix."""
+    host, _, prefix = base.partition("/")
+    path = f"{prefix}/{repo_name}" if prefix else repo_name
+    return f"http://{host}/v2/{path}/manifests/{tag}"
 
 
 def _measure(tool: str, src: str, dst: str) -> dict[str, Any]:

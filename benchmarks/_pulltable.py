@@ -5,9 +5,9 @@ median of ``--repeat``: 8 parallel ``curl -o`` (no verification: the raw ceiling
 parallel ``curl | tee FILE | openssl dgst -sha256`` (verified, native), aioras, oras-py
 (which does not verify), and ``skopeo copy`` to ``dir:`` (verified).
 
-``ranges``: a proxy in front of the registry caps every connection at 32 MiB/s (as
-object storage does); aioras pulls a 1 GiB blob through it with one stream
-(``download_ranges=1``) and with its default parallel ranges (8).
+``ranges``: a proxy in front of the registry (``tests/support/delayproxy.py`` with no delay)
+caps every connection at 32 MiB/s (as object storage does); aioras pulls a 1 GiB blob
+through it with one stream (``download_ranges=1``) and with its default parallel ranges (8).
 
 Every pulled file is checked against the manifest's digest afterwards (off the clock);
 shell rows report the peak RSS of their largest process, aioras and oras-py of their
@@ -38,9 +38,9 @@ RATE = 32 * MiB
 RunWorker = Callable[..., dict[str, Any]]
 
 
-def _layers(registry_url: str, repo: str) -> list[dict[str, Any]]:
+def _layers(registry_url: str, repo: str, tag: str = "v1") -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{registry_url}/v2/{repo}/manifests/v1",
+        f"{registry_url}/v2/{repo}/manifests/{tag}",
         headers={"Accept": MANIFEST_ACCEPT},
         timeout=30,
         trust_env=False,
@@ -223,8 +223,12 @@ def ranges(reg: Any, ns: Any, scratch: Path, run_worker: RunWorker, run_id: str)
     workload = Workload("ranged", f"1 x {size // MiB} MiB", 1, size)
     print(f"\n== ranges: {workload.label} through {RATE // MiB} MiB/s per connection")
     repo, layers = _pushed(reg, workload, scratch, run_worker, run_id)
+    # The delay proxy of the tests, with no delay: only its per-connection bandwidth cap.
+    # It runs until its stdin ends (killed below).
+    delayproxy = HERE.parent / "tests" / "support" / "delayproxy.py"
     proxy = subprocess.Popen(
-        [sys.executable, str(HERE / "_throttle.py"), str(reg.port), str(RATE)],
+        [sys.executable, str(delayproxy), str(reg.port), "--delay", "0", "--bandwidth", str(RATE)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,8 +1,12 @@
 """One measured operation in a fresh process: ``_worker.py TOOL OP HOST TARGET [ARGS]``.
 
 ``TOOL`` is ``aioras`` or ``oras``; ``OP`` is ``push`` (ARGS: the files), ``pull`` (ARGS:
-the empty output directory) or, for aioras only, ``copy`` (ARGS: the destination reference,
-on another registry). The tool (and httpcore, which httpx imports lazily) is imported
+the empty output directory), ``push-all``/``pull-all`` (many artifacts; ARGS: a JSON plan,
+a list of ``{"target", "files"}`` or ``{"target", "outdir"}``; TARGET is ignored) or, for
+aioras only, ``copy`` (ARGS: the destination reference, on another registry).
+``push-all``/``pull-all`` start every artifact at once in one task group (aioras), or run
+them one after the other (oras-py), or on ``--threads N`` threads (oras-py, one client per
+thread). The tool (and httpcore, which httpx imports lazily) is imported
 and its client object built before the clock starts; the clock stops when the push or pull
 call returns. The last line printed is ``BENCH-RESULT {json}`` with the wall time, the CPU
 time of the operation, and the process's own peak resident set size (VmHWM, KiB; see
@@ -33,6 +37,9 @@ def _run_aioras(
     op: str, host: str, target: str, args: list[str], profile: str | None, ranges: int | None
 ) -> Any:
     import asyncio
+    import functools
+
+    import anyio
 
     # httpx imports httpcore (and with it trio, when installed) only when the first client
     # is built, which aioras does on its first request: import it here, off the clock.
@@ -47,6 +54,24 @@ def _run_aioras(
             if op == "push":
                 await reg.push(target, files=args, disable_path_validation=True)
                 result: Any = len(args)
+            elif op in ("push-all", "pull-all"):
+                jobs = _plan(args)
+                async with anyio.create_task_group() as group:
+                    for job in jobs:
+                        if op == "push-all":
+                            group.start_soon(
+                                functools.partial(
+                                    reg.push,
+                                    job["target"],
+                                    files=job["files"],
+                                    disable_path_validation=True,
+                                )
+                            )
+                        else:
+                            group.start_soon(
+                                functools.partial(reg.pull, job["target"], outdir=job["outdir"])
+                            )
+                result = len(jobs)
             elif op == "copy":
                 await reg.copy(target, args[0])
                 result = 1
@@ -65,17 +90,69 @@ def _run_aioras(
 
 
 def _run_oras(
-    op: str, host: str, target: str, args: list[str], profile: str | None, ranges: int | None
+    op: str,
+    host: str,
+    target: str,
+    args: list[str],
+    profile: str | None,
+    ranges: int | None,
+    threads: int | None = None,
 ) -> Any:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     import oras.client
 
     client = oras.client.OrasClient(hostname=host, insecure=True)
+    local = threading.local()
+
+    def one(job: dict[str, Any]) -> None:
+        # A client of each thread's own: oras-py does not say its client is thread-safe.
+        if threads:
+            if not hasattr(local, "client"):
+                local.client = oras.client.OrasClient(hostname=host, insecure=True)
+            own = local.client
+        else:
+            own = client
+        if "files" in job:
+            try:
+                own.push(
+                    target=job["target"],
+                    files=job["files"],
+                    disable_path_validation=True,
+                    quiet=True,
+                )
+            except ValueError:
+                # Threads pushing one shared layer into one repository at once can meet the
+                # registry's own race (its link file rewritten while the manifest PUT reads
+                # it: "blob unknown"). Pushed again, and counted.
+                if not threads:
+                    raise
+                _BASE["retried"] = _BASE.get("retried", 0) + 1
+                own.push(
+                    target=job["target"],
+                    files=job["files"],
+                    disable_path_validation=True,
+                    quiet=True,
+                )
+        else:
+            own.pull(target=job["target"], outdir=job["outdir"])
 
     def main() -> Any:
         start = _begin()
         if op == "push":
             client.push(target=target, files=args, disable_path_validation=True, quiet=True)
             result: Any = len(args)
+        elif op in ("push-all", "pull-all"):
+            jobs = _plan(args)
+            if threads:
+                with ThreadPoolExecutor(threads) as pool:
+                    for future in [pool.submit(one, job) for job in jobs]:
+                        future.result()
+            else:
+                for job in jobs:
+                    one(job)
+            result = len(jobs)
         else:
             result = len(client.pull(target=target, outdir=args[0]))
         return _end(start, result)
@@ -91,6 +168,12 @@ def _run_oras(
 
 
 _BASE: dict[str, Any] = {}
+
+
+def _plan(args: list[str]) -> list[dict[str, Any]]:
+    with open(args[0]) as fd:
+        jobs: list[dict[str, Any]] = json.load(fd)
+    return jobs
 
 
 def _disk_writes() -> int | None:
@@ -124,16 +207,20 @@ def _end(start: tuple[float, resource.struct_rusage], files: int) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("tool", choices=["aioras", "oras"])
-    parser.add_argument("op", choices=["push", "pull", "copy"])
+    parser.add_argument("op", choices=["push", "pull", "copy", "push-all", "pull-all"])
     parser.add_argument("host")
     parser.add_argument("target")
     parser.add_argument("args", nargs="+")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--ranges", type=int, default=None, help="aioras download_ranges")
+    parser.add_argument("--threads", type=int, default=None, help="oras-py *-all: threads")
     ns = parser.parse_args()
-    run = _run_aioras if ns.tool == "aioras" else _run_oras
-    result = run(ns.op, ns.host, ns.target, ns.args, ns.profile, ns.ranges)
+    if ns.tool == "aioras":
+        result = _run_aioras(ns.op, ns.host, ns.target, ns.args, ns.profile, ns.ranges)
+    else:
+        result = _run_oras(ns.op, ns.host, ns.target, ns.args, ns.profile, ns.ranges, ns.threads)
     result["rss_before_kib"] = _BASE["rss_before_kib"]
+    result["retried"] = _BASE.get("retried", 0)
     result["peak_rss_kib"] = peak_rss_kib() or 0
     result["disk_write_bytes"] = _disk_writes()
     sys.stdout.flush()

@@ -9,6 +9,10 @@ See ``benchmarks/README.md``. Usage::
     python benchmarks/bench.py --quick         # 8 x 8 MiB and 128 MiB
     python benchmarks/bench.py --repeat 5 --only aioras --strict
     python benchmarks/bench.py --section mirror  # 200 artifacts: skopeo sync, oras-py, mirror
+    python benchmarks/bench.py --section wan     # two registries 20 and 50 ms away (_wan.py)
+    python benchmarks/bench.py --section wan --quick --delays 20
+
+Without ``--section``, the loopback sections run (``--section loopback``: all four).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
 TOOLS = ("aioras", "oras")
 SECTIONS = ("compare", "pull-table", "ranges", "mirror")
+"""The loopback sections; ``loopback`` names them all, ``wan`` is the other choice."""
 TOOL_NAMES = {"aioras": "aioras", "oras": "oras-py"}
 WORKER_TIMEOUT = 900.0
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
@@ -73,12 +78,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=SECTIONS,
+        choices=(*SECTIONS, "loopback", "wan"),
         action="append",
         help="compare (push/pull/copy against oras-py), pull-table (8 x 64 MiB pulled by"
         " curl, curl|openssl, aioras, oras-py, skopeo), ranges (1 GiB through a 32 MiB/s"
         " per-connection proxy), mirror (200 artifacts: skopeo sync, an oras-py loop,"
-        " reg.mirror; see _mirror.py); default: all",
+        " reg.mirror; see _mirror.py); loopback: those four (the default); wan: two"
+        " registries behind delay proxies, reached by names not loopback (see _wan.py)",
+    )
+    parser.add_argument(
+        "--delays",
+        default="20,50",
+        help="wan: milliseconds each way, comma-separated (default 20,50); push, the blob"
+        " and the rate rule run at the first only",
     )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
@@ -102,6 +114,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ns = parser.parse_args(argv)
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
+    try:
+        ns.delays = [float(x) for x in ns.delays.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--delays: milliseconds, comma-separated, not {ns.delays!r}")
+    if not ns.delays or min(ns.delays) < 0:
+        parser.error("--delays: at least one delay, none negative")
+    chosen = ns.section or ["loopback"]
+    ns.section = [s for s in SECTIONS if s in chosen or "loopback" in chosen]
+    ns.wan = "wan" in chosen
     return ns
 
 
@@ -416,8 +437,15 @@ def _version(dist: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ns = _parse_args(argv)
+    if ns.wan:
+        import _wan
+
+        _wan.check_names()  # before anything is measured
+    if not ns.section:
+        return _run_wan(ns)
     if ns.section == ["mirror"]:
-        return _run_mirror(ns)
+        status = _run_mirror(ns)
+        return max(status, _run_wan(ns) if ns.wan else 0)
     startup = measure_startup()
     print_startup(startup)
     if ns.startup_only:
@@ -432,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         f"scratch {scratch}; tools {', '.join(TOOL_NAMES[t] for t in tools)}; "
         f"repeat {ns.repeat}; {os.cpu_count()} CPUs"
     )
-    sections = ns.section or list(SECTIONS)
+    sections = ns.section
     if "compare" not in sections:
         chosen = []
     results: list[dict[str, Any]] = []
@@ -492,8 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {out} ({doc['meta']['elapsed_s']} s)")
     mirror_status = _run_mirror(ns) if "mirror" in sections else 0
-    # Like every target, the mirror's fail the run only with --strict.
-    failed = any(t["status"] == "FAIL" for t in targets) or mirror_status != 0
+    wan_status = _run_wan(ns) if ns.wan else 0
+    # Like every target, the mirror's and the wan section's fail the run only with --strict.
+    failed = any(t["status"] == "FAIL" for t in targets) or mirror_status or wan_status
     return 1 if ns.strict and failed else 0
 
 
@@ -502,6 +531,25 @@ def _run_mirror(ns: argparse.Namespace) -> int:
     import _mirror
 
     return int(_mirror.run(Path(ns.output).with_name("mirror.json")))
+
+
+def _run_wan(ns: argparse.Namespace) -> int:
+    """The wan section, in its own results file beside the others; 1 when a target fails."""
+    import _wan
+
+    scratch = Path(tempfile.mkdtemp(prefix="aioras-bench-wan-", dir=ns.workdir))
+    started = time.monotonic()
+    try:
+        tables = _wan.run(ns, scratch, _run_worker)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    tables["elapsed_s"] = round(time.monotonic() - started, 1)
+    out = Path(ns.output).with_name("wan.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tables, indent=2) + "\n")
+    print(f"\nwrote {out} ({tables['elapsed_s']} s)")
+    failed = any(t["status"] == "FAIL" for t in tables["targets"])
+    return 1 if ns.strict and failed else 0
 
 
 if __name__ == "__main__":

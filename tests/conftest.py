@@ -40,7 +40,7 @@ if os.environ.get("PYTHONPATH"):
     )
 
 # Fixture modules of the support package, registered once for every test module.
-pytest_plugins = ["support.authfixtures", "support.faultproxy"]
+pytest_plugins = ["support.authfixtures", "support.faultproxy", "support.wanfixtures"]
 
 # Tests that use any of these (directly or through another fixture) get the integration marker.
 INTEGRATION_FIXTURES = frozenset(
@@ -53,6 +53,7 @@ INTEGRATION_FIXTURES = frozenset(
         "tls_registry",
         "skopeo_bin",
         "oras_py",
+        "wan_proxy",
     }
 )
 

@@ -34,7 +34,8 @@
     │   ├── CredentialsNotForwarded    another origin than the registry asks for credentials
     │   └── InsecureTokenRealm         a token realm on plain http would get credentials
     ├── TransportError                 the request never got an HTTP answer (wraps httpx)
-    │   ├── ConnectError               connecting or the TLS handshake failed
+    │   ├── ConnectError               connecting or the TLS handshake failed, or the server
+    │   │                              closed the connection without answering
     │   └── TimeoutError               a timeout expired, or an answer trickled in too slowly
     └── RegistryError                  the registry answered with an unexpected status
         ├── ResponseTooLarge           a non-blob body (tag list, answer...) or a listing
@@ -395,7 +396,11 @@ class TransportError(OrasError):
 
 
 class ConnectError(TransportError):
-    """Raised when the connection or the TLS handshake (including verification) fails."""
+    """Raised when the connection or the TLS handshake (including verification) fails.
+
+    Also when the server closed the connection before any byte of an answer, again after
+    two quick retries: what a server that is no registry (or speaks the other scheme) does.
+    """
 
 
 # Named like the builtin on purpose: ``aioras.TimeoutError`` reads naturally in an except clause.
@@ -462,18 +467,27 @@ class NotFoundError(RegistryError):
 class PlatformNotFound(NotFoundError):
     """Raised when an index has no manifest for the platform asked for (``pull``, ``resolve``).
 
+    Also when ``pull`` is asked for a platform and names one manifest (not an index) whose
+    image config names another platform, or no platform (``manifest=True``).
+
     ``platform`` is what was asked (``os/arch[/variant]``); ``available`` lists the
     platforms the index offers, in its order, in the same form.
     """
 
-    def __init__(self, index: str, platform: str, available: Iterable[str]) -> None:
+    def __init__(
+        self, index: str, platform: str, available: Iterable[str], *, manifest: bool = False
+    ) -> None:
         self.platform = platform
         self.available = list(available)
         offered = ", ".join(self.available) or "none"
-        super().__init__(
-            f"index {index} has no manifest for platform {platform}; available: {offered}",
-            status_code=404,
-        )
+        message = f"index {index} has no manifest for platform {platform}; available: {offered}"
+        if manifest:
+            # One manifest, not an index: ``available`` is the platform its config names.
+            built = f"built for {offered}" if self.available else "with no platform"
+            if not self.available:
+                built += " (its config is no image config)"
+            message = f"{index} is one manifest, not an index, {built}: not for {platform}"
+        super().__init__(message, status_code=404)
 
 
 class PermissionDenied(RegistryError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import logging
 import socket
@@ -73,6 +74,65 @@ def test_tls_to_a_plain_http_registry_names_insecure_and_plain_http(
     assert "insecure=True" in message
     assert "--plain-http" in message
     assert retries_logged(caplog) == []
+
+
+class _HangUp:
+    """A server that accepts each connection and hangs up at once, answering nothing."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed: the test is over
+            self.accepted += 1
+            threading.Thread(target=self._hang_up, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _hang_up(conn: socket.socket) -> None:
+        # FIN at once, nothing written; closed once the client has gone (no RST instead).
+        with conn:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(10)
+            with contextlib.suppress(OSError):
+                while conn.recv(65536):
+                    pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.sock.close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hang_up_server() -> Iterator[_HangUp]:
+    server = _HangUp()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("insecure", [True, False], ids=["plain-http", "https"])
+def test_a_server_that_hangs_up_fails_typed_after_one_or_two_quick_retries(
+    hang_up_server: _HangUp, insecure: bool
+) -> None:
+    with pytest.raises(exc.ConnectError) as raised:
+        resolve(f"{hang_up_server.host}/a/b:v1", insecure=insecure)
+    message = str(raised.value)
+    assert "closed the connection without answering" in message
+    assert "is it an OCI registry" in message
+    assert "Error" not in message.replace("ConnectError", "")  # no httpx class name
+    # The first try and at most two retries, not the full ladder of five.
+    assert 1 <= hang_up_server.accepted <= 3
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

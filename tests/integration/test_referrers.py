@@ -161,3 +161,25 @@ def test_sync_registry_lists_discovers_and_deletes_referrers(
         assert [c.artifact_type for c in tree.referrers] == [SBOM]
         reg.delete_artifact(f"{name}@{sbom['digest']}")
         assert reg.get_referrers(f"{name}:v1") == []
+
+
+async def test_delete_manifest_of_a_referrer_takes_it_out_of_the_fallback_index(
+    registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    # The CNCF registry has no referrers API: discover reads the tag-schema index, which
+    # must stop naming a referrer deleted by digest (a fresh client, as a second process).
+    name = f"{registry.host}/{unique('refs/delman')}"
+    (tmp_cwd / "sbom.json").write_text("{}")
+    async with AsyncRegistry(registry.host, insecure=True) as areg:
+        subject = await image(areg, f"{name}:v1", tmp_cwd)
+        sbom = await areg.attach(f"{name}:v1", ["sbom.json"], artifact_type=SBOM)
+        sig = await areg.attach(f"{name}:v1", [], artifact_type=SIG)
+    async with AsyncRegistry(registry.host, insecure=True) as areg:
+        await areg.delete_manifest(name, sbom["digest"])
+        assert digests(await areg.get_referrers(f"{name}:v1")) == {sig["digest"]}
+        tree = await areg.discover(f"{name}:v1")
+        assert [c.digest for c in tree.referrers] == [sig["digest"]]
+        await areg.delete_manifest(f"{name}@{sig['digest']}")
+        # The last referrer gone: the index and its tag go too.
+        assert referrers_tag(subject["digest"]) not in await areg.get_tags(name)
+        assert await areg.get_referrers(f"{name}:v1") == []

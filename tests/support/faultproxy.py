@@ -52,6 +52,7 @@ from typing import NoReturn
 import pytest
 
 from aioras.testing import LocalRegistry
+from support.delayproxy import chunked_pieces
 
 __all__ = ["Exchange", "Fault", "FaultProxy", "Head", "Rule", "fault_proxy", "generated"]
 
@@ -632,7 +633,7 @@ async def _discard_body(
     if kind == "none":
         return
     if chunked:
-        async for _ in _chunks(reader):
+        async for _ in chunked_pieces(reader):
             pass
     elif length:
         remaining = length
@@ -644,23 +645,6 @@ async def _discard_body(
     elif kind == "close":
         while await reader.read(_PIECE):
             pass
-
-
-async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    """Yield the raw framing of a chunked body, piece by piece, through its last chunk."""
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            trailer = line
-            while True:
-                more = await reader.readuntil(b"\r\n")
-                trailer += more
-                if more == b"\r\n":
-                    break
-            yield trailer
-            return
-        yield line + await reader.readexactly(size + 2)
 
 
 def _dechunk(raw: bytes) -> bytes:
@@ -684,7 +668,7 @@ async def _copy_body(
     flip_at: int | None = None,
 ) -> None:
     if chunked:
-        async for piece in _chunks(reader):
+        async for piece in chunked_pieces(reader):
             writer.write(piece)
             await writer.drain()
         return
@@ -708,7 +692,7 @@ async def _read_body(reader: asyncio.StreamReader, response: Head, kind: str) ->
     if kind == "none":
         return b""
     if kind == "chunked":
-        raw = b"".join([piece async for piece in _chunks(reader)])
+        raw = b"".join([piece async for piece in chunked_pieces(reader)])
         return _dechunk(raw)
     if kind == "length":
         length = response.content_length() or 0
@@ -730,7 +714,7 @@ async def _copy_response_body(
         await writer.drain()
         return 0
     if kind == "chunked":
-        async for piece in _chunks(reader):
+        async for piece in chunked_pieces(reader):
             writer.write(piece)
             await writer.drain()
             sent += len(piece)

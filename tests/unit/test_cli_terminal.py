@@ -49,7 +49,10 @@ def event(title: str) -> TransferEvent:
     return TransferEvent(kind="start", descriptor=descriptor, done=0, total=3)  # type: ignore[arg-type]
 
 
-def test_rich_markup_and_osc_in_a_title_are_drawn_as_plain_escaped_text() -> None:
+def test_rich_markup_and_osc_in_a_title_are_drawn_as_plain_escaped_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # room for the whole title (narrower, it is cut)
     sink = io.StringIO()
     with LiveProgress(sink) as display:
         display(event("[bold red]boom[/] \x1b]0;pwned\x07"))

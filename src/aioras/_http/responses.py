@@ -347,6 +347,10 @@ def wrap_http_error(
         return exc.TimeoutError(
             f"{where}: timed out ({type(error).__name__})", method=method, url=redact(url)
         )
+    if hung_up(error):
+        return exc.ConnectError(
+            f"{where}: {_hang_up_hint(error, url)}", method=method, url=redact(url)
+        )
     if isinstance(error, httpx.ConnectError):
         hint = _connect_hint(connect_failure(error), url)
         if hint:
@@ -384,6 +388,43 @@ def connect_failure(error: BaseException) -> str:
         seen = seen.__cause__ or seen.__context__
         depth += 1
     return ""
+
+
+def hung_up(error: BaseException) -> bool:
+    """Whether the server took the connection and closed it before any byte of an answer.
+
+    A clean close where the response should start (h11's "Server disconnected without
+    sending a response"), or, for https, the connection closed or reset in the middle of
+    the TLS handshake. Something that is not a registry (or not one speaking this scheme)
+    does that every time; a pooled connection that went stale does it once.
+    """
+    if isinstance(error, httpx.RemoteProtocolError):
+        return "without sending a response" in str(error)
+    if not isinstance(error, httpx.ConnectError):
+        return False
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 16:
+        if isinstance(seen, (ssl.SSLEOFError, ConnectionResetError, anyio.EndOfStream)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+    return False
+
+
+def _hang_up_hint(error: BaseException, url: str) -> str:
+    parts = urlsplit(redact(url))
+    host = parts.netloc.rpartition("@")[2]
+    if isinstance(error, httpx.ConnectError):
+        return (
+            f"{host} closed the connection without answering, during the TLS handshake; "
+            "is it an OCI registry, and does it speak https? For a plain http registry "
+            "pass insecure=True (--plain-http on the command line)"
+        )
+    return (
+        f"{host} closed the connection without answering; is it an OCI registry? (A TLS "
+        "server spoken to in plain http may do this: drop insecure=True / --plain-http)"
+    )
 
 
 def _connect_hint(kind: str, url: str) -> str:

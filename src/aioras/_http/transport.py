@@ -44,6 +44,7 @@ from .responses import (
     buffered_response,
     connect_failure,
     decoded_headers,
+    hung_up,
     is_verification_failure,
     read_capped,
     read_error_body,
@@ -70,6 +71,9 @@ _AUTH_ROUNDS = 2
 # Connection refused is retried this often (after about 0.25 s), not the whole ladder: a
 # registry restarting comes back quickly, a wrong port never does.
 _REFUSED_RETRIES = 1
+# A server that closes the connection before any byte of an answer: twice (about 0.75 s),
+# enough to get past a stale pooled connection; a server that is no registry never answers.
+_HANG_UP_RETRIES = 2
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -95,7 +99,9 @@ def _retryable(error: BaseException) -> bool:
 
 
 def _retry_cap(error: BaseException) -> int | None:
-    """A lower retry limit for one kind of failure: a refused connection."""
+    """A lower retry limit for two kinds of failure: refused, or hung up on unanswered."""
+    if hung_up(error):
+        return _HANG_UP_RETRIES
     refused = isinstance(error, httpx.ConnectError) and connect_failure(error) == "refused"
     return _REFUSED_RETRIES if refused else None
 

@@ -32,7 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .parser import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse leaves an unknown flag to the top level, whose usage does not help:
+        # the verb that was named reports it, with its own usage (exit status 2).
+        getattr(args, "verb_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "run", None) == "version":
+        from ..version import __version__
+
+        print(f"aioras {__version__}")
+        return EXIT_OK
     if getattr(args, "run", None) is None:
         # A bare "aioras" or "aioras manifest": the help of what was named.
         getattr(args, "help_parser", parser).print_help(sys.stderr)

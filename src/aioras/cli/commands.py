@@ -8,61 +8,104 @@ result through :class:`~aioras.cli.output.Output` (text, or one JSON document).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from .. import defaults
 from .._http.headers import header_number
+from ..content.graph import host_platform
 from ..content.layout import OCILayout
+from ..content.store import read_all
 from ..descriptor import as_descriptor
 from ..digest import digest_file
+from ..exceptions import NotFoundError
 from ..operations.copy import copy as copy_operation
 from ..operations.discover import ReferrerNode
 from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..remote.registry import AsyncRegistry
+from .errors import Declined, UsageError
 from .output import Output, descriptor_doc, referrer_table, referrer_tree
 from .progress import show
-from .run import UsageError
-from .terminal import write_out
+from .terminal import write_err, write_out
 
 __all__ = ["Context", "invoke"]
 
 
 @dataclass
 class Context:
-    """One invocation: its arguments, registry client and output."""
+    """One invocation: its arguments, registry client and output.
+
+    ``source`` is the client of ``cp``'s source side (its own connection and credential
+    flags); ``registry`` is then the destination's.
+    """
 
     args: argparse.Namespace
     registry: AsyncRegistry
     out: Output
+    source: AsyncRegistry | None = None
 
 
 Verb = Callable[[Context], Awaitable[None]]
 
+# The flag prefixes of cp's two sides; other verbs have the common flags only.
+_SIDES = {"cp": ("to_", "from_")}
+
 
 async def invoke(verb: Verb, args: argparse.Namespace) -> None:
-    """Open the registry client the flags describe, run ``verb``, close the client."""
-    if args.plain_http and (args.insecure or args.ca_file):
-        raise UsageError("--plain-http speaks no TLS: drop --insecure and --ca-file")
-    tls_verify: bool | str = args.ca_file or not args.insecure
-    password = args.password
-    if args.password_stdin:
-        password = (await anyio.to_thread.run_sync(sys.stdin.readline)).rstrip("\r\n")
-    async with AsyncRegistry(insecure=args.plain_http, tls_verify=tls_verify) as registry:
+    """Open the registry clients the flags describe, run ``verb``, close the clients."""
+    sides = _SIDES.get(args.run, ("",))
+    flags = [side for side in {"", *sides} if getattr(args, side + "password_stdin", False)]
+    if len(flags) > 1:
+        named = ", ".join(sorted(f"--{side.replace('_', '-')}password-stdin" for side in flags))
+        raise UsageError(f"standard input holds one password: give only one of {named}")
+    if flags:
+        stdin = (await anyio.to_thread.run_sync(sys.stdin.readline)).rstrip("\r\n")
+        setattr(args, flags[0] + "password", stdin)
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(_client(args, side)) for side in sides]
+        context = Context(args, clients[0], Output(args.format))
+        if len(clients) > 1:
+            context.source = clients[1]
+        await verb(context)
+
+
+def _flag(args: argparse.Namespace, side: str, name: str) -> Any:
+    """The value of ``--SIDE-NAME``, else of the common ``--NAME`` (cp's sides fall back)."""
+    value = getattr(args, side + name, None) if side else None
+    return value if value not in (None, False) else getattr(args, name, None)
+
+
+@asynccontextmanager
+async def _client(args: argparse.Namespace, side: str) -> AsyncIterator[AsyncRegistry]:
+    """The registry client of one side, with that side's connection and credential flags."""
+    plain_http, insecure = _flag(args, side, "plain_http"), _flag(args, side, "insecure")
+    ca_file = _flag(args, side, "ca_file")
+    if plain_http and (insecure or ca_file):
+        dash = f"--{side.replace('_', '-')}"
+        raise UsageError(
+            f"{dash}plain-http speaks no TLS: drop {dash}insecure and {dash}ca-file "
+            "(and the common --insecure and --ca-file)"
+        )
+    username, password = _flag(args, side, "username"), _flag(args, side, "password")
+    tls_verify: bool | str = ca_file or not insecure
+    async with AsyncRegistry(insecure=bool(plain_http), tls_verify=tls_verify) as registry:
         if args.registry_config:
             registry.load_configs(configs=[args.registry_config])
-        if args.username and password and args.run != "login":
-            registry.set_basic_auth(args.username, password)
-        args.password = password
-        await verb(Context(args, registry, Output(args.format)))
+        if username and password and args.run != "login":
+            registry.set_basic_auth(username, password)
+        yield registry
 
 
 def _annotations(args: argparse.Namespace) -> dict[str, str]:
@@ -70,7 +113,7 @@ def _annotations(args: argparse.Namespace) -> dict[str, str]:
     for item in args.annotation:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"annotation {item!r} is not KEY=VALUE")
+            raise UsageError(f"annotation {item!r} is not KEY=VALUE: type -a KEY=VALUE")
         found[key] = value
     return found
 
@@ -79,7 +122,13 @@ async def push(ctx: Context) -> None:
     """``aioras push REF FILE[:TYPE]...``."""
     args = ctx.args
     if not args.files and not args.config:
-        raise UsageError("push needs at least one FILE (or --config)")
+        raise UsageError(
+            "nothing to push: name at least one file or directory "
+            f"(aioras push {args.reference} FILE[:TYPE]...), or a --config PATH"
+        )
+    container = ctx.registry.get_container(args.reference)
+    # With no tag, oras pushes as latest: say so in what is printed.
+    reference = args.reference if _names_version(args.reference) else f"{args.reference}:latest"
     with show(tty=False if args.no_tty else None) as progress:
         response = await ctx.registry.push(
             args.reference,
@@ -94,18 +143,33 @@ async def push(ctx: Context) -> None:
             quiet=True,
         )
     digest = response.headers.get("docker-content-digest")
-    descriptor = await ctx.registry.resolve(args.reference)
+    descriptor = await ctx.registry.resolve(container)
     if digest and digest != descriptor["digest"]:
-        raise RuntimeError(f"{args.reference} moved to {descriptor['digest']} during the push")
+        raise RuntimeError(f"{reference} moved to {descriptor['digest']} during the push")
     ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Pushed {args.reference}\nDigest: {descriptor['digest']}",
+        {"reference": reference, **descriptor_doc(descriptor)},
+        f"Pushed {reference}\nDigest: {descriptor['digest']}",
     )
+
+
+def _names_version(reference: str) -> bool:
+    """Whether ``reference`` names a tag or a digest (after its last ``/``)."""
+    return ":" in reference.rpartition("/")[2] or "@" in reference
 
 
 async def pull(ctx: Context) -> None:
     """``aioras pull REF -o DIR``."""
     args = ctx.args
+    platform = args.platform
+    if platform is None:
+        descriptor = await ctx.registry.resolve(args.reference)
+        if descriptor["mediaType"] in defaults.index_media_types:
+            # The index is pulled for this machine: say which manifest that is.
+            platform = host_platform()
+            write_err(
+                f"{args.reference} is an index: pulling its {platform} manifest "
+                "(this machine's; choose another with --platform)\n"
+            )
     with show(tty=False if args.no_tty else None) as progress:
         paths = await ctx.registry.pull(
             args.reference,
@@ -113,7 +177,7 @@ async def pull(ctx: Context) -> None:
             overwrite=not args.keep_old_files,
             concurrency=args.concurrency,
             progress=progress,
-            platform=args.platform,
+            platform=platform,
         )
     ctx.out.result(
         {"reference": args.reference, "files": [{"path": p} for p in paths]},
@@ -150,56 +214,102 @@ def _kept_tag(src_ref: str) -> str | None:
 
 
 async def cp(ctx: Context) -> None:
-    """``aioras cp SRC DST`` between registries and OCI layout directories."""
+    """``aioras cp SRC DST[,TAG...]`` between registries and OCI layouts (directory or tar)."""
     args = ctx.args
     if args.depth is not None and not args.recursive:
-        raise UsageError("--depth needs -r")
-    registry = ctx.registry
+        raise UsageError(f"--depth needs -r: aioras cp -r --depth {args.depth} SRC DST")
+    source = ctx.source or ctx.registry
     src: Any
-    dst: Any
     if args.from_oci_layout:
         path, src_ref = _layout_ref(args.source)
         src = await _open_layout(path)
     else:
-        container = registry.get_container(args.source)
-        src, src_ref = registry.repository(container), container.reference
+        container = source.get_container(args.source)
+        src, src_ref = source.repository(container), container.reference
     if src_ref is None:
-        raise UsageError(f"{args.source}: name a tag or digest to copy (PATH:tag)")
-    if args.to_oci_layout:
-        path, dst_ref = _layout_ref(args.destination)
-        dst = OCILayout(path)
-    else:
-        dst, dst_ref = _registry_target(registry, args.destination)
-    if dst_ref is None and not ("@" in args.destination and not args.to_oci_layout):
-        dst_ref = _kept_tag(src_ref)
-    with show(tty=False if args.no_tty else None) as progress:
-        root = await copy_operation(
-            src,
-            src_ref,
-            dst,
-            dst_ref,
-            referrers=args.recursive,
-            depth=args.depth,
-            artifact_type=args.artifact_type,
-            platforms=args.platform,
-            concurrency=args.concurrency or 3,
-            progress=progress,
+        raise UsageError(
+            f"{args.source}: name a tag or digest to copy: aioras cp --from-oci-layout PATH:TAG DST"
         )
+    destination, extra_tags = _split_tags(args.destination)
+    if args.to_oci_layout:
+        path, dst_ref = _layout_ref(destination)
+    else:
+        dst_repo, dst_ref = _registry_target(ctx.registry, destination)
+    if dst_ref is None and not ("@" in destination and not args.to_oci_layout):
+        dst_ref = _kept_tag(src_ref)
+    async with _layout_target(path if args.to_oci_layout else None) as layout:
+        dst = layout if layout is not None else dst_repo
+        with show(tty=False if args.no_tty else None) as progress:
+            root = await copy_operation(
+                src,
+                src_ref,
+                dst,
+                dst_ref,
+                referrers=args.recursive,
+                depth=args.depth,
+                artifact_type=args.artifact_type,
+                platforms=args.platform,
+                concurrency=args.concurrency or 3,
+                progress=progress,
+            )
+        for extra in extra_tags:
+            await dst.tag(root, extra)
     ctx.out.result(
         {"source": args.source, "destination": args.destination, **descriptor_doc(root)},
         f"Copied {args.source} => {args.destination}\nDigest: {root['digest']}",
     )
 
 
+def _split_tags(destination: str) -> tuple[str, list[str]]:
+    """``NAME:t1,t2,t3`` as ``NAME:t1`` and the further tags ``[t2, t3]`` (as oras does)."""
+    head, sep, tags = destination.rpartition(":")
+    if not sep or "," not in tags or "/" in tags or "@" in destination:
+        return destination, []
+    first, *rest = tags.split(",")
+    if not first or not all(rest):
+        raise UsageError(f"{destination}: tags are separated by single commas: NAME:t1,t2")
+    return f"{head}:{first}", rest
+
+
+@asynccontextmanager
+async def _layout_target(path: str | None) -> AsyncIterator[OCILayout | None]:
+    """The OCI layout to write at ``path``: a directory, or a tar when it ends in ``.tar``.
+
+    A tar is built as a layout directory beside it and saved (renamed into place when
+    complete, replacing an older file) only when the body succeeds; the directory is
+    removed whatever happens.
+    """
+    if path is None:
+        yield None
+        return
+    destination = Path(path)
+    if not destination.name.endswith(".tar"):
+        yield OCILayout(destination)
+        return
+    directory = Path(await anyio.to_thread.run_sync(_scratch_dir, destination))
+    try:
+        yield OCILayout(directory)
+        await OCILayout(directory).save_tar(destination)
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
+
+
 async def manifest_fetch(ctx: Context) -> None:
     """``aioras manifest fetch REF``: the exact bytes, or the descriptor."""
     args = ctx.args
+    layout = await _layout_arg(args)
     if args.descriptor:
-        descriptor = await ctx.registry.resolve(args.reference)
+        descriptor = await (
+            layout[0].resolve(layout[1]) if layout else ctx.registry.resolve(args.reference)
+        )
         doc = descriptor_doc(descriptor)
         ctx.out.result(doc, json.dumps(doc, indent=2))
         return
-    data, descriptor = await ctx.registry.fetch_manifest_bytes(args.reference)
+    if layout:
+        descriptor = await layout[0].resolve(layout[1])
+        data = await read_all(layout[0], descriptor)
+    else:
+        data, descriptor = await ctx.registry.fetch_manifest_bytes(args.reference)
     if args.output:
         await anyio.Path(args.output).write_bytes(data)
     if ctx.out.json:
@@ -235,14 +345,58 @@ async def manifest_push(ctx: Context) -> None:
 
 
 async def manifest_delete(ctx: Context) -> None:
-    """``aioras manifest delete REF``."""
-    container = ctx.registry.get_container(ctx.args.reference)
+    """``aioras manifest delete REF [--force]``.
+
+    Deleting a manifest deletes every tag that names it. When tags other than the one
+    given name it, a terminal is asked to confirm (naming them); elsewhere the delete is
+    refused without ``--force`` (exit status 2), so that no script loses them unawares.
+    """
+    args = ctx.args
+    container = ctx.registry.get_container(args.reference)
     descriptor = await ctx.registry.resolve(container)
+    if not args.force:
+        others = await _other_tags(ctx.registry, container, descriptor["digest"])
+        if others:
+            named = ", ".join(others)
+            those = "those tags" if len(others) > 1 else "that tag"
+            what = f"{args.reference} is also tagged {named}: deleting it deletes {those}"
+            if not _interactive():
+                raise UsageError(f"{what}; nothing deleted: pass --force to delete them all")
+            if not await _confirm(f"{what} too. Delete the manifest and all its tags? [y/N] "):
+                raise Declined("nothing deleted")
     await ctx.registry.delete_manifest(container, descriptor["digest"])
     ctx.out.result(
-        {"reference": ctx.args.reference, **descriptor_doc(descriptor)},
-        f"Deleted {ctx.args.reference}\nDigest: {descriptor['digest']}",
+        {"reference": args.reference, **descriptor_doc(descriptor)},
+        f"Deleted {args.reference}\nDigest: {descriptor['digest']}",
     )
+
+
+async def _other_tags(registry: AsyncRegistry, container: Any, digest: str) -> list[str]:
+    """The repository's tags, other than ``container``'s own, that name ``digest``."""
+    from .._concurrency import map_bounded
+
+    own = None if container.digest else container.tag
+    tags = [t for t in await registry.get_tags(container) if t != own]
+
+    async def names_it(tag: str) -> bool:
+        try:
+            return bool((await registry.resolve(container.with_reference(tag)))["digest"] == digest)
+        except NotFoundError:  # deleted meanwhile
+            return False
+
+    found = await map_bounded(names_it, tags, limit=8)
+    return [t for t, same in zip(tags, found, strict=True) if same]
+
+
+def _interactive() -> bool:
+    """Whether a person can be asked: standard input and error are a terminal."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+async def _confirm(question: str) -> bool:
+    write_err(question)
+    answer = await anyio.to_thread.run_sync(sys.stdin.readline)
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _blob_digest(ctx: Context) -> tuple[Any, str]:
@@ -256,14 +410,17 @@ async def blob_fetch(ctx: Context) -> None:
     """``aioras blob fetch NAME@DIGEST -o PATH``, verified."""
     args = ctx.args
     container, digest = _blob_digest(ctx)
+    if not args.output and not args.descriptor:
+        raise UsageError(
+            f"blob fetch needs somewhere to write: aioras blob fetch {args.reference} -o PATH "
+            "(-o - for standard output, --descriptor for the descriptor only)"
+        )
     response = await ctx.registry.get_blob(container, digest, head=True)
     size = header_number(response.headers.get("content-length")) or 0
     doc = {"mediaType": "application/octet-stream", "digest": digest, "size": size}
     if args.descriptor:
         ctx.out.result(doc, json.dumps(doc, indent=2))
         return
-    if not args.output:
-        raise UsageError("blob fetch needs -o PATH (or -o - for standard output)")
     if args.output == "-":
         from ..digest import Verifier
 
@@ -312,14 +469,32 @@ async def blob_delete(ctx: Context) -> None:
 
 
 async def repo_tags(ctx: Context) -> None:
-    """``aioras repo tags NAME``."""
-    tags = await ctx.registry.get_tags(ctx.args.reference)
-    ctx.out.result({"reference": ctx.args.reference, "tags": tags}, tags)
+    """``aioras repo tags NAME [--last TAG] [--exclude-digest-tags]``."""
+    args = ctx.args
+    tags = await ctx.registry.get_tags(args.reference)
+    if args.last is not None:
+        # As the distribution spec's "last" parameter: the tags after TAG in lexical order.
+        tags = [t for t in tags if t > args.last]
+    if args.exclude_digest_tags:
+        tags = [t for t in tags if not _DIGEST_TAG.fullmatch(t)]
+    ctx.out.result({"reference": args.reference, "tags": tags}, tags)
+
+
+# A tag that stands for a digest (the referrers fallback index, cosign's .sig/.att/.sbom).
+_DIGEST_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}(?:\.[a-z]+)?")
 
 
 async def tag(ctx: Context) -> None:
-    """``aioras tag REF TAG...``."""
-    descriptor = await ctx.registry.tag(ctx.args.reference, *ctx.args.tags)
+    """``aioras tag REF TAG...`` (``--oci-layout``: in a layout directory)."""
+    layout = await _layout_arg(ctx.args)
+    if layout:
+        if layout[0].read_only:
+            raise UsageError(f"{ctx.args.reference}: a tar is read-only: tag a layout directory")
+        descriptor: Any = await layout[0].resolve(layout[1])
+        for name in ctx.args.tags:
+            await layout[0].tag(descriptor, name)
+    else:
+        descriptor = await ctx.registry.tag(ctx.args.reference, *ctx.args.tags)
     ctx.out.result(
         {"reference": ctx.args.reference, "tags": ctx.args.tags, **descriptor_doc(descriptor)},
         "\n".join(f"Tagged {t}" for t in ctx.args.tags) + f"\nDigest: {descriptor['digest']}",
@@ -328,7 +503,10 @@ async def tag(ctx: Context) -> None:
 
 async def resolve(ctx: Context) -> None:
     """``aioras resolve REF``: the digest."""
-    descriptor = await ctx.registry.resolve(ctx.args.reference)
+    layout = await _layout_arg(ctx.args)
+    descriptor: Any = await (
+        layout[0].resolve(layout[1]) if layout else ctx.registry.resolve(ctx.args.reference)
+    )
     ctx.out.result(
         {"reference": ctx.args.reference, **descriptor_doc(descriptor)}, descriptor["digest"]
     )
@@ -337,9 +515,13 @@ async def resolve(ctx: Context) -> None:
 async def discover(ctx: Context) -> None:
     """``aioras discover REF``: the referrers, as a tree, a table or JSON."""
     args = ctx.args
-    tree = await ctx.registry.discover(
-        args.reference, depth=args.depth, artifact_type=args.artifact_type
-    )
+    layout = await _layout_arg(args)
+    if layout:
+        tree = await _layout_referrers(layout[0], layout[1], args.depth, args.artifact_type)
+    else:
+        tree = await ctx.registry.discover(
+            args.reference, depth=args.depth, artifact_type=args.artifact_type
+        )
 
     def node_doc(node: ReferrerNode) -> dict[str, Any]:
         return {
@@ -348,8 +530,48 @@ async def discover(ctx: Context) -> None:
         }
 
     doc = {"reference": args.reference, **node_doc(tree)}
-    text = referrer_table(doc) if args.output == "table" else referrer_tree(doc)
-    ctx.out.result(doc, text)
+    shape = args.output or args.format
+    if shape == "json":
+        write_out(json.dumps(doc, indent=2) + "\n")
+        return
+    ctx.out.result(doc, referrer_table(doc) if shape == "table" else referrer_tree(doc))
+
+
+async def _layout_arg(args: argparse.Namespace) -> tuple[OCILayout, str] | None:
+    """With ``--oci-layout``: the layout ``args.reference`` names and the tag or digest in it."""
+    if not getattr(args, "oci_layout", False):
+        return None
+    path, reference = _layout_ref(args.reference)
+    layout = await _open_layout(path)
+    return layout, reference or await _only_tag(layout, path)
+
+
+async def _only_tag(layout: OCILayout, path: str) -> str:
+    """The one tag of ``layout``; a usage error naming them when it holds none or several."""
+    tags = await layout.tags()
+    if len(tags) != 1:
+        raise UsageError(
+            f"{path} holds tags {sorted(tags)}: name one ({path}:TAG or {path}@DIGEST)"
+        )
+    return tags[0]
+
+
+async def _layout_referrers(
+    layout: OCILayout, reference: str, depth: int | None, artifact_type: str | None
+) -> ReferrerNode:
+    """The referrers tree of ``reference`` in a layout (local: walked one listing at a time)."""
+    root = ReferrerNode(await layout.resolve(reference), reference=reference)
+
+    async def expand(node: ReferrerNode, level: int, path: frozenset[str]) -> None:
+        if depth is not None and level >= depth:
+            return
+        found = await layout.referrers(node.descriptor, artifact_type=artifact_type)
+        node.referrers = [ReferrerNode(d) for d in found if d["digest"] not in path]
+        for child in node.referrers:
+            await expand(child, level + 1, path | {child.digest})
+
+    await expand(root, 0, frozenset({root.digest}))
+    return root
 
 
 async def attach(ctx: Context) -> None:
@@ -411,7 +633,18 @@ async def login(ctx: Context) -> None:
 
     args = ctx.args
     if not args.username or not args.password:
-        raise UsageError("login needs -u USER and -p PASSWORD (or --password-stdin)")
+        if not _interactive():
+            raise UsageError(
+                f'login needs a user name and password: echo "$PASSWORD" | aioras login -u USER '
+                f"--password-stdin {args.host} (on a terminal, aioras asks for them)"
+            )
+        if not args.username:
+            write_err("Username: ")
+            args.username = (await anyio.to_thread.run_sync(sys.stdin.readline)).strip()
+        if not args.password:
+            args.password = await anyio.to_thread.run_sync(getpass.getpass, "Password: ")
+        if not args.username or not args.password:
+            raise UsageError("login needs a user name and password: none was typed")
     result = await login_operation(
         ctx.registry,
         args.username,
@@ -463,8 +696,7 @@ async def mirror(ctx: Context) -> None:
     if ctx.out.json:
         write_out(report.to_json() + "\n")
     else:
-        lines = [f"Failed {r.source}: {r.message}" for r in report.failed]
-        ctx.out.result({}, [*lines, report.summary()])
+        ctx.out.result({}, [*report.details(), report.summary()])
     if report.failed:
         count = len(report.failed)
         noun = "artifact" if count == 1 else "artifacts"
@@ -476,27 +708,17 @@ async def backup(ctx: Context) -> None:
     args = ctx.args
     container = ctx.registry.get_container(args.reference)
     src = ctx.registry.repository(container)
-    destination = Path(args.destination)
-    to_tar = destination.name.endswith(".tar")
-    # A tar is written from a layout built beside it, removed whatever happens.
-    directory = (
-        Path(await anyio.to_thread.run_sync(_scratch_dir, destination)) if to_tar else destination
-    )
-    try:
+    async with _layout_target(args.destination) as layout:
+        assert layout is not None  # a path was given
         with show(tty=False if args.no_tty else None) as progress:
             root = await copy_operation(
                 src,
                 container.reference,
-                OCILayout(directory),
+                layout,
                 referrers=True,
                 concurrency=args.concurrency or 3,
                 progress=progress,
             )
-        if to_tar:
-            await OCILayout(directory).save_tar(destination)
-    finally:
-        if to_tar:
-            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
     tag = _kept_tag(container.reference)
     ctx.out.result(
         {
@@ -520,10 +742,7 @@ async def restore(ctx: Context) -> None:
     path, src_ref = _layout_ref(args.source)
     layout = await _open_layout(path)
     if src_ref is None:
-        tags = await layout.tags()
-        if len(tags) != 1:
-            raise UsageError(f"{path} holds tags {sorted(tags)}: name one (SRC:tag or SRC@digest)")
-        src_ref = tags[0]
+        src_ref = await _only_tag(layout, path)
     dst, dst_ref = _registry_target(ctx.registry, args.reference)
     if dst_ref is None and "@" not in args.reference:
         dst_ref = _kept_tag(src_ref)

@@ -48,8 +48,8 @@ EXAMPLES = {
 }
 
 
-def _common() -> argparse.ArgumentParser:
-    """The flags every verb takes: connection, credentials and output."""
+def _common(formats: tuple[str, ...] = ("text", "json")) -> argparse.ArgumentParser:
+    """The flags every verb takes: connection, credentials and output (``formats``)."""
     common = argparse.ArgumentParser(add_help=False)
     net = common.add_argument_group("registry connection")
     net.add_argument("--plain-http", action="store_true", help="speak plain http instead of https")
@@ -75,17 +75,52 @@ def _common() -> argparse.ArgumentParser:
     out = common.add_argument_group("output")
     out.add_argument(
         "--format",
-        choices=("text", "json"),
+        choices=formats,
         default="text",
-        help="text for people (default), json for scripts (one document on stdout)",
+        help=f"{'/'.join(f for f in formats if f != 'json')} for people (default: text), "
+        "json for scripts (one document on stdout, an error document on failure)",
     )
     out.add_argument(
         "--no-tty", action="store_true", help="plain progress lines, even on a terminal"
     )
     out.add_argument(
+        "-v", "--verbose", action="store_true", help="informational log lines on stderr"
+    )
+    out.add_argument(
         "-d", "--debug", action="store_true", help="debug logs and tracebacks on stderr"
     )
     return common
+
+
+def _side(parser: argparse.ArgumentParser, side: str, what: str) -> None:
+    """``cp``'s flags for one side (``from`` or ``to``): connection and credentials."""
+    group = parser.add_argument_group(f"{what} connection and credentials (over the common ones)")
+    group.add_argument(
+        f"--{side}-plain-http", action="store_true", help=f"speak plain http to the {what}"
+    )
+    group.add_argument(
+        f"--{side}-insecure",
+        action="store_true",
+        help=f"skip TLS certificate verification of the {what}",
+    )
+    group.add_argument(f"--{side}-ca-file", metavar="PATH", help=f"CA bundle (PEM) of the {what}")
+    group.add_argument(f"--{side}-username", metavar="USER", help=f"user name at the {what}")
+    group.add_argument(
+        f"--{side}-password", metavar="PASS", help=f"password at the {what} (prefer -stdin)"
+    )
+    group.add_argument(
+        f"--{side}-password-stdin",
+        action="store_true",
+        help=f"read the {what}'s password from standard input",
+    )
+
+
+def _oci_layout(parser: argparse.ArgumentParser, what: str = "REF") -> None:
+    parser.add_argument(
+        "--oci-layout",
+        action="store_true",
+        help=f"{what} is an OCI layout: a directory or a .tar, PATH[:tag|@digest]",
+    )
 
 
 def _transfer() -> argparse.ArgumentParser:
@@ -96,12 +131,20 @@ def _transfer() -> argparse.ArgumentParser:
     return transfer
 
 
+def _key_value(item: str) -> str:
+    key, sep, _ = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE: type -a KEY=VALUE")
+    return item
+
+
 def _annotation_flag(parser: argparse.ArgumentParser, of: str = "manifest") -> None:
     parser.add_argument(
         "-a",
         "--annotation",
         action="append",
         default=[],
+        type=_key_value,
         metavar="KEY=VALUE",
         help=f"{of} annotation (repeatable)",
     )
@@ -136,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aioras {__version__}")
     common, transfer, annotations = _common(), _transfer(), _annotations()
+    tree_common = _common(("text", "json", "tree", "table"))
     verbs = parser.add_subparsers(title="verbs", metavar="VERB")
 
     def verb(
@@ -144,20 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
         help: str,
         run: str,
         *parents: argparse.ArgumentParser,
+        base: argparse.ArgumentParser = common,
     ) -> argparse.ArgumentParser:
         sub = group.add_parser(
             name,
             help=help,
             description=help,
-            parents=[common, *parents],
+            parents=[base, *parents],
             epilog=EXAMPLES.get(run),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, verb_parser=sub)
         return sub
 
     push = verb(verbs, "push", "push files as an artifact", "push", transfer, annotations)
-    push.add_argument("reference", help="where to push: host/name:tag")
+    push.add_argument("reference", help="where to push: host/name[:tag] (default tag: latest)")
     push.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
     push.add_argument("--config", metavar="PATH[:TYPE]", help="the artifact's config file")
     push.add_argument(
@@ -173,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-old-files", action="store_true", help="fail instead of overwriting files"
     )
     pull.add_argument(
-        "--platform", metavar="OS/ARCH[/VARIANT]", help="of an index: this platform's manifest"
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="of an index: this platform's manifest; of one manifest: check its platform",
     )
 
     attach = verb(verbs, "attach", "attach files to an artifact as a referrer", "attach", transfer)
@@ -190,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = verb(verbs, "cp", "copy an artifact (and its referrers) elsewhere", "cp", transfer)
     cp.add_argument("source", help="host/name:tag, or PATH[:tag|@digest] with --from-oci-layout")
-    cp.add_argument("destination", help="host/name[:tag], or PATH[:tag] with --to-oci-layout")
+    cp.add_argument(
+        "destination",
+        help="host/name[:tag[,tag...]], or PATH[:tag] with --to-oci-layout",
+    )
     cp.add_argument(
         "-r", "--recursive", action="store_true", help="also copy referrers (signatures, SBOMs)"
     )
@@ -203,13 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="of an index: this platform's manifest; given twice or more, a new index of those",
     )
     cp.add_argument(
-        "--from-oci-layout", action="store_true", help="the source is an OCI layout directory"
+        "--from-oci-layout",
+        action="store_true",
+        help="the source is an OCI layout: a directory or a .tar",
     )
     cp.add_argument(
-        "--to-oci-layout", action="store_true", help="the destination is an OCI layout directory"
+        "--to-oci-layout",
+        action="store_true",
+        help="the destination is an OCI layout: a directory, or a tar when it ends in .tar",
     )
+    _side(cp, "from", "source")
+    _side(cp, "to", "destination")
 
-    mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror", transfer)
+    mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
+    mirror.add_argument(
+        "--concurrency", type=_positive, metavar="N", help="artifacts mirrored at once (default 4)"
+    )
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(
         "--dry-run", action="store_true", help="report what would be copied; send nothing"
@@ -243,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifests = manifest.add_subparsers(title="manifest verbs", metavar="VERB")
     fetch = verb(manifests, "fetch", "print a manifest (exact bytes)", "manifest_fetch")
     fetch.add_argument("reference")
+    _oci_layout(fetch)
     fetch.add_argument("-o", "--output", metavar="PATH", help="write it to PATH")
     fetch.add_argument("--descriptor", action="store_true", help="print its descriptor instead")
     mpush = verb(manifests, "push", "push a manifest file as it is", "manifest_push")
@@ -251,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     mpush.add_argument("--media-type", help="default: the manifest's own mediaType")
     mdelete = verb(manifests, "delete", "delete a manifest", "manifest_delete")
     mdelete.add_argument("reference", help="host/name:tag or @digest")
+    mdelete.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="delete without asking, even when other tags name the same manifest",
+    )
     index = manifests.add_parser("index", help="create or update image indexes")
     index.set_defaults(help_parser=index)
     indexes = index.add_subparsers(title="index verbs", metavar="VERB")
@@ -285,27 +351,45 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("host", help="host[:port]")
     tags = verb(repos, "tags", "list the tags of a repository", "repo_tags")
     tags.add_argument("reference", help="host/name")
+    tags.add_argument(
+        "--exclude-digest-tags",
+        action="store_true",
+        help="leave out tags that look like digests (sha256-...: referrers indexes, signatures)",
+    )
+    tags.add_argument("--last", metavar="TAG", help="only the tags after TAG (in the listing)")
 
     tag = verb(verbs, "tag", "give a manifest more tags", "tag")
     tag.add_argument("reference", help="host/name:tag or @digest")
     tag.add_argument("tags", nargs="+", metavar="TAG")
+    _oci_layout(tag)
 
     resolve = verb(verbs, "resolve", "print the digest a reference names", "resolve")
     resolve.add_argument("reference")
+    _oci_layout(resolve)
 
-    discover = verb(verbs, "discover", "list the referrers of an artifact", "discover")
+    discover = verb(
+        verbs, "discover", "list the referrers of an artifact", "discover", base=tree_common
+    )
     discover.add_argument("reference")
+    _oci_layout(discover)
     discover.add_argument("--artifact-type", metavar="TYPE", help="only referrers of TYPE")
     discover.add_argument("--depth", type=_positive, help="levels of referrers (default: all)")
     discover.add_argument(
         "--output",
         choices=("tree", "table"),
-        default="tree",
-        help="text layout (--format json for scripts)",
+        default=None,
+        help="the text layout, as --format tree|table (kept for older scripts)",
     )
 
-    login = verb(verbs, "login", "check credentials and save them", "login")
+    login = verb(
+        verbs,
+        "login",
+        "check credentials and save them (asks for what is missing on a terminal)",
+        "login",
+    )
     login.add_argument("host", help="host[:port]")
     logout = verb(verbs, "logout", "remove saved credentials", "logout")
     logout.add_argument("host", help="host[:port]")
+    version = verbs.add_parser("version", help="print the version", description="print the version")
+    version.set_defaults(run="version", verb_parser=version)
     return parser

@@ -75,8 +75,22 @@ class PlainProgress:
         self.file.flush()
 
 
+def _speed(per_second: float | None) -> str:
+    """A speed in the units of :func:`_size` (KiB/s, MiB/s: binary, as the sizes are)."""
+    return "?" if per_second is None else f"{_size(int(per_second))}/s"
+
+
+# Widths of the columns besides the label and the bar ("123.4/123.4 MiB", "123.4 MiB/s",
+# "0:00:00", "skipped"), and the spaces between the six columns.
+_FIXED_WIDTH = 15 + 11 + 7 + 7 + 5
+
+
 class LiveProgress:
-    """A rich live display: one bar per blob and a total."""
+    """A rich live display: one bar per blob and a total, one line each at any width.
+
+    Every column keeps to one line (``no_wrap``): the label is cut with an ellipsis and the
+    bar shrinks, so that a row never wraps onto a second line, even at 80 columns.
+    """
 
     def __init__(self, file: IO[str]) -> None:
         from rich.console import Console
@@ -84,19 +98,32 @@ class LiveProgress:
             BarColumn,
             DownloadColumn,
             Progress,
+            ProgressColumn,
+            Task,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
+        from rich.table import Column
+        from rich.text import Text
+
+        class SpeedColumn(ProgressColumn):
+            def render(self, task: Task) -> Text:
+                return Text(_speed(task.finished_speed or task.speed), style="progress.data.speed")
 
         console = Console(file=file, force_terminal=True)
+        room = max(console.width - _FIXED_WIDTH, 20)
+        label_width = min(60, room * 3 // 5)
+
+        def one_line(width: int | None = None) -> Column:
+            return Column(no_wrap=True, overflow="ellipsis", max_width=width)
+
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}", markup=False),
+            TextColumn("{task.description}", markup=False, table_column=one_line(label_width)),
+            BarColumn(bar_width=max(room - label_width - 1, 5), table_column=one_line()),
+            DownloadColumn(binary_units=True, table_column=one_line()),
+            SpeedColumn(table_column=one_line()),
+            TimeRemainingColumn(table_column=one_line()),
+            TextColumn("{task.fields[status]}", markup=False, table_column=one_line()),
             console=console,
             transient=False,
             refresh_per_second=10,

@@ -14,6 +14,12 @@ no HEAD; and for a tag the destination lacks, the source manifest is fetched (GE
 is resolved instead of after a HEAD, its bytes checked against their digest as always. A
 re-sync, where every destination tag is there, still costs one HEAD on each side.
 
+With ``referrers``, an artifact whose destination tag names the source digest is checked
+by listing referrers (on the source for each manifest of its graph, on the destination
+where the source lists any) instead of walking the graph: in place, it is skipped as up to
+date; missing referrers are copied (``copied the referrers the destination lacked``). A
+dry run decides the same way.
+
 With several ``platforms`` an index is copied as a new index of the entries selected
 (see :class:`~aioras.operations.mirror_plan.MirrorSpec`): a re-sync fetches the source
 index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
@@ -31,22 +37,23 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .. import defaults
 from .. import exceptions as exc
 from ..container import Container
-from ..content.graph import is_manifest
+from ..content.graph import is_manifest, successors_of
 from ..descriptor import Descriptor, as_descriptor
 from ..progress import ProgressReporter, TransferEvent
 from ..remote._uploads import StreamOpener
 from ..remote.repository import Repository
 from .copy import CopyOptions, copy_graph, select_root
-from .mirror_plan import MirrorJob, MirrorPlan, expand
+from .mirror_plan import Connection, MirrorJob, MirrorPlan, expand
 from .mirror_report import ArtifactEvent, ArtifactFailure, ArtifactResult, MirrorReport, Outcome
 from .mirror_state import MirrorState
 
 if TYPE_CHECKING:
     from ..remote.registry import AsyncRegistry
 
-__all__ = ["MirrorProgress", "mirror", "run_jobs"]
+__all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ MirrorProgress = Callable[[TransferEvent | ArtifactEvent], Awaitable[None] | Non
 """What ``progress=`` takes: transfer events of each copy, plus one ArtifactEvent each."""
 
 UP_TO_DATE = "destination tag already names the source digest"
+REFERRERS_ADDED = "copied the referrers the destination lacked"
+WOULD_ADD_REFERRERS = "would copy the referrers the destination lacks"
 IN_STATE = "done in an earlier run (state file)"
 TAGGED = "tagged: the destination had the content already"
 REPOINTED = "re-pointed the tag from {previous}"
@@ -79,11 +88,13 @@ async def mirror(
 
     See :meth:`aioras.AsyncRegistry.mirror` for the options. Raises ValueError for bad
     options or a bad state file, :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
-    entry refused, the listing errors of the plan's registries, and, unless
-    ``keep_going``, a listed name or tag that breaks the grammar
-    (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's failure (with
-    the work done so far recorded in ``state``); with ``keep_going`` both are in the
-    report. An error is raised as itself, never wrapped in an exception group.
+    entry refused, and, unless ``keep_going``, the listing errors of the plan's registries
+    (a source repository that does not exist...), a listed name or tag that breaks the
+    grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
+    failure (with the work done so far recorded in ``state``); with ``keep_going`` all of
+    these are failures in the report (a spec that could not be listed is one failure
+    naming the spec) and the rest of the plan runs. An error is raised as itself, never
+    wrapped in an exception group.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -91,25 +102,27 @@ async def mirror(
     requests_before = _requests(registry)
     resume = MirrorState.load(state) if state is not None else None
     refused: list[ArtifactFailure] | None = [] if keep_going else None
-    jobs = await expand(registry, plan, refused=refused)
-    for failure in refused or ():
-        event = ArtifactEvent(
-            "artifact", "failed", failure.source, failure.destination, error=failure.error
+    async with Clients(registry) as clients:
+        jobs = await expand(registry, plan, refused=refused, connect=clients.get)
+        for failure in refused or ():
+            event = ArtifactEvent(
+                "artifact", "failed", failure.source, failure.destination, error=failure.error
+            )
+            await _emit(progress, event)
+        report = await run_jobs(
+            registry,
+            jobs,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            keep_going=keep_going,
+            state=resume,
+            progress=progress,
+            clients=clients,
         )
-        await _emit(progress, event)
-    report = await run_jobs(
-        registry,
-        jobs,
-        concurrency=concurrency,
-        dry_run=dry_run,
-        keep_going=keep_going,
-        state=resume,
-        progress=progress,
-    )
+        report.requests = _requests(registry) - requests_before + clients.requests()
     report.failed[:0] = refused or []
     if resume is not None and not dry_run and report.ok:
         await resume.finish()
-    report.requests = _requests(registry) - requests_before
     report.duration = time.monotonic() - started
     if report.failed and not keep_going:
         error = report.failed[0].error
@@ -123,6 +136,38 @@ def _requests(registry: AsyncRegistry) -> int:
     return pacer.requests() if pacer is not None else 0
 
 
+class Clients:
+    """A mirror's registry objects: its own, and one per :class:`Connection` its jobs name.
+
+    Those are made on first use from the mirror's own (see :meth:`Connection.connect`)
+    and closed when the mirror ends.
+    """
+
+    def __init__(self, base: AsyncRegistry) -> None:
+        self.base = base
+        self.made: dict[Connection, AsyncRegistry] = {}
+
+    def get(self, connection: Connection | None) -> AsyncRegistry:
+        """The registry object reaching a side through ``connection`` (None: the mirror's)."""
+        if connection is None:
+            return self.base
+        client = self.made.get(connection)
+        if client is None:
+            client = self.made[connection] = connection.connect(self.base)
+        return client
+
+    def requests(self) -> int:
+        """HTTP requests the objects made here have sent."""
+        return sum(_requests(client) for client in self.made.values())
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for client in self.made.values():
+            await client.aclose()
+
+
 async def run_jobs(
     registry: AsyncRegistry,
     jobs: list[MirrorJob],
@@ -132,14 +177,28 @@ async def run_jobs(
     keep_going: bool,
     state: MirrorState | None,
     progress: MirrorProgress | None,
+    clients: Clients | None = None,
 ) -> MirrorReport:
     """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
 
     Failures are in the report, never raised; without ``keep_going`` no job starts after
     the first failure. What escapes a job (an error of the ``progress`` callback) is
-    raised as itself, not in an exception group.
+    raised as itself, not in an exception group. A job's connections are reached through
+    ``clients`` (default: objects made here from ``registry`` and closed at the end).
     """
-    run = _Run(registry, concurrency, dry_run, keep_going, state, progress)
+    if clients is None:
+        async with Clients(registry) as own:
+            return await run_jobs(
+                registry,
+                jobs,
+                concurrency=concurrency,
+                dry_run=dry_run,
+                keep_going=keep_going,
+                state=state,
+                progress=progress,
+                clients=own,
+            )
+    run = _Run(clients, concurrency, dry_run, keep_going, state, progress)
     pending: Iterator[MirrorJob] = iter(jobs)
     try:
         async with anyio.create_task_group() as workers:
@@ -170,18 +229,18 @@ class _Run:
 
     def __init__(
         self,
-        registry: AsyncRegistry,
+        clients: Clients,
         concurrency: int,
         dry_run: bool,
         keep_going: bool,
         state: MirrorState | None,
         progress: MirrorProgress | None,
     ) -> None:
-        self.registry, self.concurrency = registry, concurrency
+        self.clients, self.concurrency = clients, concurrency
         self.dry_run, self.keep_going, self.state = dry_run, keep_going, state
         self.progress = progress
         self.report = MirrorReport()
-        self.destinations: dict[str, _SharedRepository] = {}
+        self.destinations: dict[tuple[Connection | None, str], _SharedRepository] = {}
         self.stopped = False
 
     async def worker(self, pending: Iterator[MirrorJob]) -> None:
@@ -191,13 +250,20 @@ class _Run:
                 return
             await self.one(job)
 
-    def destination(self, name: str) -> _SharedRepository:
-        repo = self.destinations.get(name)
+    def destination(self, job: MirrorJob) -> _SharedRepository:
+        """The job's destination repository, shared by the jobs reaching it the same way."""
+        key = (job.destination_connection, job.destination_repository)
+        repo = self.destinations.get(key)
         if repo is None:
-            repo = self.destinations[name] = _SharedRepository(
-                self.registry, self.registry.get_container(name)
+            registry = self.clients.get(job.destination_connection)
+            repo = self.destinations[key] = _SharedRepository(
+                registry, registry.get_container(job.destination_repository)
             )
         return repo
+
+    def source(self, job: MirrorJob) -> Repository:
+        """The job's source repository, through its connection."""
+        return self.clients.get(job.source_connection).repository(job.source_repository)
 
     async def one(self, job: MirrorJob) -> None:
         known = self.state.known(job.key) if self.state is not None else None
@@ -216,12 +282,13 @@ class _Run:
         finally:
             _CLAIMS.reset(token)
             if claims:  # then its destination parsed: a malformed one fails the job above
-                self.destination(job.destination_repository).release(claims)
+                self.destination(job).release(claims)
 
     async def plan_one(self, job: MirrorJob) -> None:
-        source = self.registry.repository(job.source_repository)
+        source = self.source(job)
         root = await source.resolve(_reference(job.source))
-        destination = self.registry.repository(job.destination_repository)
+        registry = self.clients.get(job.destination_connection)
+        destination = registry.repository(job.destination_repository)
         try:
             present = await destination.resolve(_reference(job.destination))
         except exc.NotFoundError:
@@ -230,25 +297,46 @@ class _Run:
         if present is None:
             await self.settle(job, "planned", chosen["digest"], "would copy", root["digest"])
         elif present["digest"] == chosen["digest"]:
-            await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
+            if _with_referrers(job) and not await _referrers_in_place(
+                source, destination, root, job.artifact_type
+            ):
+                reason = WOULD_ADD_REFERRERS
+                await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
+            else:
+                await self.settle(job, "skipped", chosen["digest"], UP_TO_DATE, root["digest"])
         else:
             reason = WOULD_REPOINT.format(previous=present["digest"])
             await self.settle(job, "planned", chosen["digest"], reason, root["digest"])
 
     async def copy_one(self, job: MirrorJob) -> None:
         tally = _Tally(self.progress)
-        destination = self.destination(job.destination_repository)
+        destination = self.destination(job)
         target = _reference(job.destination)
+        referrers_missing = False
+        if _with_referrers(job):
+            # copy_graph walks the whole graph when referrers are asked for: an artifact
+            # already in place costs its HEADs and the referrers' listings instead.
+            in_place = await self.referrers_check(job, destination, target)
+            if in_place is not None and in_place[1]:
+                root = in_place[0]
+                self.report.bytes_skipped += root["size"]
+                if self.state is not None:
+                    await self.state.record(job.key, root["digest"])
+                digest = root["digest"]
+                await self.settle(job, "skipped", digest, UP_TO_DATE, digest)
+                return
+            referrers_missing = in_place is not None
         options = CopyOptions(
             referrers=job.referrers,
             artifact_type=job.artifact_type,
             platforms=job.platforms,
             concurrency=self.concurrency,
         )
+        source_registry = self.clients.get(job.source_connection)
         root = await copy_graph(
             _JobSource(
-                self.registry,
-                self.registry.get_container(job.source_repository),
+                source_registry,
+                source_registry.get_container(job.source_repository),
                 # Platforms need the index's bytes even on a re-sync: GET it, no HEAD first.
                 fetch_on_resolve=destination.lacks(target) or job.platforms is not None,
             ),
@@ -267,7 +355,9 @@ class _Run:
         source_digest = tally.source_digest or root["digest"]
         # What the destination tag named before (absent: not asked, as with referrers).
         previous = destination.found.pop(target, root["digest"])
-        if previous not in (None, root["digest"]):
+        if referrers_missing and previous == root["digest"]:
+            await self.settle(job, "copied", root["digest"], REFERRERS_ADDED, source_digest)
+        elif previous not in (None, root["digest"]):
             reason = REPOINTED.format(previous=previous)
             await self.settle(job, "copied", root["digest"], reason, source_digest)
         elif not tally.untouched(root):
@@ -276,6 +366,25 @@ class _Run:
             await self.settle(job, "copied", root["digest"], TAGGED, source_digest)
         else:
             await self.settle(job, "skipped", root["digest"], UP_TO_DATE, source_digest)
+
+    async def referrers_check(
+        self, job: MirrorJob, destination: _SharedRepository, target: str
+    ) -> tuple[Descriptor, bool] | None:
+        """(root, whether every referrer is there) when the tag names the source's root.
+
+        None when the destination tag is missing or names another digest: the copy runs.
+        Costs one HEAD on each side, plus the referrers' listings when the roots agree.
+        """
+        try:
+            present = await destination.resolve(target)
+        except exc.NotFoundError:
+            return None
+        source = self.source(job)
+        root = await source.resolve(_reference(job.source))
+        if present["digest"] != root["digest"]:
+            return None
+        in_place = await _referrers_in_place(source, destination, root, job.artifact_type)
+        return root, in_place
 
     async def settle(
         self,
@@ -305,6 +414,44 @@ class _Run:
 
     async def emit(self, event: ArtifactEvent) -> None:
         await _emit(self.progress, event)
+
+
+def _with_referrers(job: MirrorJob) -> bool:
+    """Whether the job copies referrers of the root it names (no platforms picking one)."""
+    return job.referrers and job.platforms is None
+
+
+async def _referrers_in_place(
+    source: Repository, destination: Repository, root: Descriptor, artifact_type: str | None
+) -> bool:
+    """Whether the destination lists every referrer the source lists, at any depth.
+
+    The root is at the destination already (its tag names it), and with it the manifests
+    of an index; each manifest of the graph, and each referrer, has its referrers listed
+    on the source, and where there are any, on the destination too. The listings are what
+    a copy with ``referrers`` would walk for; nothing else is fetched but an index's bytes.
+    """
+    pending = [root]
+    seen = {root["digest"]}
+    while pending:
+        node = pending.pop()
+        if node["mediaType"] in defaults.index_media_types:
+            data = await source.fetch_manifest(node)
+            for child in successors_of(node, data):
+                if is_manifest(child) and child["digest"] not in seen:
+                    seen.add(child["digest"])
+                    pending.append(child)
+        theirs = await source.referrers(node, artifact_type=artifact_type)
+        if not theirs:
+            continue
+        ours = {d["digest"] for d in await destination.referrers(node, artifact_type=artifact_type)}
+        for referrer in theirs:
+            if referrer["digest"] not in ours:
+                return False
+            if referrer["digest"] not in seen:
+                seen.add(referrer["digest"])
+                pending.append(referrer)
+    return True
 
 
 def _reference(full: str) -> str:

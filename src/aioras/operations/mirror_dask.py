@@ -150,5 +150,7 @@ def mirror_on_dask(
 async def _expand(
     settings: RegistrySettings, plan: MirrorPlan, refused: list[ArtifactFailure] | None
 ) -> list[MirrorJob]:
-    async with settings.build() as registry:
-        return await expand(registry, plan, refused=refused)
+    from .mirror import Clients
+
+    async with settings.build() as registry, Clients(registry) as clients:
+        return await expand(registry, plan, refused=refused, connect=clients.get)

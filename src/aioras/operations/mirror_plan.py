@@ -38,24 +38,29 @@ A plan file (``load_plan``) holds ``[[mirror]]`` tables with the fields of
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from .._environment import read_variable
 from ..container import Container, parse_registry, validate_repository, validate_tag
 from ..content.graph import platform_list
-from ..exceptions import InvalidMirrorPlan, InvalidReference
+from ..exceptions import InvalidMirrorPlan, InvalidReference, RegistryError, TransportError
 from ._mirror_regex import backtracking_risk
 from .mirror_report import ArtifactFailure
 from .semver import SemverRange
 
 if TYPE_CHECKING:
+    from ..remote.registry import AsyncRegistry
     from .endpoints import CatalogEndpoints
 
 __all__ = [
+    "Connection",
     "MirrorJob",
     "MirrorPlan",
     "MirrorSpec",
@@ -66,6 +71,78 @@ __all__ = [
 ]
 
 _DIGEST_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}")
+
+
+# Keys that would put a secret in a plan: refused, with where to put it instead.
+_SECRET_KEYS = frozenset({"username", "password", "token", "auth", "identitytoken"})
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How one side of a :class:`MirrorSpec` reaches its registry, when not as the mirror's own.
+
+    ``plain_http``: speak http, not https (a local registry). ``ca_file``: a PEM bundle
+    of the CA that signed the registry's certificate (a private CA). Credentials go by
+    reference, never the secret itself: ``username_env`` and ``password_env`` name
+    environment variables holding them (both or neither); ``docker_config`` names a
+    directory whose ``config.json`` holds them (logins, credential helpers). Without
+    either, the Docker config of the environment is read, as for any registry object.
+    The other options (timeouts, retries, rate limits, transfer limit) are the mirror's.
+
+    Raises ValueError for a value of the wrong type, one credential variable without the
+    other, or ``ca_file`` with ``plain_http``.
+    """
+
+    plain_http: bool = False
+    ca_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    docker_config: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check the values (see the class doc)."""
+        if not isinstance(self.plain_http, bool):
+            raise ValueError(f"plain_http must be true or false, got {self.plain_http!r}")
+        for name in ("ca_file", "username_env", "password_env", "docker_config"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give username_env and password_env together")
+        if self.plain_http and self.ca_file is not None:
+            raise ValueError("ca_file is for https; plain_http speaks http")
+
+    def connect(self, base: AsyncRegistry) -> AsyncRegistry:
+        """A new registry object for this side: ``base``'s options, this connection's own.
+
+        Raises ValueError when a named credential variable is not set.
+        """
+        from ..remote.registry import AsyncRegistry
+
+        environment = base.environment
+        if self.docker_config is not None:
+            environment = dataclasses.replace(
+                environment, docker_config_dir=Path(self.docker_config)
+            )
+        pacer = base._transport.pacer
+        registry = AsyncRegistry(
+            None,
+            self.plain_http,
+            self.ca_file if self.ca_file is not None else base.tls_verify,
+            max_transfers=base.max_transfers,
+            timeout=base._rebuild_options["timeout"],
+            retry=base._rebuild_options["retry"],
+            environment=environment,
+            rate_limits=pacer.limits if pacer is not None else None,
+        )
+        if self.username_env is not None and self.password_env is not None:
+            username = read_variable(self.username_env)
+            password = read_variable(self.password_env)
+            if username is None or password is None:
+                names = f"{self.username_env!r}/{self.password_env!r}"
+                raise ValueError(f"credential variables {names} are not set")
+            registry.set_basic_auth(username, password)
+        return registry
 
 
 @dataclass(frozen=True)
@@ -95,6 +172,11 @@ class MirrorSpec:
     :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
     copied as it is (nothing to select).
 
+    ``source_connection`` and ``destination_connection`` (:class:`Connection`) reach
+    each side its own way: plain http on one side and a private CA on the other,
+    credentials by reference per side. Without them a side uses the mirror's registry
+    object.
+
     Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (naming the spec) for a bad
     value, a malformed source or destination, a destination overlapping the source, or a
     pattern that could backtrack without bound (see the module doc).
@@ -114,13 +196,16 @@ class MirrorSpec:
     artifact_type: str | None = None
     digest_tags: bool = False
     platforms: Sequence[str] | None = None
+    source_connection: Connection | None = None
+    destination_connection: Connection | None = None
 
     def __post_init__(self) -> None:
         """Check the spec; :class:`~aioras.exceptions.InvalidMirrorPlan` names what is wrong."""
-        # Frozen: the normalised list is set the way dataclasses set fields.
-        object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
         entry = f"MirrorSpec(source={self.source!r}, destination={self.destination!r})"
         try:
+            _check_types(self)
+            # Frozen: the normalised list is set the way dataclasses set fields.
+            object.__setattr__(self, "platforms", platform_list(self.platform, self.platforms))
             _check_spec(self)
         except ValueError as error:
             raise InvalidMirrorPlan(f"{entry}: {error}", entry=entry) from error
@@ -131,6 +216,41 @@ class MirrorSpec:
         return "/" not in self.source.strip("/")
 
 
+# What each field of a spec takes (TOML hands over whatever the file says).
+_REGEX = "a string (a regular expression)"
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "source": ((str,), "a string"),
+    "destination": ((str,), "a string"),
+    "tags": ((str,), _REGEX),
+    "exclude": ((str,), _REGEX),
+    "semver": ((str,), "a string (a version range)"),
+    "newest": ((int,), "a whole number"),
+    "repositories": ((str,), _REGEX),
+    "exclude_repositories": ((str,), _REGEX),
+    "platform": ((str,), "a string (os/arch[/variant])"),
+    "referrers": ((bool,), "true or false"),
+    "artifact_type": ((str,), "a string (a media type)"),
+    "digest_tags": ((bool,), "true or false"),
+    "platforms": ((list, tuple), "a list of os/arch[/variant] strings"),
+    "source_connection": ((Connection,), "a Connection"),
+    "destination_connection": ((Connection,), "a Connection"),
+}
+
+
+def _check_types(spec: MirrorSpec) -> None:
+    """Refuse a value of the wrong type, naming the key (``tags = 5`` in a plan file)."""
+    for name, (types, wanted) in _FIELD_TYPES.items():
+        value = getattr(spec, name)
+        if value is None and name not in ("source", "destination", "referrers", "digest_tags"):
+            continue
+        # bool is an int to Python, not a number to a plan's author.
+        wrong = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        if not wrong and name == "platforms":
+            wrong = not all(isinstance(p, str) for p in value)
+        if wrong:
+            raise ValueError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+
+
 def _check_spec(spec: MirrorSpec) -> None:
     for name in ("tags", "exclude", "repositories", "exclude_repositories"):
         value = getattr(spec, name)
@@ -139,7 +259,9 @@ def _check_spec(spec: MirrorSpec) -> None:
         try:
             risk = backtracking_risk(value)
         except re.error as error:
-            raise ValueError(f"{name}={value!r}: {error}") from None
+            raise ValueError(
+                f"{name} {value!r} is not a valid regular expression: {error}"
+            ) from None
         if risk is not None:
             raise InvalidMirrorPlan(
                 f"{name}={value!r} could backtrack without bound ({risk}); "
@@ -213,6 +335,8 @@ class MirrorJob:
     platforms: tuple[str, ...] | None = None
     referrers: bool = False
     artifact_type: str | None = None
+    source_connection: Connection | None = None
+    destination_connection: Connection | None = None
 
     @property
     def key(self) -> str:
@@ -238,35 +362,95 @@ def _repository_of(reference: str) -> str:
 def load_plan(path: str | os.PathLike[str]) -> list[MirrorSpec | tuple[str, str]]:
     """Read a plan from a TOML file (``[[mirror]]`` and ``[[copy]]`` tables).
 
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` naming the file and entry for a
-    spec or pair refused (see the module doc), ValueError naming the entry for unknown keys
-    or missing fields, and ``tomllib.TOMLDecodeError`` for a file that is not TOML.
+    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (a ValueError) naming the file,
+    the entry and the key for anything refused: a file that is not TOML (with the line and
+    column), an unknown table or key, a missing source or destination, a value of the
+    wrong type (``tags = 5``), a pattern that does not compile or could backtrack without
+    bound, and a spec or pair refused for the reasons in the module doc.
     """
+    name = os.fspath(path)
     with open(path, "rb") as handle:
-        doc = tomllib.load(handle)
+        try:
+            doc = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            # Its message gives the line and column; the file is ours to name.
+            raise InvalidMirrorPlan(f"{name}: not valid TOML: {error}", entry=name) from error
     unknown = set(doc) - {"mirror", "copy"}
     if unknown:
-        raise ValueError(f"{os.fspath(path)}: unknown tables {sorted(unknown)}")
+        raise InvalidMirrorPlan(f"{name}: unknown tables {sorted(unknown)}", entry=name)
     plan: list[MirrorSpec | tuple[str, str]] = []
-    names = {f.name for f in fields(MirrorSpec)}
+    for table in ("mirror", "copy"):
+        entries = doc.get(table, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            message = f"{name}: {table} must be [[{table}]] tables"
+            raise InvalidMirrorPlan(message, entry=name)
     for i, entry in enumerate(doc.get("mirror", [])):
-        extra = set(entry) - names
-        if extra:
-            raise ValueError(f"[[mirror]] entry {i + 1}: unknown keys {sorted(extra)}")
-        where = f"{os.fspath(path)}: [[mirror]] entry {i + 1}"
-        try:
-            plan.append(MirrorSpec(**entry))
-        except TypeError as error:
-            raise ValueError(f"[[mirror]] entry {i + 1}: {error}") from None
-        except InvalidMirrorPlan as error:
-            raise InvalidMirrorPlan(f"{where}: {error}", entry=where) from error
+        plan.append(_plan_spec(entry, _where(name, "mirror", i, entry)))
     for i, entry in enumerate(doc.get("copy", [])):
+        where = _where(name, "copy", i, entry)
         if set(entry) != {"source", "destination"}:
-            raise ValueError(f"[[copy]] entry {i + 1} needs exactly source and destination")
-        pair = (str(entry["source"]), str(entry["destination"]))
-        _check_pair(pair, f"{os.fspath(path)}: [[copy]] entry {i + 1}")
+            raise InvalidMirrorPlan(f"{where}: needs exactly source and destination", entry=where)
+        for key in ("source", "destination"):
+            if not isinstance(entry[key], str):
+                value = entry[key]
+                message = f"{where}: {key} must be a string, got {type(value).__name__} {value!r}"
+                raise InvalidMirrorPlan(message, entry=where)
+        pair = (entry["source"], entry["destination"])
+        _check_pair(pair, where)
         plan.append(pair)
     return plan
+
+
+def _where(name: str, table: str, index: int, entry: dict[str, Any]) -> str:
+    """``plan.toml: [[mirror]] entry 2 (source 'reg/app')``: an entry as errors name it."""
+    source = entry.get("source")
+    named = f" (source {source!r})" if isinstance(source, str) else ""
+    return f"{name}: [[{table}]] entry {index + 1}{named}"
+
+
+def _plan_spec(entry: dict[str, Any], where: str) -> MirrorSpec:
+    """One ``[[mirror]]`` table as a spec; InvalidMirrorPlan names ``where`` and the key."""
+    names = {f.name for f in fields(MirrorSpec)}
+    extra = set(entry) - names
+    if extra:
+        raise InvalidMirrorPlan(f"{where}: unknown keys {sorted(extra)}", entry=where)
+    missing = {"source", "destination"} - set(entry)
+    if missing:
+        raise InvalidMirrorPlan(f"{where}: missing {' and '.join(sorted(missing))}", entry=where)
+    entry = dict(entry)
+    for key in ("source_connection", "destination_connection"):
+        if key in entry:
+            entry[key] = _plan_connection(entry[key], f"{where}: {key}")
+    try:
+        return MirrorSpec(**entry)
+    except InvalidMirrorPlan as error:
+        # The file and entry name it here: the cause's words, without the spec's repr.
+        detail = error.__cause__ if isinstance(error.__cause__, ValueError) else error
+        raise InvalidMirrorPlan(f"{where}: {detail}", entry=where) from error
+
+
+def _plan_connection(table: object, where: str) -> Connection:
+    """A ``*_connection`` table as a :class:`Connection`; refused naming ``where`` and the key."""
+    if not isinstance(table, dict):
+        raise InvalidMirrorPlan(f"{where} must be a table, got {table!r}", entry=where)
+    secrets = sorted(k for k in table if k.lower() in _SECRET_KEYS)
+    if secrets:
+        raise InvalidMirrorPlan(
+            f"{where}: {secrets} would put a secret in the plan; name where it is instead: "
+            "username_env and password_env (environment variables) or docker_config (a "
+            "directory holding config.json)",
+            entry=where,
+        )
+    known = {f.name for f in fields(Connection)}
+    extra = sorted(set(table) - known)
+    if extra:
+        raise InvalidMirrorPlan(
+            f"{where}: unknown keys {extra} (known: {sorted(known)})", entry=where
+        )
+    try:
+        return Connection(**table)
+    except ValueError as error:
+        raise InvalidMirrorPlan(f"{where}: {error}", entry=where) from error
 
 
 def _check_pair(pair: tuple[str, str], where: str) -> None:
@@ -306,14 +490,20 @@ async def expand(
     plan: MirrorPlan,
     *,
     refused: list[ArtifactFailure] | None = None,
+    connect: Callable[[Connection], CatalogEndpoints] | None = None,
 ) -> list[MirrorJob]:
     """One job per artifact of ``plan``, listing tags and catalogs as specs need.
 
-    Pairs are checked before anything is listed. A listed name or tag that breaks the
-    grammar is appended to ``refused`` when it is a list (``keep_going``), else raised.
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping
-    pair, :class:`~aioras.exceptions.InvalidReference` for a malformed listed name or
-    tag (see ``refused``), and the registry's typed errors from listing.
+    Pairs are checked before anything is listed. When ``refused`` is a list
+    (``keep_going``), a spec whose tags or catalog cannot be listed (a source repository
+    that does not exist, credentials refused, a registry out of reach) is appended to it
+    as one failure naming the spec, and so is a listed name or tag that breaks the
+    grammar; the other specs are expanded as usual. Otherwise those are raised: the
+    registry's typed errors from listing, :class:`~aioras.exceptions.InvalidReference`
+    for a malformed listed name or tag. Raises
+    :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping pair.
+    A spec with a ``source_connection`` is listed through ``connect(connection)`` (a
+    ValueError when none is given).
     """
     for number, item in enumerate(plan, 1):
         if not isinstance(item, MirrorSpec):
@@ -321,8 +511,21 @@ async def expand(
     jobs: list[MirrorJob] = []
     for item in plan:
         if isinstance(item, MirrorSpec):
-            for spec in await _per_repository(registry, item, refused):
-                jobs.extend(await _spec_jobs(registry, spec, refused))
+            lister = registry
+            if item.source_connection is not None:
+                if connect is None:
+                    raise ValueError("a spec with a source_connection needs connect=")
+                lister = connect(item.source_connection)
+            try:
+                specs = await _per_repository(lister, item, refused)
+            except (RegistryError, TransportError) as error:
+                _failed_listing(refused, item, error)
+                continue
+            for spec in specs:
+                try:
+                    jobs.extend(await _spec_jobs(lister, spec, refused))
+                except (RegistryError, TransportError) as error:
+                    _failed_listing(refused, spec, error)
         else:
             source, destination = item
             jobs.append(MirrorJob(source, destination))
@@ -353,6 +556,19 @@ async def _per_repository(
             continue
         specs.append(_replace(spec, source=f"{host}/{name}", destination=f"{prefix}/{name}"))
     return specs
+
+
+def _failed_listing(
+    refused: list[ArtifactFailure] | None,
+    spec: MirrorSpec,
+    error: RegistryError | TransportError,
+) -> None:
+    """A spec whose tags (or catalog) could not be listed: reported (``refused``) or raised."""
+    if refused is None:
+        raise error
+    refused.append(
+        ArtifactFailure(spec.source, spec.destination, type(error).__name__, str(error), error)
+    )
 
 
 def _refuse(
@@ -402,6 +618,8 @@ async def _spec_jobs(
             platforms=None if spec.platforms is None else tuple(spec.platforms),
             referrers=spec.referrers,
             artifact_type=spec.artifact_type,
+            source_connection=spec.source_connection,
+            destination_connection=spec.destination_connection,
         )
         for tag in select_tags(spec, tags)
     ]

@@ -90,6 +90,20 @@ class MirrorReport:
             f"{self.requests} requests in {self.duration:.1f}s"
         )
 
+    def details(self) -> list[str]:
+        """Lines for people, one per artifact planned by a dry run or failed.
+
+        ``Would copy SOURCE -> DESTINATION`` (with the reason when it says more, such as
+        a tag to re-point), then ``Failed SOURCE: message``; what was copied or skipped is
+        in the counts of :meth:`summary`.
+        """
+        lines = []
+        for result in self.planned:
+            why = f" ({result.reason})" if result.reason not in ("", "would copy") else ""
+            lines.append(f"Would copy {result.source} -> {result.destination}{why}")
+        lines += [f"Failed {failure.source}: {failure.message}" for failure in self.failed]
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (exceptions as their type name and message)."""
         # Exceptions are not plain data (nor always copyable): drop them before asdict.

@@ -15,9 +15,16 @@ import anyio
 
 from .. import defaults
 from .._concurrency import map_bounded
-from ..content.graph import choose_platform, descriptor_list, host_platform
+from ..content.graph import (
+    choose_platform,
+    descriptor_list,
+    host_platform,
+    parse_platform,
+    platform_matches,
+    platform_string,
+)
 from ..descriptor import as_descriptor
-from ..exceptions import ManifestValidationError, UnsafePathError
+from ..exceptions import ManifestValidationError, PlatformNotFound, UnsafePathError
 from ..progress import ProgressCallback, ProgressReporter
 from ..utils import get_tmpdir, safe_title, sanitize_path
 from ..utils.archive import UnpackBudget, UnpackLimits, unpack_into
@@ -141,7 +148,9 @@ async def pull(
     :class:`~aioras.exceptions.UnreadableArchive` (a ``ManifestValidationError``) for a layer
     marked for unpacking that is not a tar archive,
     :class:`~aioras.exceptions.PlatformNotFound` (listing what the index offers) when no
-    manifest matches the platform, ValueError for a malformed platform,
+    manifest matches the platform, or when ``target`` is one manifest whose image config
+    names another platform (or which has no image config to name one), ValueError for a
+    malformed platform,
     :class:`~aioras.exceptions.DigestMismatch`
     for altered content, and the registry's typed errors.
     """
@@ -156,6 +165,8 @@ async def pull(
         container, manifest = await _platform_manifest(
             registry, container, manifest, platform, allowed_media_type
         )
+    elif platform is not None:
+        await _check_platform(registry, container, platform)
     out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
     limits = UnpackLimits(
         max_bytes=defaults.unpack_max_bytes if unpack_max_bytes is None else unpack_max_bytes,
@@ -268,6 +279,18 @@ async def _platform_manifest(
         )
     chosen_container = container.with_reference(chosen["digest"])
     return chosen_container, await registry.get_manifest(chosen_container, allowed_media_type)
+
+
+async def _check_platform(registry: Endpoints, container: Container, platform: str) -> None:
+    """Refuse a single manifest not built for ``platform``, as its image config says."""
+    from .index import _platform_of  # the config reader of index entries, shared
+
+    wanted = parse_platform(platform)
+    descriptor = as_descriptor(await registry.resolve(container))
+    found = await _platform_of(registry.repository(container), descriptor)
+    if found is None or not platform_matches(found, wanted):
+        offered = [platform_string(found)] if found else []
+        raise PlatformNotFound(str(container), platform, offered, manifest=True)
 
 
 def _plan_work(

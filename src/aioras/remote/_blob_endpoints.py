@@ -32,6 +32,7 @@ from ._uploads import (
     SliceSource,
     StreamOpener,
     cancel_upload,
+    open_session,
     stream_source,
 )
 
@@ -347,8 +348,12 @@ class BlobMixin(RegistryCore):
             f"repository:{container.api_prefix}:pull,push",
             f"repository:{from_repository}:pull",
         )
-        response = await self._send(
-            "POST", url, headers={"Content-Length": "0"}, body=b"", scopes=scopes
+        response = await open_session(
+            lambda: self._send(
+                "POST", url, headers={"Content-Length": "0"}, body=b"", scopes=scopes
+            ),
+            self._send,
+            url,
         )
         if response.status_code == 201:
             return True

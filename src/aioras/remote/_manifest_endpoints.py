@@ -273,13 +273,22 @@ class ManifestMixin(RegistryCore):
     async def delete_manifest(self, container: ContainerLike, digest: str | None = None) -> None:
         """Delete the manifest ``digest`` (default: the container's digest) from its repository.
 
-        Every tag pointing at it goes too. Raises
-        :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+        Every tag pointing at it goes too. A referrer (a manifest with a ``subject``) is
+        also taken out of its subject's tag-schema index on registries without the
+        referrers API, so listings stop naming it: this is
+        :meth:`aioras.remote.repository.Repository.delete`, the one way manifests are
+        deleted. Raises :class:`~aioras.exceptions.NotFoundError` when there is no such
+        manifest and :class:`~aioras.exceptions.UnsupportedOperation` when deletes are
+        disabled.
         """
         container = self.get_container(container)
         ref = digest or container.digest
         if not ref:
             raise ValueError("delete_manifest needs a digest; use delete_tag for tags")
         validate_digest(ref)
-        response = await self._send("DELETE", self._url(container.manifest_url(ref)))
-        await raise_for_status(response, (202, 200, 204), what=f"delete manifest {ref}")
+        await self._registry.repository(container).delete_manifest(ref)
+
+    async def _delete_manifest_request(self, container: Container, digest: str) -> None:
+        """The DELETE of one manifest, and nothing else (see :meth:`delete_manifest`)."""
+        response = await self._send("DELETE", self._url(container.manifest_url(digest)))
+        await raise_for_status(response, (202, 200, 204), what=f"delete manifest {digest}")

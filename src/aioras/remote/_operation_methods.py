@@ -322,10 +322,12 @@ class OperationsMixin(RegistryCore):
         artifacts of one destination repository is checked and sent once.
 
         ``dry_run``: resolve both sides and report what would be copied or skipped,
-        sending nothing. ``keep_going``: report a failing artifact and go on (otherwise the
-        first failure is raised once the artifacts under way settle). ``state``: a resume
-        file; a mirror started again with it skips the artifacts it lists as done, and a
-        completed mirror marks it so that the next run checks everything. ``progress``:
+        sending nothing. ``keep_going``: report a failing artifact, or a spec whose tags
+        or catalog cannot be listed (a source repository that does not exist), and go on
+        (otherwise the first failure is raised once the artifacts under way settle).
+        ``state``: a resume file; a mirror started again with it skips the artifacts it
+        lists as done, and a completed mirror marks it so that the next run checks
+        everything. ``progress``:
         the transfer events of each copy plus one
         :class:`~aioras.operations.mirror_report.ArtifactEvent` per artifact.
         ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
@@ -334,8 +336,8 @@ class OperationsMixin(RegistryCore):
         malformed state file; :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
         entry refused before anything is listed (a malformed name, a destination
         overlapping its source, a pattern that could backtrack without bound; see
-        :mod:`aioras.operations.mirror_plan`); the registries' typed errors from listing
-        tags or catalogs; and without ``keep_going`` a listed name or tag breaking the
+        :mod:`aioras.operations.mirror_plan`); and without ``keep_going`` the registries'
+        typed errors from listing tags or catalogs, a listed name or tag breaking the
         grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
         typed error, each as itself (never an exception group).
         """

@@ -50,6 +50,7 @@ __all__ = [
     "SliceSource",
     "StreamOpener",
     "cancel_upload",
+    "open_session",
     "file_source",
     "stream_source",
 ]
@@ -165,6 +166,47 @@ async def cancel_upload(send: SendFn, location: str) -> None:
             await response.aclose()
         except exc.OrasError as error:
             logger.debug("cancelling upload %s failed: %s", redact(location), error)
+
+
+async def open_session(
+    post: Callable[[], Awaitable[httpx.Response]], send: SendFn, url: str
+) -> httpx.Response:
+    """``post()`` (a POST that may open an upload session at ``url``), never losing a session.
+
+    A cancellation that arrives while the POST is under way does not cut it off: the
+    registry may have opened the session already, and only its answer says where. The POST
+    gets up to ``_CANCEL_GRACE`` seconds more to answer; a session it opened (202 with a
+    ``Location``) is cancelled, then the cancellation goes on.
+    """
+    done = anyio.Event()
+    answers: list[httpx.Response] = []
+    errors: list[BaseException] = []
+    shield = anyio.CancelScope(shield=True)
+
+    async def run() -> None:
+        with shield:
+            try:
+                answers.append(await post())
+            except BaseException as error:  # re-raised by the caller below
+                errors.append(error)
+            finally:
+                done.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            shield.deadline = anyio.current_time() + _CANCEL_GRACE
+            with anyio.CancelScope(shield=True):
+                await done.wait()
+                location = answers[0].headers.get("location") if answers else None
+                if location and answers[0].status_code == 202:
+                    await cancel_upload(send, resolve_location(url, location))
+            raise
+    if errors:
+        raise errors[0]
+    return answers[0]
 
 
 def _refused(error: exc.TransportError | exc.RegistryError) -> bool:
@@ -372,8 +414,12 @@ class BlobUpload:
     async def _open(self) -> None:
         """``POST`` a new session (retried by the transport: a lost one only leaks)."""
         self._opening = True
-        response = await self.send(
-            "POST", self.uploads_url, headers={"Content-Length": "0"}, body=b"", retry=True
+        response = await open_session(
+            lambda: self.send(
+                "POST", self.uploads_url, headers={"Content-Length": "0"}, body=b"", retry=True
+            ),
+            self.send,
+            self.uploads_url,
         )
         await raise_for_status(response, (202,), what=f"upload session for {self.what}")
         self._opening = False

@@ -243,13 +243,34 @@ class Repository:
         if not is_manifest(descriptor):
             await self.registry.delete_blob(self.container, descriptor["digest"])
             return
-        entry = None
+        await self.delete_manifest(descriptor["digest"])
+
+    async def delete_manifest(self, digest: str) -> None:
+        """Delete the manifest ``digest`` (and the tags naming it).
+
+        Where the registry has no referrers API (or it is not known yet), the manifest is
+        read first: a referrer is then also taken out of its subject's tag-schema index,
+        so that listings stop naming a manifest that is gone. Raises
+        :class:`~aioras.exceptions.NotFoundError` when absent and
+        :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+        """
+        subject = None
         if self.state.referrers_api is not True:
-            # A referrer leaves the tag-schema index of its subject too: read its subject first.
-            entry = referrer_descriptor(descriptor, await self.fetch_manifest(descriptor))
-        await self.registry.delete_manifest(self.container, descriptor["digest"])
-        if entry is not None:
-            await self._remove_from_tag_index(entry[0], descriptor["digest"])
+            subject = await self._subject_of(digest)
+        await self.registry._delete_manifest_request(self.container, digest)
+        if subject is not None:
+            await self._remove_from_tag_index(subject, digest)
+
+    async def _subject_of(self, digest: str) -> str | None:
+        """The digest of the manifest's ``subject``, None when it has none."""
+        try:
+            data, found = await self.registry.fetch_manifest_bytes(self.at(digest))
+            entry = referrer_descriptor(as_descriptor(found), data)
+        except exc.ManifestValidationError as error:
+            # Too large or not JSON: no referrer aioras could have indexed; delete it anyway.
+            logger.debug("manifest %s not read before its delete: %s", digest, error)
+            return None
+        return None if entry is None else entry[0]
 
     # -- referrers -----------------------------------------------------------------------
     async def referrers(
@@ -391,7 +412,8 @@ class Repository:
                 )
             if held is not None and (self.delete_superseded or not changed):
                 try:
-                    await self.registry.delete_manifest(self.container, held[1]["digest"])
+                    # The superseded index is no referrer: only its DELETE is needed.
+                    await self.registry._delete_manifest_request(self.container, held[1]["digest"])
                 except (exc.UnsupportedOperation, exc.NotFoundError, exc.PermissionDenied):
                     logger.debug("superseded referrers index of %s kept", subject)
 

@@ -1,0 +1,565 @@
+"""The ``wan`` section: two registries some milliseconds away, reached by names not loopback.
+
+Two CNCF registries (``aioras.testing.LocalRegistry``), A and B, each behind a delay proxy
+(``tests/support/delayproxy.py``, run as a process of its own) adding ``--delays`` (20 ms by
+default, then 50 ms) each way, one round trip before a connection's first byte. Clients dial
+the proxies by ``aioras-wan-a.test`` and ``aioras-wan-b.test`` (``/etc/hosts`` aliases of
+127.0.0.1 that ``scripts/bootstrap`` adds), so each runs with the defaults it gives a remote
+host. Every measured operation is a process of its own; every digest is checked afterwards.
+
+At every delay:
+
+- **pull**: 50 artifacts (10 repositories x 5 tags on A; a config, the repository's shared
+  2 MiB layer, a unique 128 KiB layer): aioras starts every pull at once in one task group
+  (defaults), oras-py 0.2.43 pulls them in a loop, and with ``ThreadPoolExecutor(8)``;
+- **mirror**: 200 artifacts (20 x 10) from A to B, then the re-sync: ``skopeo sync``, an
+  oras-py loop, ``reg.mirror`` (defaults); the pieces of ``_mirror.py``.
+
+At the first delay only:
+
+- **push**: 50 artifacts of the same shape, from files, to B (the same three clients);
+- **blob**: one 1 GiB blob pushed to B and pulled back: aioras, oras-py (an artifact of one
+  layer), curl (a POST, then one monolithic ``PUT -T``; a ``GET -o``);
+- **polite**: the mirror of 200 by ``reg.mirror`` (defaults) through proxies that answer
+  ``429`` with ``Retry-After: 1`` above 50 requests/s: its time beside the time the rule
+  allows (requests forwarded / 50, on the busier proxy), and the share answered 429.
+
+``--quick``: 10 artifacts to pull and push, 20 to mirror, a 64 MiB blob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from _pulltable import _layers, _shell
+from _workload import MiB, Workload, generate, refresh, sha256_file
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DELAYPROXY = ROOT / "tests" / "support" / "delayproxy.py"
+sys.path.insert(0, str(ROOT / "tests"))
+from support.delayproxy import HOSTS_FIX, WAN_HOSTS, unresolved  # noqa: E402
+
+RunWorker = Callable[..., dict[str, Any]]
+POLITE_RATE = 50
+RSS_TARGET_MIB = 150.0
+# (operation, peer row, aioras at least this many times faster): the issue's "Done when".
+SPEEDUPS = (
+    ("pull", "oras-py loop", 10.0),
+    ("pull", "oras-py 8 threads", 2.0),
+    ("push", "oras-py loop", 10.0),
+    ("push", "oras-py 8 threads", 2.0),
+    ("mirror", "skopeo sync", 20.0),
+    ("mirror", "oras-py loop", 10.0),
+    ("re-sync", "skopeo sync", 10.0),
+    ("blob pull", "curl", 1.0),
+    ("blob push", "curl", 1.0),
+)
+AIORAS = {
+    "pull": "aioras task group",
+    "push": "aioras task group",
+    "mirror": "reg.mirror",
+    "re-sync": "reg.mirror",
+    "blob pull": "aioras",
+    "blob push": "aioras",
+}
+
+
+def check_names() -> None:
+    """Exit with the fix when the WAN names do not resolve to 127.0.0.1."""
+    bad = unresolved()
+    if bad:
+        raise SystemExit(
+            f"bench: {', '.join(bad)} do not resolve to 127.0.0.1; the wan section dials the "
+            f"registries by these names. Add them with `{HOSTS_FIX}`."
+        )
+
+
+class Proxy:
+    """A delay proxy process in front of ``registry``; stats and reset over its stdin."""
+
+    def __init__(self, registry: Any, name: str, delay_ms: float, rate: int | None = None):
+        argv = [sys.executable, str(DELAYPROXY), str(registry.port), "--delay", str(delay_ms / 1e3)]
+        if rate is not None:
+            argv += ["--rate", str(rate), "--retry-after", "1"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.close()
+            raise RuntimeError(f"the delay proxy did not start: {line!r}")
+        self.host = f"{name}:{line.split()[1]}"
+
+    def _ask(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline()
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = json.loads(self._ask("stats").removeprefix("STATS "))
+        return stats
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+def _check_files(directory: Path, layers: list[dict[str, Any]]) -> None:
+    from _mirror import TITLE
+
+    for layer in layers:
+        path = directory / layer["annotations"][TITLE]
+        if path.stat().st_size != layer["size"] or sha256_file(path) != layer["digest"]:
+            raise RuntimeError(f"{path} does not match layer {layer['digest']}")
+
+
+# -- pull and push of many artifacts -----------------------------------------------------------
+
+CLIENTS = (
+    ("aioras task group", "aioras", []),
+    ("oras-py loop", "oras", []),
+    ("oras-py 8 threads", "oras", ["--threads", "8"]),
+)
+
+
+def _many(
+    op: str,
+    jobs: list[dict[str, Any]],
+    proxy: Proxy,
+    scratch: Path,
+    run_worker: RunWorker,
+    registry_pid: int | None,
+    before: Callable[[str], None],
+    check: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Run ``op`` (push-all/pull-all) of ``jobs`` by each client; ``{label: figures}``."""
+    rows = {}
+    for label, tool, extra in CLIENTS:
+        before(label)
+        plan = scratch / f"plan-{uuid.uuid4().hex[:8]}.json"
+        plan.write_text(json.dumps([_for(job, label) for job in jobs]))
+        proxy.reset()
+        result = run_worker(tool, op, proxy.host, "-", [str(plan), *extra], registry_pid)
+        stats = proxy.stats()
+        check(label)
+        rows[label] = _row(result["seconds"], result["peak_rss_kib"] / 1024, stats)
+        if result.get("retried"):
+            rows[label]["retried"] = result["retried"]
+        _say(op, label, rows[label])
+    return rows
+
+
+def _for(job: dict[str, Any], label: str) -> dict[str, Any]:
+    """A job with ``{client}`` in its fields made this client's own (a directory, a name)."""
+    key = label.split()[0] + ("-threads" if "threads" in label else "")
+    return {k: (v.format(client=key) if isinstance(v, str) else v) for k, v in job.items()}
+
+
+def _row(seconds: float, rss_mib: float, stats: dict[str, int] | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"seconds": round(seconds, 3), "peak_rss_mib": round(rss_mib, 1)}
+    if stats is not None:
+        row["requests"] = stats["forwarded"]
+        row["connections"] = stats["connections"]
+    return row
+
+
+def _say(what: str, label: str, row: dict[str, Any]) -> None:
+    extra = ""
+    if "requests" in row:
+        extra = f"  {row['requests']} requests on {row['connections']} connections"
+    if row.get("retried"):
+        extra += f"  ({row['retried']} artifacts pushed again)"
+    print(
+        f"   {what:10} {label:24} {row['seconds']:8.2f} s  peak RSS "
+        f"{row['peak_rss_mib']:6.1f} MiB{extra}",
+        flush=True,
+    )
+
+
+def _pull(
+    fleet: dict[str, dict[str, Any]], a: Proxy, scratch: Path, run_worker: RunWorker, pid: Any
+) -> dict[str, dict[str, Any]]:
+    out = scratch / "pulled"
+    jobs = [
+        {"target": f"{a.host}/{ref}", "outdir": str(out / "{client}" / ref.replace(":", "/"))}
+        for ref in fleet
+    ]
+
+    def before(label: str) -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        for job in jobs:
+            Path(_for(job, label)["outdir"]).mkdir(parents=True)
+
+    def check(label: str) -> None:
+        for job, manifest in zip(jobs, fleet.values(), strict=True):
+            _check_files(Path(_for(job, label)["outdir"]), manifest["layers"])
+        shutil.rmtree(out, ignore_errors=True)
+
+    return _many("pull-all", jobs, a, scratch, run_worker, pid, before, check)
+
+
+def _push(
+    repos: int,
+    tags: int,
+    b: Proxy,
+    b_direct: str,
+    scratch: Path,
+    run_worker: RunWorker,
+    pid: Any,
+) -> dict[str, dict[str, Any]]:
+    from _mirror import SHARED, UNIQUE
+
+    files = scratch / "push"
+    shared = {
+        r: generate(Workload(f"shared-r{r:02d}", "", 1, SHARED), files)[0] for r in range(repos)
+    }
+    own = {
+        (r, t): generate(Workload(f"own-r{r:02d}-t{t}", "", 1, UNIQUE), files)[0]
+        for r in range(repos)
+        for t in range(tags)
+    }
+    run = uuid.uuid4().hex[:6]
+    jobs = [
+        {
+            "target": f"{b.host}/push-{run}-{{client}}/r{r:02d}:t{t}",
+            "files": [str(shared[r]), str(own[(r, t)])],
+        }
+        for r in range(repos)
+        for t in range(tags)
+    ]
+    expected: dict[str, str] = {}
+
+    def before(label: str) -> None:
+        # New content for every client: nobody finds a blob already there.
+        paths = [*shared.values(), *own.values()]
+        refresh(paths)
+        expected.clear()
+        expected.update({p.name: sha256_file(p) for p in paths})
+
+    def check(label: str) -> None:
+        from _mirror import TITLE
+
+        for job in jobs:
+            repo, _, tag = _for(job, label)["target"].split("/", 1)[1].rpartition(":")
+            layers = _layers(f"http://{b_direct}", repo, tag)
+            got = {layer["annotations"][TITLE]: layer["digest"] for layer in layers}
+            want = {Path(f).name: expected[Path(f).name] for f in job["files"]}
+            if got != want:
+                raise RuntimeError(f"{label}: {repo}:{tag} holds {got}, expected {want}")
+
+    rows = _many("push-all", jobs, b, scratch, run_worker, pid, before, check)
+    shutil.rmtree(files)
+    return rows
+
+
+# -- one big blob ----------------------------------------------------------------------------
+
+
+def _blob(
+    size: int, b: Proxy, b_direct: str, scratch: Path, run_worker: RunWorker, pid: Any
+) -> dict[str, dict[str, dict[str, Any]]]:
+    workload = Workload("wan-blob", f"1 x {size // MiB} MiB", 1, size)
+    path = generate(workload, scratch / "blob")[0]
+    run = uuid.uuid4().hex[:6]
+    pushes: dict[str, dict[str, Any]] = {}
+    pulls: dict[str, dict[str, Any]] = {}
+    for label, tool in (("aioras", "aioras"), ("oras-py", "oras"), ("curl", "curl")):
+        refresh([path])
+        digest = sha256_file(path)
+        repo = f"blob-{run}-{tool}"
+        b.reset()
+        if tool == "curl":
+            seconds, rss = _curl_push(b.host, repo, path, digest)
+            head = httpx.head(f"http://{b_direct}/v2/{repo}/blobs/{digest}", trust_env=False)
+            if head.status_code != 200 or int(head.headers["content-length"]) != size:
+                raise RuntimeError(f"curl's upload of {digest} is not in {repo}")
+        else:
+            result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
+            seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
+            layers = _layers(f"http://{b_direct}", repo)
+            if [layer["digest"] for layer in layers] != [digest]:
+                raise RuntimeError(f"{label} pushed {layers}, expected {digest}")
+        pushes[label] = _row(seconds, rss, b.stats())
+        _say("blob push", label, pushes[label])
+    # Every client pulls the artifact aioras pushed (curl: its one layer, by digest).
+    source = f"blob-{run}-aioras"
+    layer = _layers(f"http://{b_direct}", source)[0]
+    out = scratch / "blob-out"
+    for label, tool in (("aioras", "aioras"), ("oras-py", "oras"), ("curl", "curl")):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        b.reset()
+        if tool == "curl":
+            target = out / "blob"
+            url = f"http://{b.host}/v2/{source}/blobs/{layer['digest']}"
+            seconds, rss = _shell(f"curl -sf -o {shlex.quote(str(target))} {shlex.quote(url)}")
+        else:
+            result = run_worker(tool, "pull", b.host, f"{b.host}/{source}:v1", [str(out)], pid)
+            seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
+            target = out / layer["annotations"]["org.opencontainers.image.title"]
+        if target.stat().st_size != layer["size"] or sha256_file(target) != layer["digest"]:
+            raise RuntimeError(f"{label} pulled a blob that is not {layer['digest']}")
+        pulls[label] = _row(seconds, rss, b.stats())
+        _say("blob pull", label, pulls[label])
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(scratch / "blob")
+    return {"blob push": pushes, "blob pull": pulls}
+
+
+def _curl_push(host: str, repo: str, path: Path, digest: str) -> tuple[float, float]:
+    """curl: POST an upload, then the whole file in one ``PUT -T`` (streamed, not buffered)."""
+    start = f"http://{host}/v2/{repo}/blobs/uploads/"
+    script = (
+        f"loc=$(curl -sf -X POST -o /dev/null -w '%header{{location}}' {shlex.quote(start)})"
+        f' && case "$loc" in http*) ;; *) loc="http://{host}$loc" ;; esac'
+        f' && curl -sf -o /dev/null -T {shlex.quote(str(path))} "$loc&digest={digest}"'
+    )
+    return _shell(script)
+
+
+# -- the mirror, and the mirror under a rate rule --------------------------------------------
+
+
+def _mirror_rows(
+    a: Proxy,
+    b: Proxy,
+    b_direct: str,
+    expected: dict[str, str],
+    names: list[tuple[str, str]],
+    tag: str,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    import _mirror
+
+    first: dict[str, dict[str, Any]] = {}
+    resync: dict[str, dict[str, Any]] = {}
+    for label, tool in (
+        ("skopeo sync", "skopeo"),
+        ("oras-py loop", "oras"),
+        ("reg.mirror", "aioras"),
+    ):
+        prefix = f"{tool}-{tag}-{uuid.uuid4().hex[:6]}"
+        for phase, rows in (("mirror", first), ("re-sync", resync)):
+            if phase == "re-sync" and tool == "oras":
+                continue  # the loop has no re-sync check of its own
+            a.reset()
+            b.reset()
+            result = _mirror._measure(tool, a.host, f"{b.host}/{prefix}")
+            both = [a.stats(), b.stats()]
+            summed = {key: sum(s[key] for s in both) for key in ("forwarded", "connections")}
+            rows[label] = _row(result["wall_s"], result["rss_mib"], summed)
+            _say(phase, label, rows[label])
+        got = anyio.run(_mirror._digests, f"{b_direct}/{prefix}", names)
+        if got != expected:
+            missing = len(set(expected.items()) - set(got.items()))
+            raise RuntimeError(f"{label}: {missing} of {len(expected)} artifacts differ")
+    return {"mirror": first, "re-sync": resync}
+
+
+def _polite(
+    source: Any,
+    dest: Any,
+    delay_ms: float,
+    expected: dict[str, str],
+    names: list[tuple[str, str]],
+) -> dict[str, Any]:
+    import _mirror
+
+    a = Proxy(source, WAN_HOSTS[0], delay_ms, rate=POLITE_RATE)
+    b = Proxy(dest, WAN_HOSTS[1], delay_ms, rate=POLITE_RATE)
+    try:
+        prefix = f"polite-{uuid.uuid4().hex[:6]}"
+        result = _mirror._measure("aioras", a.host, f"{b.host}/{prefix}")
+        stats = [a.stats(), b.stats()]
+    finally:
+        a.close()
+        b.close()
+    got = anyio.run(_mirror._digests, f"{dest.host}/{prefix}", names)
+    forwarded = sum(s["forwarded"] for s in stats)
+    rejected = sum(s["rejected"] for s in stats)
+    allowed = max(s["forwarded"] for s in stats) / POLITE_RATE
+    row = {
+        "seconds": round(result["wall_s"], 3),
+        "peak_rss_mib": round(result["rss_mib"], 1),
+        "forwarded": forwarded,
+        "rejected": rejected,
+        "rejected_pct": round(100 * rejected / max(1, forwarded + rejected), 2),
+        "allowed_s": round(allowed, 3),
+        "vs_allowed": round(result["wall_s"] / allowed, 2) if allowed else None,
+        "identical": got == expected,
+        "per_proxy": stats,
+    }
+    print(
+        f"   polite     reg.mirror               {row['seconds']:8.2f} s  allowed "
+        f"{allowed:.2f} s  429: {rejected} of {forwarded + rejected}  identical {got == expected}",
+        flush=True,
+    )
+    return row
+
+
+# -- the section -------------------------------------------------------------------------------
+
+
+def run(ns: Any, scratch: Path, run_worker: RunWorker) -> dict[str, Any]:
+    """Measure every table at every delay of ``ns.delays``; print them; return the figures."""
+    import _mirror
+
+    from aioras.testing import LocalRegistry
+
+    check_names()
+    quick = bool(ns.quick)
+    fleet_names = _mirror._names(2 if quick else 10, 5, prefix="pull")
+    mirror_repos = 2 if quick else 20
+    mirror_names = _mirror._names(mirror_repos, 10)
+    # The measured mirror processes read their workload's size from here.
+    os.environ["MIRROR_BENCH_REPOS"] = str(mirror_repos)
+    blob_size = 64 * MiB if quick else 1024 * MiB
+    tables: dict[str, Any] = {"delays_ms": list(ns.delays), "quick": quick, "at": {}}
+    with LocalRegistry(log_level="warn") as a_reg, LocalRegistry(log_level="warn") as b_reg:
+        print(f"\n== wan: populating {len(fleet_names) + len(mirror_names)} artifacts on A")
+        fleet = anyio.run(_mirror.populate, a_reg.host, fleet_names)
+        made = anyio.run(_mirror.populate, a_reg.host, mirror_names)
+        expected = {ref: m["digest"] for ref, m in made.items()}
+        for index, delay in enumerate(ns.delays):
+            load = os.getloadavg()
+            a = Proxy(a_reg, WAN_HOSTS[0], delay)
+            b = Proxy(b_reg, WAN_HOSTS[1], delay)
+            print(f"\n== wan at {delay:g} ms each way: A {a.host}, B {b.host}")
+            at: dict[str, Any] = {}
+            try:
+                at["pull"] = _pull(fleet, a, scratch, run_worker, a_reg.pid)
+                if index == 0:
+                    repos = 2 if quick else 10
+                    at["push"] = _push(repos, 5, b, b_reg.host, scratch, run_worker, b_reg.pid)
+                    at.update(_blob(blob_size, b, b_reg.host, scratch, run_worker, b_reg.pid))
+                at.update(_mirror_rows(a, b, b_reg.host, expected, mirror_names, f"{delay:g}ms"))
+            finally:
+                a.close()
+                b.close()
+            if index == 0:
+                at["polite"] = _polite(a_reg, b_reg, delay, expected, mirror_names)
+            at["loadavg"] = {"start": load, "end": os.getloadavg()}
+            tables["at"][f"{delay:g}"] = at
+    tables["targets"] = _targets(tables)
+    _print(tables, len(fleet_names), len(mirror_names), blob_size)
+    return tables
+
+
+def _targets(tables: dict[str, Any]) -> list[dict[str, Any]]:
+    first = f"{tables['delays_ms'][0]:g}"
+    at = tables["at"][first]
+    out = []
+    for op, peer, threshold in SPEEDUPS:
+        if op not in at:
+            continue
+        ratio = at[op][peer]["seconds"] / at[op][AIORAS[op]]["seconds"]
+        out.append(
+            {
+                "target": f"{op} at {first} ms: {peer} time / aioras time",
+                "threshold": f">= {threshold:g}",
+                "measured": round(ratio, 2),
+                "status": "PASS" if ratio >= threshold else "FAIL",
+            }
+        )
+    for delay, figures in tables["at"].items():
+        rss = max(figures[op][AIORAS[op]]["peak_rss_mib"] for op in AIORAS if op in figures)
+        out.append(
+            {
+                "target": f"aioras peak RSS at {delay} ms, every row (MiB)",
+                "threshold": f"<= {RSS_TARGET_MIB:g}",
+                "measured": rss,
+                "status": "PASS" if rss <= RSS_TARGET_MIB else "FAIL",
+            }
+        )
+    polite = at.get("polite")
+    if polite:
+        ok = (
+            polite["identical"]
+            and polite["rejected_pct"] <= 5
+            and (polite["vs_allowed"] or 0) <= 1.3
+        )
+        out.append(
+            {
+                "target": f"polite mirror: <= 5 % answered 429, <= 1.3 x the time {POLITE_RATE}"
+                " requests/s allows, every artifact identical",
+                "threshold": "<= 5 %, <= 1.3 x",
+                "measured": f"{polite['rejected_pct']} %, {polite['vs_allowed']} x",
+                "status": "PASS" if ok else "FAIL",
+            }
+        )
+    return out
+
+
+def _print(tables: dict[str, Any], fleet: int, mirrored: int, blob_size: int) -> None:
+    what = {
+        "pull": f"pull {fleet} artifacts",
+        "push": f"push {fleet} artifacts",
+        "mirror": f"mirror {mirrored} artifacts, first copy",
+        "re-sync": f"mirror {mirrored} artifacts, re-sync",
+        "blob pull": f"pull one {blob_size // MiB} MiB blob",
+        "blob push": f"push one {blob_size // MiB} MiB blob",
+    }
+    for delay, at in tables["at"].items():
+        load = at["loadavg"]
+        print(
+            f"\nWAN, {delay} ms each way (load average {_load(load['start'])} at the start,"
+            f" {_load(load['end'])} at the end)"
+        )
+        header = f"{'':38} {'time s':>8} {'vs aioras':>10} {'peak RSS MiB':>13} {'requests':>9}"
+        for op, title in what.items():
+            if op not in at:
+                continue
+            print(f"\n{title:38} {header[39:]}")
+            mine = at[op][AIORAS[op]]["seconds"]
+            for label, row in at[op].items():
+                ratio = "" if label == AIORAS[op] else f"x{row['seconds'] / mine:.2f}"
+                again = f"  ({row['retried']} pushed again)" if row.get("retried") else ""
+                print(
+                    f"  {label:36} {row['seconds']:8.2f} {ratio:>10} "
+                    f"{row['peak_rss_mib']:13.1f} {row.get('requests', ''):>9}{again}"
+                )
+        polite = at.get("polite")
+        if polite:
+            print(
+                f"\npolite: reg.mirror of {mirrored} through {POLITE_RATE} requests/s"
+                f" (429, Retry-After: 1): {polite['seconds']:.2f} s, the rule allows"
+                f" {polite['allowed_s']:.2f} s (x{polite['vs_allowed']}); "
+                f"{polite['rejected']} of {polite['forwarded'] + polite['rejected']} requests"
+                f" answered 429 ({polite['rejected_pct']} %); identical: {polite['identical']};"
+                f" peak RSS {polite['peak_rss_mib']:.1f} MiB"
+            )
+    print(
+        "\n'vs aioras': that row's time / aioras's (above 1: aioras is faster). 'requests':"
+        " forwarded by the proxies."
+    )
+    quick = ", --quick: indicative only" if tables["quick"] else ""
+    print(f"\nWAN targets (informational{quick})")
+    for t in tables["targets"]:
+        print(f"  {t['status']:<4}  {t['target']}: {t['measured']} (target {t['threshold']})")
+
+
+def _load(load: Any) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
