@@ -102,6 +102,35 @@ async def test_eight_processes_fetching_one_blob_make_the_registry_serve_it_once
     assert blob_bytes_served(fault_proxy) <= 1.01 * size
 
 
+@pytest.mark.parametrize(
+    "size", [32 * MiB, pytest.param(256 * MiB, marks=pytest.mark.slow)], ids=["32MiB", "256MiB"]
+)
+async def test_eight_processes_pulling_one_artifact_make_the_registry_serve_it_once(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("model.bin").write_bytes(os.urandom(size))
+    await areg.push(registry.reference("cache/pulled:v1"), files=["model.bin"])
+    fault_proxy.add(Fault("throttle", rate=64 * MiB), method="GET", path="/blobs/")
+    start = SPAWN.Manager().Barrier(8)
+    target = fault_proxy.reference("cache/pulled:v1")
+    arguments = [
+        (str(tmp_path / "cache"), fault_proxy.host, target, str(tmp_path / f"out{i}"), start)
+        for i in range(8)
+    ]
+    results = await run_children(cacheworkers.pull_with_cache, arguments)
+    expected = "sha256:" + hashlib.sha256(Path("model.bin").read_bytes()).hexdigest()
+    assert results == [{"model.bin": expected}] * 8
+    assert blob_bytes_served(fault_proxy) <= 1.01 * size
+    # Tags are resolved at the registry every time: each pull asked for the manifest.
+    assert len(fault_proxy.requests_matching("GET", "/manifests/v1")) == 8
+
+
 async def test_fill_killed_midway_leaves_a_part_and_the_next_fill_gives_a_verified_blob(
     registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
 ) -> None:

@@ -83,3 +83,18 @@ def slow_reader(
     except Exception as error:  # reported to the test, which fails on it
         result = f"error: {error!r}"
     Path(report).write_text(result)
+
+
+def pull_with_cache(
+    cache_dir: str, host: str, target: str, outdir: str, start: Barrier | None = None
+) -> dict[str, str]:
+    """Pull ``target`` with a registry client using the cache; ``{file name: digest}``."""
+
+    async def main() -> list[str]:
+        cache = BlobCache(cache_dir)
+        async with AsyncRegistry(host, insecure=True, cache=cache) as registry:
+            return await registry.pull(target=target, outdir=outdir)
+
+    if start is not None:
+        start.wait()
+    return {Path(p).name: _sha256(Path(p)) for p in anyio.run(main)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -311,10 +312,25 @@ async def _copy_manifest(
 async def _copy_blob(
     registry: AsyncRegistry, store: OCILayout, container: Container, blob: Descriptor
 ) -> None:
-    """Stream one blob into ``store``, held to the minimum blob rate as download_blob is."""
+    """Stream one blob into ``store``, through the registry's cache when it has one."""
+    if registry.cache is None:
+        async with _origin_blob(registry, container, blob) as stream:
+            await store.push(blob, stream)
+        return
+    async with registry.cache.fetch(
+        blob, lambda: _origin_blob(registry, container, blob)
+    ) as stream:
+        await store.push(blob, stream)
+
+
+@asynccontextmanager
+async def _origin_blob(
+    registry: AsyncRegistry, container: Container, blob: Descriptor
+) -> AsyncIterator[Paced]:
+    """The blob from the registry, held to the minimum blob rate as download_blob is."""
     async with registry.stream_blob(container, blob["digest"]) as response:
         try:
-            await store.push(blob, Paced(response))
+            yield Paced(response)
         except httpx.HTTPError as error:  # broke off, or trickled
             url = str(response.request.url)
             raise wrap_http_error(error, "GET", url, what=f"blob {blob['digest']}") from error

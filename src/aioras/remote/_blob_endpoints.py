@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from .. import exceptions as exc
 from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
+from ..descriptor import Descriptor
 from ..digest import validate_digest, verify_bytes
 from ..oci import empty_config_path
 from ._core import ContainerLike, RegistryCore
@@ -113,7 +115,9 @@ class BlobMixin(RegistryCore):
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. With ``size`` above ``range_threshold``, the blob comes as
+        times) and never kept. With a :attr:`cache` and ``size`` given, the blob comes from
+        the cache (fetched into it first on a miss, once across processes) and is copied
+        to ``outfile``. With ``size`` above ``range_threshold``, the blob comes as
         ``download_ranges`` parallel ranges written at their offsets (each resumed on its
         own), or as one stream when the registry does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
@@ -125,6 +129,29 @@ class BlobMixin(RegistryCore):
         """
         container = self.get_container(container)
         validate_digest(digest)
+        if self.cache is None or size is None:
+            return await self._download_from_origin(container, digest, outfile, size)
+        descriptor: Descriptor = {
+            "mediaType": defaults.default_blob_media_type,
+            "digest": digest,
+            "size": size,
+        }
+
+        async def fill(path: Path) -> None:
+            await self._download_from_origin(container, digest, path, size)
+
+        async with self.cache.lease(descriptor, download=fill) as blob:
+            # 0o600: what a download writes (its temporary file's mode) without the cache.
+            await blob.copy_to(outfile, mode=0o600)
+        return os.fspath(outfile)
+
+    async def _download_from_origin(
+        self,
+        container: Container,
+        digest: str,
+        outfile: str | os.PathLike[str],
+        size: int | None,
+    ) -> str:
         limiter = await self._limiter()
         ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
         async with limiter:

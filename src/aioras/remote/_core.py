@@ -25,6 +25,7 @@ from ..container import Container
 from .repository import RepositoryState
 
 if TYPE_CHECKING:
+    from ..content.cache import BlobCache
     from .registry import AsyncRegistry
 
 __all__ = ["ContainerLike", "RegistryCore"]
@@ -44,6 +45,7 @@ class RegistryCore:
     download_ranges: int
     range_threshold: int
     chunk_size: int
+    cache: BlobCache | None
     _transport: Transport
     _transfers: anyio.CapacityLimiter | None
     _uploading: dict[tuple[str, str, str], anyio.Event]

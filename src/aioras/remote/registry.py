@@ -19,11 +19,12 @@ import copy
 import dataclasses
 import functools
 import inspect
+import os
 import platform
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import anyio
 import httpx
@@ -39,6 +40,7 @@ from .._http.retry import DEFAULT_RETRY, RetryPolicy
 from .._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Transport
 from ..auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from ..auth.dockerconfig import DockerConfigSource
+from ..content.cache import BlobCache
 from ..utils import split_path_and_content
 from ..version import __version__
 from ._blob_endpoints import BlobMixin
@@ -72,6 +74,12 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
     (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
     ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
     a slot is free.
+
+    ``cache`` is a :class:`~aioras.BlobCache` (or the path of one) that blobs fetched by
+    digest go through: pulls, copies and mirrors from this registry, and the oras-py layout
+    API. A hit makes no request for the blob; tags are always resolved at the registry. By
+    default the directory ``ORAS_CACHE`` names, when it is set; ``cache=False`` turns the
+    cache off even then.
 
     ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
     bounding each connect, read, write and wait for a pooled connection, its read timeout
@@ -116,6 +124,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         environment: Environment | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limits: RateLimits | None = None,
+        cache: BlobCache | str | os.PathLike[str] | Literal[False] | None = None,
     ) -> None:
         for name, value in (
             ("push_concurrency", push_concurrency),
@@ -141,6 +150,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         self.range_threshold = range_threshold
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
+        self.cache = _pick_cache(cache, self.environment)
         if isinstance(auth_backend, str):
             self.auth = get_auth_backend(auth_backend, insecure=insecure)
         else:
@@ -260,6 +270,8 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
             "headers": dict(self.headers),
             "environment": self.environment,
             "rate_limits": pacer.limits if pacer is not None else None,
+            # False keeps "no cache" from becoming the other side's ORAS_CACHE.
+            "cache": self.cache if self.cache is not None else False,
             **self._rebuild_options,
         }
         own_sources = (self._environment_credentials, self._docker_configs)
@@ -386,6 +398,19 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         if env.oras_user and env.oras_pass:
             return Credentials(username=env.oras_user, password=env.oras_pass)
         return None
+
+
+def _pick_cache(
+    cache: BlobCache | str | os.PathLike[str] | Literal[False] | None, environment: Environment
+) -> BlobCache | None:
+    """The cache asked for: given, a path, none (False), or ``ORAS_CACHE``'s (None)."""
+    if cache is False:
+        return None
+    if cache is None:
+        return BlobCache(environment.oras_cache) if environment.oras_cache else None
+    if isinstance(cache, BlobCache):
+        return cache
+    return BlobCache(cache)
 
 
 def _counted(
