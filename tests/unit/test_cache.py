@@ -389,3 +389,11 @@ def test_cache_pickles_without_state(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path, max_bytes=5, verify="always")
     clone = pickle.loads(pickle.dumps(cache))
     assert (clone.path, clone.max_bytes, clone.verify) == (cache.path, 5, "always")
+
+
+async def test_descriptor_with_a_negative_size_is_refused(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    bad: Descriptor = {**describe(b"x"), "size": -1}
+    with pytest.raises(ValueError, match="negative"):
+        async with cache.lookup(bad):
+            pass

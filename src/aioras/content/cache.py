@@ -194,7 +194,10 @@ class BlobCache:
     ``path`` is created (0700) on first use. ``max_bytes`` bounds what it holds (None: no
     bound). ``verify`` says what a hit is checked for before it is served: ``"size"`` (the
     default; cheap) or ``"always"`` (its digest too, reading it whole). Objects of this class
-    hold no open files between calls and can be pickled.
+    hold no open files between calls and can be pickled. One object serves the tasks of one
+    event loop (its in-process queue is made of that loop's locks); other loops, threads and
+    processes use objects of their own on the same directory, which share everything but
+    that queue.
     """
 
     def __init__(
@@ -208,7 +211,7 @@ class BlobCache:
             raise ValueError(f"verify must be 'size' or 'always', not {verify!r}")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be at least 0, not {max_bytes}")
-        self.path = Path(path).absolute()
+        self.path = Path(path).expanduser().absolute()
         self.max_bytes = max_bytes
         self.verify: Verify = verify
         self._acquiring: dict[str, tuple[anyio.Lock, int]] = {}
@@ -359,6 +362,8 @@ class BlobCache:
     ) -> tuple[CachedBlob, files.Slot] | None:
         digest = descriptor["digest"]
         size = int(descriptor["size"])
+        if size < 0:
+            raise ValueError(f"descriptor of {digest} has a negative size: {size}")
         algorithm, encoded = parse_digest(digest)
         await anyio.to_thread.run_sync(files.make_root, self.path)
         slot = files.Slot(self.path, algorithm, encoded)
