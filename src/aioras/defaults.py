@@ -105,12 +105,25 @@ max_graph_nodes = 10_000
 """Distinct manifests and blobs one walk may reach (each costs a request or more). A 10-platform
 image of 50 layers each, with a few referrers per manifest, is under 1,000."""
 
-# Concurrency, as the reference clients: push 5, pull 3
+# Concurrency. Chosen on the WAN bench (registries 20 ms away each way, behind
+# benchmarks' delay proxy; docs/performance.md has the tables), not on loopback, where the
+# registry's CPU hides what a round trip costs.
+# Layers at once per push and per pull, as the reference clients (oras-go: push 5, pull 3):
+# the WAN workloads' artifacts hold 2-3 blobs, so these never held them back; an artifact of
+# many layers is bounded by max_transfers across everything the registry object does.
 default_push_concurrency = 5
 default_pull_concurrency = 3
 default_copy_concurrency = 3
+# Blob transfers in flight per registry object, across all calls. 10 (the loopback choice)
+# held 50 pulls started at once to 10 blobs per round trip: at 100 ms each way they took
+# 3.1 s, 2.3 s with 32. The adaptive window of each host (aioras._http.ratelimit) still
+# cuts in when a registry shows strain.
+default_max_transfers = 32
+# Artifacts copied at once by mirror(). A first mirror of 200 small artifacts at 20 ms each
+# way: 19.4 s with 4, 10.3 s with 16 (32: no faster; the client's CPU is then the limit).
+default_mirror_concurrency = 16
 # Blobs above the threshold download as this many parallel ranges (where Range is honoured):
-# storage serving each connection at a fixed speed then gives 8 times that, within the
-# default max_transfers of 10.
+# storage serving each connection at a fixed speed then gives 8 times that, within
+# max_transfers.
 default_download_ranges = 8
 default_range_threshold = 64 * 1024 * 1024

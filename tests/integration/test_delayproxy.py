@@ -123,6 +123,19 @@ def test_the_rate_rule_answers_429_with_retry_after_and_forwards_nothing_above_i
     assert proxy.stats.connections == 1
 
 
+def test_a_rejected_head_gets_no_body_and_the_connection_stays_in_step(
+    registry: LocalRegistry, wan_proxy: WanProxyFactory, client_of: list[httpx.Client]
+) -> None:
+    proxy = wan_proxy(registry, delay=0.001, rate_rule=RateRule(1, retry_after=1))
+    client = _client(client_of, proxy.host)
+    assert client.get("/v2/").status_code == 200
+    assert client.head("/v2/").status_code == 429
+    # A body after the HEAD's answer would be read as this answer's status line.
+    followed = client.get("/v2/")
+    assert followed.status_code in (200, 429)
+    assert proxy.stats.connections == 1
+
+
 def test_a_rejected_request_waiting_for_continue_ends_its_connection(
     registry: LocalRegistry, wan_proxy: WanProxyFactory
 ) -> None:

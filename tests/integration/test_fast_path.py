@@ -9,6 +9,7 @@ receive buffer fitted into h11, and for direct socket reads).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -22,6 +23,7 @@ import pytest
 
 from aioras._http import netbackend
 from aioras._http.netbackend import READ_SIZE, LargeReadBackend, http_transport, ssl_context
+from aioras._http.retry import NO_RETRY
 from aioras._http.transport import DEFAULT_LIMITS, Transport
 from aioras.auth import TokenAuth
 from aioras.remote.registry import AsyncRegistry
@@ -210,6 +212,60 @@ async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_time
             assert response.status_code == 200
     # Each request re-plans the pool a few times; each plan asks each connection once.
     assert asked <= 20 * 4 * connections, (asked, connections)
+
+
+async def test_pool_polls_idle_connections_once_per_request_not_all_per_plan(
+    registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whether a connection expired polls its socket when idle: asking every pooled
+    # connection on every plan cost 19,000 polls for 50 pulls over ~50 connections.
+    asked = 0
+    original = netbackend._FittedConnection.has_expired
+
+    def counting(self: netbackend._FittedConnection) -> bool:
+        nonlocal asked
+        asked += 1
+        return original(self)
+
+    monkeypatch.setattr(netbackend._FittedConnection, "has_expired", counting)
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        url = f"{registry.url}/v2/"
+        pool = await _idle_pool(reg._transport, url, 24)
+        connections = len(pool._connections)
+        assert connections == 24
+        monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # no sweep but the next one
+        asked = 0
+        for _ in range(20):
+            response = await reg._transport.send("GET", url)
+            assert response.status_code == 200
+    # One sweep, then the connection each request is given (a few plans per request).
+    assert asked <= connections + 20 * 4, (asked, connections)
+
+
+async def test_a_connection_the_server_closed_while_idle_is_never_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server that answers once per connection, then closes it (keep-alive promised).
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # only the first plan sweeps
+    transport = Transport(authenticator=TokenAuth(insecure=True), retry=NO_RETRY)
+    try:
+        for _ in range(5):
+            response = await transport.send("GET", f"http://127.0.0.1:{port}/v2/")
+            assert response.status_code == 200
+            await asyncio.sleep(0.2)  # the server has closed the idle connection by now
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_pool_keeps_at_most_the_keep_alive_allowance_of_idle_connections(

@@ -277,7 +277,7 @@ async def _body(reader: asyncio.StreamReader, request: _Request) -> AsyncIterato
         yield data
 
 
-def _too_many(rule: RateRule, *, close: bool) -> bytes:
+def _too_many(rule: RateRule, *, close: bool, head: bool) -> bytes:
     headers = [
         "HTTP/1.1 429 Too Many Requests",
         "Content-Type: application/json",
@@ -287,7 +287,8 @@ def _too_many(rule: RateRule, *, close: bool) -> bytes:
     ]
     if close:
         headers.append("Connection: close")
-    return ("\r\n".join(headers) + "\r\n\r\n").encode() + _TOO_MANY
+    # The answer to a HEAD has no body: bytes after it would be read as the next answer.
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head else _TOO_MANY)
 
 
 class DelayProxy:
@@ -456,7 +457,10 @@ class DelayProxy:
             self.stats.rejected += 1
             # A client waiting for "100 Continue" sends no body after a final answer, so that
             # connection ends with the answer; otherwise the body is read and dropped.
-            down.put(_too_many(self.rate_rule, close=request.expects_continue), down.due(2))
+            answer = _too_many(
+                self.rate_rule, close=request.expects_continue, head=head.startswith(b"HEAD ")
+            )
+            down.put(answer, down.due(2))
             if request.expects_continue:
                 down.put(None, down.due(2))
                 up.put(None)

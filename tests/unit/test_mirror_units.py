@@ -121,12 +121,13 @@ async def test_token_bucket_holds_requests_to_the_rate() -> None:
 @pytest.mark.anyio
 async def test_retry_after_and_low_quota_pause_the_whole_host() -> None:
     pacer = HostPacer(RateLimits(rate=None))
-    pacer.after("h", 429, {"retry-after": "1"})
+    pacer.after(await pacer.before("h", "GET"), 429, {"retry-after": "1"})
     started = time.monotonic()
     await pacer.before("h", "HEAD")
     assert time.monotonic() - started >= 0.9
     await pacer.before("other", "HEAD")  # another host is not held
-    pacer.after("h", 200, {"ratelimit-remaining": "1;w=10", "ratelimit-limit": "20;w=10"})
+    quota = {"ratelimit-remaining": "1;w=10", "ratelimit-limit": "20;w=10"}
+    pacer.after(await pacer.before("h", "HEAD"), 200, quota)
     started = time.monotonic()
     await pacer.before("h", "HEAD")
     assert time.monotonic() - started >= 0.45  # one request's worth of quota: 10 s / 20

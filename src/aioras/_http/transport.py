@@ -11,8 +11,9 @@ the redirect layer (:meth:`Transport._follow`: one hop after another), the auth 
 (:meth:`Transport._authenticated`: a 401 challenge answered, then the hop sent again), the
 retry layer (:meth:`Transport._retrying`: faults and retryable statuses, through one
 :class:`~aioras._http.retry.Retrying` per call) and one request (:meth:`Transport._send_one`:
-credentials for the hop, rate-limit pacing, the send within its deadline). The body of the
-final answer is read last (:meth:`Transport._read`); one that breaks off sends the hop again.
+credentials for the hop, the host's politeness (:mod:`aioras._http.ratelimit`), the send
+within its deadline). The body of the final answer is read last (:meth:`Transport._read`);
+one that breaks off sends the hop again.
 
 Credentials are scoped by origin, one rule for every request and every redirect hop: the
 origin a call was made for (see :attr:`Transport.registries`) gets the authenticator's
@@ -38,7 +39,7 @@ from ..auth import Authenticator, scopes_for_request
 from ..auth.authenticator import AnonymousAuth
 from .headers import CREDENTIAL_HEADERS, check_header, check_headers
 from .netbackend import http_transport, ssl_context
-from .ratelimit import HostPacer
+from .ratelimit import MAX_WINDOW, HostPacer, Ticket
 from .responses import (
     Deadline,
     buffered_response,
@@ -76,7 +77,16 @@ _REFUSED_RETRIES = 1
 _HANG_UP_RETRIES = 2
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+# The pool must not queue a request the host's pacer let go: one held there past a
+# Retry-After pause goes out after it, unpaced (a mirror at 20 ms each way through a 429 rate
+# rule, 64 connections: a burst of 11 more 429s right after each pause). Requests in flight
+# are bounded by each host's window (at most MAX_WINDOW), blob bodies by max_transfers: the
+# pool's cap stays above both, a backstop rather than a limit. Idle connections kept: 64
+# (was 32): across a network each one closed costs a round trip to open again, and an idle
+# one costs nothing per request since the pool stopped polling them all (netbackend._Pool).
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=MAX_WINDOW + 4 * defaults.default_max_transfers, max_keepalive_connections=64
+)
 
 
 def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
@@ -96,6 +106,12 @@ def _retryable(error: BaseException) -> bool:
             return False
         return connect_failure(error) not in ("unresolved", "plain-http")
     return True
+
+
+def _congested(error: BaseException) -> bool:
+    """Whether a failed send is a sign of strain (a timeout, a reset), not a cancel or a bug."""
+    strain = httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+    return isinstance(error, strain)
 
 
 def _retry_cap(error: BaseException) -> int | None:
@@ -128,6 +144,7 @@ class _Call:
     auth_rounds: int = 0
     sent_auth: str | None = None
     deadline: Deadline | None = None
+    ticket: Ticket | None = None
 
     @property
     def trusted(self) -> bool:
@@ -323,6 +340,8 @@ class Transport:
                 # a replayable request is one more fault like a reset before the headers,
                 # and otherwise a TransportError rather than the server's word.
                 wrapped = wrap_http_error(error, call.hop_method, call.hop_url)
+                if self.pacer is not None and call.ticket is not None:
+                    self.pacer.broke(call.ticket)
                 if not call.retries.allows():
                     raise wrapped from error
                 await response.aclose()
@@ -427,26 +446,36 @@ class Transport:
             content=body,
             extensions={"timeout": self._timeouts},
         )
-        if self.pacer is not None:
-            await self.pacer.before(urlsplit(call.hop_url).netloc, call.hop_method)
         return request
 
     async def _send_one(self, call: _Call, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` (body left unread) within its deadline; raises httpx errors."""
-        call.deadline = Deadline.of(call.client.timeout)
-        if call.client.is_closed or self._sender is None:
-            # aclose() or set_verify() ran while this call was under way.
-            raise exc.TransportError(
-                f"{call.where()}: the registry's connections were closed during the call",
-                method=call.hop_method,
-                url=redact(call.hop_url),
-            )
-        response = await send_within(self._sender, request, call.deadline)
+        """Send ``request`` (body left unread) within its deadline; raises httpx errors.
+
+        The host's pacer lets it go (a slot in its window, its pause and pace kept) and
+        learns from how it ended (see :mod:`aioras._http.ratelimit`).
+        """
+        pacer = self.pacer
+        call.ticket = None
+        if pacer is not None:
+            call.ticket = await pacer.before(urlsplit(call.hop_url).netloc, call.hop_method)
+        try:
+            call.deadline = Deadline.of(call.client.timeout)
+            if call.client.is_closed or self._sender is None:
+                # aclose() or set_verify() ran while this call was under way.
+                raise exc.TransportError(
+                    f"{call.where()}: the registry's connections were closed during the call",
+                    method=call.hop_method,
+                    url=redact(call.hop_url),
+                )
+            response = await send_within(self._sender, request, call.deadline)
+        except BaseException as error:
+            if pacer is not None and call.ticket is not None:
+                pacer.failed(call.ticket, congested=_congested(error))
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> %d", call.where(), response.status_code)
-        if self.pacer is not None:
-            target = urlsplit(call.hop_url).netloc
-            self.pacer.after(target, response.status_code, response.headers)
+        if pacer is not None and call.ticket is not None:
+            pacer.after(call.ticket, response.status_code, response.headers)
         return response
 
     # -- the final answer's body ------------------------------------------------------------

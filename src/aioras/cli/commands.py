@@ -690,7 +690,7 @@ async def mirror(ctx: Context) -> None:
 
         report = await ctx.registry.mirror(
             plan,
-            concurrency=args.concurrency or 4,
+            concurrency=args.concurrency or defaults.default_mirror_concurrency,
             dry_run=args.dry_run,
             keep_going=args.keep_going,
             state=args.state,

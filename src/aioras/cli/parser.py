@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import defaults
 from ..version import __version__
 
 __all__ = ["build_parser"]
@@ -285,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
     mirror.add_argument(
-        "--concurrency", type=_positive, metavar="N", help="artifacts mirrored at once (default 4)"
+        "--concurrency",
+        type=_positive,
+        metavar="N",
+        help=f"artifacts mirrored at once (default {defaults.default_mirror_concurrency})",
     )
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(

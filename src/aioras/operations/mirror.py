@@ -78,7 +78,7 @@ async def mirror(
     registry: AsyncRegistry,
     plan: MirrorPlan,
     *,
-    concurrency: int = 4,
+    concurrency: int = defaults.default_mirror_concurrency,
     dry_run: bool = False,
     keep_going: bool = False,
     state: str | os.PathLike[str] | None = None,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import defaults
 from .. import exceptions as exc
 from .._environment import read_environment, read_variable
 from .._http.ratelimit import RateLimits
@@ -47,7 +48,7 @@ class RegistrySettings:
     insecure: bool = False
     tls_verify: bool | str = True
     auth_backend: str = "token"
-    max_transfers: int = 10
+    max_transfers: int = defaults.default_max_transfers
     rate_limits: RateLimits | None = None
     docker_config_dir: str | None = None
     username_env: str | None = None
@@ -109,7 +110,7 @@ def mirror_on_dask(
     client: Any,
     *,
     settings: RegistrySettings,
-    concurrency: int = 4,
+    concurrency: int = defaults.default_mirror_concurrency,
     dry_run: bool = False,
     keep_going: bool = False,
 ) -> MirrorReport:

@@ -305,7 +305,7 @@ class OperationsMixin(RegistryCore):
         self,
         plan: MirrorPlan,
         *,
-        concurrency: int = 4,
+        concurrency: int = defaults.default_mirror_concurrency,
         dry_run: bool = False,
         keep_going: bool = False,
         state: str | os.PathLike[str] | None = None,

@@ -68,8 +68,10 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
-    ``rate_limits`` (a :class:`~aioras.RateLimits`: requests a second per host,
-    by default 20 for every host but loopback ones). A blob larger than ``range_threshold``
+    ``rate_limits`` (a :class:`~aioras.RateLimits`: by default no fixed rate, an adaptive
+    limit per host that backs off on ``429``, ``503``, timeouts and resets and keeps
+    ``Retry-After``; a fixed rate per host is opt-in). Defaults: ``max_transfers`` 32,
+    ``push_concurrency`` 5, ``pull_concurrency`` 3. A blob larger than ``range_threshold``
     bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
     (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
     ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
@@ -113,7 +115,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         *,
         push_concurrency: int = defaults.default_push_concurrency,
         pull_concurrency: int = defaults.default_pull_concurrency,
-        max_transfers: int = 10,
+        max_transfers: int = defaults.default_max_transfers,
         download_ranges: int = defaults.default_download_ranges,
         range_threshold: int = defaults.default_range_threshold,
         chunk_size: int = defaults.default_chunksize,
@@ -182,7 +184,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         # Credentials and these headers go only to registries a reference (or hostname)
         # names; an upload Location or a redirect elsewhere gets neither.
         self._transport.registries = set()
-        # Rate limits per host (off for loopback by default), shared pauses, request counts.
+        # Per-host politeness (adaptive in-flight limit, shared pauses), request counts.
         self._transport.pacer = HostPacer(rate_limits)
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
