@@ -11,6 +11,7 @@ See ``benchmarks/README.md``. Usage::
     python benchmarks/bench.py --section mirror  # 200 artifacts: skopeo sync, oras-py, mirror
     python benchmarks/bench.py --section wan     # two registries 20 and 50 ms away (_wan.py)
     python benchmarks/bench.py --section wan --quick --delays 20
+    python benchmarks/bench.py --section cache   # cold and warm pulls through BlobCache
 
 Without ``--section``, the loopback sections run (``--section loopback``: all four).
 """
@@ -78,13 +79,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=(*SECTIONS, "loopback", "wan"),
+        choices=(*SECTIONS, "loopback", "wan", "cache"),
         action="append",
         help="compare (push/pull/copy against oras-py), pull-table (8 x 64 MiB pulled by"
         " curl, curl|openssl, aioras, oras-py, skopeo), ranges (1 GiB through a 32 MiB/s"
         " per-connection proxy), mirror (200 artifacts: skopeo sync, an oras-py loop,"
         " reg.mirror; see _mirror.py); loopback: those four (the default); wan: two"
-        " registries behind delay proxies, reached by names not loopback (see _wan.py)",
+        " registries behind delay proxies, reached by names not loopback (see _wan.py);"
+        " cache: cold and warm pulls through BlobCache against cp -r (see _cache.py)",
     )
     parser.add_argument(
         "--delays",
@@ -123,6 +125,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     chosen = ns.section or ["loopback"]
     ns.section = [s for s in SECTIONS if s in chosen or "loopback" in chosen]
     ns.wan = "wan" in chosen
+    ns.cache = "cache" in chosen
     return ns
 
 
@@ -441,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         import _wan
 
         _wan.check_names()  # before anything is measured
+    if ns.cache and not ns.section:
+        return max(_run_cache(ns), _run_wan(ns) if ns.wan else 0)
     if not ns.section:
         return _run_wan(ns)
     if ns.section == ["mirror"]:
@@ -521,8 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {out} ({doc['meta']['elapsed_s']} s)")
     mirror_status = _run_mirror(ns) if "mirror" in sections else 0
     wan_status = _run_wan(ns) if ns.wan else 0
+    cache_status = _run_cache(ns) if ns.cache else 0
     # Like every target, the mirror's and the wan section's fail the run only with --strict.
     failed = any(t["status"] == "FAIL" for t in targets) or mirror_status or wan_status
+    failed = failed or cache_status
     return 1 if ns.strict and failed else 0
 
 
@@ -531,6 +538,15 @@ def _run_mirror(ns: argparse.Namespace) -> int:
     import _mirror
 
     return int(_mirror.run(Path(ns.output).with_name("mirror.json")))
+
+
+def _run_cache(ns: argparse.Namespace) -> int:
+    """The cache section, in its own results file beside the others; 1 when a target fails."""
+    import _cache
+
+    output = Path(ns.output).with_name("cache.json")
+    failed = _cache.run(output, quick=ns.quick, repeat=ns.repeat, workdir=ns.workdir)
+    return 1 if ns.strict and failed else 0
 
 
 def _run_wan(ns: argparse.Namespace) -> int:

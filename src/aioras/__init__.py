@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from .client import AsyncOrasClient, OrasClient
     from .container import Container
+    from .content.cache import BlobCache
     from .content.layout import OCILayout
     from .content.memory import MemoryStore
     from .exceptions import (
@@ -53,6 +54,7 @@ _LAZY: dict[str, str] = {
     "AsyncOrasClient": "client",
     "OrasClient": "client",
     "Container": "container",
+    "BlobCache": "content.cache",
     "OCILayout": "content.layout",
     "MemoryStore": "content.memory",
     "AuthenticationError": "exceptions",
@@ -96,6 +98,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AsyncRegistry",
     "AuthenticationError",
+    "BlobCache",
     "Container",
     "DigestMismatch",
     "InvalidReference",

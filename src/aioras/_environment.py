@@ -20,6 +20,8 @@ class Environment:
 
     ``oras_user``/``oras_pass``: default basic credentials (oras-py's ``ORAS_USER`` and
     ``ORAS_PASS``). ``docker_config_dir``: ``$DOCKER_CONFIG`` or ``~/.docker``.
+    ``oras_cache``: the blob cache directory ``ORAS_CACHE`` names (the oras CLI's
+    variable), or None when it is unset or empty.
 
     The network settings requests (and so oras-py) honours: ``https_proxy``,
     ``http_proxy``, ``all_proxy`` and ``no_proxy`` (lower or upper case, lower first);
@@ -38,6 +40,7 @@ class Environment:
     ca_bundle: str | None = None
     ssl_cert_file: str | None = None
     ssl_cert_dir: str | None = None
+    oras_cache: Path | None = None
 
     def default_verify(self) -> bool | str:
         """What ``tls_verify=True`` means here: the CA bundle the environment names, or True.
@@ -78,6 +81,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
         ssl_cert_file=env.get("SSL_CERT_FILE") or None,
         ssl_cert_dir=env.get("SSL_CERT_DIR") or None,
+        oras_cache=Path(env["ORAS_CACHE"]).expanduser() if env.get("ORAS_CACHE") else None,
     )
 
 

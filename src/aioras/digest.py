@@ -130,12 +130,20 @@ def _hash_stream(fd: IO[bytes], algorithm: str, chunk_size: int) -> tuple[str, i
 
 
 def digest_file_sync(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | int,
     algorithm: str = "sha256",
     *,
     chunk_size: int = defaults.io_chunk_size,
 ) -> tuple[str, int]:
-    """Hash a file in constant memory; return ``(digest, size)``."""
+    """Hash a file in constant memory; return ``(digest, size)``.
+
+    ``path`` may be an open descriptor (an ``int``): the file is hashed from its first
+    byte, and the descriptor is left open (at the file's end).
+    """
+    if isinstance(path, int):
+        with open(path, "rb", buffering=0, closefd=False) as fd:
+            fd.seek(0)
+            return _hash_stream(fd, algorithm, chunk_size)
     with open(path, "rb", buffering=0) as fd:
         return _hash_stream(fd, algorithm, chunk_size)
 

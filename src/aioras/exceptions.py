@@ -5,7 +5,8 @@
     OrasError                          base of everything below
     ├── InvalidReference               a name, tag, digest or reference breaks the grammar
     ├── InvalidDigest                  a digest string is malformed or uses an unknown algorithm
-    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec
+    ├── InvalidLayout                  an OCI image layout (directory or tar) breaks the image-spec,
+    │                                  or a blob cache directory has a link for a directory
     ├── ReadOnlyError                  a write was asked of a store opened read-only
     ├── ManifestValidationError        a manifest, index, descriptor or config fails its schema
     │   ├── ManifestTooLarge           a manifest exceeds the size limit (4 MiB by default)
@@ -167,8 +168,10 @@ class InvalidLayout(OrasError, ValueError):
     Covers an ``oci-layout`` file that is missing (in a tar) or names an unsupported version;
     an ``index.json`` that is missing (in a tar), larger than the limit, not JSON or not an
     image index; blob files whose names are not digests or that are not regular files; and
-    tars that are compressed, sparse or list a member twice. ``path`` names the offending
-    file or archive member.
+    tars that are compressed, sparse or list a member twice. Also raised by
+    :class:`~aioras.BlobCache` when a directory inside the cache (``blobs/<algorithm>``,
+    ``locks``), or a lock file, is a symbolic link or not what it should be: links there are
+    never followed. ``path`` names the offending file or archive member.
     """
 
     def __init__(self, message: str, *, path: str = "") -> None:

@@ -62,6 +62,12 @@ class AsyncRegistry(RegistryClient):
     ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
     a slot is free.
 
+    ``cache`` is a :class:`~aioras.BlobCache` (or the path of one) that blobs fetched by
+    digest go through: pulls, copies and mirrors from this registry, and the oras-py layout
+    API. A hit makes no request for the blob; tags are always resolved at the registry. By
+    default the directory ``ORAS_CACHE`` names, when it is set; ``cache=False`` turns the
+    cache off even then.
+
     ``timeout`` is seconds (or an ``httpx.Timeout``; default 60 s, 15 s to connect). Besides
     bounding each connect, read, write and wait for a pooled connection, its read timeout
     ``T`` bounds a whole answer, so that a server trickling bytes cannot hold a call: once

@@ -25,6 +25,7 @@ import anyio
 
 from .. import defaults
 from .._http.headers import header_number
+from ..content.cache import BlobCache
 from ..content.graph import host_platform
 from ..content.layout import OCILayout
 from ..content.store import read_all
@@ -100,7 +101,9 @@ async def _client(args: argparse.Namespace, side: str) -> AsyncIterator[AsyncReg
         )
     username, password = _flag(args, side, "username"), _flag(args, side, "password")
     tls_verify: bool | str = ca_file or not insecure
-    async with AsyncRegistry(insecure=bool(plain_http), tls_verify=tls_verify) as registry:
+    async with AsyncRegistry(
+        insecure=bool(plain_http), tls_verify=tls_verify, cache=getattr(args, "cache", None)
+    ) as registry:
         if args.registry_config:
             registry.load_configs(configs=[args.registry_config])
         if username and password and args.run != "login":
@@ -755,4 +758,53 @@ async def restore(ctx: Context) -> None:
     ctx.out.result(
         {"source": args.source, "reference": args.reference, **descriptor_doc(root)},
         f"Restored {args.source} => {args.reference}\nDigest: {root['digest']}",
+    )
+
+
+def _the_cache(ctx: Context) -> BlobCache:
+    """The cache ``--cache`` (else ``ORAS_CACHE``) names: the registry client has it."""
+    if ctx.registry.cache is None:
+        raise UsageError("which cache? give --cache DIR or set ORAS_CACHE")
+    return ctx.registry.cache
+
+
+async def cache_ls(ctx: Context) -> None:
+    """``aioras cache ls``: the cached blobs, least recently used first."""
+    cache = _the_cache(ctx)
+    entries = await cache.ls()
+    ctx.out.result(
+        {
+            "cache": str(cache.path),
+            "blobs": [
+                {"digest": e.digest, "size": e.size, "lastUsed": e.last_used} for e in entries
+            ],
+        },
+        [f"{e.digest}  {e.size}" for e in entries],
+    )
+
+
+async def cache_du(ctx: Context) -> None:
+    """``aioras cache du``: bytes held."""
+    cache = _the_cache(ctx)
+    entries = await cache.ls()
+    total = sum(e.size for e in entries)
+    ctx.out.result(
+        {"cache": str(cache.path), "blobs": len(entries), "bytes": total},
+        f"{total} bytes in {len(entries)} blobs ({cache.path})",
+    )
+
+
+async def cache_prune(ctx: Context) -> None:
+    """``aioras cache prune [--max-bytes N]``."""
+    cache = _the_cache(ctx)
+    result = await cache.prune(max_bytes=ctx.args.max_bytes)
+    ctx.out.result(
+        {
+            "cache": str(cache.path),
+            "evicted": result.entries,
+            "bytes": result.bytes,
+            "parts": result.parts,
+        },
+        f"Evicted {result.entries} blobs ({result.bytes} bytes); "
+        f"removed {result.parts} unfinished files",
     )

@@ -132,6 +132,21 @@ def _transfer() -> argparse.ArgumentParser:
     return transfer
 
 
+def _cache_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="blob cache shared by processes: a hit is not fetched again (default: $ORAS_CACHE)",
+    )
+
+
+def _size(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
+    return number
+
+
 def _key_value(item: str) -> str:
     key, sep, _ = item.partition("=")
     if not sep or not key:
@@ -224,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="of an index: this platform's manifest; of one manifest: check its platform",
     )
 
+    _cache_flag(pull)
+
     attach = verb(verbs, "attach", "attach files to an artifact as a referrer", "attach", transfer)
     attach.add_argument("reference", help="the subject: host/name:tag or @digest")
     attach.add_argument("files", nargs="*", metavar="FILE[:TYPE]", help="files or directories")
@@ -265,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _side(cp, "from", "source")
     _side(cp, "to", "destination")
+    _cache_flag(cp)
 
     mirror = verb(verbs, "mirror", "mirror the artifacts a TOML plan names", "mirror")
     mirror.add_argument(
@@ -289,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("reference", help="host/name:tag or @digest")
     backup.add_argument("destination", metavar="DEST", help="layout directory, or FILE.tar")
+    _cache_flag(backup)
     restore = verb(
         verbs,
         "restore",
@@ -394,6 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("host", help="host[:port]")
     logout = verb(verbs, "logout", "remove saved credentials", "logout")
     logout.add_argument("host", help="host[:port]")
+    cache = verbs.add_parser("cache", help="list, measure and prune the blob cache")
+    cache.set_defaults(help_parser=cache)
+    caches = cache.add_subparsers(title="cache verbs", metavar="VERB")
+    cache_ls = verb(caches, "ls", "list the cached blobs, least recently used first", "cache_ls")
+    cache_du = verb(caches, "du", "print the bytes the cached blobs take", "cache_du")
+    prune = verb(caches, "prune", "evict least recently used blobs not in use", "cache_prune")
+    prune.add_argument(
+        "--max-bytes",
+        type=_size,
+        metavar="N",
+        help="evict down to N bytes (default: only remove what killed fetches left)",
+    )
+    for sub in (cache_ls, cache_du, prune):
+        _cache_flag(sub)
     version = verbs.add_parser("version", help="print the version", description="print the version")
     version.set_defaults(run="version", verb_parser=version)
     return parser

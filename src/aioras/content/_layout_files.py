@@ -32,6 +32,7 @@ __all__ = [
     "directory_blobs",
     "directory_lock",
     "open_blob_directory",
+    "open_subdirectories",
     "process_lock",
     "read_small",
     "unlink_durably",
@@ -145,14 +146,14 @@ def unlink_durably(path: Path) -> None:
     fsync_directory(path.parent)
 
 
-def _open_subdirectory(parent: int, name: str, where: Path) -> int:
+def _open_subdirectory(parent: int, name: str, where: Path, mode: int) -> int:
     """Open (making it first if missing) directory ``name`` of ``parent``, never a link."""
     for _ in range(2):
         try:
             return os.open(name, _SUBDIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
-                os.mkdir(name, 0o755, dir_fd=parent)
+                os.mkdir(name, mode, dir_fd=parent)
         except OSError as error:
             if error.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise InvalidLayout(f"{where} is not a directory", path=str(where)) from None
@@ -169,12 +170,22 @@ def open_blob_directory(root: Path, algorithm: str) -> int:
     the path, done once, would miss). Raises :class:`InvalidLayout` when either is a
     symbolic link or not a directory.
     """
+    return open_subdirectories(root, (defaults.oci_blobs_dir, algorithm))
+
+
+def open_subdirectories(root: Path, names: tuple[str, ...], *, mode: int = 0o755) -> int:
+    """A descriptor of ``root/<names[0]>/<names[1]>...``, each made (``mode``) when missing.
+
+    Each directory below ``root`` is opened relative to its parent with ``O_NOFOLLOW`` (see
+    :func:`open_blob_directory`); the caller closes the descriptor. Raises
+    :class:`InvalidLayout` when one of them is a symbolic link or not a directory.
+    """
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     where = root
     try:
-        for name in (defaults.oci_blobs_dir, algorithm):
+        for name in names:
             where = where / name
-            child = _open_subdirectory(fd, name, where)
+            child = _open_subdirectory(fd, name, where, mode)
             os.close(fd)
             fd = child
     except BaseException:

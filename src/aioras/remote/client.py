@@ -27,8 +27,9 @@ import platform
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 import anyio
 import httpx
@@ -49,6 +50,7 @@ from .._retry import DEFAULT_RETRY, RetryPolicy
 from ..auth import Authenticator, Credentials, as_authenticator, get_auth_backend
 from ..auth.dockerconfig import DockerConfigSource
 from ..container import Container
+from ..content.cache import BlobCache
 from ..content.graph import choose_platform, descriptor_list, parse_document, parse_platform
 from ..content.store import read_all
 from ..descriptor import Descriptor, as_descriptor
@@ -103,6 +105,7 @@ class RegistryClient:
         environment: Environment | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limits: RateLimits | None = None,
+        cache: BlobCache | str | os.PathLike[str] | Literal[False] | None = None,
     ) -> None:
         for name, value in (
             ("push_concurrency", push_concurrency),
@@ -128,6 +131,7 @@ class RegistryClient:
         self.range_threshold = range_threshold
         self.chunk_size = chunk_size
         self.environment = environment or read_environment()
+        self.cache = _pick_cache(cache, self.environment)
         if isinstance(auth_backend, str):
             self.auth = get_auth_backend(auth_backend, insecure=insecure)
         else:
@@ -248,6 +252,8 @@ class RegistryClient:
             "headers": dict(self.headers),
             "environment": self.environment,
             "rate_limits": pacer.limits if pacer is not None else None,
+            # False keeps "no cache" from becoming the other side's ORAS_CACHE.
+            "cache": self.cache if self.cache is not None else False,
             **self._rebuild_options,
         }
         own_sources = (self._environment_credentials, self._docker_configs)
@@ -494,7 +500,9 @@ class RegistryClient:
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. With ``size`` above ``range_threshold``, the blob comes as
+        times) and never kept. With a :attr:`cache` and ``size`` given, the blob comes from
+        the cache (fetched into it first on a miss, once across processes) and is copied
+        to ``outfile``. With ``size`` above ``range_threshold``, the blob comes as
         ``download_ranges`` parallel ranges written at their offsets (each resumed on its
         own), or as one stream when the registry does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
@@ -506,6 +514,29 @@ class RegistryClient:
         """
         container = self.get_container(container)
         validate_digest(digest)
+        if self.cache is None or size is None:
+            return await self._download_from_origin(container, digest, outfile, size)
+        descriptor: Descriptor = {
+            "mediaType": defaults.default_blob_media_type,
+            "digest": digest,
+            "size": size,
+        }
+
+        async def fill(path: Path) -> None:
+            await self._download_from_origin(container, digest, path, size)
+
+        async with self.cache.lease(descriptor, download=fill) as blob:
+            # 0o600: what a download writes (its temporary file's mode) without the cache.
+            await blob.copy_to(outfile, mode=0o600)
+        return os.fspath(outfile)
+
+    async def _download_from_origin(
+        self,
+        container: Container,
+        digest: str,
+        outfile: str | os.PathLike[str],
+        size: int | None,
+    ) -> str:
         limiter = await self._limiter()
         ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
         async with limiter:
@@ -1015,6 +1046,19 @@ class RegistryClient:
 
 
 C = TypeVar("C", bound=RegistryClient)
+
+
+def _pick_cache(
+    cache: BlobCache | str | os.PathLike[str] | Literal[False] | None, environment: Environment
+) -> BlobCache | None:
+    """The cache asked for: given, a path, none (False), or ``ORAS_CACHE``'s (None)."""
+    if cache is False:
+        return None
+    if cache is None:
+        return BlobCache(environment.oras_cache) if environment.oras_cache else None
+    if isinstance(cache, BlobCache):
+        return cache
+    return BlobCache(cache)
 
 
 def _counted(

@@ -122,6 +122,17 @@ class Repository:
         stream raises :class:`~aioras.exceptions.DigestMismatch` or
         :class:`~aioras.exceptions.SizeMismatch` when the bytes are not the descriptor's.
         """
+        cache = self.registry.cache
+        if cache is not None and not is_manifest(descriptor):
+            async with cache.fetch(descriptor, lambda: self._fetch_origin(descriptor)) as stream:
+                yield stream
+            return
+        async with self._fetch_origin(descriptor) as stream:
+            yield stream
+
+    @asynccontextmanager
+    async def _fetch_origin(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        """:meth:`fetch` from the registry itself (manifests through :meth:`fetch_manifest`)."""
         if is_manifest(descriptor):
             data = await self.fetch_manifest(descriptor)
 
@@ -144,9 +155,29 @@ class Repository:
                 await stream.aclose()
 
     async def fetch_manifest(self, descriptor: Descriptor) -> bytes:
-        """A manifest's exact bytes, checked against ``descriptor`` (digest and size)."""
+        """A manifest's exact bytes, checked against ``descriptor`` (digest and size).
+
+        By digest, so through the registry's cache when it has one.
+        """
         if descriptor["size"] > defaults.max_manifest_size:
             raise exc.ManifestTooLarge(descriptor["size"], defaults.max_manifest_size)
+        cache = self.registry.cache
+        if cache is None:
+            return await self._fetch_manifest_origin(descriptor)
+
+        @asynccontextmanager
+        async def origin() -> AsyncIterator[AsyncIterator[bytes]]:
+            data = await self._fetch_manifest_origin(descriptor)
+
+            async def once() -> AsyncIterator[bytes]:
+                yield data
+
+            yield once()
+
+        async with cache.lease(descriptor, origin) as blob:
+            return await blob.read()
+
+    async def _fetch_manifest_origin(self, descriptor: Descriptor) -> bytes:
         data, _ = await self.registry.fetch_manifest_bytes(
             self.at(descriptor["digest"]), [descriptor["mediaType"]]
         )

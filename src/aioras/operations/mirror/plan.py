@@ -134,6 +134,7 @@ class Connection:
             retry=base._rebuild_options["retry"],
             environment=environment,
             rate_limits=pacer.limits if pacer is not None else None,
+            cache=base.cache if base.cache is not None else False,
         )
         if self.username_env is not None and self.password_env is not None:
             username = read_variable(self.username_env)

@@ -1,0 +1,188 @@
+"""The blob cache wired into the registry client: pull, copy, the layout API, the CLI.
+
+Transfers go through the fault proxy, whose log shows what the registry was asked for: a
+warm fetch must make no blob request, and tags must still be resolved at the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import anyio
+import pytest
+
+import aioras
+from aioras import AsyncRegistry, BlobCache, MemoryStore, OCILayout
+from aioras._environment import read_environment
+from aioras.layout import NewLayoutFromRegistry
+from aioras.provider import Registry
+from aioras.testing import LocalRegistry
+from support.clitools import aioras as run_aioras
+from support.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+
+
+def blob_gets(proxy: FaultProxy) -> int:
+    return len(proxy.requests_matching("GET", "/blobs/sha256:"))
+
+
+async def push_artifact(
+    areg: AsyncRegistry, registry: LocalRegistry, name: str, directory: Path
+) -> bytes:
+    data = os.urandom(3 * MiB)
+    (directory / "weights.bin").write_bytes(data)
+    (directory / "notes.txt").write_bytes(b"small notes")
+    cwd = Path.cwd()
+    os.chdir(directory)
+    try:
+        await areg.push(registry.reference(f"{name}:v1"), files=["weights.bin", "notes.txt"])
+    finally:
+        os.chdir(cwd)
+    return data
+
+
+async def test_a_warm_pull_makes_no_blob_request_and_resolves_the_tag_again(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = await push_artifact(areg, registry, "cached/pull", tmp_path)
+    cache = BlobCache(tmp_path / "cache")
+    target = fault_proxy.reference("cached/pull:v1")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=cache) as reg:
+        await reg.pull(target=target, outdir=tmp_path / "cold")
+        cold = blob_gets(fault_proxy)
+        tag_lookups = len(fault_proxy.requests_matching(".*", "/manifests/v1"))
+        await reg.pull(target=target, outdir=tmp_path / "warm")
+    assert cold == 2  # the two files (a pull does not fetch the config)
+    assert blob_gets(fault_proxy) == cold
+    assert len(fault_proxy.requests_matching(".*", "/manifests/v1")) == 2 * tag_lookups
+    assert (tmp_path / "warm" / "weights.bin").read_bytes() == data
+    assert (tmp_path / "warm" / "notes.txt").read_bytes() == b"small notes"
+
+
+async def test_editing_a_pulled_file_never_changes_the_cache(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    data = await push_artifact(areg, registry, "cached/edit", tmp_path)
+    cache = BlobCache(tmp_path / "cache", verify="always")
+    async with AsyncRegistry(registry.host, insecure=True, cache=cache) as reg:
+        await reg.pull(target=registry.reference("cached/edit:v1"), outdir=tmp_path / "a")
+        with (tmp_path / "a" / "weights.bin").open("r+b") as pulled:
+            pulled.write(b"scribbled over")
+        await reg.pull(target=registry.reference("cached/edit:v1"), outdir=tmp_path / "b")
+    assert (tmp_path / "b" / "weights.bin").read_bytes() == data
+    assert (tmp_path / "a" / "weights.bin").stat().st_nlink == 1
+
+
+async def test_copy_from_a_registry_reads_blobs_and_manifests_through_the_cache(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    await push_artifact(areg, registry, "cached/copy", tmp_path)
+    cache = BlobCache(tmp_path / "cache")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=cache) as reg:
+        source = reg.repository(fault_proxy.reference("cached/copy"))
+        first = await aioras.copy(source, "v1", OCILayout(tmp_path / "layout"))
+        cold = len(fault_proxy.log)
+        assert blob_gets(fault_proxy) == 3
+        second = await aioras.copy(source, "v1", MemoryStore())
+    assert first == second
+    warm = fault_proxy.log[cold:]
+    assert [e for e in warm if "/blobs/" in e.target] == []
+    # The tag was resolved at the registry again; the manifest by digest came from the cache.
+    assert [e.target.rsplit("/", 1)[1] for e in warm] == ["v1"]
+
+
+async def test_oras_py_layout_api_reads_through_the_cache(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    await push_artifact(areg, registry, "cached/layout", tmp_path)
+    target = fault_proxy.reference("cached/layout:v1")
+
+    def pull_twice() -> None:
+        with Registry(fault_proxy.host, insecure=True, cache=tmp_path / "cache") as provider:
+            NewLayoutFromRegistry(str(tmp_path / "one"), provider, target)
+            NewLayoutFromRegistry(str(tmp_path / "two"), provider, target)
+
+    await anyio.to_thread.run_sync(pull_twice)
+    assert blob_gets(fault_proxy) == 3  # the second layout's blobs came from the cache
+    one = sorted(p.name for p in (tmp_path / "one" / "blobs" / "sha256").iterdir())
+    two = sorted(p.name for p in (tmp_path / "two" / "blobs" / "sha256").iterdir())
+    assert one == two
+
+
+def test_oras_cache_names_the_registry_cache_and_false_turns_it_off(tmp_path: Path) -> None:
+    environment = read_environment({"ORAS_CACHE": str(tmp_path / "c")})
+    reg = AsyncRegistry(environment=environment)
+    assert reg.cache is not None
+    assert reg.cache.path == tmp_path / "c"
+    assert AsyncRegistry(environment=environment, cache=False).cache is None
+    assert AsyncRegistry(environment=read_environment({})).cache is None
+
+
+def test_a_registry_pickles_with_its_cache_or_its_lack_of_one(tmp_path: Path) -> None:
+    environment = read_environment({"ORAS_CACHE": str(tmp_path / "env")})
+    given = BlobCache(tmp_path / "given", max_bytes=10, verify="always")
+    clone = pickle.loads(pickle.dumps(AsyncRegistry(environment=environment, cache=given)))
+    assert clone.cache is not None
+    assert (clone.cache.path, clone.cache.max_bytes, clone.cache.verify) == (
+        given.path,
+        10,
+        "always",
+    )
+    # Turned off here, it stays off there, whatever ORAS_CACHE says.
+    off = pickle.loads(pickle.dumps(AsyncRegistry(environment=environment, cache=False)))
+    assert off.cache is None
+
+
+def test_cli_pull_fills_the_cache_and_the_cache_verbs_list_and_prune_it(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_bytes(b"cli cache")
+    ref = registry.reference("cached/cli:v1")
+    assert run_aioras("push", "--plain-http", ref, "a.txt", cwd=tmp_path).status == 0
+    cache = tmp_path / "cache"
+    pulled = run_aioras(
+        "pull", "--plain-http", "--cache", str(cache), ref, "-o", str(tmp_path / "out")
+    )
+    assert pulled.status == 0, pulled.stderr
+    listed = run_aioras("cache", "ls", "--format", "json", ORAS_CACHE=str(cache))
+    digests = {b["digest"] for b in listed.json()["blobs"]}
+    assert "sha256:" + hashlib.sha256(b"cli cache").hexdigest() in digests
+    used = run_aioras("cache", "du", "--format", "json", "--cache", str(cache)).json()
+    assert used["blobs"] == len(digests)
+    pruned = run_aioras("cache", "prune", "--max-bytes", "0", "--format", "json",
+                        "--cache", str(cache)).json()  # fmt: skip
+    assert pruned["evicted"] == len(digests)
+    assert run_aioras("cache", "ls", "--format", "json", "--cache", str(cache)).json() == {
+        "cache": str(cache),
+        "blobs": [],
+    }
+
+
+def test_cli_cache_verbs_without_a_cache_say_what_to_type() -> None:
+    result = run_aioras("cache", "ls")
+    assert result.status == 2
+    assert "--cache DIR" in result.stderr
+
+
+async def test_mirror_reads_the_source_through_the_cache(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    fresh_registry: LocalRegistry,
+    tmp_path: Path,
+) -> None:
+    await push_artifact(areg, registry, "cached/mirror", tmp_path)
+    source = fault_proxy.reference("cached/mirror")
+    plan = [
+        aioras.MirrorSpec(source, fresh_registry.reference(f"copy{i}/mirror")) for i in range(2)
+    ]
+    async with AsyncRegistry(insecure=True, cache=tmp_path / "cache") as reg:
+        report = await reg.mirror(plan, concurrency=1)
+    assert len(report.copied) == 2
+    assert blob_gets(fault_proxy) == 3  # the second destination's blobs came from the cache
