@@ -40,7 +40,10 @@ def _keyword_options(function: Callable[..., Any]) -> dict[str, inspect.Paramete
     return {p.name: p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-@pytest.mark.parametrize(("function", "kind", "extra"), CASES, ids=lambda c: repr(c)[:40])
+@pytest.mark.parametrize(
+    ("function", "kind", "extra"),
+    [pytest.param(*case, id=f"{case[0].__module__}.{case[0].__qualname__}") for case in CASES],
+)
 def test_public_signature_and_options_fields_name_the_same_options(
     function: Callable[..., Any], kind: type[Any], extra: set[str]
 ) -> None:
