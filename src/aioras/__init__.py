@@ -35,10 +35,14 @@ if TYPE_CHECKING:
         TransportError,
         UnsafePathError,
     )
-    from .operations.copy import copy
+    from .operations.attach import AttachOptions
+    from .operations.copy import CopyOptions, copy
     from .operations.discover import ReferrerNode
     from .operations.mirror.plan import MirrorSpec, load_plan
     from .operations.mirror.report import MirrorReport
+    from .operations.mirror.run import MirrorOptions
+    from .operations.pull import PullOptions
+    from .operations.push import PushOptions
     from .progress import TransferEvent
     from .registry import AsyncRegistry
     from .remote.repository import Repository
@@ -67,7 +71,12 @@ _LAZY: dict[str, str] = {
     "RegistryError": "exceptions",
     "TransportError": "exceptions",
     "UnsafePathError": "exceptions",
+    "AttachOptions": "operations.attach",
     "copy": "operations.copy",
+    "CopyOptions": "operations.copy",
+    "MirrorOptions": "operations.mirror.run",
+    "PullOptions": "operations.pull",
+    "PushOptions": "operations.push",
     "ReferrerNode": "operations.discover",
     "MirrorSpec": "operations.mirror.plan",
     "load_plan": "operations.mirror.plan",
@@ -119,6 +128,11 @@ __all__ = [
     "TransferEvent",
     "TransportError",
     "copy",
+    "AttachOptions",
+    "CopyOptions",
+    "MirrorOptions",
+    "PullOptions",
+    "PushOptions",
     "UnsafePathError",
     "__version__",
     "defaults",

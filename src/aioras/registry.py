@@ -19,21 +19,25 @@ import httpx
 from . import defaults
 from ._http.ratelimit import RateLimits
 from .container import Container
+from .content.graph import platform_list
+from .operations._options import gather
+from .operations.attach import AttachOptions
 from .operations.attach import attach as attach_operation
 from .operations.attach import delete_artifact as delete_artifact_operation
-from .operations.copy import copy as copy_operation
+from .operations.copy import CopyOptions, copy_graph
 from .operations.discover import ReferrerNode
 from .operations.discover import discover as discover_operation
 from .operations.discover import get_referrers as get_referrers_operation
 from .operations.index import ManifestLike
 from .operations.index import push_index as push_index_operation
 from .operations.index import update_index as update_index_operation
-from .operations.mirror import MirrorProgress
+from .operations.mirror import MirrorOptions, MirrorProgress
 from .operations.mirror import mirror as mirror_operation
 from .operations.mirror.plan import MirrorPlan
 from .operations.mirror.report import MirrorReport
+from .operations.pull import PullOptions
 from .operations.pull import pull as pull_operation
-from .operations.push import AnnotationSource, PushFiles, SubjectLike
+from .operations.push import AnnotationSource, PushFiles, PushOptions, SubjectLike
 from .operations.push import push as push_operation
 from .progress import ProgressCallback
 from .remote.client import ContainerLike, RegistryClient, count_calls
@@ -113,26 +117,7 @@ class AsyncRegistry(RegistryClient):
         pack_version: str | None = None,
         single_pass: bool = False,
     ) -> httpx.Response:
-        return await push_operation(
-            self,
-            target,
-            config_path=config_path,
-            disable_path_validation=disable_path_validation,
-            files=files,
-            manifest_config=manifest_config,
-            annotation_file=annotation_file,
-            manifest_annotations=manifest_annotations,
-            subject=subject,
-            do_chunked=do_chunked,
-            chunk_size=chunk_size,
-            quiet=quiet,
-            artifact_type=artifact_type,
-            concurrency=concurrency,
-            progress=progress,
-            root=root,
-            pack_version=pack_version,
-            single_pass=single_pass,
-        )
+        return await push_operation(self, target, files, gather(PushOptions, locals()))
 
     push.__doc__ = push_operation.__doc__
 
@@ -151,20 +136,7 @@ class AsyncRegistry(RegistryClient):
         progress: ProgressCallback | None = None,
         platform: str | None = None,
     ) -> list[str]:
-        return await pull_operation(
-            self,
-            target,
-            config_path=config_path,
-            allowed_media_type=allowed_media_type,
-            overwrite=overwrite,
-            outdir=outdir,
-            concurrency=concurrency,
-            unpack_max_bytes=unpack_max_bytes,
-            unpack_max_members=unpack_max_members,
-            unpack_max_ratio=unpack_max_ratio,
-            progress=progress,
-            platform=platform,
-        )
+        return await pull_operation(self, target, gather(PullOptions, locals()))
 
     pull.__doc__ = pull_operation.__doc__
 
@@ -197,18 +169,8 @@ class AsyncRegistry(RegistryClient):
 
         See :func:`aioras.operations.attach.attach`.
         """
-        found = await attach_operation(
-            self,
-            subject_reference,
-            files,
-            artifact_type=artifact_type,
-            annotations=annotations,
-            annotation_file=annotation_file,
-            disable_path_validation=disable_path_validation,
-            keep_old_index=keep_old_index,
-            concurrency=concurrency,
-            progress=progress,
-        )
+        options = gather(AttachOptions, locals())
+        found = await attach_operation(self, subject_reference, files, options)
         return dict(found)
 
     async def discover(
@@ -297,22 +259,16 @@ class AsyncRegistry(RegistryClient):
         """
         source = self.get_container(source_reference)
         destination = self.get_container(destination_reference)
-        root = await copy_operation(
+        arguments = {**locals(), "platforms": platform_list(platform, platforms)}
+        result = await copy_graph(
             self.repository(source),
             source.reference,
             self.repository(destination),
             None if destination.digest else _copy_target(destination),
-            referrers=referrers,
-            depth=depth,
-            artifact_type=artifact_type,
-            platform=platform,
-            platforms=platforms,
-            concurrency=concurrency,
-            progress=progress,
-            max_depth=max_depth,
-            max_nodes=max_nodes,
+            gather(CopyOptions, arguments),
+            progress,
         )
-        return dict(root)
+        return dict(result.root)
 
     async def mirror(
         self,
@@ -356,15 +312,7 @@ class AsyncRegistry(RegistryClient):
         """
         if rate_limits is not None:
             self.set_rate_limits(rate_limits)
-        return await mirror_operation(
-            self,
-            plan,
-            concurrency=concurrency,
-            dry_run=dry_run,
-            keep_going=keep_going,
-            state=state,
-            progress=progress,
-        )
+        return await mirror_operation(self, plan, gather(MirrorOptions, locals()))
 
 
 def _copy_target(container: Container) -> str:

@@ -11,31 +11,42 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..descriptor import Descriptor, as_descriptor
 from ..progress import ProgressCallback
-from .push import push_artifact
+from .push import PushOptions, push_artifact
 
 if TYPE_CHECKING:
     from ..container import Container
     from .endpoints import Endpoints
 
-__all__ = ["attach", "delete_artifact"]
+__all__ = ["AttachOptions", "attach", "delete_artifact"]
+
+
+@dataclass(frozen=True)
+class AttachOptions:
+    """The keyword options of an attach, gathered: each is :func:`attach`'s option of its name.
+
+    Documented with :meth:`aioras.AsyncRegistry.attach`, whose keyword parameters are these
+    fields, with the same defaults (``artifact_type`` has none: it is required).
+    """
+
+    artifact_type: str
+    annotations: Mapping[str, str] | None = None
+    annotation_file: str | None = None
+    disable_path_validation: bool = False
+    keep_old_index: bool = False
+    concurrency: int | None = None
+    progress: ProgressCallback | None = None
 
 
 async def attach(
     registry: Endpoints,
     subject_reference: str | Container,
-    files: Sequence[str | os.PathLike[str]] = (),
-    *,
-    artifact_type: str,
-    annotations: Mapping[str, str] | None = None,
-    annotation_file: str | None = None,
-    disable_path_validation: bool = False,
-    keep_old_index: bool = False,
-    concurrency: int | None = None,
-    progress: ProgressCallback | None = None,
+    files: Sequence[str | os.PathLike[str]],
+    options: AttachOptions,
 ) -> Descriptor:
     """Attach ``files`` to the manifest ``subject_reference`` names; return the new descriptor.
 
@@ -57,24 +68,20 @@ async def attach(
     descriptor = as_descriptor(await registry.resolve(subject))
     # The repository without a tag: the artifact is pushed by digest.
     target = registry.get_container(f"{subject.registry}/{subject.api_prefix}")
-    _, pushed = await push_artifact(
-        registry,
-        target,
-        files=files,
-        annotation_file=annotation_file,
-        manifest_annotations=annotations,
-        subject={
-            "mediaType": descriptor["mediaType"],
-            "digest": descriptor["digest"],
-            "size": descriptor["size"],
-        },
-        artifact_type=artifact_type,
-        disable_path_validation=disable_path_validation,
-        concurrency=concurrency,
-        progress=progress,
+    subject_descriptor = {k: descriptor[k] for k in ("mediaType", "digest", "size")}
+    push_options = PushOptions(
+        annotation_file=options.annotation_file,
+        manifest_annotations=options.annotations,
+        subject=subject_descriptor,
+        artifact_type=options.artifact_type,
+        disable_path_validation=options.disable_path_validation,
+        concurrency=options.concurrency,
+        progress=options.progress,
         pack_version="1.1",
-        keep_old_index=keep_old_index,
         quiet=True,
+    )
+    _, pushed = await push_artifact(
+        registry, target, files, push_options, keep_old_index=options.keep_old_index
     )
     return pushed
 

@@ -56,6 +56,7 @@ from ..content.store import (
 from ..descriptor import Descriptor
 from ..exceptions import IntegrityError, NotFoundError
 from ..progress import ProgressCallback, ProgressReporter
+from ._options import gather
 
 __all__ = [
     "HELD",
@@ -73,7 +74,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CopyOptions:
-    """How :func:`copy` walks and moves the graph (see its docstring)."""
+    """How :func:`copy` walks and moves the graph (see its docstring).
+
+    The keyword options of :func:`copy` and :meth:`aioras.AsyncRegistry.copy`, with the
+    same defaults, except ``progress`` (an argument of :func:`copy_graph`) and ``platform``
+    (folded into ``platforms``).
+    """
 
     referrers: bool = False
     depth: int | None = None
@@ -199,11 +205,8 @@ async def copy(
     For what was copied, mounted and skipped, call :func:`copy_graph` with
     ``CopyOptions(...)``: it returns a :class:`CopyResult`.
     """
-    chosen = platform_list(platform, platforms)
-    options = CopyOptions(
-        referrers, depth, artifact_type, chosen, concurrency, max_depth, max_nodes
-    )
-    result = await copy_graph(src, src_ref, dst, dst_ref, options, progress)
+    arguments = {**locals(), "platforms": platform_list(platform, platforms)}
+    result = await copy_graph(src, src_ref, dst, dst_ref, gather(CopyOptions, arguments), progress)
     return result.root
 
 

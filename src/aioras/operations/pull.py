@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..container import Container
     from .endpoints import Endpoints
 
-__all__ = ["PullItem", "pull", "plan_pull"]
+__all__ = ["PullItem", "PullOptions", "pull", "plan_pull"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,36 @@ class PullItem:
     unpack: bool
     # ``outfile`` relative to the output directory, component by component.
     parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """The keyword options of a pull, gathered: each is :func:`pull`'s option of its name.
+
+    Documented with :meth:`aioras.AsyncRegistry.pull`, whose keyword parameters are these
+    fields, with the same defaults.
+    """
+
+    config_path: str | None = None
+    allowed_media_type: Sequence[str] | None = None
+    overwrite: bool = True
+    outdir: str | os.PathLike[str] | None = None
+    concurrency: int | None = None
+    unpack_max_bytes: int | None = None
+    unpack_max_members: int | None = None
+    unpack_max_ratio: float | None = None
+    progress: ProgressCallback | None = None
+    platform: str | None = None
+
+    def unpack_limits(self) -> UnpackLimits:
+        """The unpacking limits, each unset one taken from :mod:`aioras.defaults`."""
+        max_bytes, max_members = self.unpack_max_bytes, self.unpack_max_members
+        max_ratio = self.unpack_max_ratio
+        return UnpackLimits(
+            max_bytes=defaults.unpack_max_bytes if max_bytes is None else max_bytes,
+            max_members=defaults.unpack_max_members if max_members is None else max_members,
+            max_ratio=defaults.unpack_max_ratio if max_ratio is None else max_ratio,
+        )
 
 
 def _wants_unpack(layer: dict[str, Any]) -> bool:
@@ -96,21 +126,7 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
     return plan
 
 
-async def pull(
-    registry: Endpoints,
-    target: str | Container,
-    *,
-    config_path: str | None = None,
-    allowed_media_type: Sequence[str] | None = None,
-    overwrite: bool = True,
-    outdir: str | os.PathLike[str] | None = None,
-    concurrency: int | None = None,
-    unpack_max_bytes: int | None = None,
-    unpack_max_members: int | None = None,
-    unpack_max_ratio: float | None = None,
-    progress: ProgressCallback | None = None,
-    platform: str | None = None,
-) -> list[str]:
+async def pull(registry: Endpoints, target: str | Container, options: PullOptions) -> list[str]:
     """Pull the layers of ``target`` into ``outdir``; return the paths written, in order.
 
     Each layer is written under its title annotation, downloaded ``concurrency`` at a time
@@ -155,11 +171,12 @@ async def pull(
     for altered content, and the registry's typed errors.
     """
     container = registry.get_container(target)
-    if config_path:
-        registry.load_configs(container, configs=[config_path])
-    reporter = ProgressReporter(progress)
+    if options.config_path:
+        registry.load_configs(container, configs=[options.config_path])
+    reporter = ProgressReporter(options.progress)
     if reporter:
         await reporter.emit("resolve", as_descriptor(await registry.resolve(container)))
+    allowed_media_type, platform = options.allowed_media_type, options.platform
     manifest = await registry.get_manifest(container, allowed_media_type)
     if _is_index(manifest):
         container, manifest = await _platform_manifest(
@@ -167,14 +184,9 @@ async def pull(
         )
     elif platform is not None:
         await _check_platform(registry, container, platform)
+    outdir, overwrite, concurrency = options.outdir, options.overwrite, options.concurrency
     out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
-    limits = UnpackLimits(
-        max_bytes=defaults.unpack_max_bytes if unpack_max_bytes is None else unpack_max_bytes,
-        max_members=(
-            defaults.unpack_max_members if unpack_max_members is None else unpack_max_members
-        ),
-        max_ratio=defaults.unpack_max_ratio if unpack_max_ratio is None else unpack_max_ratio,
-    )
+    limits = options.unpack_limits()
     # Shielded: a cancellation arriving while the thread makes the directory would lose it.
     with anyio.CancelScope(shield=True):
         job = _Job(await anyio.to_thread.run_sync(_open_target, out), overwrite, limits)

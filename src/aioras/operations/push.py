@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     from ..container import Container
     from .endpoints import Endpoints
 
-__all__ = ["AnnotationSource", "PushFile", "PushFiles", "PushItem", "push", "push_artifact"]
+__all__ = [
+    "AnnotationSource",
+    "PushFile",
+    "PushFiles",
+    "PushItem",
+    "PushOptions",
+    "push",
+    "push_artifact",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,31 @@ PushFiles = Sequence[str | os.PathLike[str] | PushFile]
 
 AnnotationSource = str | os.PathLike[str] | Mapping[str, Mapping[str, str]] | None
 """An annotation file's path, or its content as a mapping of section to annotations."""
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """The keyword options of a push, gathered: each is :func:`push`'s option of its name.
+
+    Documented with :meth:`aioras.AsyncRegistry.push`, whose keyword parameters (``files``
+    apart) are these fields, with the same defaults.
+    """
+
+    config_path: str | None = None
+    disable_path_validation: bool = False
+    manifest_config: str | None = None
+    annotation_file: AnnotationSource = None
+    manifest_annotations: Mapping[str, str] | None = None
+    subject: SubjectLike | None = None
+    do_chunked: bool = False
+    chunk_size: int | None = None
+    quiet: bool = False
+    artifact_type: str | None = None
+    concurrency: int | None = None
+    progress: ProgressCallback | None = None
+    root: str | os.PathLike[str] | None = None
+    pack_version: str | None = None
+    single_pass: bool = False
 
 
 @dataclass
@@ -173,23 +206,8 @@ async def _subject_descriptor(
 async def push(
     registry: Endpoints,
     target: str | Container,
-    *,
-    config_path: str | None = None,
-    disable_path_validation: bool = False,
-    files: PushFiles | None = None,
-    manifest_config: str | None = None,
-    annotation_file: AnnotationSource = None,
-    manifest_annotations: Mapping[str, str] | None = None,
-    subject: SubjectLike | None = None,
-    do_chunked: bool = False,
-    chunk_size: int | None = None,
-    quiet: bool = False,
-    artifact_type: str | None = None,
-    concurrency: int | None = None,
-    progress: ProgressCallback | None = None,
-    root: str | os.PathLike[str] | None = None,
-    pack_version: str | None = None,
-    single_pass: bool = False,
+    files: PushFiles | None,
+    options: PushOptions,
 ) -> httpx.Response:
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
@@ -231,134 +249,174 @@ async def push(
     for a path outside ``root`` (its message names ``disable_path_validation=True``), and
     the registry's typed errors.
     """
-    response, _ = await push_artifact(
-        registry,
-        target,
-        config_path=config_path,
-        disable_path_validation=disable_path_validation,
-        files=files,
-        manifest_config=manifest_config,
-        annotation_file=annotation_file,
-        manifest_annotations=manifest_annotations,
-        subject=subject,
-        do_chunked=do_chunked,
-        chunk_size=chunk_size,
-        quiet=quiet,
-        artifact_type=artifact_type,
-        concurrency=concurrency,
-        progress=progress,
-        pack_version=pack_version,
-        root=root,
-        single_pass=single_pass,
-    )
+    response, _ = await push_artifact(registry, target, files, options)
     return response
 
 
 async def push_artifact(
     registry: Endpoints,
     target: str | Container,
+    files: PushFiles | None,
+    options: PushOptions,
     *,
-    config_path: str | None = None,
-    disable_path_validation: bool = False,
-    files: PushFiles | None = None,
-    manifest_config: str | None = None,
-    annotation_file: AnnotationSource = None,
-    manifest_annotations: Mapping[str, str] | None = None,
-    subject: SubjectLike | None = None,
-    do_chunked: bool = False,
-    chunk_size: int | None = None,
-    quiet: bool = False,
-    artifact_type: str | None = None,
-    concurrency: int | None = None,
-    progress: ProgressCallback | None = None,
-    pack_version: str | None = None,
     keep_old_index: bool = False,
-    root: str | os.PathLike[str] | None = None,
-    single_pass: bool = False,
 ) -> tuple[httpx.Response, Descriptor]:
     """:func:`push`, returning the manifest PUT's response and the manifest's descriptor.
 
     ``keep_old_index`` keeps a superseded tag-schema referrers index instead of deleting it.
     Raises as :func:`push` does.
     """
-    container = registry.get_container(target)
-    if config_path:
-        registry.load_configs(container, configs=[config_path])
-    if pack_version is not None:
-        # The packing rules refuse bad options here, before any file is hashed or sent.
-        pack_manifest(
-            [],
-            config={} if manifest_config else None,
-            artifact_type=artifact_type,
-            subject={} if subject is not None else None,
-            version=pack_version,
-        )
-    annotations = Annotations(annotation_file)
-    items = _parse_items(files or [], not disable_path_validation, root)
-    limit = concurrency or registry.push_concurrency
-    reporter = ProgressReporter(progress)
+    job = _Push.resolve_inputs(registry, target, files, options)
     try:
+        await job.build_layers()
+        config, config_file = job.config()
+        await job.upload_blobs(config, config_file)
+        manifest, subject = await job.manifest(config)
+        response, descriptor = await job.put_manifest(manifest, subject, keep_old_index)
+    finally:
+        await job.remove_archives()
+    if not options.quiet:
+        # Through oras-py's logger object (aioras.provider.logger), with its exact message.
+        oras_logger.info(f"Successfully pushed {job.container}")
+    return response, descriptor
+
+
+class _Push:
+    """One push, step by step (see :func:`push_artifact` for their order)."""
+
+    def __init__(
+        self,
+        registry: Endpoints,
+        container: Container,
+        items: list[PushItem],
+        annotations: Annotations,
+        options: PushOptions,
+    ) -> None:
+        self.registry, self.container, self.items = registry, container, items
+        self.annotations, self.options = annotations, options
+        self.limit = options.concurrency or registry.push_concurrency
+        self.reporter = ProgressReporter(options.progress)
+
+    @classmethod
+    def resolve_inputs(
+        cls,
+        registry: Endpoints,
+        target: str | Container,
+        files: PushFiles | None,
+        options: PushOptions,
+    ) -> _Push:
+        """Name the target, read credentials and annotations, and check every path."""
+        container = registry.get_container(target)
+        if options.config_path:
+            registry.load_configs(container, configs=[options.config_path])
+        if options.pack_version is not None:
+            # The packing rules refuse bad options here, before any file is hashed or sent.
+            pack_manifest(
+                [],
+                config={} if options.manifest_config else None,
+                artifact_type=options.artifact_type,
+                subject={} if options.subject is not None else None,
+                version=options.pack_version,
+            )
+        annotations = Annotations(options.annotation_file)
+        items = _parse_items(files or [], not options.disable_path_validation, options.root)
+        return cls(registry, container, items, annotations, options)
+
+    async def build_layers(self) -> None:
+        """Pack directories and describe each layer (uploading it too, in a single pass)."""
+        single_pass = self.options.single_pass
         await map_bounded(
-            lambda item: _prepare(item, annotations, hash_now=not single_pass), items, limit=limit
+            lambda item: _prepare(item, self.annotations, hash_now=not single_pass),
+            self.items,
+            limit=self.limit,
         )
         if single_pass:
+            await map_bounded(self._upload_once, self.items, limit=self.limit)
 
-            async def upload_once(item: PushItem) -> None:
-                assert item.descriptor is not None
-                item.descriptor.update(
-                    await registry.upload_new_blob(item.blob, container, chunk_size=chunk_size)
-                )
-                await reporter.emit("done", as_descriptor(item.descriptor))
+    async def _upload_once(self, item: PushItem) -> None:
+        assert item.descriptor is not None
+        item.descriptor.update(
+            await self.registry.upload_new_blob(
+                item.blob, self.container, chunk_size=self.options.chunk_size
+            )
+        )
+        await self.reporter.emit("done", as_descriptor(item.descriptor))
 
-            await map_bounded(upload_once, items, limit=limit)
-
+    def config(self) -> tuple[dict[str, Any], str | None]:
+        """The config descriptor and the file holding it (None: the empty config)."""
+        manifest_config = self.options.manifest_config
         if manifest_config:
             parsed = split_path_and_content(manifest_config)
             conf, config_file = ManifestConfig(parsed.path, parsed.content)
         else:
-            conf, config_file = ManifestConfig(media_type=_empty_config_type(pack_version))
-        config_annotations = annotations.get_annotations("$config")
+            conf, config_file = ManifestConfig(
+                media_type=_empty_config_type(self.options.pack_version)
+            )
+        config_annotations = self.annotations.get_annotations("$config")
         if config_annotations:
             conf["annotations"] = config_annotations
+        return conf, config_file
 
+    async def upload_blobs(self, conf: dict[str, Any], config_file: str | None) -> None:
+        """Upload the layers (unless sent in a single pass already) and the config."""
         # One upload per distinct digest: identical files need to travel only once.
         uploads: dict[str, tuple[str | None, dict[str, Any]]] = {}
-        for item in items if not single_pass else ():
+        for item in self.items if not self.options.single_pass else ():
             assert item.descriptor is not None
             uploads.setdefault(item.descriptor["digest"], (item.blob, item.descriptor))
         uploads.setdefault(conf["digest"], (config_file, conf))
+        await map_bounded(self._upload, list(uploads.values()), limit=self.limit)
 
-        async def upload(job: tuple[str | None, dict[str, Any]]) -> None:
-            blob, descriptor = job
-            await reporter.emit("start", as_descriptor(descriptor))
-            with reporter.positions(as_descriptor(descriptor)):
-                response = await registry.upload_blob(
-                    blob, container, descriptor, do_chunked=do_chunked, chunk_size=chunk_size
-                )
-            registry._check_200_response(response)
-            # upload_blob answers with the HEAD (200) of a blob it did not need to send.
-            kind: EventKind = "skipped" if response.status_code == 200 else "done"
-            await reporter.emit(kind, as_descriptor(descriptor))
-
-        await map_bounded(upload, list(uploads.values()), limit=limit)
-
-        manifest_annots = dict(annotations.get_annotations("$manifest"))
-        manifest_annots.update(copy.deepcopy(dict(manifest_annotations or {})))
-        subject_desc = (
-            None if subject is None else await _subject_descriptor(registry, container, subject)
-        )
-        layers = [item.descriptor for item in items if item.descriptor is not None]
-        if pack_version is not None:
-            manifest = pack_manifest(
-                layers,
-                config=conf if manifest_config else None,
-                artifact_type=artifact_type,
-                subject=subject_desc,
-                annotations=manifest_annots,
-                version=pack_version,
+    async def _upload(self, job: tuple[str | None, dict[str, Any]]) -> None:
+        blob, descriptor = job
+        reporter, options = self.reporter, self.options
+        await reporter.emit("start", as_descriptor(descriptor))
+        with reporter.positions(as_descriptor(descriptor)):
+            response = await self.registry.upload_blob(
+                blob,
+                self.container,
+                descriptor,
+                do_chunked=options.do_chunked,
+                chunk_size=options.chunk_size,
             )
-        else:
-            manifest = _legacy_manifest(layers, conf, manifest_annots, artifact_type, subject_desc)
+        self.registry._check_200_response(response)
+        # upload_blob answers with the HEAD (200) of a blob it did not need to send.
+        kind: EventKind = "skipped" if response.status_code == 200 else "done"
+        await reporter.emit(kind, as_descriptor(descriptor))
+
+    async def manifest(self, conf: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The manifest to push, and the descriptor of its subject (None: none)."""
+        options = self.options
+        manifest_annots = dict(self.annotations.get_annotations("$manifest"))
+        manifest_annots.update(copy.deepcopy(dict(options.manifest_annotations or {})))
+        subject_desc = (
+            None
+            if options.subject is None
+            else await _subject_descriptor(self.registry, self.container, options.subject)
+        )
+        layers = [item.descriptor for item in self.items if item.descriptor is not None]
+        if options.pack_version is None:
+            legacy = _legacy_manifest(
+                layers, conf, manifest_annots, options.artifact_type, subject_desc
+            )
+            return legacy, subject_desc
+        manifest = pack_manifest(
+            layers,
+            config=conf if options.manifest_config else None,
+            artifact_type=options.artifact_type,
+            subject=subject_desc,
+            annotations=manifest_annots,
+            version=options.pack_version,
+        )
+        return manifest, subject_desc
+
+    async def put_manifest(
+        self,
+        manifest: dict[str, Any],
+        subject_desc: dict[str, Any] | None,
+        keep_old_index: bool,
+    ) -> tuple[httpx.Response, Descriptor]:
+        """PUT the manifest (by digest for an untagged referrer) and record the referrer."""
         data = manifest_bytes(manifest)
         media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)
         descriptor = as_descriptor(
@@ -366,25 +424,25 @@ async def push_artifact(
         )
         if manifest.get("artifactType"):
             descriptor["artifactType"] = manifest["artifactType"]
+        container = self.container
         # A referrer pushed to no tag in particular goes by digest: never over "latest".
         untagged = subject_desc is not None and not container.tag_given and not container.digest
-        response = await registry.upload_manifest(
+        response = await self.registry.upload_manifest(
             manifest, container, reference=descriptor["digest"] if untagged else None
         )
         if subject_desc is not None:
-            repository = registry.repository(container)
+            repository = self.registry.repository(container)
             repository.delete_superseded = not keep_old_index
             await repository.record_referrer(descriptor, data, response)
-        await reporter.emit("done", descriptor)
-    finally:
-        for item in items:
+        await self.reporter.emit("done", descriptor)
+        return response, descriptor
+
+    async def remove_archives(self) -> None:
+        """Remove the archives packed of directories, even when the push was cancelled."""
+        for item in self.items:
             if item.is_dir and item.blob and item.blob != item.source:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(Path(item.blob).unlink, True)
-    if not quiet:
-        # Through oras-py's logger object (aioras.provider.logger), with its exact message.
-        oras_logger.info(f"Successfully pushed {container}")
-    return response, descriptor
 
 
 def _legacy_manifest(

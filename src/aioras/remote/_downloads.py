@@ -191,88 +191,136 @@ async def _stream_into(
     first: httpx.Response | None,
     refetches: Retrying,
 ) -> str:
-    """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use."""
+    """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use.
+
+    Attempt after attempt (each from where the last left off, or from the start) until one
+    brings the whole blob and it verifies; ``policy.resumes`` bounds the breaks and unusable
+    ranges, ``refetches`` the content failing its checks, and a spent budget raises.
+    """
     breaks = policy.retrying(policy.resumes, level=logging.INFO)
-    ranges = False  # learned from the registry's answers
-    report = position_reporter()
     async with VerifiedFile(outfile, digest, size) as sink:
-        while True:
-            offset = sink.received
-            if offset and not ranges:
-                await sink.reset()
-                offset = 0
-            if first is not None:
-                response, first = first, None
-            else:
-                headers = {"Range": f"bytes={offset}-"} if offset else {}
-                response = await send("GET", url, headers=headers, stream=True)
-            try:
-                await raise_for_status(response, (200, 206), what=what)
-                _check_advertised(response, digest, what)
-                if response.status_code == 206:
-                    start = _range_start(response)
-                    if start != offset or _encoded(response):
-                        # A range we did not ask for: take nothing from it, start over.
-                        if not breaks.allows():
-                            raise exc.RegistryError(
-                                f"{what}: registry keeps answering with unusable ranges",
-                                status_code=206,
-                                method="GET",
-                                url=redact(url),
-                            )
-                        breaks.failed(note=f"{what}: unusable range at byte {offset}")
-                        ranges = False
-                        await sink.reset()
-                        continue
-                    ranges = True
-                else:
-                    if offset:
-                        logger.debug("%s: registry ignored Range; starting over", what)
-                        await sink.reset()
-                        offset = 0
-                    ranges = "bytes" in response.headers.get(
-                        "accept-ranges", ""
-                    ).lower() and not _encoded(response)
-                length = header_number(response.headers.get("content-length"))
-                if size is not None and length is not None and offset + length > size:
-                    raise exc.SizeMismatch(expected=size, actual=offset + length, what=what)
-                async for chunk in Paced(response):
-                    await sink.write(chunk)
-                    if report is not None:
-                        await report(sink.received)
-            except httpx.HTTPError as error:
-                if not breaks.allows():
-                    raise wrap_http_error(
-                        error,
-                        "GET",
-                        url,
-                        what=f"download of {what} broke off {breaks.failures + 1} times",
-                    ) from error
-                await breaks.wait(
-                    error,
-                    note=f"download of {what} broke off at byte {sink.received}"
-                    f" ({type(error).__name__}); {'resuming' if ranges else 'restarting'}",
-                )
-                continue
-            except exc.SizeMismatch as error:
-                # Too many bytes for the descriptor: corruption or a hostile server. Either
-                # way what arrived is worthless.
-                if not refetches.allows(error):
-                    raise
-                refetches.failed(error)
-                await sink.reset()
-                continue
-            finally:
-                await response.aclose()
-            try:
-                await sink.commit()
-            except exc.IntegrityError as error:
-                if not refetches.allows(error):
-                    raise
-                refetches.failed(error, note=f"{what} failed verification ({error})")
-                await sink.reset()
-                continue
-            return os.fspath(outfile)
+        stream = _Stream(send, url, sink, digest, size, what, breaks, refetches)
+        while not await stream.attempt(first):
+            first = None
+        return os.fspath(outfile)
+
+
+class _Stream:
+    """The attempts of one streamed download into ``sink``: see :func:`_stream_into`."""
+
+    def __init__(
+        self,
+        send: GetFn,
+        url: str,
+        sink: VerifiedFile,
+        digest: str,
+        size: int | None,
+        what: str,
+        breaks: Retrying,
+        refetches: Retrying,
+    ) -> None:
+        self.send, self.url, self.sink = send, url, sink
+        self.digest, self.size, self.what = digest, size, what
+        self.breaks, self.refetches = breaks, refetches
+        self.ranges = False  # whether the registry serves ranges, learned from its answers
+        self.offset = 0
+        self.report = position_reporter()
+
+    async def attempt(self, first: httpx.Response | None) -> bool:
+        """Fetch once; True when the blob arrived whole and verified, False to try again."""
+        response = await self._request(first)
+        try:
+            if not await self._receive(response):
+                return False
+        except httpx.HTTPError as error:
+            await self._broke_off(error)
+            return False
+        except exc.SizeMismatch as error:
+            # Too many bytes for the descriptor: corruption or a hostile server. Either
+            # way what arrived is worthless.
+            await self._start_over(error)
+            return False
+        finally:
+            await response.aclose()
+        try:
+            await self.sink.commit()
+        except exc.IntegrityError as error:
+            await self._start_over(error, note=f"{self.what} failed verification ({error})")
+            return False
+        return True
+
+    async def _request(self, first: httpx.Response | None) -> httpx.Response:
+        """``first``, or a GET from where the file stands (the start, without ranges)."""
+        self.offset = self.sink.received
+        if self.offset and not self.ranges:
+            await self.sink.reset()
+            self.offset = 0
+        if first is not None:
+            return first
+        headers = {"Range": f"bytes={self.offset}-"} if self.offset else {}
+        return await self.send("GET", self.url, headers=headers, stream=True)
+
+    async def _receive(self, response: httpx.Response) -> bool:
+        """Write the body into the file; False for an unusable range (take nothing of it)."""
+        what, offset = self.what, self.offset
+        await raise_for_status(response, (200, 206), what=what)
+        _check_advertised(response, self.digest, what)
+        if response.status_code == 206:
+            if _range_start(response) != offset or _encoded(response):
+                await self._unusable_range()
+                return False
+            self.ranges = True
+        else:
+            if offset:
+                logger.debug("%s: registry ignored Range; starting over", what)
+                await self.sink.reset()
+                offset = self.offset = 0
+            accepts = response.headers.get("accept-ranges", "").lower()
+            self.ranges = "bytes" in accepts and not _encoded(response)
+        length = header_number(response.headers.get("content-length"))
+        if self.size is not None and length is not None and offset + length > self.size:
+            raise exc.SizeMismatch(expected=self.size, actual=offset + length, what=what)
+        async for chunk in Paced(response):
+            await self.sink.write(chunk)
+            if self.report is not None:
+                await self.report(self.sink.received)
+        return True
+
+    async def _unusable_range(self) -> None:
+        """A range we did not ask for: start over, unless that keeps happening."""
+        if not self.breaks.allows():
+            raise exc.RegistryError(
+                f"{self.what}: registry keeps answering with unusable ranges",
+                status_code=206,
+                method="GET",
+                url=redact(self.url),
+            )
+        self.breaks.failed(note=f"{self.what}: unusable range at byte {self.offset}")
+        self.ranges = False
+        await self.sink.reset()
+
+    async def _broke_off(self, error: httpx.HTTPError) -> None:
+        """Wait before resuming (or restarting) a body that broke off, within the budget."""
+        what, breaks = self.what, self.breaks
+        if not breaks.allows():
+            raise wrap_http_error(
+                error,
+                "GET",
+                self.url,
+                what=f"download of {what} broke off {breaks.failures + 1} times",
+            ) from error
+        await breaks.wait(
+            error,
+            note=f"download of {what} broke off at byte {self.sink.received}"
+            f" ({type(error).__name__}); {'resuming' if self.ranges else 'restarting'}",
+        )
+
+    async def _start_over(self, error: exc.IntegrityError, *, note: str = "") -> None:
+        """Empty the file for a fresh download of content that failed its checks."""
+        if not self.refetches.allows(error):
+            raise error
+        self.refetches.failed(error, note=note)
+        await self.sink.reset()
 
 
 class _Ranged:

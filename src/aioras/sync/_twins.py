@@ -99,18 +99,20 @@ class Twin(Generic[P, R]):
 def twin(
     method: Callable[Concatenate[AsyncRegistry, P], Awaitable[R]],
     *,
-    via: Callable[..., Awaitable[R]] | None = None,
+    on_overrides: bool = False,
 ) -> Twin[P, R]:
     """The blocking twin of the coroutine ``method`` (run on the facade's loop thread).
 
-    ``via`` is the operation behind ``method`` taking the endpoints first (``push``,
-    ``pull``): when the facade overrides endpoint methods, it runs on endpoints that call
-    those overrides (see :mod:`aioras.sync._overrides`) instead of the core's method.
-    Raises TypeError at class creation for a method that is not a coroutine function.
+    ``on_overrides`` (``push``, ``pull``: methods whose body only calls endpoint methods of
+    ``self``): when the facade overrides endpoint methods, ``method``'s own body runs on
+    endpoints that call those overrides (see :mod:`aioras.sync._overrides`) instead of on
+    the core. Raises TypeError at class creation for a method that is not a coroutine
+    function.
     """
     if not inspect.iscoroutinefunction(method):
         raise TypeError(f"{method.__qualname__} is not a coroutine function: use another twin")
-    resolve = _resolver(method, via)
+    # Unwrapped: the core's call counter belongs to the core, not to the endpoints.
+    resolve = _resolver(method, inspect.unwrap(method) if on_overrides else None)
     convert = _reference_converter(method)
 
     @functools.wraps(method)

@@ -40,8 +40,6 @@ from ..auth import Authenticator
 from ..auth.login import login as _login
 from ..auth.login import logout as _logout
 from ..operations.copy import copy as copy_operation
-from ..operations.pull import pull as pull_operation
-from ..operations.push import push as push_operation
 from ..registry import AsyncRegistry
 from ._overrides import OverridingEndpoints, overridden_endpoints
 from ._portal import LoopThread, sync_response, wait
@@ -155,11 +153,11 @@ class Registry:
     def _async_method(
         self, name: str, via: Callable[..., Awaitable[Any]] | None
     ) -> Callable[..., Awaitable[Any]]:
-        """The core's method ``name``, or the operation ``via`` on this object's overrides.
+        """The core's method ``name``, or ``via`` (its body) on this object's overrides.
 
         Without an overridden endpoint method (or without ``via``) the async core runs it as
-        it is (an async subclass's overrides included); with one, ``via`` (``push`` or
-        ``pull``) gets endpoints that call the overrides in worker threads (see
+        it is (an async subclass's overrides included); with one, ``via`` (the body of
+        ``push`` or ``pull``) gets endpoints that call the overrides in worker threads (see
         :mod:`aioras.sync._overrides`).
         """
         if via is not None:
@@ -232,8 +230,8 @@ class Registry:
     tag = twin(AsyncRegistry.tag)
 
     # push and pull call a subclass's endpoint overrides, as oras-py's do.
-    push = twin(AsyncRegistry.push, via=push_operation)
-    pull = twin(AsyncRegistry.pull, via=pull_operation)
+    push = twin(AsyncRegistry.push, on_overrides=True)
+    pull = twin(AsyncRegistry.pull, on_overrides=True)
 
     get_referrers = twin(AsyncRegistry.get_referrers)
     attach = twin(AsyncRegistry.attach)

@@ -30,6 +30,7 @@ from .report import ArtifactFailure, MirrorReport
 
 if TYPE_CHECKING:
     from ...remote.client import RegistryClient
+    from .run import MirrorOptions
 
 __all__ = ["RegistrySettings", "mirror_on_dask", "run_shard"]
 
@@ -85,21 +86,21 @@ class RegistrySettings:
 
 
 def run_shard(
-    jobs: list[MirrorJob], settings: RegistrySettings, options: dict[str, Any]
+    jobs: list[MirrorJob], settings: RegistrySettings, options: MirrorOptions
 ) -> dict[str, Any]:
     """Run one shard on this process with a registry of its own; the report as plain data."""
     return anyio.run(_run_shard, jobs, settings, options)
 
 
 async def _run_shard(
-    jobs: list[MirrorJob], settings: RegistrySettings, options: dict[str, Any]
+    jobs: list[MirrorJob], settings: RegistrySettings, options: MirrorOptions
 ) -> dict[str, Any]:
     from .run import run_jobs
 
     started = time.monotonic()
     async with settings.build() as registry:
         pacer = registry._transport.pacer
-        report = await run_jobs(registry, jobs, state=None, progress=None, **options)
+        report = await run_jobs(registry, jobs, options)
         report.requests = pacer.requests() if pacer is not None else 0
     report.duration = time.monotonic() - started
     return report.to_dict()
@@ -130,7 +131,9 @@ def mirror_on_dask(
     started = time.monotonic()
     refused: list[ArtifactFailure] | None = [] if keep_going else None
     jobs = anyio.run(_expand, settings, plan, refused)
-    options = {"concurrency": concurrency, "dry_run": dry_run, "keep_going": keep_going}
+    from .run import MirrorOptions
+
+    options = MirrorOptions(concurrency=concurrency, dry_run=dry_run, keep_going=keep_going)
     futures = [
         client.submit(run_shard, shard, settings, options, pure=False)
         for shard in shard_by_repository(jobs)

@@ -33,6 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -53,7 +54,7 @@ from .state import MirrorState
 if TYPE_CHECKING:
     from ...remote.client import RegistryClient
 
-__all__ = ["Clients", "MirrorProgress", "mirror", "run_jobs"]
+__all__ = ["Clients", "MirrorOptions", "MirrorProgress", "mirror", "run_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,22 @@ TAGGED = "tagged: the destination had the content already"
 REPOINTED = "re-pointed the tag from {previous}"
 WOULD_REPOINT = "would re-point the tag from {previous}"
 
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """The keyword options of a mirror, gathered: each is :func:`mirror`'s option of its name.
+
+    Documented with :meth:`aioras.AsyncRegistry.mirror`, whose keyword parameters
+    (``rate_limits`` apart) are these fields, with the same defaults.
+    """
+
+    concurrency: int = defaults.default_mirror_concurrency
+    dry_run: bool = False
+    keep_going: bool = False
+    state: str | os.PathLike[str] | None = None
+    progress: MirrorProgress | None = None
+
+
 # The blob digests the current job claimed for upload (see _SharedRepository.exists).
 _CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
     "aioras_mirror_claims", default=None
@@ -75,14 +92,7 @@ _CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 
 
 async def mirror(
-    registry: RegistryClient,
-    plan: MirrorPlan,
-    *,
-    concurrency: int = defaults.default_mirror_concurrency,
-    dry_run: bool = False,
-    keep_going: bool = False,
-    state: str | os.PathLike[str] | None = None,
-    progress: MirrorProgress | None = None,
+    registry: RegistryClient, plan: MirrorPlan, options: MirrorOptions
 ) -> MirrorReport:
     """Mirror every artifact ``plan`` names; return a :class:`MirrorReport`.
 
@@ -96,11 +106,12 @@ async def mirror(
     naming the spec) and the rest of the plan runs. An error is raised as itself, never
     wrapped in an exception group.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if options.concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
     started = time.monotonic()
     requests_before = _requests(registry)
-    resume = MirrorState.load(state) if state is not None else None
+    resume = MirrorState.load(options.state) if options.state is not None else None
+    keep_going, progress = options.keep_going, options.progress
     refused: list[ArtifactFailure] | None = [] if keep_going else None
     async with Clients(registry) as clients:
         jobs = await expand(registry, plan, refused=refused, connect=clients.get)
@@ -109,19 +120,10 @@ async def mirror(
                 "artifact", "failed", failure.source, failure.destination, error=failure.error
             )
             await _emit(progress, event)
-        report = await run_jobs(
-            registry,
-            jobs,
-            concurrency=concurrency,
-            dry_run=dry_run,
-            keep_going=keep_going,
-            state=resume,
-            progress=progress,
-            clients=clients,
-        )
+        report = await run_jobs(registry, jobs, options, resume=resume, clients=clients)
         report.requests = _requests(registry) - requests_before + clients.requests()
     report.failed[:0] = refused or []
-    if resume is not None and not dry_run and report.ok:
+    if resume is not None and not options.dry_run and report.ok:
         await resume.finish()
     report.duration = time.monotonic() - started
     if report.failed and not keep_going:
@@ -171,34 +173,24 @@ class Clients:
 async def run_jobs(
     registry: RegistryClient,
     jobs: list[MirrorJob],
+    options: MirrorOptions,
     *,
-    concurrency: int,
-    dry_run: bool,
-    keep_going: bool,
-    state: MirrorState | None,
-    progress: MirrorProgress | None,
+    resume: MirrorState | None = None,
     clients: Clients | None = None,
 ) -> MirrorReport:
-    """Run expanded jobs with ``concurrency`` workers (requests and duration left at 0).
+    """Run expanded jobs with ``options.concurrency`` workers (requests and duration left at 0).
 
     Failures are in the report, never raised; without ``keep_going`` no job starts after
     the first failure. What escapes a job (an error of the ``progress`` callback) is
     raised as itself, not in an exception group. A job's connections are reached through
     ``clients`` (default: objects made here from ``registry`` and closed at the end).
+    ``resume`` is the loaded state file (``options.state`` is not read here).
     """
     if clients is None:
         async with Clients(registry) as own:
-            return await run_jobs(
-                registry,
-                jobs,
-                concurrency=concurrency,
-                dry_run=dry_run,
-                keep_going=keep_going,
-                state=state,
-                progress=progress,
-                clients=own,
-            )
-    run = _Run(clients, concurrency, dry_run, keep_going, state, progress)
+            return await run_jobs(registry, jobs, options, resume=resume, clients=own)
+    run = _Run(clients, options, resume)
+    concurrency = options.concurrency
     pending: Iterator[MirrorJob] = iter(jobs)
     try:
         async with anyio.create_task_group() as workers:
@@ -230,15 +222,12 @@ class _Run:
     def __init__(
         self,
         clients: Clients,
-        concurrency: int,
-        dry_run: bool,
-        keep_going: bool,
+        options: MirrorOptions,
         state: MirrorState | None,
-        progress: MirrorProgress | None,
     ) -> None:
-        self.clients, self.concurrency = clients, concurrency
-        self.dry_run, self.keep_going, self.state = dry_run, keep_going, state
-        self.progress = progress
+        self.clients, self.concurrency = clients, options.concurrency
+        self.dry_run, self.keep_going, self.state = options.dry_run, options.keep_going, state
+        self.progress = options.progress
         self.report = MirrorReport()
         self.destinations: dict[tuple[Connection | None, str], _SharedRepository] = {}
         self.stopped = False
