@@ -23,6 +23,7 @@ import httpx
 
 from .. import defaults
 from .. import exceptions as exc
+from .._http.responses import Paced, wrap_http_error
 from .._http.urls import redact
 from .._manifests import media_type_of
 from ..container import Container
@@ -147,7 +148,7 @@ class Repository:
             return
         async with self.registry.stream_blob(self.container, descriptor["digest"]) as response:
             stream = verified(
-                descriptor, response.aiter_bytes(), what=f"blob {descriptor['digest']}"
+                descriptor, _paced_body(response), what=f"blob {descriptor['digest']}"
             )
             try:
                 yield stream
@@ -500,3 +501,18 @@ def _filtered(entries: list[Descriptor], artifact_type: str | None) -> list[Desc
     if artifact_type is None:
         return entries
     return [e for e in entries if e.get("artifactType") == artifact_type]
+
+
+async def _paced_body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """A blob body held to the minimum rate, its failures as the typed errors.
+
+    A registry trickling a blob (a byte now and then, each within the read timeout) would
+    otherwise hold a copy for as long as it likes; what stops a download stops a stream.
+    """
+    try:
+        async for chunk in Paced(response):
+            yield chunk
+    except httpx.HTTPError as error:
+        request = response.request
+        raise wrap_http_error(error, request.method, str(request.url)) from error
+
