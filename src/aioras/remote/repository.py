@@ -515,4 +515,3 @@ async def _paced_body(response: httpx.Response) -> AsyncIterator[bytes]:
     except httpx.HTTPError as error:
         request = response.request
         raise wrap_http_error(error, request.method, str(request.url)) from error
-
