@@ -58,6 +58,9 @@ def _method(
         original = _imported(pkg, facade, source)
     method = copy.copy(original)
     method.name = name
+    # The copy is no import's target: sharing the original's aliases would make the
+    # reference offer two anchors for a name such as aioras.copy.
+    method.aliases = {}
     method.labels = set(original.labels) - {"async"}
     parameters = list(original.parameters)
     if not source.startswith("AsyncRegistry."):
