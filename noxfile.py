@@ -84,6 +84,8 @@ def lint(session: nox.Session) -> None:
     targets = _existing("src", "tests", "examples", "benchmarks", "scripts", "noxfile.py")
     session.run("ruff", "check", *targets)
     session.run("ruff", "format", "--check", *targets)
+    # Docstrings cross-reference as [`X`][aioras.X]; mkdocstrings shows a Sphinx role as text.
+    session.run("python", "scripts/convert_roles.py", "--check")
     # Its ALLOWED list holds the functions still to be split; a new long one fails.
     session.run("python", "scripts/function_lengths.py")
 
@@ -128,7 +130,9 @@ def docs(session: nox.Session) -> None:
     """The documentation site (mkdocs, API reference from the docstrings) into build/site.
 
     Built with ``--strict``: a warning (a broken link, a docstring griffe cannot place)
-    fails the session. ``nox -s docs -- serve`` serves it with live reload instead.
+    fails the session; then ``scripts/check_docs_site.py`` reads the pages: no literal
+    Sphinx role, a parameters table for every callable, an entry for every name in
+    ``aioras.__all__``. ``nox -s docs -- serve`` serves it with live reload instead.
     """
     session.install(*DOCS_DEPS)
     env = {"NO_MKDOCS_2_WARNING": "1"}
@@ -136,3 +140,5 @@ def docs(session: nox.Session) -> None:
         session.run("mkdocs", "serve", *session.posargs[1:], env=env)
         return
     session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+    if not session.posargs:  # the site is where mkdocs.yml puts it
+        session.run("python", "scripts/check_docs_site.py", "build/site")

@@ -229,6 +229,16 @@ def test_inventory_name_standing_for_two_anchors_is_not_linked(tmp_path: Path) -
     assert roles.read_inventory(path) == {"aioras.X": "aioras.x.X"}
 
 
+def test_no_docstring_in_src_has_a_sphinx_role() -> None:
+    src = SCRIPTS.parent / "src" / "aioras"
+    left = [
+        (str(path.relative_to(src)), line, role)
+        for path in sorted(src.rglob("*.py"))
+        for line, role in roles.remaining(path.read_text(encoding="utf-8"))
+    ]
+    assert left == []
+
+
 @pytest.mark.parametrize("shown", ["`x`", "[`x`][aioras.x]"])
 def test_converted_reference_is_not_taken_for_a_role(shown: str) -> None:
     assert roles.remaining(f'"""Uses {shown}."""\n') == []
