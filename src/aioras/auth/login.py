@@ -124,6 +124,30 @@ def _without_inline_credentials(auths: dict[str, Any], host: str) -> None:
                 entry.pop(field, None)
 
 
+async def _check_credentials(
+    registry: RegistryClient, host: str, credentials: Credentials, tls_verify: bool | str
+) -> None:
+    """Keep ``credentials`` for ``host`` if the registry accepts them; else put back the old.
+
+    ``tls_verify`` other than True switches the registry's verification first (kept only
+    when the check passes).
+    """
+    previous = registry.auth.explicit_credentials(host)
+    previous_verify = registry.tls_verify
+    registry.auth.set_credentials(credentials, host=host)
+    try:
+        if tls_verify is not True and tls_verify != previous_verify:
+            await registry.set_tls_verify(tls_verify)
+        await registry.ping(host)
+    except BaseException:
+        # Undo what was refused: later requests use what was configured before.
+        registry.auth.set_credentials(previous or Credentials(), host=host)
+        if registry.tls_verify != previous_verify:
+            with anyio.CancelScope(shield=True):
+                await registry.set_tls_verify(previous_verify)
+        raise
+
+
 async def login(
     registry: RegistryClient,
     username: str,
@@ -180,21 +204,8 @@ async def login(
     # Read first: a damaged config fails the login before anything is sent.
     doc = await anyio.to_thread.run_sync(read_config, path)
 
-    previous = registry.auth.explicit_credentials(host)
-    previous_verify = registry.tls_verify
     credentials = Credentials(username=username, password=password)
-    registry.auth.set_credentials(credentials, host=host)
-    try:
-        if tls_verify is not True and tls_verify != previous_verify:
-            await registry.set_tls_verify(tls_verify)
-        await registry.ping(host)
-    except BaseException:
-        # Undo what was refused: later requests use what was configured before.
-        registry.auth.set_credentials(previous or Credentials(), host=host)
-        if registry.tls_verify != previous_verify:
-            with anyio.CancelScope(shield=True):
-                await registry.set_tls_verify(previous_verify)
-        raise
+    await _check_credentials(registry, host, credentials, tls_verify)
 
     key = server_key(host)
     helper = helper_name(doc, host)

@@ -107,62 +107,30 @@ class RegistryClient:
         rate_limits: RateLimits | None = None,
         cache: BlobCache | str | os.PathLike[str] | Literal[False] | None = None,
     ) -> None:
-        for name, value in (
-            ("push_concurrency", push_concurrency),
-            ("pull_concurrency", pull_concurrency),
-            ("max_transfers", max_transfers),
-            ("download_ranges", download_ranges),
-            ("chunk_size", chunk_size),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if range_threshold < 0:
-            raise ValueError(f"range_threshold must not be negative, got {range_threshold}")
+        _check_limits(
+            push_concurrency=push_concurrency,
+            pull_concurrency=pull_concurrency,
+            max_transfers=max_transfers,
+            download_ranges=download_ranges,
+            chunk_size=chunk_size,
+            range_threshold=range_threshold,
+        )
         # What a subclass set before calling this is its own: it travels in a pickle.
         inherited = set(self.__dict__)
-        self.hostname = hostname
         # Only the flag is stored: the URL scheme (prefix) follows it (see the property).
-        self._insecure = insecure
-        self.tls_verify = tls_verify
-        self.push_concurrency = push_concurrency
-        self.pull_concurrency = pull_concurrency
-        self.max_transfers = max_transfers
-        self.download_ranges = download_ranges
-        self.range_threshold = range_threshold
-        self.chunk_size = chunk_size
+        self.hostname, self._insecure, self.tls_verify = hostname, insecure, tls_verify
+        self.push_concurrency, self.pull_concurrency = push_concurrency, pull_concurrency
+        self.max_transfers, self.chunk_size = max_transfers, chunk_size
+        self.download_ranges, self.range_threshold = download_ranges, range_threshold
         self.environment = environment or read_environment()
         self.cache = _pick_cache(cache, self.environment)
-        if isinstance(auth_backend, str):
-            self.auth = get_auth_backend(auth_backend, insecure=insecure)
-        else:
-            # An Authenticator, or an oras-py style backend (adapted).
-            self.auth = as_authenticator(auth_backend, insecure=insecure)
-        self.auth.add_source(self._environment_credentials)
         self._docker_configs = DockerConfigSource([self.environment.docker_config_file])
-        self.auth.add_source(self._docker_configs)
+        self.auth = self._authenticator(auth_backend, insecure)
         self.headers: dict[str, str] = {"User-Agent": f"aioras/{__version__}"}
         self.headers.update(headers or {})
-        # As requests does: CA bundles and proxies from the environment, unless explicit.
-        verify = self._effective_verify(tls_verify)
         self._env_proxies: EnvironmentProxies | None = None
-        if transport is None and proxy is None and self.environment.has_proxies:
-            transport = self._env_proxies = EnvironmentProxies(
-                self.environment, verify=ssl_context(verify), limits=DEFAULT_LIMITS
-            )
-        self._transport = Transport(
-            authenticator=self.auth,
-            verify=verify,
-            timeout=timeout,
-            retry=retry,
-            # Shared, not copied: set_header() reaches every later request.
-            headers=self.headers,
-            proxy=proxy,
-            transport=transport,
-            # Credentials and these headers go only to registries a reference (or
-            # hostname) names; an upload Location or a redirect elsewhere gets neither.
-            registries=set(),
-            # Per-host politeness (adaptive in-flight limit, shared pauses), request counts.
-            pacer=HostPacer(rate_limits),
+        self._transport = self._build_transport(
+            timeout=timeout, retry=retry, proxy=proxy, transport=transport, limits=rate_limits
         )
         self._session = Session(self._transport, insecure=insecure)
         self._blobs = BlobStore(self._session)
@@ -171,16 +139,55 @@ class RegistryClient:
         self._transfers: anyio.CapacityLimiter | None = None
         self._repositories: dict[str, RepositoryState] = {}
         # Options kept only to rebuild the object in another process (see __getstate__).
-        self._rebuild_options: dict[str, Any] = {
-            "timeout": timeout,
-            "retry": retry,
-            "proxy": proxy,
-            "transport": None if transport is self._env_proxies else transport,
-        }
+        rebuild = {"timeout": timeout, "retry": retry, "proxy": proxy, "transport": transport}
+        self._rebuild_options: dict[str, Any] = rebuild
         self._calls = 0
         # True for a copy sent without secrets (see without_credentials).
         self._local_credentials = False
         self._own_attributes = frozenset(set(self.__dict__) - inherited) | {"_own_attributes"}
+
+    def _build_transport(
+        self,
+        *,
+        timeout: httpx.Timeout | float,
+        retry: RetryPolicy,
+        proxy: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+        limits: RateLimits | None,
+    ) -> Transport:
+        """The one transport of this object, for its auth, headers and TLS setting."""
+        verify = self._effective_verify(self.tls_verify)
+        # As requests does: CA bundles and proxies from the environment, unless explicit.
+        if transport is None and proxy is None and self.environment.has_proxies:
+            self._env_proxies = EnvironmentProxies(
+                self.environment, verify=ssl_context(verify), limits=DEFAULT_LIMITS
+            )
+        return Transport(
+            authenticator=self.auth,
+            verify=verify,
+            timeout=timeout,
+            retry=retry,
+            # Shared, not copied: set_header() reaches every later request.
+            headers=self.headers,
+            proxy=proxy,
+            transport=transport or self._env_proxies,
+            # Credentials and these headers go only to registries a reference (or
+            # hostname) names; an upload Location or a redirect elsewhere gets neither.
+            registries=set(),
+            # Per-host politeness (adaptive in-flight limit, shared pauses), request counts.
+            pacer=HostPacer(limits),
+        )
+
+    def _authenticator(self, backend: str | Authenticator, insecure: bool) -> Authenticator:
+        """The backend named (or given: an oras-py style one adapted), with this object's
+        credential sources: ``ORAS_USER``/``ORAS_PASS``, then the Docker config files."""
+        if isinstance(backend, str):
+            auth = get_auth_backend(backend, insecure=insecure)
+        else:
+            auth = as_authenticator(backend, insecure=insecure)
+        auth.add_source(self._environment_credentials)
+        auth.add_source(self._docker_configs)
+        return auth
 
     @property
     def insecure(self) -> bool:
@@ -1102,3 +1109,12 @@ def _distribution_version(name: str) -> str:
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _check_limits(*, range_threshold: int, **limits: int) -> None:
+    """Raise ValueError for a limit below 1 or a negative ``range_threshold``."""
+    for name, value in limits.items():
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if range_threshold < 0:
+        raise ValueError(f"range_threshold must not be negative, got {range_threshold}")
