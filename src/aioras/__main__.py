@@ -1,4 +1,4 @@
-"""``python -m aioras``: the command line (see :mod:`aioras.cli`)."""
+"""``python -m aioras``: the command line (see `aioras.cli`)."""
 
 from aioras.cli import main
 

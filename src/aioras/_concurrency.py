@@ -1,7 +1,7 @@
 """Bounded, structured concurrency for transfers: never an unbounded gather.
 
-Every fan-out in aioras goes through :func:`map_bounded`: an anyio task group whose tasks
-wait on a :class:`anyio.CapacityLimiter`, so at most ``limit`` run at once, all are awaited
+Every fan-out in aioras goes through `map_bounded`: an anyio task group whose tasks
+wait on a `anyio.CapacityLimiter`, so at most ``limit`` run at once, all are awaited
 or cancelled together, and the first failure cancels the rest.
 """
 

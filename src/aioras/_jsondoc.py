@@ -1,6 +1,6 @@
 """Parsing JSON that comes from outside (registries, token services, files) safely.
 
-:func:`load_json` is the one JSON loader of the library. Python's parser recurses once per
+`load_json` is the one JSON loader of the library. Python's parser recurses once per
 nesting level, so a document nested a few thousand levels deep raises ``RecursionError``,
 an error no caller expects. Here the nesting is measured first, without recursion, and a
 document deeper than the limit is refused with a ``ValueError`` like any malformed JSON,

@@ -40,8 +40,8 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
     A reference by digest must match the bytes, and so must ``Docker-Content-Digest`` when
     the registry sends it; the ``Content-Type`` must not contradict the document's
     ``mediaType``; the document must pass its schema. Raises
-    :class:`~aioras.exceptions.DigestMismatch` or
-    :class:`~aioras.exceptions.ManifestValidationError`.
+    [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError].
     """
     what = f"manifest {container}"
     check_manifest_digests(container, data, response)
@@ -60,7 +60,7 @@ def check_manifest(container: Container, data: bytes, response: httpx.Response) 
 def check_manifest_digests(container: Container, data: bytes, response: httpx.Response) -> None:
     """Check manifest bytes against the digest asked for and ``Docker-Content-Digest``.
 
-    Raises :class:`~aioras.exceptions.DigestMismatch` when either differs.
+    Raises [`DigestMismatch`][aioras.exceptions.DigestMismatch] when either differs.
     """
     what = f"manifest {container}"
     if container.digest:

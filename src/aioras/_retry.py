@@ -1,6 +1,6 @@
-"""One helper for every retry, resume and refetch loop: :class:`Retrying`.
+"""One helper for every retry, resume and refetch loop: `Retrying`.
 
-A :class:`Retrying` owns one loop's attempts: how many failures it may absorb (its budget),
+A `Retrying` owns one loop's attempts: how many failures it may absorb (its budget),
 the pause before each new attempt (exponential backoff with jitter, or the server's
 ``Retry-After``), and the decision to give up. Callers never count attempts or sleep.
 
@@ -17,9 +17,10 @@ code, a session to recover), it asks and then waits::
         raise wrapped from error
     await retries.wait(error)
 
-:class:`RetryPolicy`, the public configuration object, makes them (:meth:`RetryPolicy.retrying`).
-The engine knows no protocol: it sits at the package root, below the transport (which reads
-``Retry-After`` in :mod:`aioras._http.retry`) and every other layer that retries.
+[`RetryPolicy`][aioras.RetryPolicy], the public configuration object, makes them
+([`RetryPolicy.retrying`][aioras.RetryPolicy.retrying]). The engine knows no protocol: it sits at
+the package root, below the transport (which reads ``Retry-After`` in `aioras._http.retry`) and
+every other layer that retries.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Retryable = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-"""Which exceptions a :class:`Retrying` absorbs: classes, or a predicate."""
+"""Which exceptions a `Retrying` absorbs: classes, or a predicate."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Retrying:
         """Count one failure and pause before the next attempt.
 
         ``note`` (else ``error``) is logged; an error's ``retry_after`` (a 429's) is
-        honoured unless ``retry_after`` is given. Ask :meth:`allows` first: this does not
+        honoured unless ``retry_after`` is given. Ask `allows` first: this does not
         give up.
         """
         delay = self._count(error, note, retry_after)
@@ -193,7 +194,7 @@ class Retrying:
         retry_after: float | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
-        """:meth:`wait` for synchronous code: the pause blocks the thread (``time.sleep``)."""
+        """`wait` for synchronous code: the pause blocks the thread (``time.sleep``)."""
         delay = self._count(error, note, retry_after)
         if self.pause:
             (sleep or time.sleep)(delay)
@@ -211,7 +212,7 @@ class Retrying:
     def call_blocking(
         self, func: Callable[[], T], *, sleep: Callable[[float], object] | None = None
     ) -> T:
-        """:meth:`call` for a synchronous ``func``; the pauses block the thread."""
+        """`call` for a synchronous ``func``; the pauses block the thread."""
         while True:
             try:
                 return func()
@@ -257,7 +258,7 @@ class Retrying:
 
 
 class Attempt:
-    """One try of an iterated :class:`Retrying`; use it as ``with attempt:``.
+    """One try of an iterated `Retrying`; use it as ``with attempt:``.
 
     Leaving the block normally ends the loop; a retryable error is swallowed (the loop
     pauses and goes again) while the budget lasts, and raised once it is spent.
@@ -303,7 +304,7 @@ class RetryPolicy:
     when it would need more than ``resumes`` fresh sessions; a download after ``resumes``
     breaks.
     Content that fails verification (digest or size) is fetched again from scratch at most
-    ``refetches`` times (default 2) before :class:`~aioras.exceptions.IntegrityError` is
+    ``refetches`` times (default 2) before [`IntegrityError`][aioras.exceptions.IntegrityError] is
     raised; bytes that fail verification are never kept.
 
     Worst case, a registry that stalls or trickles every request fails a call after about
@@ -337,8 +338,8 @@ class RetryPolicy:
         pause: bool = True,
         level: int | None = logging.DEBUG,
     ) -> Retrying:
-        """A :class:`Retrying` with this policy's backoff and ``budget`` (``attempts``,
-        ``resumes`` or ``refetches``); the other options as :class:`Retrying` takes them."""
+        """A `Retrying` with this policy's backoff and ``budget`` (``attempts``,
+        ``resumes`` or ``refetches``); the other options as `Retrying` takes them."""
         return Retrying(budget, on=on, backoff=self.schedule, pause=pause, level=level)
 
 

@@ -1,8 +1,8 @@
 """oras-py's client names: ``OrasClient`` (sync) and ``AsyncOrasClient`` (async).
 
 As in oras-py 0.2.43, the client *is* the registry: ``OrasClient`` is the synchronous
-:class:`~aioras.sync.Registry` (every endpoint method, ``push``, ``pull``, ``login`` and
-``logout``) and ``AsyncOrasClient`` the :class:`~aioras.registry.AsyncRegistry`, with
+[`Registry`][aioras.sync.Registry] (every endpoint method, ``push``, ``pull``, ``login`` and
+``logout``) and ``AsyncOrasClient`` the [`AsyncRegistry`][aioras.registry.AsyncRegistry], with
 ``login`` and ``logout`` added::
 
     client = aioras.client.OrasClient(hostname="127.0.0.1:5000", insecure=True)
@@ -25,11 +25,11 @@ __all__ = ["AsyncOrasClient", "OrasClient"]
 
 
 class OrasClient(Registry):
-    """A synchronous client: the :class:`~aioras.sync.Registry`, under oras-py's name.
+    """A synchronous client: the [`Registry`][aioras.sync.Registry], under oras-py's name.
 
     Takes the registry's arguments (``hostname``, ``insecure``, ``tls_verify``,
-    ``auth_backend``, then keyword options). Close it with :meth:`close` or use it as a
-    context manager.
+    ``auth_backend``, then keyword options). Close it with [`close`][aioras.sync.Registry.close] or
+    use it as a context manager.
     """
 
     @property
@@ -43,9 +43,10 @@ class OrasClient(Registry):
 
 
 class AsyncOrasClient(AsyncRegistry):
-    """The async client: the :class:`~aioras.registry.AsyncRegistry` with login and logout.
+    """The async client: the [`AsyncRegistry`][aioras.registry.AsyncRegistry] with login and logout.
 
-    Use it as an async context manager or call :meth:`aclose` when done.
+    Use it as an async context manager or call [`aclose`][aioras.registry.AsyncRegistry.aclose] when
+    done.
     """
 
     @property
@@ -70,9 +71,9 @@ class AsyncOrasClient(AsyncRegistry):
     ) -> dict[str, str]:
         """Check the credentials against the registry, then keep and save them.
 
-        See :func:`aioras.auth.login.login`. Returns ``{"Status": "Login Succeeded"}``;
-        raises :class:`~aioras.exceptions.AuthenticationError` (and writes nothing) when
-        the registry refuses them.
+        See `aioras.auth.login.login`. Returns ``{"Status": "Login Succeeded"}``;
+        raises [`AuthenticationError`][aioras.exceptions.AuthenticationError] (and writes nothing)
+        when the registry refuses them.
         """
         return await _login(
             self,

@@ -2,7 +2,7 @@
 
 The grammar is the distribution-spec's: repository path components are lowercase
 alphanumerics joined by ``.``, ``_``, ``__`` or runs of ``-``; tags are
-``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``; digests are checked by :mod:`aioras.digest`.
+``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``; digests are checked by `aioras.digest`.
 URLs returned here have no scheme: the registry object prepends ``http://`` or ``https://``.
 """
 
@@ -46,7 +46,7 @@ _MAX_PATH_LENGTH = 255
 def validate_tag(tag: str) -> str:
     """Return ``tag`` unchanged if it follows the tag grammar.
 
-    Raises :class:`InvalidReference` with ``part="tag"`` otherwise.
+    Raises [`InvalidReference`][aioras.exceptions.InvalidReference] with ``part="tag"`` otherwise.
     """
     if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
         raise InvalidReference(
@@ -60,8 +60,9 @@ def validate_tag(tag: str) -> str:
 def validate_repository(name: str) -> str:
     """Return ``name`` unchanged if it is a repository path (``team/app``) of the grammar.
 
-    No registry, tag or digest: what a catalog lists. Raises :class:`InvalidReference` with
-    ``part="name"`` otherwise (upper case, ``..``, empty components, over 255 characters).
+    No registry, tag or digest: what a catalog lists. Raises
+    [`InvalidReference`][aioras.exceptions.InvalidReference] with ``part="name"`` otherwise (upper
+    case, ``..``, empty components, over 255 characters).
     """
     if not isinstance(name, str) or not _PATH_RE.fullmatch(name) or len(name) > _MAX_PATH_LENGTH:
         raise InvalidReference(
@@ -91,8 +92,9 @@ def parse_registry(registry: str) -> str:
 
     IPv4 addresses, ``[IPv6]`` literals and host names are accepted, each with an optional
     port. Docker Hub's names (``docker.io``, ``index.docker.io``) map to its API host
-    ``registry-1.docker.io``. Raises :class:`InvalidReference` with ``part="registry"``
-    (saying to drop it and use ``insecure`` when given an ``http://`` or ``https://`` URL).
+    ``registry-1.docker.io``. Raises [`InvalidReference`][aioras.exceptions.InvalidReference] with
+    ``part="registry"`` (saying to drop it and use ``insecure`` when given an ``http://`` or
+    ``https://`` URL).
     """
     _refuse_scheme(registry, "registry")
     match = _HOST_RE.fullmatch(registry) if isinstance(registry, str) else None
@@ -130,10 +132,10 @@ class Container:
     argument, else Docker Hub (``registry-1.docker.io``, where single names get the
     ``library/`` namespace). ``tag`` defaults to ``"latest"`` when neither a tag nor a digest is
     given and is ``None`` when only a digest is. ``namespace`` is ``None`` for single-component
-    repositories. Equality and hashing follow :attr:`uri`.
+    repositories. Equality and hashing follow [`uri`][aioras.Container.uri].
 
-    Raises :class:`InvalidReference` (``part`` is ``"name"``, ``"tag"``, ``"digest"``,
-    ``"registry"`` or ``"reference"``) when any part breaks the grammar.
+    Raises [`InvalidReference`][aioras.exceptions.InvalidReference] (``part`` is ``"name"``,
+    ``"tag"``, ``"digest"``, ``"registry"`` or ``"reference"``) when any part breaks the grammar.
     """
 
     registry: str
@@ -151,7 +153,7 @@ class Container:
     def parse(self, name: str) -> None:
         """Parse ``name`` into registry, namespace, repository, tag and digest, in place.
 
-        Raises :class:`InvalidReference` naming the offending part.
+        Raises [`InvalidReference`][aioras.exceptions.InvalidReference] naming the offending part.
         """
         if not isinstance(name, str) or not name:
             raise InvalidReference(
@@ -230,9 +232,10 @@ class Container:
         return f"{self.registry}/v2/{self.api_prefix}"
 
     def manifest_url(self, tag: str | None = None) -> str:
-        """URL of the manifest for ``tag`` (a tag or a digest), else for :attr:`reference`.
+        """URL of the manifest for ``tag`` (a tag or a digest), else for `reference`.
 
-        Raises :class:`InvalidReference` when ``tag`` is neither a valid tag nor a valid digest.
+        Raises [`InvalidReference`][aioras.exceptions.InvalidReference] when ``tag`` is neither a
+        valid tag nor a valid digest.
         """
         if tag is None:
             ref = self.reference
@@ -243,7 +246,7 @@ class Container:
         return f"{self._base()}/manifests/{ref}"
 
     def get_blob_url(self, digest: str) -> str:
-        """URL of the blob ``digest``; raises :class:`InvalidDigest` when it is malformed."""
+        """URL of the blob ``digest``; raises `InvalidDigest` when it is malformed."""
         return f"{self._base()}/blobs/{validate_digest(digest)}"
 
     def upload_blob_url(self) -> str:
@@ -253,8 +256,9 @@ class Container:
     def blob_mount_url(self, digest: str, from_repo: str | Container) -> str:
         """URL that mounts blob ``digest`` from another repository of the same registry.
 
-        ``from_repo`` is a repository path (``namespace/repository``) or a :class:`Container`,
-        whose :attr:`api_prefix` is used. Raises :class:`InvalidReference` when either is invalid.
+        ``from_repo`` is a repository path (``namespace/repository``) or a
+        [`Container`][aioras.Container], whose `api_prefix` is used. Raises
+        [`InvalidReference`][aioras.exceptions.InvalidReference] when either is invalid.
         """
         source = from_repo.api_prefix if isinstance(from_repo, Container) else from_repo
         if not _PATH_RE.fullmatch(source):
@@ -284,7 +288,7 @@ class Container:
         """Return a new Container for the same repository at another tag or digest.
 
         A value containing ``:`` is taken as a digest (tags cannot contain one). Raises
-        :class:`InvalidReference` when the value is neither.
+        [`InvalidReference`][aioras.exceptions.InvalidReference] when the value is neither.
         """
         new = copy.copy(self)
         if ":" in tag_or_digest:

@@ -65,7 +65,7 @@ def _convert(
 
 
 def ensure_container(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a method's reference argument from ``str`` into a :class:`Container`.
+    """Turn a method's reference argument from ``str`` into a [`Container`][aioras.Container].
 
     The argument converted is the parameter named ``container``, else the first one named
     ``target``, ``package``, ``reference``, ``ref``, ``uri`` or ``name``, else the first
@@ -73,7 +73,7 @@ def ensure_container(func: Callable[P, R]) -> Callable[P, R]:
     ``self.get_container(value)`` when the object has it (so the registry's default host
     applies), else ``Container(value)``; values that are not strings pass unchanged. Works on
     plain and ``async`` methods (an async method may have an async ``get_container``).
-    Raises :class:`~aioras.exceptions.InvalidReference` for a malformed reference.
+    Raises [`InvalidReference`][aioras.exceptions.InvalidReference] for a malformed reference.
     """
     name, index = _target_parameter(func)
 

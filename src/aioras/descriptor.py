@@ -59,5 +59,5 @@ class Index(TypedDict):
 
 
 def as_descriptor(value: dict[str, Any]) -> Descriptor:
-    """View a plain descriptor dict as a :class:`Descriptor` (no copy, no check)."""
+    """View a plain descriptor dict as a `Descriptor` (no copy, no check)."""
     return value  # type: ignore[return-value]

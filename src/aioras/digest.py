@@ -37,8 +37,8 @@ _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 def parse_digest(digest: str) -> tuple[str, str]:
     """Split a digest into ``(algorithm, hex)``.
 
-    Raises :class:`InvalidDigest` when it is malformed or its algorithm is not one aioras
-    can verify.
+    Raises [`InvalidDigest`][aioras.exceptions.InvalidDigest] when it is malformed or its algorithm
+    is not one aioras can verify.
     """
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
         raise InvalidDigest(f"malformed digest {digest!r}", value=str(digest))
@@ -57,7 +57,8 @@ def parse_digest(digest: str) -> tuple[str, str]:
 
 
 def validate_digest(digest: str) -> str:
-    """Return ``digest`` unchanged if it is valid; raise :class:`InvalidDigest` otherwise."""
+    """Return ``digest`` unchanged if it is valid; raise
+    [`InvalidDigest`][aioras.exceptions.InvalidDigest] otherwise."""
     parse_digest(digest)
     return digest
 
@@ -94,7 +95,7 @@ class Hasher:
 
 
 class Verifier(Hasher):
-    """A :class:`Hasher` that checks the result against an expected digest and size."""
+    """A `Hasher` that checks the result against an expected digest and size."""
 
     __slots__ = ("expected_digest", "expected_size")
 
@@ -105,7 +106,8 @@ class Verifier(Hasher):
         self.expected_size = expected_size
 
     def verify(self, what: str = "content") -> None:
-        """Raise :class:`SizeMismatch` or :class:`DigestMismatch` unless the content matches."""
+        """Raise [`SizeMismatch`][aioras.exceptions.SizeMismatch] or
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] unless the content matches."""
         if self.expected_size is not None and self.size != self.expected_size:
             raise SizeMismatch(expected=self.expected_size, actual=self.size, what=what)
         if self.digest != self.expected_digest:
@@ -165,7 +167,8 @@ async def digest_file(
 
 
 def verify_bytes(data: bytes, expected_digest: str, *, what: str = "content") -> None:
-    """Raise :class:`DigestMismatch` unless ``data`` hashes to ``expected_digest``."""
+    """Raise [`DigestMismatch`][aioras.exceptions.DigestMismatch] unless ``data`` hashes to
+    ``expected_digest``."""
     algorithm, _ = parse_digest(expected_digest)
     actual = digest_bytes(data, algorithm)
     if actual != expected_digest:

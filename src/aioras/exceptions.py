@@ -49,9 +49,10 @@
         ├── TooManyRequests            429: the registry throttles; see ``retry_after``
         └── ServerError                5xx: the registry failed
 
-``AuthenticationException`` is kept as an alias of :class:`AuthenticationError` for code
-written against oras-py. A :class:`RegistryError` carries the HTTP status, the request method
-and URL (credentials stripped), and the OCI error codes of the response body.
+``AuthenticationException`` is kept as an alias of
+[`AuthenticationError`][aioras.exceptions.AuthenticationError] for code written against oras-py. A
+[`RegistryError`][aioras.exceptions.RegistryError] carries the HTTP status, the request method and
+URL (credentials stripped), and the OCI error codes of the response body.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ class ManifestTooLarge(ManifestValidationError):
 class UnreadableArchive(ManifestValidationError, tarfile.ReadError):
     """Raised when a layer marked for unpacking is not a readable tar archive.
 
-    Also a ``tarfile.ReadError``, which :func:`aioras.utils.extract_targz` raised before.
+    Also a ``tarfile.ReadError``, which `aioras.utils.extract_targz` raised before.
     """
 
 
@@ -169,9 +170,9 @@ class InvalidLayout(OrasError, ValueError):
     an ``index.json`` that is missing (in a tar), larger than the limit, not JSON or not an
     image index; blob files whose names are not digests or that are not regular files; and
     tars that are compressed, sparse or list a member twice. Also raised by
-    :class:`~aioras.BlobCache` when a directory inside the cache (``blobs/<algorithm>``,
-    ``locks``), or a lock file, is a symbolic link or not what it should be: links there are
-    never followed. ``path`` names the offending file or archive member.
+    [`BlobCache`][aioras.content.cache.BlobCache] when a directory inside the cache
+    (``blobs/<algorithm>``, ``locks``), or a lock file, is a symbolic link or not what it should be:
+    links there are never followed. ``path`` names the offending file or archive member.
     """
 
     def __init__(self, message: str, *, path: str = "") -> None:
@@ -182,7 +183,8 @@ class InvalidLayout(OrasError, ValueError):
 class ReadOnlyError(OrasError):
     """Raised when ``push``, ``tag`` or ``delete`` is asked of a store opened read-only.
 
-    An OCI layout read from a tar (:meth:`aioras.OCILayout.from_tar`) is one.
+    An OCI layout read from a tar
+    ([`aioras.OCILayout.from_tar`][aioras.content.layout.OCILayout.from_tar]) is one.
     """
 
 
@@ -235,7 +237,7 @@ class UnpackLimitExceeded(OrasError):
     """Raised when an archive layer unpacks past a limit of the pull, before writing past it.
 
     ``what`` names the limit (``"bytes"``, ``"members"`` or ``"ratio"``) and ``limit`` its
-    value; the limits are the ``unpack_max_*`` options of :func:`aioras.operations.pull.pull`.
+    value; the limits are the ``unpack_max_*`` options of `aioras.operations.pull.pull`.
     """
 
     def __init__(self, message: str, *, what: str, limit: float) -> None:
@@ -249,9 +251,11 @@ class GraphLimitExceeded(OrasError):
 
     ``what`` names the limit (``"max_depth"``: levels below the root, or ``"max_nodes"``:
     distinct manifests and blobs reached) and ``limit`` its value. Both are keyword options of
-    :func:`aioras.copy` and :meth:`aioras.AsyncRegistry.discover` (defaults
-    :data:`aioras.defaults.max_graph_depth` and :data:`aioras.defaults.max_graph_nodes`): a
-    registry that invents referrers or index entries forever stops here.
+    [`aioras.copy`][aioras.operations.copy.copy] and
+    [`aioras.AsyncRegistry.discover`][aioras.registry.AsyncRegistry.discover] (defaults
+    [`aioras.defaults.max_graph_depth`][aioras.defaults.max_graph_depth] and
+    [`aioras.defaults.max_graph_nodes`][aioras.defaults.max_graph_nodes]): a registry that invents
+    referrers or index entries forever stops here.
     """
 
     def __init__(self, message: str, *, what: str, limit: int) -> None:
@@ -286,7 +290,7 @@ class MirrorError(OrasError):
     """Raised by a mirror run on Dask, without ``keep_going``, when an artifact failed.
 
     The workers' exceptions do not travel between processes: ``report`` (the merged
-    :class:`~aioras.MirrorReport`) names each failure by its type and message.
+    [`MirrorReport`][aioras.MirrorReport]) names each failure by its type and message.
     """
 
     def __init__(self, message: str, *, report: Any) -> None:
@@ -308,7 +312,7 @@ class InvalidMirrorPlan(OrasError, ValueError):
     Covers a source or destination that breaks the reference grammar, a destination that
     overlaps its source on the same registry (copying would overwrite what is being
     read), and a tag or repository pattern whose matching time could grow without bound
-    (see :mod:`aioras.operations.mirror.plan`). ``entry`` names the plan entry (the spec,
+    (see `aioras.operations.mirror.plan`). ``entry`` names the plan entry (the spec,
     or the plan file and entry number); ``__cause__`` holds the underlying error, if any.
     """
 
@@ -518,12 +522,13 @@ class ResponseTooLarge(RegistryError):
     """Raised when a body that is not a blob exceeds its cap; it is not read past the cap.
 
     Covers tag-list and catalog pages, ``GET /v2/`` and upload answers (16 MiB by default,
-    :data:`aioras.defaults.max_response_size`); ``size`` is the declared length or the
-    bytes seen when reading stopped, ``limit`` the cap. Manifests raise
-    :class:`ManifestTooLarge` and token answers :class:`AuthenticationError` instead.
-    A listing (tags, catalog, referrers of one subject) holding more names across its pages
-    than its cap (:data:`aioras.defaults.max_listed_names`, ``max_names=``) raises it too,
-    with ``size`` and ``limit`` counting names.
+    [`aioras.defaults.max_response_size`][aioras.defaults.max_response_size]); ``size`` is the
+    declared length or the bytes seen when reading stopped, ``limit`` the cap. Manifests raise
+    [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge] and token answers
+    [`AuthenticationError`][aioras.exceptions.AuthenticationError] instead. A listing (tags,
+    catalog, referrers of one subject) holding more names across its pages than its cap
+    ([`aioras.defaults.max_listed_names`][aioras.defaults.max_listed_names], ``max_names=``) raises
+    it too, with ``size`` and ``limit`` counting names.
     """
 
     def __init__(self, message: str, *, size: int, limit: int, **kw: Any) -> None:

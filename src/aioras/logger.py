@@ -2,7 +2,7 @@
 
 ``logger`` forwards to ``logging.getLogger("aioras")``; records carry the caller's location.
 The library never configures logging itself: applications either configure ``logging`` as they
-usually do or call :func:`setup_logger` for oras-py's console output (coloured on a terminal).
+usually do or call `setup_logger` for oras-py's console output (coloured on a terminal).
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ class ColorizingStreamHandler(_StreamHandler):
 class Logger:
     """oras-py's logger object: level methods that forward to the ``aioras`` logger.
 
-    ``quiet`` drops info and progress messages; ``printshellcmds`` lets :meth:`shellcmd`
-    messages through. Both are set by :func:`setup_logger`.
+    ``quiet`` drops info and progress messages; ``printshellcmds`` lets `shellcmd`
+    messages through. Both are set by `setup_logger`.
     """
 
     def __init__(self) -> None:
@@ -207,7 +207,7 @@ class Logger:
         self.logger.setLevel(level)
 
     def cleanup(self) -> None:
-        """Flush, remove and close the handler :func:`setup_logger` installed, if any."""
+        """Flush, remove and close the handler `setup_logger` installed, if any."""
         if self.stream_handler is not None:
             # The stream may already be closed (a replaced sys.stderr): cleanup must not fail.
             with contextlib.suppress(ValueError, OSError):
@@ -230,11 +230,11 @@ def setup_logger(
 ) -> None:
     """Send aioras's log messages to the console, oras-py style.
 
-    Installs one :class:`ColorizingStreamHandler` on the ``aioras`` logger (standard error, or
+    Installs one `ColorizingStreamHandler` on the ``aioras`` logger (standard error, or
     standard output with ``stdout``), replacing the one a previous call installed, so calling it
     again never duplicates output. The level is debug with ``debug``, else warning with
     ``quiet``, else info. Records stop at the ``aioras`` logger (``propagate`` is turned off) so
-    a configured root logger does not print them twice; :meth:`Logger.cleanup` undoes the
+    a configured root logger does not print them twice; `Logger.cleanup` undoes the
     handler.
     """
     handler = ColorizingStreamHandler(
@@ -306,7 +306,7 @@ class RedactingFilter(logging.Filter):
 
 
 def redact_http_logs() -> None:
-    """Install :class:`RedactingFilter` on the httpx and httpcore loggers; idempotent.
+    """Install `RedactingFilter` on the httpx and httpcore loggers; idempotent.
 
     Call it when your application logs the HTTP libraries (INFO for httpx, DEBUG for
     httpcore) through the root logger.

@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 PACK_VERSIONS = ("1.0", "1.1")
-"""Manifest forms :func:`pack_manifest` builds: image-spec 1.0 and 1.1 (as oras-go does)."""
+"""Manifest forms [`pack_manifest`][aioras.oci.pack_manifest] builds: image-spec 1.0 and 1.1 (as
+oras-go does)."""
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
@@ -73,8 +74,8 @@ def new_descriptor(
     """Build a descriptor dict; optional fields appear only when given.
 
     ``data`` embeds the content (base64-encoded, as the image-spec requires). Raises
-    :class:`~aioras.exceptions.InvalidDigest` for a malformed digest and ``ValueError`` for a
-    negative size.
+    [`InvalidDigest`][aioras.exceptions.InvalidDigest] for a malformed digest and ``ValueError`` for
+    a negative size.
     """
     validate_digest(digest)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -117,8 +118,8 @@ def pack_manifest(
     Both add ``org.opencontainers.image.created`` (now, UTC) unless ``annotations`` pin it.
     The caller uploads the config and layer blobs (the empty ones are ``{}``).
 
-    Raises :class:`~aioras.exceptions.ManifestValidationError` for an unknown ``version``,
-    a 1.1 empty config without ``artifact_type``, or a 1.0 manifest with a ``subject``.
+    Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for an unknown
+    ``version``, a 1.1 empty config without ``artifact_type``, or a 1.0 manifest with a ``subject``.
     """
     if version not in PACK_VERSIONS:
         raise ManifestValidationError(f"manifest version must be one of {PACK_VERSIONS}")
@@ -215,7 +216,7 @@ class Layer:
 def NewLayer(
     blob_path: PathLike, media_type: str | None = None, is_dir: bool = False
 ) -> dict[str, Any]:
-    """Hash ``blob_path`` and return its layer descriptor (see :class:`Layer`)."""
+    """Hash ``blob_path`` and return its layer descriptor (see [`Layer`][aioras.oci.Layer])."""
     return Layer(blob_path, media_type, is_dir).to_dict()
 
 
@@ -223,7 +224,7 @@ def NewLayer(
 def empty_config_path() -> str:
     """Return the path of a file holding exactly ``{}``, shipped with the package.
 
-    The bytes match :data:`aioras.defaults.blank_config_hash`, so the file can be uploaded as
+    The bytes match `aioras.defaults.blank_config_hash`, so the file can be uploaded as
     the blob of an empty config. The path stays valid for the life of the process.
     """
     resource = resources.files("aioras") / "data" / "empty-config.json"
@@ -287,7 +288,8 @@ class Annotations:
     This is the oras CLI's annotation file: a JSON object mapping each section to an object of
     string keys and string values. ``filename`` may name such a file or, for convenience, be
     the mapping itself. Raises ``FileNotFoundError`` for a missing file and
-    :class:`ManifestValidationError` for malformed JSON or a wrong shape.
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for malformed JSON or a
+    wrong shape.
     """
 
     def __init__(self, filename: PathLike | Mapping[str, Mapping[str, str]] | None = None) -> None:
@@ -309,7 +311,8 @@ class Annotations:
         """Read an annotation file and merge it in (its values win over existing ones).
 
         Raises ``FileNotFoundError`` when it does not exist and
-        :class:`ManifestValidationError` when it is not valid JSON of the expected shape.
+        [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when it is not valid
+        JSON of the expected shape.
         """
         filename = os.fspath(filename)
         if not os.path.exists(filename):
@@ -350,12 +353,13 @@ class Subject:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Subject:
-        """Describe ``manifest`` as serialized by :func:`manifest_bytes`.
+        """Describe ``manifest`` as serialized by [`manifest_bytes`][aioras.oci.manifest_bytes].
 
         A subject must name the exact bytes the registry holds. This is right for manifests
-        aioras uploaded (its ``upload_manifest`` serializes with :func:`manifest_bytes`); for a
-        manifest fetched from elsewhere use :meth:`from_descriptor` with the digest and size
-        the registry reported, since re-serializing may not reproduce its bytes.
+        aioras uploaded (its ``upload_manifest`` serializes with
+        [`manifest_bytes`][aioras.oci.manifest_bytes]); for a manifest fetched from elsewhere use
+        `from_descriptor` with the digest and size the registry reported, since re-serializing may
+        not reproduce its bytes.
         """
         raw = manifest_bytes(manifest)
         media_type = manifest.get("mediaType") or defaults.default_manifest_media_type
@@ -365,8 +369,9 @@ class Subject:
     def from_descriptor(cls, descriptor: Mapping[str, Any]) -> Subject:
         """Build a Subject from a descriptor dict.
 
-        Raises :class:`ManifestValidationError` when a field is missing or of the wrong type and
-        :class:`~aioras.exceptions.InvalidDigest` when the digest is malformed.
+        Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when a field
+        is missing or of the wrong type and [`InvalidDigest`][aioras.exceptions.InvalidDigest] when
+        the digest is malformed.
         """
         media_type = descriptor.get("mediaType")
         digest = descriptor.get("digest")

@@ -1,8 +1,8 @@
 """Progress of transfers: one event type for push, pull and copy, and the hook that sends it.
 
-Pass ``progress=`` a callable taking a :class:`TransferEvent`; it may be a plain function or
-a coroutine function (awaited in the transferring task, so keep it quick). Events, per
-descriptor:
+Pass ``progress=`` a callable taking a [`TransferEvent`][aioras.progress.TransferEvent]; it may be a
+plain function or a coroutine function (awaited in the transferring task, so keep it quick). Events,
+per descriptor:
 
 - ``"resolve"``: a reference was resolved to the descriptor (the root of a copy, a pull);
 - ``"start"``: its bytes begin to move (``total`` is the size);
@@ -61,7 +61,8 @@ class TransferEvent:
 
 
 ProgressCallback = Callable[[TransferEvent], Awaitable[None] | None]
-"""What ``progress=`` takes: a function or coroutine function of a :class:`TransferEvent`."""
+"""What ``progress=`` takes: a function or coroutine function of a
+[`TransferEvent`][aioras.progress.TransferEvent]."""
 
 
 PositionCallback = Callable[[int], Awaitable[None]]

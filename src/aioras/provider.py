@@ -2,7 +2,7 @@
 
 ``class MyProvider(aioras.provider.Registry)`` subclasses the synchronous facade, as the
 oras-py user guide does with ``oras.provider.Registry``; ``AsyncRegistry`` is the async core.
-``logger`` is oras-py's logger object (:data:`aioras.logger.logger`); push reports
+``logger`` is oras-py's logger object (`aioras.logger.logger`); push reports
 ``Successfully pushed <container>`` through it.
 """
 
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 container_type = str | Container
-"""A reference as a string or an already parsed :class:`Container`."""
+"""A reference as a string or an already parsed [`Container`][aioras.Container]."""
 
 
 @contextlib.contextmanager

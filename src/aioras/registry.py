@@ -1,10 +1,10 @@
 """``AsyncRegistry``: the endpoint client with the operations built on it, one flat surface.
 
-:class:`~aioras.remote.client.RegistryClient` (in :mod:`aioras.remote`) holds one coroutine
+`RegistryClient` (in `aioras.remote`) holds one coroutine
 per OCI distribution endpoint; this class adds push, pull, copy, mirror, referrers
 (``get_referrers``, ``attach``, ``discover``, ``delete_artifact``) and indexes, each handing
-the registry itself to its operation in :mod:`aioras.operations`, so a subclass's endpoint
-overrides apply. It sits above both: :mod:`aioras.remote` and :mod:`aioras.operations`
+the registry itself to its operation in `aioras.operations`, so a subclass's endpoint
+overrides apply. It sits above both: `aioras.remote` and `aioras.operations`
 never import it.
 """
 
@@ -53,11 +53,11 @@ class AsyncRegistry(RegistryClient):
     ``hostname`` is the registry used for names that do not name one; ``insecure`` speaks
     plain http; ``tls_verify`` is True, False, or the path of a CA bundle; ``auth_backend``
     is ``"token"`` (answers basic and bearer challenges), ``"basic"``, or an
-    :class:`~aioras.auth.Authenticator`. Keyword options bound concurrency
+    `Authenticator`. Keyword options bound concurrency
     (``push_concurrency`` layers at once per push, ``pull_concurrency`` per pull,
     ``max_transfers`` blob transfers in flight across all calls on this object), set the
     default ``chunk_size`` of chunked uploads, ``timeout`` and ``retry`` policy, and
-    ``rate_limits`` (a :class:`~aioras.RateLimits`: by default no fixed rate, an adaptive
+    ``rate_limits`` (a [`RateLimits`][aioras.RateLimits]: by default no fixed rate, an adaptive
     limit per host that backs off on ``429``, ``503``, timeouts and resets and keeps
     ``Retry-After``; a fixed rate per host is opt-in). Defaults: ``max_transfers`` 32,
     ``push_concurrency`` 5, ``pull_concurrency`` 3. A blob larger than ``range_threshold``
@@ -66,9 +66,9 @@ class AsyncRegistry(RegistryClient):
     ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
     a slot is free.
 
-    ``cache`` is a :class:`~aioras.BlobCache` (or the path of one) that blobs fetched by
-    digest go through: pulls, copies and mirrors from this registry, and the oras-py layout
-    API. A hit makes no request for the blob; tags are always resolved at the registry. By
+    ``cache`` is a [`BlobCache`][aioras.content.cache.BlobCache] (or the path of one) that blobs
+    fetched by digest go through: pulls, copies and mirrors from this registry, and the oras-py
+    layout API. A hit makes no request for the blob; tags are always resolved at the registry. By
     default the directory ``ORAS_CACHE`` names, when it is set; ``cache=False`` turns the
     cache off even then.
 
@@ -77,22 +77,24 @@ class AsyncRegistry(RegistryClient):
     ``T`` bounds a whole answer, so that a server trickling bytes cannot hold a call: once
     a request is sent, its answer must be complete within ``T`` (headers, and the body of
     anything but a blob: manifests, tag lists, tokens, error bodies...), and a blob body
-    must average at least 1 KiB/s (:data:`aioras.defaults.min_blob_rate`) over each window
-    of ``T`` seconds. Either is retried, or resumed, like any timeout, then raises
-    :class:`~aioras.exceptions.TimeoutError`: with ``timeout=2`` and the default ``retry``,
+    must average at least 1 KiB/s ([`aioras.defaults.min_blob_rate`][aioras.defaults.min_blob_rate])
+    over each window of ``T`` seconds. Either is retried, or resumed, like any timeout, then raises
+    [`TimeoutError`][aioras.exceptions.TimeoutError]: with ``timeout=2`` and the default ``retry``,
     within about 20 s. Bodies that are not blobs are also capped in size (see
-    :mod:`aioras.defaults`: 16 MiB, 4 MiB for manifests, 1 MiB for tokens, 64 KiB kept of
-    error bodies).
+    [`aioras.defaults`][aioras.defaults]: 16 MiB, 4 MiB for manifests, 1 MiB for tokens, 64 KiB kept
+    of error bodies).
 
-    Use it as an async context manager, or call :meth:`aclose` when done. One instance
-    belongs to one event loop; its connection pool and tokens are reused across calls.
+    Use it as an async context manager, or call [`aclose`][aioras.registry.AsyncRegistry.aclose]
+    when done. One instance belongs to one event loop; its connection pool and tokens are reused
+    across calls.
 
     It pickles, and deep-copies, by its configuration: the options above, session headers,
     the credentials that were set, the Docker config files to read, and a subclass's own
     attributes. The copy builds its own connection pool and locks, and fetches tokens again;
-    :meth:`without_credentials` gives a copy that carries no secret. Pickling while a call
-    on the object is running raises :class:`~aioras.exceptions.RegistryInUse`;
-    ``copy.copy`` raises TypeError (a shallow copy would share credentials and headers).
+    [`without_credentials`][aioras.registry.AsyncRegistry.without_credentials] gives a copy that
+    carries no secret. Pickling while a call on the object is running raises
+    [`RegistryInUse`][aioras.exceptions.RegistryInUse]; ``copy.copy`` raises TypeError (a shallow
+    copy would share credentials and headers).
     """
 
     # -- high-level operations -----------------------------------------------------------
@@ -147,7 +149,7 @@ class AsyncRegistry(RegistryClient):
         """The descriptors of the manifests referring to ``reference`` (its ``subject``).
 
         Uses the referrers API, or the tag-schema fallback on registries without it; see
-        :func:`aioras.operations.discover.get_referrers`.
+        `aioras.operations.discover.get_referrers`.
         """
         found = await get_referrers_operation(self, reference, artifact_type=artifact_type)
         return [dict(d) for d in found]
@@ -167,7 +169,7 @@ class AsyncRegistry(RegistryClient):
     ) -> dict[str, Any]:
         """Attach files to a manifest as an untagged OCI 1.1 artifact; return its descriptor.
 
-        See :func:`aioras.operations.attach.attach`.
+        See `aioras.operations.attach.attach`.
         """
         options = gather(AttachOptions, locals())
         found = await attach_operation(self, subject_reference, files, options)
@@ -182,10 +184,10 @@ class AsyncRegistry(RegistryClient):
         max_depth: int = defaults.max_graph_depth,
         max_nodes: int = defaults.max_graph_nodes,
     ) -> ReferrerNode:
-        """The referrers tree of ``reference``; see :func:`aioras.operations.discover.discover`.
+        """The referrers tree of ``reference``; see `aioras.operations.discover.discover`.
 
         ``max_depth`` and ``max_nodes`` bound the walk: past either it raises
-        :class:`~aioras.exceptions.GraphLimitExceeded`.
+        [`GraphLimitExceeded`][aioras.exceptions.GraphLimitExceeded].
         """
         return await discover_operation(
             self,
@@ -199,7 +201,7 @@ class AsyncRegistry(RegistryClient):
     async def delete_artifact(self, reference: ContainerLike) -> dict[str, Any]:
         """Delete a manifest, taking a referrer out of its subject's fallback index too.
 
-        See :func:`aioras.operations.attach.delete_artifact`; returns the descriptor deleted.
+        See `aioras.operations.attach.delete_artifact`; returns the descriptor deleted.
         """
         return dict(await delete_artifact_operation(self, reference))
 
@@ -214,7 +216,7 @@ class AsyncRegistry(RegistryClient):
     ) -> dict[str, Any]:
         """Build and push an image index of ``manifests``; return its descriptor.
 
-        See :func:`aioras.operations.index.push_index`.
+        See `aioras.operations.index.push_index`.
         """
         found = await push_index_operation(
             self, target, manifests, annotations=annotations, artifact_type=artifact_type
@@ -230,7 +232,7 @@ class AsyncRegistry(RegistryClient):
     ) -> dict[str, Any]:
         """Add, replace or remove entries of an index; return the new index's descriptor.
 
-        See :func:`aioras.operations.index.update_index`.
+        See `aioras.operations.index.update_index`.
         """
         return dict(await update_index_operation(self, target, add=add, remove=remove))
 
@@ -255,7 +257,7 @@ class AsyncRegistry(RegistryClient):
         (credentials are looked up per host). Blobs move as streams from one registry to
         the other, mounted instead when both repositories are on one host; manifests keep
         their exact bytes. A destination by digest is left untagged. Options and errors
-        as :func:`aioras.copy`.
+        as [`aioras.copy`][aioras.operations.copy.copy].
         """
         source = self.get_container(source_reference)
         destination = self.get_container(destination_reference)
@@ -281,14 +283,14 @@ class AsyncRegistry(RegistryClient):
         progress: MirrorProgress | None = None,
         rate_limits: RateLimits | None = None,
     ) -> MirrorReport:
-        """Mirror many artifacts: every pair and :class:`~aioras.MirrorSpec` of ``plan``.
+        """Mirror many artifacts: every pair and [`MirrorSpec`][aioras.MirrorSpec] of ``plan``.
 
         ``plan`` holds ``(source reference, destination reference)`` pairs and
-        :class:`~aioras.MirrorSpec` entries (see :func:`aioras.load_plan` for TOML plans).
-        Each artifact is copied as :meth:`copy` does, ``concurrency`` artifacts at once
-        (blobs stay bounded by ``max_transfers``); an artifact whose destination tag
-        already names the source digest costs one HEAD on each side. A blob shared by
-        artifacts of one destination repository is checked and sent once.
+        [`MirrorSpec`][aioras.MirrorSpec] entries (see [`aioras.load_plan`][aioras.load_plan] for
+        TOML plans). Each artifact is copied as [`copy`][aioras.operations.copy.copy] does,
+        ``concurrency`` artifacts at once (blobs stay bounded by ``max_transfers``); an artifact
+        whose destination tag already names the source digest costs one HEAD on each side. A blob
+        shared by artifacts of one destination repository is checked and sent once.
 
         ``dry_run``: resolve both sides and report what would be copied or skipped,
         sending nothing. ``keep_going``: report a failing artifact, or a spec whose tags
@@ -298,16 +300,16 @@ class AsyncRegistry(RegistryClient):
         lists as done, and a completed mirror marks it so that the next run checks
         everything. ``progress``:
         the transfer events of each copy plus one
-        :class:`~aioras.operations.mirror.report.ArtifactEvent` per artifact.
-        ``rate_limits``: pace requests per host from now on (see :meth:`set_rate_limits`).
+        `ArtifactEvent` per artifact.
+        ``rate_limits``: pace requests per host from now on (see `set_rate_limits`).
 
-        Returns a :class:`~aioras.MirrorReport`. Raises ValueError for bad options or a
-        malformed state file; :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
+        Returns a [`MirrorReport`][aioras.MirrorReport]. Raises ValueError for bad options or a
+        malformed state file; [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] for a plan
         entry refused before anything is listed (a malformed name, a destination
         overlapping its source, a pattern that could backtrack without bound; see
-        :mod:`aioras.operations.mirror.plan`); and without ``keep_going`` the registries'
+        `aioras.operations.mirror.plan`); and without ``keep_going`` the registries'
         typed errors from listing tags or catalogs, a listed name or tag breaking the
-        grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
+        grammar ([`InvalidReference`][aioras.exceptions.InvalidReference]) and the first artifact's
         typed error, each as itself (never an exception group).
         """
         if rate_limits is not None:

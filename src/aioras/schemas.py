@@ -215,7 +215,8 @@ def _check(kind: str, doc: Any, at: str = "") -> None:
 
 
 def validate_descriptor(doc: Any, *, at: str = "") -> None:
-    """Check a descriptor; raise :class:`ManifestValidationError` naming the failing path.
+    """Check a descriptor; raise
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] naming the failing path.
 
     ``at`` is the descriptor's JSON pointer in its document (``/layers/0``), put before
     the failing field's in the message and the error's ``path``.
@@ -224,17 +225,22 @@ def validate_descriptor(doc: Any, *, at: str = "") -> None:
 
 
 def validate_manifest(doc: Any) -> None:
-    """Check an image manifest; raise :class:`ManifestValidationError` naming the failing path."""
+    """Check an image manifest; raise
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] naming the failing
+    path."""
     _check("manifest", doc)
 
 
 def validate_index(doc: Any) -> None:
-    """Check an image index; raise :class:`ManifestValidationError` naming the failing path."""
+    """Check an image index; raise
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] naming the failing
+    path."""
     _check("index", doc)
 
 
 def validate_config(doc: Any) -> None:
-    """Check that a config is a JSON object; raise :class:`ManifestValidationError` if not."""
+    """Check that a config is a JSON object; raise
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] if not."""
     _check("config", doc)
 
 
@@ -260,7 +266,8 @@ def validate(doc: Any, media_type: str | None = None) -> None:
     Without ``media_type``, the document's own ``mediaType`` decides, else its shape (an object
     with ``manifests`` is an index, anything else a manifest). A manifest or index whose
     ``mediaType`` contradicts ``media_type`` is refused. Raises
-    :class:`ManifestValidationError`, also when no schema is known for the media type.
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError], also when no schema is
+    known for the media type.
     """
     own = doc.get("mediaType") if isinstance(doc, Mapping) else None
     if media_type is None:

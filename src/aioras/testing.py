@@ -1,6 +1,6 @@
 """Run a real OCI registry on loopback for tests, demos and examples.
 
-:class:`LocalRegistry` starts the CNCF distribution registry (the Debian package
+`LocalRegistry` starts the CNCF distribution registry (the Debian package
 ``docker-registry``) on a free ``127.0.0.1`` port, with its own temporary configuration,
 storage directory and log file, and stops it again::
 
@@ -133,8 +133,8 @@ def _to_yaml(config: Mapping[str, Any]) -> str:
 class LocalRegistry:
     """A CNCF distribution registry process bound to ``127.0.0.1`` on a free port.
 
-    Use it as a context manager (``with`` or ``async with``) or call :meth:`start` and
-    :meth:`stop` (or :meth:`astart` / :meth:`astop`) yourself. Everything it writes lives in
+    Use it as a context manager (``with`` or ``async with``) or call `start` and
+    `stop` (or `astart` / `astop`) yourself. Everything it writes lives in
     one temporary directory, removed at stop unless ``keep=True``.
 
     Options:
@@ -143,7 +143,7 @@ class LocalRegistry:
       ``docker-registry``, else ``registry``.
     - ``delete_enabled``: allow manifest and blob deletes (``storage.delete.enabled``).
     - ``htpasswd``: path of a bcrypt htpasswd file; turns on basic auth (``auth.htpasswd``).
-    - ``tls_cert`` / ``tls_key``: PEM files; the registry serves HTTPS and :attr:`url` says so.
+    - ``tls_cert`` / ``tls_key``: PEM files; the registry serves HTTPS and `url` says so.
     - ``token_auth``: ``realm``, ``service``, ``issuer``, ``rootcertbundle`` (and any other key
       of ``auth.token``); turns on bearer-token auth.
     - ``extra_config``: deep-merged into the generated configuration last; a ``None`` value
@@ -244,7 +244,7 @@ class LocalRegistry:
     # -- configuration -----------------------------------------------------------------
 
     def find_binary(self) -> str:
-        """Resolve the registry executable, or raise :class:`LocalRegistryError` with the hint."""
+        """Resolve the registry executable, or raise `LocalRegistryError` with the hint."""
         candidates = (os.fspath(self.binary),) if self.binary is not None else _DEFAULT_BINARIES
         for name in candidates:
             found = shutil.which(name)
@@ -397,11 +397,11 @@ class LocalRegistry:
         self.port = None
 
     async def astart(self) -> LocalRegistry:
-        """:meth:`start` in a worker thread, so the event loop keeps running."""
+        """`start` in a worker thread, so the event loop keeps running."""
         return await anyio.to_thread.run_sync(self.start)
 
     async def astop(self) -> None:
-        """:meth:`stop` in a worker thread."""
+        """`stop` in a worker thread."""
         await anyio.to_thread.run_sync(self.stop)
 
     def log_tail(self, max_bytes: int = _LOG_TAIL_BYTES) -> str:

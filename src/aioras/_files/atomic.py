@@ -2,12 +2,12 @@
 
 Every small document aioras rewrites in place (``utils.write_file``/``write_json``, the
 Docker ``config.json`` login edits, a mirror's resume file, an OCI layout's ``index.json``
-and ``oci-layout``) goes through :func:`replace_file`: the content is written to a
+and ``oci-layout``) goes through `replace_file`: the content is written to a
 temporary file beside the target, flushed to disk, given its permission bits and renamed
 over the target, and the directory entry is flushed too. Readers see the old file or the
-new one, never half of one, and a crash leaves one of them. :func:`file_lock` lets several
+new one, never half of one, and a crash leaves one of them. `file_lock` lets several
 writers (tasks, threads or processes) do read-modify-write on one file without dropping
-each other's changes. Both functions block or wait on the disk: call :func:`replace_file`
+each other's changes. Both functions block or wait on the disk: call `replace_file`
 in a worker thread.
 """
 
@@ -44,7 +44,7 @@ def replace_file(
     The new file gets ``mode`` when given, else the mode of the file it replaces, else
     0o644 (reading the umask would mean changing it, racing other threads). A symlink at
     ``path`` is replaced by the file, not written through: resolve it first to write
-    through. Raises :class:`~aioras.exceptions.StorageError` when the content cannot be
+    through. Raises [`StorageError`][aioras.exceptions.StorageError] when the content cannot be
     written whole and flushed (a full disk), and the ``OSError`` of a failed rename;
     either way ``path`` keeps its old content and no temporary file is left.
     """

@@ -68,7 +68,7 @@ class FileSlice:
     """An async byte stream over ``path[offset:offset+length]``, read in worker threads.
 
     A plain async iterator rather than an async generator: when the request using it is
-    cancelled or fails half-way, :meth:`aclose` (or garbage collection) closes the file
+    cancelled or fails half-way, `aclose` (or garbage collection) closes the file
     at once, and no generator finalizer task is left for the event loop to run later.
     """
 
@@ -145,7 +145,7 @@ class VerifiedFile:
     loop. One batch may be in the worker while the next is received, so a single download
     overlaps receiving with hashing; at most two batches are held in memory.
 
-    Bytes go to the file through :func:`~aioras._files.writes.write_all`, and the hash is
+    Bytes go to the file through `write_all`, and the hash is
     fed the slices the kernel reported written, so the digest and size ``commit()`` checks
     are those of the file's content: a short write on a full disk is continued or fails,
     never "verified". ``commit()`` checks size and digest (and the file's size on disk),
@@ -153,7 +153,7 @@ class VerifiedFile:
     start the blob over. Leaving the context without a successful commit removes the
     temporary file, on errors and cancellation alike, once the worker is done with it;
     ``destination`` is never touched. An ``OSError`` while creating, writing, flushing,
-    closing or renaming the file is raised as :class:`~aioras.exceptions.StorageError`.
+    closing or renaming the file is raised as [`StorageError`][aioras.exceptions.StorageError].
 
     The temporary file is made and renamed relative to a descriptor of the destination's
     directory: ``directory``, when given (the caller's, opened without following links,
@@ -248,7 +248,7 @@ class VerifiedFile:
     async def write(self, chunk: bytes) -> None:
         """Add the next piece of the blob; raises SizeMismatch once it exceeds the size.
 
-        Also raises the :class:`~aioras.exceptions.StorageError` of an earlier batch that
+        Also raises the [`StorageError`][aioras.exceptions.StorageError] of an earlier batch that
         could not be written.
         """
         self._received += len(chunk)
@@ -278,9 +278,9 @@ class VerifiedFile:
     async def commit(self) -> Path:
         """Verify what was written and move it into place; return the destination.
 
-        Raises :class:`~aioras.exceptions.SizeMismatch` or
-        :class:`~aioras.exceptions.DigestMismatch` when the bytes written are not the
-        blob, and :class:`~aioras.exceptions.StorageError` when they could not all be
+        Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch] or
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the bytes written are not the
+        blob, and [`StorageError`][aioras.exceptions.StorageError] when they could not all be
         written, flushed or renamed; no file is left once the context is left.
         """
         await self._flush(wait=True)
@@ -399,10 +399,10 @@ def _create_temporary(directory: int, name: str) -> tuple[str, int]:
 
 
 class RangedFile(VerifiedFile):
-    """A :class:`VerifiedFile` filled by several byte ranges at once, at their offsets.
+    """A `VerifiedFile` filled by several byte ranges at once, at their offsets.
 
     ``parts`` splits ``[0, size)`` into contiguous ranges, each received by its own
-    :class:`RangePart`. Every part writes its batches at its own offsets (``pwritev``, in a
+    `RangePart`. Every part writes its batches at its own offsets (``pwritev``, in a
     worker thread); SHA-256 is sequential, so the hash follows the contiguous prefix: a
     batch landing right where the hash stands is hashed from its own buffer, and bytes
     that arrived ahead of it (in later ranges) are read back from the file, a MiB at a
@@ -511,7 +511,7 @@ class RangedFile(VerifiedFile):
             raise self._failed(error, "sizing") from error
 
     async def commit(self) -> Path:
-        """Verify the ranges and move the file into place; see :meth:`VerifiedFile.commit`."""
+        """Verify the ranges and move the file into place; see `VerifiedFile.commit`."""
         if self.filled != [e - s for s, e in zip(self.starts, self.ends, strict=True)]:
             raise SizeMismatch(
                 expected=self.size,
@@ -522,7 +522,7 @@ class RangedFile(VerifiedFile):
 
 
 class RangePart:
-    """Receives one range of a :class:`RangedFile`, batching writes as VerifiedFile does."""
+    """Receives one range of a `RangedFile`, batching writes as VerifiedFile does."""
 
     def __init__(self, owner: RangedFile, index: int) -> None:
         self.owner = owner

@@ -22,9 +22,9 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def safe_title(title: str) -> str:
     """Return ``title`` if it is safe as a relative output path (a layer's title annotation).
 
-    Refused with :class:`UnsafePathError`: empty titles, control characters (NUL, newline,
-    escape, DEL and the C1 range), absolute paths (``/x``, ``\\x``, ``C:\\x``) and any ``..``
-    component, with ``/`` or ``\\`` as separator.
+    Refused with [`UnsafePathError`][aioras.exceptions.UnsafePathError]: empty titles, control
+    characters (NUL, newline, escape, DEL and the C1 range), absolute paths (``/x``, ``\\x``,
+    ``C:\\x``) and any ``..`` component, with ``/`` or ``\\`` as separator.
     """
     if not isinstance(title, str) or not title:
         raise UnsafePathError("empty title", path=str(title))

@@ -4,11 +4,11 @@
 limit or a signal cut it short, and only the *next* call reports the error (``ENOSPC``,
 ``EDQUOT``, ``EFBIG``, ``EIO``). A file object's ``writelines`` (or an unbuffered
 ``write``) drops that count on the floor, so a writer that hashes what it was handed
-rather than what was written can "verify" a file that holds less. :func:`write_all`
+rather than what was written can "verify" a file that holds less. `write_all`
 continues every short write until each byte is written or the kernel refuses, and hands
 each written slice to ``written`` (a hasher), so what is hashed and counted is exactly what
-the file holds. :func:`storage_error` turns the ``OSError`` of a write, flush, close or
-rename into :class:`~aioras.exceptions.StorageError`; callers then remove their temporary
+the file holds. `storage_error` turns the ``OSError`` of a write, flush, close or
+rename into [`StorageError`][aioras.exceptions.StorageError]; callers then remove their temporary
 file. All functions here block: callers run them in worker threads.
 """
 
@@ -76,9 +76,9 @@ def storage_error(error: OSError, path: str | os.PathLike[str], doing: str) -> S
 class FdWriter:
     """A write-only binary file over a descriptor whose ``write`` writes every byte.
 
-    For writers such as :mod:`tarfile` that take a file object: each ``write`` goes through
-    :func:`write_all`, and an ``OSError`` becomes :class:`StorageError` naming ``path``.
-    ``written`` counts the bytes written. The descriptor is the caller's to close.
+    For writers such as `tarfile` that take a file object: each ``write`` goes through
+    `write_all`, and an ``OSError`` becomes [`StorageError`][aioras.exceptions.StorageError] naming
+    ``path``. ``written`` counts the bytes written. The descriptor is the caller's to close.
     """
 
     def __init__(self, fd: int, path: str | os.PathLike[str]) -> None:
@@ -87,7 +87,8 @@ class FdWriter:
         self.written = 0
 
     def write(self, data: Chunk) -> int:
-        """Write ``data`` whole; raises :class:`StorageError` when the kernel refuses."""
+        """Write ``data`` whole; raises [`StorageError`][aioras.exceptions.StorageError] when the
+        kernel refuses."""
         try:
             count = write_all(self.fd, [data])
         except OSError as error:

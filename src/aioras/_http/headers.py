@@ -2,7 +2,7 @@
 
 A value with CR or LF (a token pasted with its newline) is refused by the HTTP library with
 an error that quotes the whole header, secret included; so values are checked here first,
-with errors that name the header and never show the value. :func:`scrub` removes quoted
+with errors that name the header and never show the value. `scrub` removes quoted
 values from messages that come from the HTTP libraries.
 """
 
@@ -32,8 +32,8 @@ _QUOTED = re.compile(r"""(?:bytearray\()?b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*
 def check_header(name: str, value: str, *, what: str = "") -> str:
     """Return ``value`` when ``name: value`` can be sent as it is.
 
-    Raises :class:`~aioras.exceptions.InvalidHeaderValue` for a name that is not an HTTP
-    token, or a value with a control character (CR, LF, NUL ...) or non-ASCII character.
+    Raises [`InvalidHeaderValue`][aioras.exceptions.InvalidHeaderValue] for a name that is not an
+    HTTP token, or a value with a control character (CR, LF, NUL ...) or non-ASCII character.
     ``what`` names the value in the message instead of the header (``"registry token"``).
     The message never contains the value.
     """
@@ -50,7 +50,7 @@ def check_header(name: str, value: str, *, what: str = "") -> str:
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
-    """:func:`check_header` for every item of ``headers``."""
+    """`check_header` for every item of ``headers``."""
     for name, value in headers.items():
         check_header(name, value)
 

@@ -7,21 +7,21 @@ buffer every time, and every read pays for HTTP parsing and a timeout scope. Ask
 8 x 64 MiB from a loopback registry: 1.57 s down to 0.89 s, client CPU 1.92 s to 1.08 s.
 
 On plain TCP under asyncio a read also takes what the socket already holds straight from
-it (:class:`_DirectReader`), instead of anyio's one 256 KiB receive per loop wake-up with an
+it (`_DirectReader`), instead of anyio's one 256 KiB receive per loop wake-up with an
 epoll registration around each: pulling 8 x 64 MiB, client CPU 2.36 s down to 1.69 s.
 
 h11 (httpcore's HTTP/1.1 parser) copies every body byte four times on its way out: into its
 receive buffer, into a slice it throws away, into the slice it returns, and httpcore into
-``bytes``. :class:`_BodyBuffer` hands a received chunk that is all body over whole instead:
+``bytes``. `_BodyBuffer` hands a received chunk that is all body over whole instead:
 pulling 8 x 64 MiB, about 0.6 s less client CPU (of 1.7 s).
 
 httpcore's pool re-plans itself on every request and every closed response, asking each
-connection whether it is idle once per connection; :class:`_Pool` makes the same plan in
+connection whether it is idle once per connection; `_Pool` makes the same plan in
 linear time: with 24 pooled connections, 2.2 ms of client CPU per HEAD instead of 2.7 ms.
 
-httpx offers no public way to choose httpcore's network backend, so :func:`http_transport`
+httpx offers no public way to choose httpcore's network backend, so `http_transport`
 builds httpx's own transport and swaps in a connection pool that uses one (and puts a
-:class:`_BodyBuffer` into each HTTP/1.1 connection's parser). Should a future
+`_BodyBuffer` into each HTTP/1.1 connection's parser). Should a future
 httpx, httpcore or anyio lay things out differently, the stock behaviour is used (slower,
 never wrong); ``tests/integration/test_fast_path.py`` fails in that case, so the loss does not go
 unnoticed.
@@ -59,7 +59,7 @@ class _LargeReadStream(httpcore.AsyncNetworkStream):
     """A network stream whose reads ask for at least ``read_size`` bytes.
 
     On plain TCP under asyncio, a read first takes what the socket already holds, straight
-    from the socket (:func:`_direct_reader`); only when it holds nothing does it wait the
+    from the socket (`_direct_reader`); only when it holds nothing does it wait the
     usual way.
     """
 
@@ -156,7 +156,7 @@ class _DirectReader:
 
 
 def _direct_reader(stream: httpcore.AsyncNetworkStream) -> _DirectReader | None:
-    """A :class:`_DirectReader` for httpcore's anyio stream on asyncio plain TCP, or None.
+    """A `_DirectReader` for httpcore's anyio stream on asyncio plain TCP, or None.
 
     Relies on private attributes of httpcore's ``AnyIOStream`` and anyio's asyncio
     ``SocketStream`` (``tests/integration/test_fast_path.py`` fails should they change).
@@ -264,7 +264,7 @@ class _BodyBuffer:
 
 
 def _fit_body_buffer(connection: httpcore.AsyncConnectionInterface) -> bool:
-    """Give the h11 parser of ``connection`` a :class:`_BodyBuffer`; False if none is found.
+    """Give the h11 parser of ``connection`` a `_BodyBuffer`; False if none is found.
 
     Relies on private attributes of httpcore's connections and h11's parser
     (``tests/integration/test_fast_path.py`` fails should they change).
@@ -280,7 +280,7 @@ def _fit_body_buffer(connection: httpcore.AsyncConnectionInterface) -> bool:
 
 
 class _FittedConnection(httpcore.AsyncConnectionInterface):
-    """httpcore's connection, its HTTP/1.1 parser given a :class:`_BodyBuffer` once it exists.
+    """httpcore's connection, its HTTP/1.1 parser given a `_BodyBuffer` once it exists.
 
     httpcore makes the parser on the first request, after connecting; the buffer is put in
     when that request's response head has arrived, before its body is read.
@@ -328,7 +328,7 @@ _SWEEP = 0.1
 
 
 class _Pool(httpcore.AsyncConnectionPool):
-    """httpcore's pool, its connections :class:`_FittedConnection` s, assigned in linear time.
+    """httpcore's pool, its connections `_FittedConnection`s, assigned in linear time.
 
     httpcore re-plans the whole pool each time a request arrives or a response is closed,
     and its plan asks every connection whether it is idle once per connection: n squared
@@ -428,9 +428,9 @@ def http_transport(
     limits: httpx.Limits,
     proxy: str | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """httpx's HTTP/1.1 transport with :class:`LargeReadBackend` under its pool.
+    """httpx's HTTP/1.1 transport with `LargeReadBackend` under its pool.
 
-    The pool's connections read bodies through a :class:`_BodyBuffer`.
+    The pool's connections read bodies through a `_BodyBuffer`.
 
     Through a proxy the stock transport is used as it is.
     """

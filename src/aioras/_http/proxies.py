@@ -1,9 +1,9 @@
 """Proxies from the environment, chosen per request as requests chooses them.
 
-:func:`proxy_for` picks the proxy of one URL: none for a host ``no_proxy`` names, else
+`proxy_for` picks the proxy of one URL: none for a host ``no_proxy`` names, else
 ``https_proxy`` for https and ``http_proxy`` for http URLs, else ``all_proxy``.
-:class:`EnvironmentProxies` is an httpx transport that sends each request through the
-proxy :func:`proxy_for` picks (or directly), one pooled transport per proxy.
+`EnvironmentProxies` is an httpx transport that sends each request through the
+proxy `proxy_for` picks (or directly), one pooled transport per proxy.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def proxy_for(environment: Environment, url: httpx.URL) -> str | None:
 class EnvironmentProxies(httpx.AsyncBaseTransport):
     """Sends each request directly or through the proxy the environment names for it.
 
-    Transports are made on first use and dropped at :meth:`aclose`, so the object serves
+    Transports are made on first use and dropped at `aclose`, so the object serves
     again after being closed.
     """
 
@@ -64,7 +64,7 @@ class EnvironmentProxies(httpx.AsyncBaseTransport):
         self._transports: dict[str | None, httpx.AsyncBaseTransport] = {}
 
     def set_verify(self, verify: ssl.SSLContext) -> None:
-        """Use this TLS context for connections made from now on (after :meth:`aclose`)."""
+        """Use this TLS context for connections made from now on (after `aclose`)."""
         self._verify = verify
 
     def _for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:

@@ -1,28 +1,28 @@
 """Politeness per registry host: an adaptive in-flight limit, shared pauses, quota headers.
 
-The transport asks a :class:`HostPacer` before every request it sends and tells it how each
-one ended, in one place, so every call on one :class:`~aioras.AsyncRegistry` (a mirror's
-many tasks included) shares it. No fixed request rate applies by default: registries that
+The transport asks a `HostPacer` before every request it sends and tells it how each
+one ended, in one place, so every call on one [`AsyncRegistry`][aioras.registry.AsyncRegistry] (a
+mirror's many tasks included) shares it. No fixed request rate applies by default: registries that
 mind say so (``429``, ``Retry-After``, quota headers), and aioras listens. Per host:
 
-- **An adaptive limit on requests in flight** (:class:`AdaptiveLimit`, AIMD). A request is
+- **An adaptive limit on requests in flight** (`AdaptiveLimit`, AIMD). A request is
   in flight from the moment it is sent until its answer's headers arrive (a blob body then
   streams outside the window; ``max_transfers`` bounds those). The window starts at
-  :data:`INITIAL_WINDOW` and, until the host first shows strain, grows by one per clean
+  `INITIAL_WINDOW` and, until the host first shows strain, grows by one per clean
   answer (doubling each round trip); after that by one per window's worth of clean answers.
-  It only grows while it is what holds requests back, up to :data:`MAX_WINDOW`. A
+  It only grows while it is what holds requests back, up to `MAX_WINDOW`. A
   ``429``, ``503``, ``504``, a timeout or a connection reset halves it (to 1 at least),
   once per round trip: answers to requests sent before the last cut do not cut again.
 - **A pace learned from a 429.** A window bounds requests in flight, not a rate: against
   a registry counting requests a second, a window of one still goes as fast as the round
-  trip allows. So a ``429`` also sets a pace: :data:`PACE_FACTOR` times the rate of clean
+  trip allows. So a ``429`` also sets a pace: `PACE_FACTOR` times the rate of clean
   answers the host gave over the second before it (the rate it was accepting; requests of
   that second answered clean after the 429 count too), or times the pace already set,
   whichever is lower. Requests then go at that pace, which probes upward by
-  :data:`PACE_PROBE` requests a second per clean answer (2 % a second while the pace is
-  what holds requests back), ten times slower between :data:`PACE_PLATEAU` times the
+  `PACE_PROBE` requests a second per clean answer (2 % a second while the pace is
+  what holds requests back), ten times slower between `PACE_PLATEAU` times the
   accepted rate and that rate (each return to the limit costs a ``Retry-After``), and is
-  dropped once it reaches :data:`PACE_RELEASE` times it: the registry stopped minding.
+  dropped once it reaches `PACE_RELEASE` times it: the registry stopped minding.
 - **A pause shared by the host.** A ``429`` with ``Retry-After`` holds back every task
   sending to that host until the time is up, not only the task that got it; the requests
   then resume at the pace, not as a burst. The time counts from the answer, or, for a
@@ -33,8 +33,8 @@ mind say so (``429``, ``Retry-After``, quota headers), and aioras listens. Per h
   quota): when at most ``reserve`` requests are left, the host is paused for the time one
   request's worth of quota takes to come back (``window / limit``), capped at
   ``max_pause``.
-- **A fixed rate, opt-in** (:class:`RateLimits` ``rate`` or ``hosts``): a token bucket,
-  for a registry that publishes a rate it wants kept.
+- **A fixed rate, opt-in** ([`RateLimits`][aioras.RateLimits] ``rate`` or ``hosts``): a token
+  bucket, for a registry that publishes a rate it wants kept.
 
 A request to a host with no pause, pace or fixed rate engaged costs a few counter updates
 and two clock reads: no lock, no wait. The pacer also counts the requests sent per host and
@@ -96,7 +96,7 @@ class RateLimits:
     """How aioras paces the requests it sends to each registry host.
 
     By default no fixed rate applies (``rate=None``); every host gets the adaptive limit
-    of :mod:`aioras._http.ratelimit` (``adaptive=True``): requests in flight are bounded by
+    of `aioras._http.ratelimit` (``adaptive=True``): requests in flight are bounded by
     a window that grows while answers are clean and shrinks on ``429``, ``503``, timeouts
     and resets, a ``429`` sets a pace learned from the rate the host was accepting, and
     ``Retry-After`` pauses the whole host.
@@ -172,9 +172,9 @@ def parse_quota(value: str | None) -> tuple[int, float | None] | None:
 class AdaptiveLimit:
     """One host's AIMD window on requests in flight, and the pace a ``429`` teaches.
 
-    The rule is the module docstring's. :meth:`acquire` takes a slot (waiting, in order,
-    while the window is full); every slot taken is given back once, by :meth:`release`,
-    after which :meth:`clean`, :meth:`throttled` or :meth:`congested` tell the limit what
+    The rule is the module docstring's. `acquire` takes a slot (waiting, in order,
+    while the window is full); every slot taken is given back once, by `release`,
+    after which `clean`, `throttled` or `congested` tell the limit what
     the answer was. Times are ``time.monotonic()`` seconds; ``sent`` is when the request
     went, so that answers to requests sent before a cut do not cut again.
     """
@@ -348,7 +348,7 @@ class _Host:
 
 
 class Ticket(NamedTuple):
-    """A request let through by :meth:`HostPacer.before`: its host and when it went."""
+    """A request let through by `HostPacer.before`: its host and when it went."""
 
     host: _Host
     sent: float
@@ -385,7 +385,7 @@ class HostPacer:
     async def before(self, host: str, method: str) -> Ticket:
         """Wait until ``host`` may get one more request: a slot, its pause over, its pace.
 
-        Every ticket returned must be handed back once, to :meth:`after` or :meth:`failed`.
+        Every ticket returned must be handed back once, to `after` or `failed`.
         """
         state = self._host(host)
         if state.limit is not None:

@@ -1,23 +1,23 @@
 """Reading what a registry sends: capped in size, bounded in time.
 
 Every body that is not a blob (manifests, tag-list and catalog pages, token answers,
-``GET /v2/``, upload answers, error bodies) is read by :func:`read_capped`: streamed, decoded
+``GET /v2/``, upload answers, error bodies) is read by `read_capped`: streamed, decoded
 (gzip or deflate) in bounded steps, and refused past its cap before more is held or inflated.
 
 Time is bounded two ways, both measured in the read timeout ``T`` of the request (the
 ``timeout=`` option; its ``read`` part when it is an ``httpx.Timeout``):
 
-- :class:`Deadline`: once a request has been sent, its answer must be complete within ``T``:
+- `Deadline`: once a request has been sent, its answer must be complete within ``T``:
   the headers, and the whole body when it is not a blob. A server that trickles bytes no
   longer holds a call by sending one just before each read would time out.
-- :class:`Paced`: a blob body must bring at least :data:`~aioras.defaults.min_blob_rate`
+- `Paced`: a blob body must bring at least [`min_blob_rate`][aioras.defaults.min_blob_rate]
   bytes per second, counted over each window of ``T`` seconds.
 
 Either raises ``httpx.ReadTimeout``, which callers retry, resume or map to
-:class:`~aioras.exceptions.TimeoutError` like any other timeout.
+[`TimeoutError`][aioras.exceptions.TimeoutError] like any other timeout.
 
-Failures become typed errors here too: :func:`wrap_http_error` maps an httpx failure,
-:func:`raise_for_status` an error response (with its OCI error codes).
+Failures become typed errors here too: `wrap_http_error` maps an httpx failure,
+`raise_for_status` an error response (with its OCI error codes).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Deadline:
     """The time by which the answer to one request must be complete.
 
     The clock starts when the request has been sent (httpcore's ``trace`` extension reports
-    it; :meth:`start` starts it for transports that report nothing), so waiting for a pooled
+    it; `start` starts it for transports that report nothing), so waiting for a pooled
     connection or uploading a large body does not count. ``seconds=None``: no deadline.
     """
 
@@ -160,8 +160,8 @@ async def read_capped(
     the decoded bytes and nothing is inflated past it (other encodings are returned as they
     came). Past the limit, with ``truncate`` (error bodies) the first ``limit`` bytes are
     returned and the rest is never read; otherwise
-    :class:`~aioras.exceptions.ResponseTooLarge` is raised, before reading when the declared
-    ``Content-Length`` is over the limit. A body already read is held to the same limit.
+    [`ResponseTooLarge`][aioras.exceptions.ResponseTooLarge] is raised, before reading when the
+    declared ``Content-Length`` is over the limit. A body already read is held to the same limit.
     ``deadline`` bounds the reading in time. Raises httpx errors when the body breaks off
     or the deadline passes.
     """
@@ -278,7 +278,7 @@ class Paced:
     Each window of the request's read timeout must bring ``min_rate`` bytes per second of it
     (the read timeout itself bounds a silence). Falling behind raises ``httpx.ReadTimeout``,
     so a download treats it like a break: resumed, restarted, or given up as a
-    :class:`~aioras.exceptions.TimeoutError`. Without a read timeout nothing is checked.
+    [`TimeoutError`][aioras.exceptions.TimeoutError]. Without a read timeout nothing is checked.
     """
 
     def __init__(self, response: httpx.Response, *, min_rate: int = defaults.min_blob_rate):
@@ -309,7 +309,7 @@ class Paced:
 
 
 async def read_paced(response: httpx.Response) -> bytes:
-    """Read a whole blob body held to :class:`Paced`'s rate, and close the response."""
+    """Read a whole blob body held to `Paced`'s rate, and close the response."""
     try:
         return b"".join([chunk async for chunk in Paced(response)])
     finally:
@@ -334,9 +334,9 @@ def wrap_http_error(
 ) -> exc.TransportError:
     """The typed aioras error for an httpx failure (raise it ``from error``).
 
-    Timeouts become :class:`~aioras.exceptions.TimeoutError`, failed connections
-    :class:`~aioras.exceptions.ConnectError`, anything else
-    :class:`~aioras.exceptions.TransportError`. ``what`` replaces ``METHOD URL`` at the
+    Timeouts become [`TimeoutError`][aioras.exceptions.TimeoutError], failed connections
+    [`ConnectError`][aioras.exceptions.ConnectError], anything else
+    [`TransportError`][aioras.exceptions.TransportError]. ``what`` replaces ``METHOD URL`` at the
     start of the message; the URL is redacted either way. Quoted values (the header line
     or value httpx and h11 choke on, which may hold a token) are scrubbed from the message
     and from ``error`` and its causes, so a traceback shows none either.

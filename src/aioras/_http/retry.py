@@ -1,6 +1,6 @@
 """What HTTP says about retrying: the ``Retry-After`` header, read as seconds to wait.
 
-The retry engine itself (:class:`~aioras._retry.Retrying`, :class:`~aioras._retry.RetryPolicy`)
+The retry engine itself (`Retrying`, [`RetryPolicy`][aioras.RetryPolicy])
 sits at the package root, below every layer that retries: the transport, downloads and
 uploads, output directories, login's lock and copy.
 """

@@ -3,23 +3,23 @@
 It sends every registry request and handles what no caller should see: the 401 challenge
 and its answer, redirects, retries with jittered exponential backoff and ``Retry-After``,
 and the mapping of httpx failures and error responses to the typed exceptions of
-:mod:`aioras.exceptions`. Bodies are read through :mod:`aioras._http.responses`: capped,
-and bounded in time (see :class:`Transport`).
+[`aioras.exceptions`][aioras.exceptions]. Bodies are read through `aioras._http.responses`: capped,
+and bounded in time (see `Transport`).
 
-:meth:`Transport.send` is layered as httpx's own send is, each layer one job, outside in:
-the redirect layer (:meth:`Transport._follow`: one hop after another), the auth layer
-(:meth:`Transport._authenticated`: a 401 challenge answered, then the hop sent again), the
-retry layer (:meth:`Transport._retrying`: faults and retryable statuses, through one
-:class:`~aioras._retry.Retrying` per call) and one request (:meth:`Transport._send_one`:
-credentials for the hop, the host's politeness (:mod:`aioras._http.ratelimit`), the send
-within its deadline). The body of the final answer is read last (:meth:`Transport._read`);
+`Transport.send` is layered as httpx's own send is, each layer one job, outside in:
+the redirect layer (`Transport._follow`: one hop after another), the auth layer
+(`Transport._authenticated`: a 401 challenge answered, then the hop sent again), the
+retry layer (`Transport._retrying`: faults and retryable statuses, through one
+`Retrying` per call) and one request (`Transport._send_one`:
+credentials for the hop, the host's politeness (`aioras._http.ratelimit`), the send
+within its deadline). The body of the final answer is read last (`Transport._read`);
 one that breaks off sends the hop again.
 
 Credentials are scoped by origin, one rule for every request and every redirect hop: the
-origin a call was made for (see :attr:`Transport.registries`) gets the authenticator's
+origin a call was made for (see `Transport.registries`) gets the authenticator's
 ``Authorization`` and the session headers; any other origin (an upload or mount
 ``Location``, a redirect to storage) gets neither, only the request's own headers minus
-credential headers, and a challenge from it is answered by :class:`AnonymousAuth`.
+credential headers, and a challenge from it is answered by `AnonymousAuth`.
 """
 
 from __future__ import annotations
@@ -165,13 +165,13 @@ class Transport:
     """Sends registry requests through one pooled ``httpx.AsyncClient``.
 
     The client is created on first use inside the running event loop and closed by
-    :meth:`aclose`. ``transport`` substitutes the httpx transport (tests use it for faults
+    `aclose`. ``transport`` substitutes the httpx transport (tests use it for faults
     a real server will not produce on demand).
 
     ``registries`` holds the origins credentials and session ``headers`` may go to
-    (:class:`~aioras.AsyncRegistry` adds each registry a reference names). A request to
-    another origin is sent without them. None, the default, trusts the origin of the URL
-    each :meth:`send` is given (still not where it redirects to). ``headers`` is kept as
+    ([`AsyncRegistry`][aioras.registry.AsyncRegistry] adds each registry a reference names). A
+    request to another origin is sent without them. None, the default, trusts the origin of the URL
+    each `send` is given (still not where it redirects to). ``headers`` is kept as
     given, not copied, so an owner that changes its dict later reaches every later request;
     ``pacer`` paces requests per host (None: no pacing).
 
@@ -180,9 +180,9 @@ class Transport:
     than one read, so that a server trickling a byte now and then cannot hold a call: the
     answer to a request, once sent, must be complete within ``T`` (its headers, and its
     body unless it is a blob), and a blob body must average at least
-    :data:`~aioras.defaults.min_blob_rate` bytes per second over each ``T``-second window.
+    [`min_blob_rate`][aioras.defaults.min_blob_rate] bytes per second over each ``T``-second window.
     A request failing either is retried like any timeout, then raises
-    :class:`~aioras.exceptions.TimeoutError`.
+    [`TimeoutError`][aioras.exceptions.TimeoutError].
     """
 
     def __init__(
@@ -217,7 +217,7 @@ class Transport:
         self._base_headers = httpx.Headers()
         self._timeouts: dict[str, float | None] = {}
         self.pacer = pacer
-        """Rate limits per host, shared pauses, request counts (:mod:`aioras._http.ratelimit`)."""
+        """Rate limits per host, shared pauses, request counts (`aioras._http.ratelimit`)."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -277,7 +277,7 @@ class Transport:
         Another origin keeps the request's own headers (``Content-Range``, ``Accept``...)
         minus credentials, and of the session headers only ``User-Agent``. Every value is
         checked: one a header cannot carry raises
-        :class:`~aioras.exceptions.InvalidHeaderValue` without showing it.
+        [`InvalidHeaderValue`][aioras.exceptions.InvalidHeaderValue] without showing it.
         """
         if trusted:
             merged = {**self.headers, **(headers or {})}
@@ -306,18 +306,19 @@ class Transport:
 
         Authentication, redirects and retries happen inside. An error response's body
         (status 400 and up) is always read, its first 64 KiB only
-        (:data:`~aioras.defaults.max_error_body`). Otherwise, with ``stream=True`` the body
-        is left unread and the caller must close the response (``await r.aclose()``);
+        ([`max_error_body`][aioras.defaults.max_error_body]). Otherwise, with ``stream=True`` the
+        body is left unread and the caller must close the response (``await r.aclose()``);
         without, it is read whole: at most ``max_body`` bytes (16 MiB by default), or, with
         ``max_body=None`` (a blob), held to the minimum blob rate instead.
         ``retry`` defaults to True for idempotent methods. Raises
-        :class:`~aioras.exceptions.ResponseTooLarge` for a body over ``max_body``,
-        :class:`~aioras.exceptions.AuthenticationError` when the registry still answers 401
-        after the challenge was answered (:class:`~aioras.exceptions.CredentialsNotForwarded`
-        when another origin than the registry's wants credentials),
-        :class:`~aioras.exceptions.InvalidHeaderValue` for a header value that cannot be
-        sent, and a :class:`~aioras.exceptions.TransportError` when no answer came
-        (:class:`~aioras.exceptions.TimeoutError` when it came too slowly).
+        [`ResponseTooLarge`][aioras.exceptions.ResponseTooLarge] for a body over ``max_body``,
+        [`AuthenticationError`][aioras.exceptions.AuthenticationError] when the registry still
+        answers 401 after the challenge was answered
+        ([`CredentialsNotForwarded`][aioras.exceptions.CredentialsNotForwarded] when another origin
+        than the registry's wants credentials),
+        [`InvalidHeaderValue`][aioras.exceptions.InvalidHeaderValue] for a header value that cannot
+        be sent, and a [`TransportError`][aioras.exceptions.TransportError] when no answer came
+        ([`TimeoutError`][aioras.exceptions.TimeoutError] when it came too slowly).
         """
         method = method.upper()
         retry_on = (method in _IDEMPOTENT) if retry is None else retry
@@ -457,7 +458,7 @@ class Transport:
         """Send ``request`` (body left unread) within its deadline; raises httpx errors.
 
         The host's pacer lets it go (a slot in its window, its pause and pace kept) and
-        learns from how it ended (see :mod:`aioras._http.ratelimit`).
+        learns from how it ended (see `aioras._http.ratelimit`).
         """
         pacer = self.pacer
         call.ticket = None

@@ -4,9 +4,9 @@
 answers basic and bearer challenges), ``"basic"`` (sends basic credentials up front),
 ``"ecr"`` (Amazon ECR through boto3, ``pip install 'aioras[ecr]'``).
 
-A custom backend is an :class:`Authenticator` subclass. Pass an instance as
+A custom backend is an `Authenticator` subclass. Pass an instance as
 ``AsyncRegistry(auth_backend=...)``, or register a factory under a name with
-:func:`register_auth_backend` so that ``auth_backend="name"`` finds it::
+`register_auth_backend` so that ``auth_backend="name"`` finds it::
 
     class StaticToken(aioras.auth.Authenticator):
         def __init__(self, *, insecure: bool = False, token: str = "") -> None:
@@ -21,14 +21,14 @@ A custom backend is an :class:`Authenticator` subclass. Pass an instance as
 
 A backend written for oras-py, with ``authenticate_request(original_response, headers,
 refresh)`` returning ``(headers, retry)``, works as it is: pass it as ``auth_backend`` (it
-is wrapped in a :class:`RequestAuthAdapter`), or subclass :class:`TokenAuth` and override
+is wrapped in a `RequestAuthAdapter`), or subclass `TokenAuth` and override
 that method; it is called in a worker thread when the registry challenges. oras-py's
 modules are here under their names: ``aioras.auth.token``, ``aioras.auth.basic``,
 ``aioras.auth.utils``, ``aioras.auth.ecr``.
 
-Subclassing :class:`TokenAuth` keeps the challenge handling and token cache and lets a
+Subclassing `TokenAuth` keeps the challenge handling and token cache and lets a
 backend change only where credentials come from (override
-:meth:`Authenticator.lookup_credentials`, as the ``ecr`` backend does). See ``docs/auth.md``.
+`Authenticator.lookup_credentials`, as the ``ecr`` backend does). See ``docs/auth.md``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ _BACKENDS: dict[str, BackendFactory] = {"token": TokenAuth, "basic": BasicAuth, 
 def register_auth_backend(name: str, factory: BackendFactory, *, replace: bool = False) -> None:
     """Make ``auth_backend=name`` build a backend with ``factory(insecure=..., **kwargs)``.
 
-    ``factory`` is usually an :class:`Authenticator` subclass. Raises :class:`ValueError`
+    ``factory`` is usually an `Authenticator` subclass. Raises `ValueError`
     when ``name`` is taken and ``replace`` is false.
     """
     if not name:
@@ -102,8 +102,8 @@ def get_auth_backend(
 
     ``session`` is accepted for oras-py compatibility and ignored: the transport owns the
     HTTP client. Other keyword arguments go to the backend (``ecr`` takes
-    ``boto3_session``). Raises :class:`ValueError` for an unknown name, and
-    :class:`ImportError` for ``ecr`` without boto3.
+    ``boto3_session``). Raises `ValueError` for an unknown name, and
+    `ImportError` for ``ecr`` without boto3.
     """
     try:
         factory = _BACKENDS[name]

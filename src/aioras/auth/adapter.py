@@ -1,8 +1,8 @@
-"""Run a backend written for oras-py's auth protocol as an aioras :class:`Authenticator`.
+"""Run a backend written for oras-py's auth protocol as an aioras `Authenticator`.
 
 oras-py backends answer a 401 with ``authenticate_request(original_response, headers,
 refresh)``, returning ``(headers, retry)``: the headers to send again (``Authorization``
-among them) and whether a retry is worth it. :class:`RequestAuthAdapter` calls that method
+among them) and whether a retry is worth it. `RequestAuthAdapter` calls that method
 in a worker thread (it may block on its own HTTP requests) when the registry challenges,
 and sends the ``Authorization`` it returned with that host's later requests.
 """
@@ -58,7 +58,7 @@ async def ask_backend(
 
 
 class RequestAuthAdapter(Authenticator):
-    """An :class:`Authenticator` that asks an oras-py style ``backend`` on each challenge.
+    """An `Authenticator` that asks an oras-py style ``backend`` on each challenge.
 
     The answer is kept per host and sent up front with that host's later requests.
     """
@@ -95,9 +95,9 @@ class RequestAuthAdapter(Authenticator):
 
 
 def as_authenticator(backend: object, *, insecure: bool = False) -> Authenticator:
-    """``backend`` itself when it is an :class:`Authenticator`, else adapted.
+    """``backend`` itself when it is an `Authenticator`, else adapted.
 
-    Raises :class:`TypeError` for an object with neither shape.
+    Raises `TypeError` for an object with neither shape.
     """
     if isinstance(backend, Authenticator):
         return backend

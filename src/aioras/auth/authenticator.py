@@ -1,7 +1,7 @@
 """Answering registry challenges: HTTP basic and bearer tokens, with a token cache.
 
-The transport asks :meth:`Authenticator.authorize` for an ``Authorization`` value before each
-request, and calls :meth:`Authenticator.on_unauthorized` when a 401 comes back. After the
+The transport asks `Authenticator.authorize` for an ``Authorization`` value before each
+request, and calls `Authenticator.on_unauthorized` when a 401 comes back. After the
 first challenge from a host, credentials (basic) or a token for the needed scopes (bearer)
 go with every request up front, so a large upload body is never sent only to be refused.
 """
@@ -54,7 +54,7 @@ CredentialSource = Callable[[str], Credentials | Awaitable[Credentials | None] |
 A plain function or a coroutine function (or any callable returning an awaitable), so a
 source may run a credential helper or ask a cloud API without blocking the event loop.
 A source that has an ``invalidate(host)`` method is told when that host's credentials
-should be looked up afresh (after :meth:`Authenticator.forget`, or refused credentials).
+should be looked up afresh (after `Authenticator.forget`, or refused credentials).
 """
 
 _DEFAULT_TOKEN_LIFETIME = 60.0
@@ -79,16 +79,16 @@ class Authenticator:
     A backend keeps per-host state and credentials. ``insecure`` tells it the registry
     speaks plain http, which permits an http token realm.
 
-    The transport calls two coroutines: :meth:`authorize` before each request (return the
-    ``Authorization`` value to send, or None) and :meth:`on_unauthorized` after a 401
+    The transport calls two coroutines: `authorize` before each request (return the
+    ``Authorization`` value to send, or None) and `on_unauthorized` after a 401
     (return True to have the request sent again). Credentials come from
-    :meth:`lookup_credentials`: explicit ones (:meth:`set_basic_auth`,
-    :meth:`set_credentials`) first, then each source added with :meth:`add_source`.
+    `lookup_credentials`: explicit ones (`set_basic_auth`,
+    `set_credentials`) first, then each source added with `add_source`.
 
     A backend pickles (and deep-copies) with its settings, explicit credentials and sources;
     what one process learned (tokens, challenges, looked-up credentials, locks) stays behind
     and is learned again on the other side. A subclass lists its own such attributes in
-    :attr:`_runtime_state`.
+    `_runtime_state`.
     """
 
     _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {"_found": dict}
@@ -139,7 +139,7 @@ class Authenticator:
         self.forget(host)
 
     def explicit_credentials(self, host: str | None) -> Credentials | None:
-        """What :meth:`set_credentials` set for ``host`` (None: for every host), if anything."""
+        """What `set_credentials` set for ``host`` (None: for every host), if anything."""
         creds = self._explicit.get(host)
         return creds if creds else None
 
@@ -182,7 +182,7 @@ class Authenticator:
     def credentials_for(self, host: str) -> Credentials | None:
         """The credentials known for ``host`` now, without running any source.
 
-        Explicit credentials, else what the last :meth:`lookup_credentials` found.
+        Explicit credentials, else what the last `lookup_credentials` found.
         """
         for key in (host, None):
             creds = self._explicit.get(key)
@@ -224,8 +224,8 @@ class Authenticator:
     ) -> bool:
         """React to a 401; return True when the request is worth sending again.
 
-        Raises :class:`AuthenticationError` when the registry wants credentials that are
-        not configured, or a token cannot be had.
+        Raises [`AuthenticationError`][aioras.exceptions.AuthenticationError] when the registry
+        wants credentials that are not configured, or a token cannot be had.
         """
         return False
 
@@ -510,7 +510,7 @@ class AnonymousAuth(TokenAuth):
     The transport uses it for requests to another origin than the registry's (an upload
     ``Location``, a redirect): credentials belong to the registry they were given for.
     A basic challenge, or anything but a bearer one, raises
-    :class:`~aioras.exceptions.CredentialsNotForwarded`.
+    [`CredentialsNotForwarded`][aioras.exceptions.CredentialsNotForwarded].
     """
 
     async def lookup_credentials(self, host: str) -> Credentials | None:

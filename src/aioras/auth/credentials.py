@@ -16,8 +16,8 @@ class Credentials:
     """A username/password pair, an identity (refresh) token, or a ready bearer token.
 
     The secret fields never appear in ``repr``; log and error messages name only the user.
-    Raises :class:`~aioras.exceptions.InvalidHeaderValue` for a ``registry_token`` holding
-    a control or non-ASCII character (a token pasted with its newline).
+    Raises [`InvalidHeaderValue`][aioras.exceptions.InvalidHeaderValue] for a ``registry_token``
+    holding a control or non-ASCII character (a token pasted with its newline).
     """
 
     username: str | None = None

@@ -13,7 +13,7 @@ standard input and output:
 
 A ``Username`` of ``<token>`` means the ``Secret`` is an identity (OAuth2 refresh) token.
 
-Helpers run as asynchronous subprocesses (:func:`anyio.run_process`), so a slow keychain
+Helpers run as asynchronous subprocesses (`anyio.run_process`), so a slow keychain
 never blocks the event loop. Nothing a helper prints is logged or put in an exception: its
 output holds the secret, and its error output may too.
 """
@@ -51,7 +51,8 @@ _MAX_OUTPUT = 1024 * 1024
 
 
 def helper_program(name: str) -> str:
-    """``docker-credential-<name>``; raises :class:`CredentialHelperError` for a bad name.
+    """``docker-credential-<name>``; raises
+    [`CredentialHelperError`][aioras.exceptions.CredentialHelperError] for a bad name.
 
     Names are plain words (``desktop``, ``osxkeychain``, ``ecr-login``): a path separator
     would let a config file run an arbitrary program.
@@ -64,9 +65,9 @@ def helper_program(name: str) -> str:
 class CredentialHelper:
     """One ``docker-credential-<name>`` program, found on ``PATH`` when run.
 
-    Each action raises :class:`CredentialHelperError` when the program cannot be started,
-    runs longer than ``timeout`` seconds, exits with an unexpected status or prints
-    something that is not the expected JSON.
+    Each action raises [`CredentialHelperError`][aioras.exceptions.CredentialHelperError] when the
+    program cannot be started, runs longer than ``timeout`` seconds, exits with an unexpected status
+    or prints something that is not the expected JSON.
     """
 
     def __init__(self, name: str, *, timeout: float = DEFAULT_HELPER_TIMEOUT) -> None:

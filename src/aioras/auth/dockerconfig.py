@@ -139,7 +139,7 @@ class DockerConfigSource:
     transport looks credentials up before every request and a helper is a process to
     start; concurrent lookups of one key run the helper once. A helper that cannot be run
     or fails is logged (without anything it printed) and counts as a miss.
-    :meth:`invalidate` drops kept answers.
+    `invalidate` drops kept answers.
     """
 
     def __init__(

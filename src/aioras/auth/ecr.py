@@ -68,9 +68,10 @@ class EcrAuth(TokenAuth):
     """Authentication for Amazon ECR registries, with AWS credentials via boto3.
 
     ``boto3_session`` is a ``boto3.Session`` to create clients from (default: boto3's
-    default session). Raises :class:`ImportError` at construction when boto3 is not
-    installed; :meth:`lookup_credentials` raises :class:`AuthenticationError` when the AWS
-    call fails (the message names the error code, never a credential).
+    default session). Raises `ImportError` at construction when boto3 is not
+    installed; `lookup_credentials` raises
+    [`AuthenticationError`][aioras.exceptions.AuthenticationError] when the AWS call fails (the
+    message names the error code, never a credential).
     """
 
     # A boto3 session (and the module) do not pickle: a backend sent to another process

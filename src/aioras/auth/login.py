@@ -183,12 +183,12 @@ async def login(
     ``insecure``, when given, switches the registry to plain http (True) or https (False).
 
     Returns ``{"Status": "Login Succeeded"}``. Raises
-    :class:`~aioras.exceptions.AuthenticationError` when the registry refuses the
+    [`AuthenticationError`][aioras.exceptions.AuthenticationError] when the registry refuses the
     credentials (nothing is written and the refused credentials are dropped),
-    :class:`~aioras.exceptions.ConnectError` when it cannot be reached or its certificate
-    is not trusted, :class:`~aioras.auth.CredentialHelperError` when the helper cannot
-    store them, and ``ValueError`` when the username, password or hostname is missing or
-    the existing config is not valid JSON.
+    [`ConnectError`][aioras.exceptions.ConnectError] when it cannot be reached or its certificate
+    is not trusted, [`CredentialHelperError`][aioras.exceptions.CredentialHelperError] when the
+    helper cannot store them, and ``ValueError`` when the username, password or hostname is missing
+    or the existing config is not valid JSON.
     """
     if password_stdin:
         password = await anyio.to_thread.run_sync(readline)
@@ -248,9 +248,9 @@ async def logout(
     config file, then the credential helper the config names for the host (if any) is told
     to erase them. Returns True when the file or the helper held something. Credentials set
     for all hosts (``set_basic_auth``) and other config files still apply. Raises
-    :class:`~aioras.auth.CredentialHelperError` when the helper cannot erase them (the file
-    entry is removed first all the same) and ``ValueError`` when the config is not valid
-    JSON.
+    [`CredentialHelperError`][aioras.exceptions.CredentialHelperError] when the helper cannot erase
+    them (the file entry is removed first all the same) and ``ValueError`` when the config is not
+    valid JSON.
     """
     host = registry_host(hostname)
     registry.auth.set_credentials(Credentials(), host=host)

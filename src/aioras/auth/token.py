@@ -1,6 +1,6 @@
 """oras-py's ``oras.auth.token``: the token backend, with oras-py's request protocol.
 
-:class:`TokenAuth` is aioras's default backend (:class:`aioras.auth.authenticator.TokenAuth`)
+`TokenAuth` is aioras's default backend (`aioras.auth.authenticator.TokenAuth`)
 plus oras-py's synchronous ``authenticate_request(original, headers, refresh)``,
 ``request_token`` and ``token``. A subclass that overrides ``authenticate_request``, as an
 oras-py backend does, is asked on every challenge through that method (in a worker thread)
@@ -33,7 +33,7 @@ class TokenAuth(authenticator.TokenAuth):
     """Answers basic and bearer challenges; speaks oras-py's protocol too.
 
     ``token`` is the bearer token oras-py's protocol last obtained (or set with
-    :meth:`set_token_auth`); ``tls_verify`` is used for its token requests.
+    `set_token_auth`); ``tls_verify`` is used for its token requests.
     """
 
     _runtime_state: ClassVar[Mapping[str, Callable[[], Any]]] = {
@@ -134,10 +134,11 @@ TOKEN_DEADLINE = 60.0
 def _get_token_body(
     realm: str, params: dict[str, str], auth: tuple[str, str] | None, verify: bool | str
 ) -> bytes | None:
-    """GET the realm's answer, at most :data:`~aioras.defaults.max_token_size` bytes of it.
+    """GET the realm's answer, at most [`max_token_size`][aioras.defaults.max_token_size] bytes of
+    it.
 
     None when the realm refuses, sends more, or has not finished its answer within
-    :data:`TOKEN_DEADLINE` seconds (each read waits at most 5 s, but a realm trickling a
+    `TOKEN_DEADLINE` seconds (each read waits at most 5 s, but a realm trickling a
     byte now and then would otherwise hold the call). Unencoded bytes only, so the cap holds
     for what is kept; no ``.netrc`` or proxy from the environment (``trust_env=False``).
     """

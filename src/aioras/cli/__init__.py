@@ -8,7 +8,7 @@
   not installed (``pip install 'aioras[cli]'``);
 - ``130`` interrupted (Ctrl-C).
 
-Only :mod:`argparse` and the version are imported to parse; a verb imports what it uses, so
+Only `argparse` and the version are imported to parse; a verb imports what it uses, so
 ``aioras --help`` and ``aioras --version`` answer quickly.
 """
 

@@ -1,8 +1,8 @@
 """The verbs of the ``aioras`` command, one coroutine each, on the library's operations.
 
-Each takes the :class:`Context` of one invocation: the parsed arguments, the open
-:class:`~aioras.AsyncRegistry`, the output and the progress display. A verb prints its
-result through :class:`~aioras.cli.output.Output` (text, or one JSON document).
+Each takes the `Context` of one invocation: the parsed arguments, the open
+[`AsyncRegistry`][aioras.registry.AsyncRegistry], the output and the progress display. A verb prints
+its result through `Output` (text, or one JSON document).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The library's messages are written for Python callers ("pass insecure=True"); here they are
 put in the words of the command line (``--plain-http``), and each typed error gets the hint
-that fits the verb that failed. Both :mod:`~aioras.cli.run` and :mod:`~aioras.cli.commands`
+that fits the verb that failed. Both `run` and `commands`
 import this module; it imports neither.
 """
 

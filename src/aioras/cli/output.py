@@ -34,7 +34,7 @@ def descriptor_doc(descriptor: Mapping[str, Any]) -> dict[str, Any]:
 class Output:
     """Writes a verb's result: ``text`` lines, or the JSON document with ``--format json``.
 
-    Text passes through :func:`~aioras.cli.terminal.safe` (control and format characters
+    Text passes through `safe` (control and format characters
     shown as escapes); JSON escapes every non-ASCII and control character itself.
     """
 
@@ -61,8 +61,8 @@ class Output:
         """Write bytes unchanged (a manifest, a blob): to a terminal, as escaped text.
 
         A pipe or file gets the exact bytes; a terminal gets them decoded as UTF-8 and
-        passed through :func:`~aioras.cli.terminal.safe` (newlines kept), since they are
-        the registry's. Call :meth:`end_raw` after the last piece.
+        passed through `safe` (newlines kept), since they are
+        the registry's. Call `end_raw` after the last piece.
         """
         if not sys.stdout.isatty():
             sys.stdout.buffer.write(data)

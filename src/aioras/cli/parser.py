@@ -1,7 +1,7 @@
 """The argument parser of the ``aioras`` command: verbs, their flags and the common flags.
 
-Kept free of imports beyond :mod:`argparse` so that ``--help`` answers quickly. Each verb's
-parser stores ``run``: the name of its function in :mod:`aioras.cli.commands`.
+Kept free of imports beyond `argparse` so that ``--help`` answers quickly. Each verb's
+parser stores ``run``: the name of its function in `aioras.cli.commands`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Progress of transfers on the terminal, rendered from :class:`~aioras.TransferEvent` s.
+"""Progress of transfers on the terminal, rendered from
+[`TransferEvent`][aioras.progress.TransferEvent]s.
 
 One line in library code::
 
@@ -76,7 +77,7 @@ class PlainProgress:
 
 
 def _speed(per_second: float | None) -> str:
-    """A speed in the units of :func:`_size` (KiB/s, MiB/s: binary, as the sizes are)."""
+    """A speed in the units of `_size` (KiB/s, MiB/s: binary, as the sizes are)."""
     return "?" if per_second is None else f"{_size(int(per_second))}/s"
 
 

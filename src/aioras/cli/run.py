@@ -32,7 +32,7 @@ PASSWORD_ON_COMMAND_LINE = (
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``args.run`` from :mod:`aioras.cli.commands`; return the exit status."""
+    """Run ``args.run`` from `aioras.cli.commands`; return the exit status."""
     if any(getattr(args, name, None) is not None for name in _PASSWORD_FLAGS):
         write_err(PASSWORD_ON_COMMAND_LINE + "\n")
     verb = getattr(commands, args.run)
@@ -60,7 +60,7 @@ def _log_to_stderr(debug: bool, verbose: bool) -> Iterator[None]:
     """Log lines (warnings; info with ``-v``; everything under ``--debug``) to stderr.
 
     Through the gate: without this, the library's warnings would reach the terminal through
-    :mod:`logging`'s last-resort handler, unfiltered, and they quote registries (``Warning``
+    `logging`'s last-resort handler, unfiltered, and they quote registries (``Warning``
     headers).
     """
     handler = logging.StreamHandler(sys.stderr)

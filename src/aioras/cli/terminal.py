@@ -3,9 +3,9 @@
 Tag and repository names, artifact types, error messages, warnings and titles come from
 registries and manifests that may be hostile: an ESC, CSI or OSC sequence among them could
 retitle the window, erase lines, move the cursor or fake output, and a bidi override could
-reorder what the user reads. Every text the command writes goes through :func:`safe`, which
+reorder what the user reads. Every text the command writes goes through `safe`, which
 shows each such character as a visible escape (``\\x1b``, ``\\u202e``) instead of sending
-it; the writers here (:func:`write_out`, :func:`write_err`, :class:`SafeFormatter`) apply it
+it; the writers here (`write_out`, `write_err`, `SafeFormatter`) apply it
 so that no print path of the command line can skip it. JSON documents need no gate: they
 are written with every non-ASCII and control character escaped.
 """
@@ -38,10 +38,10 @@ def safe(text: str, *, newlines: bool = False) -> str:
     Escaped: C0 controls (ESC, BEL, CR, tab, ...), DEL, C1 controls (CSI ``\\x9b``, OSC
     ``\\x9d`` ...), format characters (bidi overrides and isolates, zero-width ones),
     line and paragraph separators, surrogates, private-use and unassigned code points, and
-    spaces other than the plain one: what :meth:`str.isprintable` refuses. ``newlines``
+    spaces other than the plain one: what `str.isprintable` refuses. ``newlines``
     keeps ``\\n`` as a line break (for text the command itself split into lines); a
     registry's own strings are passed without it, so that one name cannot pose as two lines.
-    The result is printable, so applying :func:`safe` again changes nothing.
+    The result is printable, so applying `safe` again changes nothing.
     """
     if text.isprintable():
         return text
@@ -54,17 +54,17 @@ def _write(stream: TextIO, text: str) -> None:
 
 
 def write_out(text: str) -> None:
-    """Write ``text`` (lines joined by ``\\n``) to stdout, through :func:`safe`."""
+    """Write ``text`` (lines joined by ``\\n``) to stdout, through `safe`."""
     _write(sys.stdout, text)
 
 
 def write_err(text: str) -> None:
-    """Write ``text`` (lines joined by ``\\n``) to stderr, through :func:`safe`."""
+    """Write ``text`` (lines joined by ``\\n``) to stderr, through `safe`."""
     _write(sys.stderr, text)
 
 
 class SafeFormatter(logging.Formatter):
-    """A log formatter whose lines (messages, tracebacks) have passed through :func:`safe`.
+    """A log formatter whose lines (messages, tracebacks) have passed through `safe`.
 
     Log lines quote what registries sent (``Warning`` headers, error bodies, tag names).
     """

@@ -20,7 +20,7 @@ path, and starts over when it is not, so two holders can never lock two differen
 Every name inside the root is opened relative to a directory descriptor with
 ``O_NOFOLLOW``: a symbolic link planted inside is never followed (an entry that is a link is
 dropped as corrupt; a link in place of a directory is refused with
-:class:`~aioras.exceptions.InvalidLayout`). All functions here block: callers run them in
+[`InvalidLayout`][aioras.exceptions.InvalidLayout]). All functions here block: callers run them in
 worker threads.
 """
 
@@ -132,7 +132,7 @@ class Slot:
     """One digest's place in the cache: its lock file and its blob directory, by descriptor.
 
     ``lock(exclusive)`` tries the digest's lock once; the caller polls. ``entry(...)``
-    opens the blob, checked. The lock is held until :meth:`close` (or :meth:`unlock`).
+    opens the blob, checked. The lock is held until `close` (or `unlock`).
     """
 
     def __init__(self, root: Path, algorithm: str, encoded: str) -> None:
@@ -259,8 +259,8 @@ class Slot:
     def adopt(self, staged: str, size: int) -> None:
         """Check a downloaded file (size, digest) and rename it to the entry; EX held.
 
-        Raises :class:`~aioras.exceptions.SizeMismatch` or
-        :class:`~aioras.exceptions.DigestMismatch` (removing it) when it is not the blob.
+        Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch] or
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] (removing it) when it is not the blob.
         """
         assert self.blobs is not None
         try:
@@ -576,7 +576,7 @@ def copy_out(source: int, size: int, destination: Path, mode: int | None) -> Non
     A temporary file beside ``destination`` receives the bytes (a reflink or
     ``copy_file_range`` where the file system offers one, else reads and writes), and is
     renamed over ``destination`` once it holds ``size`` bytes. Raises
-    :class:`~aioras.exceptions.StorageError` (nothing left behind) when it cannot be made.
+    [`StorageError`][aioras.exceptions.StorageError] (nothing left behind) when it cannot be made.
     """
     parent = os.open(
         destination.parent,

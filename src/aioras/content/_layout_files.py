@@ -117,8 +117,8 @@ def read_small(path: Path, limit: int) -> tuple[bytes, Stamp] | None:
 def directory_blobs(root: Path) -> list[BlobSource]:
     """Every blob file under ``root`` (``blobs/``), in name order; temporary files skipped.
 
-    Raises :class:`InvalidLayout` for names that are not digests and for entries that are
-    not regular files (or, one level up, directories).
+    Raises [`InvalidLayout`][aioras.exceptions.InvalidLayout] for names that are not digests and for
+    entries that are not regular files (or, one level up, directories).
     """
     out: list[BlobSource] = []
     if not root.is_dir():
@@ -167,8 +167,8 @@ def open_blob_directory(root: Path, algorithm: str) -> int:
     Opened a directory at a time from ``root``, each below it with ``O_NOFOLLOW``, on every
     call: files made and renamed relative to this descriptor land inside the layout even
     when ``blobs`` or ``blobs/<algorithm>`` is swapped for a link meanwhile (what a check of
-    the path, done once, would miss). Raises :class:`InvalidLayout` when either is a
-    symbolic link or not a directory.
+    the path, done once, would miss). Raises [`InvalidLayout`][aioras.exceptions.InvalidLayout] when
+    either is a symbolic link or not a directory.
     """
     return open_subdirectories(root, (defaults.oci_blobs_dir, algorithm))
 
@@ -177,8 +177,9 @@ def open_subdirectories(root: Path, names: tuple[str, ...], *, mode: int = 0o755
     """A descriptor of ``root/<names[0]>/<names[1]>...``, each made (``mode``) when missing.
 
     Each directory below ``root`` is opened relative to its parent with ``O_NOFOLLOW`` (see
-    :func:`open_blob_directory`); the caller closes the descriptor. Raises
-    :class:`InvalidLayout` when one of them is a symbolic link or not a directory.
+    `open_blob_directory`); the caller closes the descriptor. Raises
+    [`InvalidLayout`][aioras.exceptions.InvalidLayout] when one of them is a symbolic link or not a
+    directory.
     """
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     where = root
@@ -197,7 +198,8 @@ def open_subdirectories(root: Path, names: tuple[str, ...], *, mode: int = 0o755
 def blob_size_at(directory: int, encoded: str, where: Path) -> int | None:
     """The size of blob file ``encoded`` in ``directory`` (a descriptor); None when absent.
 
-    Raises :class:`InvalidLayout` when it is not a regular file (a link, a FIFO ...).
+    Raises [`InvalidLayout`][aioras.exceptions.InvalidLayout] when it is not a regular file (a link,
+    a FIFO ...).
     """
     try:
         st = os.stat(encoded, dir_fd=directory, follow_symlinks=False)

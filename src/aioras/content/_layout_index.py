@@ -52,7 +52,8 @@ Entry = dict[str, Any]
 
 
 def parse_json(data: bytes, *, what: str) -> Any:
-    """Parse JSON from a layout file; raise :class:`InvalidLayout` when it is not JSON."""
+    """Parse JSON from a layout file; raise [`InvalidLayout`][aioras.exceptions.InvalidLayout] when
+    it is not JSON."""
     try:
         return load_json(data)
     except ValueError as error:  # not JSON, not text, or nested too deep
@@ -65,7 +66,8 @@ def layout_marker() -> bytes:
 
 
 def parse_layout_marker(data: bytes) -> None:
-    """Check an ``oci-layout`` file; raise :class:`InvalidLayout` unless it is version 1.x."""
+    """Check an ``oci-layout`` file; raise [`InvalidLayout`][aioras.exceptions.InvalidLayout] unless
+    it is version 1.x."""
     doc = parse_json(data, what=defaults.oci_layout_file)
     version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
     if not isinstance(version, str) or not re.fullmatch(r"1\.\d+\.\d+", version):
@@ -85,7 +87,8 @@ def empty_index() -> dict[str, Any]:
 
 
 def parse_index(data: bytes) -> dict[str, Any]:
-    """Parse and check ``index.json``; raise :class:`InvalidLayout` when it is not an index.
+    """Parse and check ``index.json``; raise [`InvalidLayout`][aioras.exceptions.InvalidLayout] when
+    it is not an index.
 
     Every entry must be a descriptor whose digest aioras can verify.
     """
@@ -109,7 +112,8 @@ def serialise(doc: dict[str, Any]) -> bytes:
 
 
 def validate_ref_name(reference: str) -> str:
-    """Return ``reference`` if it is a valid ``ref.name``; raise :class:`InvalidReference`."""
+    """Return ``reference`` if it is a valid ``ref.name``; raise
+    [`InvalidReference`][aioras.exceptions.InvalidReference]."""
     if (
         not isinstance(reference, str)
         or len(reference) > _MAX_REF_NAME
@@ -142,8 +146,8 @@ def entry_descriptor(entry: Entry) -> Descriptor:
 def blob_digest(name: str) -> str | None:
     """The digest a path under ``blobs/`` names; ``None`` for an algorithm aioras cannot check.
 
-    Raises :class:`InvalidLayout` when the path is not ``blobs/<alg>/<encoded>`` with a
-    well-formed digest.
+    Raises [`InvalidLayout`][aioras.exceptions.InvalidLayout] when the path is not
+    ``blobs/<alg>/<encoded>`` with a well-formed digest.
     """
     parts = name.split("/")
     if (

@@ -1,8 +1,8 @@
 """OCI image layouts as a single tar: reading one in place, writing one atomically.
 
-Reading never extracts: :func:`scan_tar` checks every member header once and records where
+Reading never extracts: `scan_tar` checks every member header once and records where
 each blob's bytes sit in the (uncompressed) archive, so blobs are later streamed straight
-from their offsets. Writing (:class:`TarWriter`) goes to a temporary file beside the
+from their offsets. Writing (`TarWriter`) goes to a temporary file beside the
 destination, verifying each blob as it is copied in, and renames it into place at the end.
 All functions here block: callers run them in worker threads.
 """
@@ -43,7 +43,7 @@ class TarMember:
 
 @dataclass(frozen=True)
 class TarLayout:
-    """What :func:`scan_tar` found: the blobs by digest, and the parsed layout files."""
+    """What `scan_tar` found: the blobs by digest, and the parsed layout files."""
 
     path: str
     blobs: dict[str, TarMember]
@@ -110,8 +110,9 @@ def _required(files: dict[str, tarfile.TarInfo], name: str, path: str) -> tarfil
 def scan_tar(path: str | os.PathLike[str], max_index_size: int) -> TarLayout:
     """Check an uncompressed layout tar and locate its blobs.
 
-    Raises :class:`UnsafePathError` for members that are absolute, climb with ``..``, are
-    links or special files; :class:`InvalidLayout` for a compressed or unreadable archive,
+    Raises [`UnsafePathError`][aioras.exceptions.UnsafePathError] for members that are absolute,
+    climb with ``..``, are links or special files;
+    [`InvalidLayout`][aioras.exceptions.InvalidLayout] for a compressed or unreadable archive,
     sparse or repeated members, blob names that are not digests, and a missing, malformed or
     oversized ``oci-layout`` or ``index.json``.
     """
@@ -177,12 +178,12 @@ def _info(name: str, *, size: int = 0, directory: bool = False) -> tarfile.TarIn
 
 
 class TarWriter:
-    """Build a layout tar beside ``destination``; :meth:`commit` renames it into place.
+    """Build a layout tar beside ``destination``; `commit` renames it into place.
 
-    Until then ``destination`` is untouched; :meth:`discard` removes the temporary file.
-    Every byte goes through :class:`~aioras._files.writes.FdWriter` (written whole or
+    Until then ``destination`` is untouched; `discard` removes the temporary file.
+    Every byte goes through `FdWriter` (written whole or
     refused), and an ``OSError`` while creating, writing, flushing or renaming the archive
-    is raised as :class:`~aioras.exceptions.StorageError`.
+    is raised as [`StorageError`][aioras.exceptions.StorageError].
     """
 
     def __init__(self, destination: str | os.PathLike[str]) -> None:
@@ -225,8 +226,8 @@ class TarWriter:
     def add_blob(self, name: str, source: str, offset: int, size: int, digest: str) -> None:
         """Copy ``size`` bytes of ``source`` from ``offset``, verified against ``digest``.
 
-        Raises :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` when the bytes are not the blob.
+        Raises [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] when the bytes are not the blob.
         """
         assert self._tar is not None
         with open(source, "rb") as fd:
@@ -258,7 +259,7 @@ class TarWriter:
         return self.destination
 
     def discard(self) -> None:
-        """Remove the temporary archive (after a failure); a no-op after :meth:`commit`.
+        """Remove the temporary archive (after a failure); a no-op after `commit`.
 
         The file is removed even when closing it fails (a full disk may fail the close too).
         """

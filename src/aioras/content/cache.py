@@ -1,8 +1,8 @@
 """A blob cache shared by every process of a machine: one download per digest, bounded.
 
-:class:`BlobCache` keeps verified blobs (and manifests, by digest) in a directory laid out
-as an OCI layout's blob tree, ``blobs/<algorithm>/<hex>``, so that other tools can read it
-(the oras CLI's ``ORAS_CACHE`` uses the same tree). What it guarantees:
+[`BlobCache`][aioras.content.cache.BlobCache] keeps verified blobs (and manifests, by digest) in a
+directory laid out as an OCI layout's blob tree, ``blobs/<algorithm>/<hex>``, so that other tools
+can read it (the oras CLI's ``ORAS_CACHE`` uses the same tree). What it guarantees:
 
 - **One transfer per digest, machine-wide.** A fill takes the digest's exclusive lock
   (``locks/<algorithm>/<hex>.lock``, an ``flock``); every other task or process asking
@@ -25,8 +25,9 @@ as an OCI layout's blob tree, ``blobs/<algorithm>/<hex>``, so that other tools c
 - **Private.** The directory and the ones below it are created 0700, files 0600.
 
 Waiting rather than reading a growing file: a process that finds a fill of its digest
-running waits for it to finish (polling the lock, see :meth:`BlobCache.lease`), then
-copies or streams the finished blob at disk speed.
+running waits for it to finish (polling the lock, see
+[`BlobCache.lease`][aioras.content.cache.BlobCache.lease]), then copies or streams the finished blob
+at disk speed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ _POLL_MAX = 0.05
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """A finished blob in the cache (see :meth:`BlobCache.ls`)."""
+    """A finished blob in the cache (see [`BlobCache.ls`][aioras.content.cache.BlobCache.ls])."""
 
     digest: str
     size: int
@@ -79,7 +80,7 @@ class CacheEntry:
 
 @dataclass(frozen=True)
 class PruneResult:
-    """What :meth:`BlobCache.prune` removed."""
+    """What [`BlobCache.prune`][aioras.content.cache.BlobCache.prune] removed."""
 
     entries: int
     bytes: int
@@ -144,8 +145,8 @@ class CachedBlob:
     def stream(self, *, chunk_size: int = defaults.io_chunk_size) -> AsyncIterator[bytes]:
         """The blob's bytes, hashed as they are read.
 
-        The iterator raises :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` at the end when the entry was altered on
+        The iterator raises [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] at the end when the entry was altered on
         disk; the entry is then dropped when the lease ends.
         """
         return _LeaseStream(self, chunk_size)
@@ -153,8 +154,8 @@ class CachedBlob:
     async def read(self, *, max_size: int = defaults.max_manifest_size) -> bytes:
         """The whole blob (a manifest, a config), verified.
 
-        Raises :class:`~aioras.exceptions.ManifestTooLarge` above ``max_size``, and
-        what :meth:`stream` raises.
+        Raises [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge] above ``max_size``, and
+        what `stream` raises.
         """
         if self.size > max_size:
             raise ManifestTooLarge(self.size, max_size)
@@ -169,7 +170,7 @@ class CachedBlob:
         no copy at all), else a streamed copy; never a hard link, so editing the copy never
         changes the cache. The new file gets ``mode``, or the usual ``0o666`` less the
         umask. Bytes are not hashed again (the lease was checked per the cache's
-        ``verify``). Raises :class:`~aioras.exceptions.StorageError` when the copy cannot
+        ``verify``). Raises [`StorageError`][aioras.exceptions.StorageError] when the copy cannot
         be made whole; nothing is left behind then.
         """
         target = Path(destination)
@@ -247,10 +248,10 @@ class BlobCache:
         The entry is not evicted until the context ends.
 
         Raises what the source raises (nothing is kept then),
-        :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` when it gives other bytes,
-        :class:`~aioras.exceptions.InvalidLayout` when a directory of the cache is a link
-        or not a directory, and :class:`~aioras.exceptions.StorageError` when the blob
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] when it gives other bytes,
+        [`InvalidLayout`][aioras.exceptions.InvalidLayout] when a directory of the cache is a link
+        or not a directory, and [`StorageError`][aioras.exceptions.StorageError] when the blob
         cannot be written.
         """
         if (source is None) == (download is None):

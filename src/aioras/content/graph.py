@@ -3,8 +3,8 @@
 A node is a descriptor. Its successors are what it cannot exist without: the config and
 layers of an image manifest, the manifests of an image index (or Docker manifest list), and
 the ``subject`` a referrer points to. Its predecessors are its referrers, listed by a
-:class:`~aioras.content.store.ReferrerLister` (a registry's referrers API or its tag-schema
-fallback, a memory store's index, ...). Only manifests and indexes have successors; the
+[`ReferrerLister`][aioras.content.store.ReferrerLister] (a registry's referrers API or its
+tag-schema fallback, a memory store's index, ...). Only manifests and indexes have successors; the
 functions here never fetch a blob.
 """
 
@@ -82,8 +82,8 @@ def checked_descriptor(value: Any, what: str, at: str) -> Descriptor:
     integer (not a boolean, float or string), ``urls`` a list of strings, ``annotations``
     strings to strings... What the graph walks, a store is asked for by these fields: a
     ``"size": null`` taken on trust would match a missing blob's unknown size. Raises
-    :class:`~aioras.exceptions.ManifestValidationError` naming ``what`` and the field's JSON
-    pointer (``at`` is the descriptor's, ``/layers/0``).
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] naming ``what`` and the
+    field's JSON pointer (``at`` is the descriptor's, ``/layers/0``).
     """
     try:
         schemas.validate_descriptor(value, at=at)
@@ -94,9 +94,9 @@ def checked_descriptor(value: Any, what: str, at: str) -> Descriptor:
 
 def descriptor_list(value: Any, what: str, *, at: str = "") -> list[Descriptor]:
     """``value`` as a list of descriptors (None: empty), each checked as
-    :func:`checked_descriptor` does (``at``: the list's JSON pointer, for messages).
+    `checked_descriptor` does (``at``: the list's JSON pointer, for messages).
 
-    Raises :class:`~aioras.exceptions.ManifestValidationError`.
+    Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError].
     """
     if value is None:
         return []
@@ -112,8 +112,8 @@ def successors_of(descriptor: Descriptor, data: bytes) -> list[Descriptor]:
 
     Image manifest: config, layers, then subject. Index: its manifests, then subject.
     Artifact manifest (the withdrawn 1.1 draft form): its blobs, then subject. A blob has
-    none. Raises :class:`~aioras.exceptions.ManifestValidationError` for a document that is
-    not JSON or whose descriptors are malformed.
+    none. Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for a
+    document that is not JSON or whose descriptors are malformed.
     """
     media_type = descriptor.get("mediaType", "")
     if media_type not in MANIFEST_MEDIA_TYPES:
@@ -150,7 +150,7 @@ async def predecessors(
 
 @dataclass(frozen=True)
 class Visit:
-    """What visiting one node of a :class:`GraphWalk` found.
+    """What visiting one node of a `GraphWalk` found.
 
     ``children`` are walked first: the node completes only once each of them has (a
     manifest is pushed after its config and layers). Once it may complete, ``then`` runs
@@ -164,7 +164,7 @@ class Visit:
 
 
 Visitor = Callable[[Descriptor, int], Awaitable[Visit]]
-"""Visits one node at a depth (the root is 0): fetches what it needs, returns a :class:`Visit`."""
+"""Visits one node at a depth (the root is 0): fetches what it needs, returns a `Visit`."""
 
 _Item = tuple[bool, Descriptor]  # (complete it, not visit it; the node)
 
@@ -179,8 +179,9 @@ class GraphWalk:
     ``anyio.fail_after``, Ctrl-C...). Two limits keep a registry that invents nodes
     forever from walking it forever: a node deeper than ``max_depth`` levels, or one more
     distinct node than ``max_nodes``, raises
-    :class:`~aioras.exceptions.GraphLimitExceeded` before it is visited (defaults:
-    :data:`aioras.defaults.max_graph_depth`, :data:`aioras.defaults.max_graph_nodes`).
+    [`GraphLimitExceeded`][aioras.exceptions.GraphLimitExceeded] before it is visited (defaults:
+    [`aioras.defaults.max_graph_depth`][aioras.defaults.max_graph_depth],
+    [`aioras.defaults.max_graph_nodes`][aioras.defaults.max_graph_nodes]).
     """
 
     def __init__(
@@ -210,9 +211,9 @@ class GraphWalk:
         """Walk from ``root`` until every node reached has completed.
 
         Raises the first error of a visit (not an ExceptionGroup),
-        :class:`~aioras.exceptions.GraphLimitExceeded` past a limit, and
-        :class:`~aioras.exceptions.ManifestValidationError` when children wait on each
-        other in a cycle (content addressing rules that out; a store that lies does not).
+        [`GraphLimitExceeded`][aioras.exceptions.GraphLimitExceeded] past a limit, and
+        [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when children wait on
+        each other in a cycle (content addressing rules that out; a store that lies does not).
         """
         self._root = root["digest"]
         send, receive = anyio.create_memory_object_stream[_Item](math.inf)
@@ -421,7 +422,7 @@ def platform_matches(entry: Mapping[str, Any], wanted: Mapping[str, str]) -> boo
 def choose_platform(manifests: list[Descriptor], platform: str, index: str) -> Descriptor:
     """The first of an index's ``manifests`` built for ``platform`` (``os/arch[/variant]``).
 
-    Raises :class:`~aioras.exceptions.PlatformNotFound` (a NotFoundError) listing the
+    Raises [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] (a NotFoundError) listing the
     platforms the index offers when none matches, and ValueError for a malformed
     ``platform``.
     """
@@ -440,7 +441,7 @@ def choose_platform(manifests: list[Descriptor], platform: str, index: str) -> D
 def select_platform(descriptor: Descriptor, data: bytes, platform: str) -> Descriptor:
     """The first manifest of the index ``data`` built for ``platform`` (``os/arch[/variant]``).
 
-    Raises :class:`~aioras.exceptions.PlatformNotFound` (a NotFoundError) when no entry
+    Raises [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] (a NotFoundError) when no entry
     matches, and ValueError for a malformed ``platform``.
     """
     return choose_platform(successors_of(descriptor, data), platform, descriptor["digest"])
@@ -451,14 +452,14 @@ def filter_index(
 ) -> tuple[Descriptor, bytes]:
     """A new index of the index ``data`` holding only its entries for ``platforms``.
 
-    For each platform the entry :func:`select_platform` would pick is kept; kept entries
+    For each platform the entry `select_platform` would pick is kept; kept entries
     stay in the source's order, each exactly as the source wrote it, and every other field
     of the document (``mediaType``, ``annotations``, ``subject``...) is kept as it is. The
     bytes are compact JSON in the source's key order, so one source index and one set of
     platforms always build the same bytes, hence the same digest (which differs from the
     source's). Returns the new index's descriptor (the source's ``mediaType``) and bytes.
-    Raises :class:`~aioras.exceptions.PlatformNotFound` for the first platform without an
-    entry, ValueError for a malformed platform, and ManifestValidationError for a document
+    Raises [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] for the first platform without
+    an entry, ValueError for a malformed platform, and ManifestValidationError for a document
     that is not an index.
     """
     doc = parse_document(data, f"index {descriptor['digest']}")

@@ -130,9 +130,9 @@ def _sniff_media_type(data: bytes) -> str:
 class OCILayout:
     """An OCI image layout: a directory (read-write) or a tar (read-only), as a store.
 
-    It implements :class:`~aioras.content.store.Target` (``exists``, ``fetch``, ``push``,
-    ``resolve``, ``tag``), :class:`~aioras.content.store.ReferrerLister` and
-    :class:`~aioras.content.store.Deleter`. A directory need not exist: it is created, with
+    It implements [`Target`][aioras.content.store.Target] (``exists``, ``fetch``, ``push``,
+    ``resolve``, ``tag``), [`ReferrerLister`][aioras.content.store.ReferrerLister] and
+    [`Deleter`][aioras.content.store.Deleter]. A directory need not exist: it is created, with
     ``oci-layout``, on the first write. ``max_index_size`` bounds ``index.json``.
     """
 
@@ -160,10 +160,11 @@ class OCILayout:
         """Open an uncompressed layout tar (skopeo's ``oci-archive``) read-only, in place.
 
         Every member header is checked once, up front; blobs are then streamed from their
-        offsets in the archive, never extracted. Writes raise :class:`ReadOnlyError`.
-        Raises :class:`~aioras.exceptions.UnsafePathError` for members that are absolute,
-        climb with ``..``, or are links or special files, and
-        :class:`~aioras.exceptions.InvalidLayout` for a compressed or damaged tar, blob
+        offsets in the archive, never extracted. Writes raise
+        [`ReadOnlyError`][aioras.exceptions.ReadOnlyError]. Raises
+        [`UnsafePathError`][aioras.exceptions.UnsafePathError] for members that are absolute, climb
+        with ``..``, or are links or special files, and
+        [`InvalidLayout`][aioras.exceptions.InvalidLayout] for a compressed or damaged tar, blob
         names that are not digests, repeated members, and a missing, malformed or oversized
         ``oci-layout`` or ``index.json``.
         """
@@ -213,8 +214,8 @@ class OCILayout:
     async def exists(self, descriptor: Descriptor) -> bool:
         """Whether the layout holds a blob of the descriptor's digest and size.
 
-        Raises :class:`~aioras.exceptions.InvalidDigest` for a malformed digest and
-        :class:`~aioras.exceptions.InvalidLayout` when the blob is not a regular file.
+        Raises [`InvalidDigest`][aioras.exceptions.InvalidDigest] for a malformed digest and
+        [`InvalidLayout`][aioras.exceptions.InvalidLayout] when the blob is not a regular file.
         """
         return await self._blob_size(descriptor["digest"]) == descriptor["size"]
 
@@ -228,10 +229,10 @@ class OCILayout:
     async def fetch(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a verified stream of a blob, read from disk in worker threads.
 
-        Raises :class:`~aioras.exceptions.NotFoundError` when the layout lacks the blob;
-        :class:`~aioras.exceptions.SizeMismatch` (at once) when the stored blob has another
-        size; while iterating, :class:`~aioras.exceptions.DigestMismatch` when its bytes are
-        not the descriptor's.
+        Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when the layout lacks the blob;
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] (at once) when the stored blob has another
+        size; while iterating, [`DigestMismatch`][aioras.exceptions.DigestMismatch] when its bytes
+        are not the descriptor's.
         """
         digest = descriptor["digest"]
         size = await self._blob_size(digest)
@@ -259,12 +260,12 @@ class OCILayout:
         directory so opened. A blob already present is not written again (and ``content``
         is not read). A manifest or index is then listed in ``index.json``,
         untagged, as oras-go does, so that it and its referrers can be found. Raises
-        :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` on mismatch,
-        :class:`~aioras.exceptions.StorageError` when the disk is full (or the blob cannot
-        be written whole for another reason), :class:`~aioras.exceptions.InvalidLayout` when
-        ``blobs/`` or ``blobs/<alg>/`` is a symbolic link or not a directory, and
-        :class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar.
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] on mismatch,
+        [`StorageError`][aioras.exceptions.StorageError] when the disk is full (or the blob cannot
+        be written whole for another reason), [`InvalidLayout`][aioras.exceptions.InvalidLayout]
+        when ``blobs/`` or ``blobs/<alg>/`` is a symbolic link or not a directory, and
+        [`ReadOnlyError`][aioras.exceptions.ReadOnlyError] for a layout read from a tar.
         """
         self._writable()
         digest = descriptor["digest"]
@@ -294,8 +295,8 @@ class OCILayout:
     async def delete(self, descriptor: Descriptor) -> None:
         """Remove a blob, and every ``index.json`` entry (tag) naming it, index first.
 
-        Raises :class:`~aioras.exceptions.NotFoundError` when the layout lacks the blob and
-        :class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar.
+        Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when the layout lacks the blob and
+        [`ReadOnlyError`][aioras.exceptions.ReadOnlyError] for a layout read from a tar.
         """
         self._writable()
         digest = descriptor["digest"]
@@ -408,9 +409,9 @@ class OCILayout:
         root, so it and its referrers remain listed; skopeo drops it) unless another entry
         lists its digest. ``reference`` may be a ``ref.name`` (a tag or a full reference)
         or the descriptor's own digest (listing it untagged). Raises
-        :class:`~aioras.exceptions.NotFoundError` when the layout lacks the blob,
-        :class:`~aioras.exceptions.InvalidReference` for a malformed reference and
-        :class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar.
+        [`NotFoundError`][aioras.exceptions.NotFoundError] when the layout lacks the blob,
+        [`InvalidReference`][aioras.exceptions.InvalidReference] for a malformed reference and
+        [`ReadOnlyError`][aioras.exceptions.ReadOnlyError] for a layout read from a tar.
         """
         self._writable()
         digest = descriptor["digest"]
@@ -438,7 +439,7 @@ class OCILayout:
         A tag is looked up in ``index.json``; a digest among its entries, then among the
         children of the indexes it lists (read from their blobs), then among the blobs
         (a manifest by its content, anything else as ``application/octet-stream``). Raises
-        :class:`~aioras.exceptions.NotFoundError` when nothing matches.
+        [`NotFoundError`][aioras.exceptions.NotFoundError] when nothing matches.
         """
         state = await self._index()
         entries = state.doc["manifests"]
@@ -539,8 +540,8 @@ class OCILayout:
         file beside ``path``, each blob verified as it is copied, and renamed into place
         only when complete; it holds the ``index.json`` read at the start and the blobs
         present then (deleting one of them meanwhile makes the save fail). Returns ``path``. Raises
-        :class:`~aioras.exceptions.DigestMismatch` for a damaged blob and
-        :class:`~aioras.exceptions.InvalidLayout` for files in ``blobs/`` whose names are
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] for a damaged blob and
+        [`InvalidLayout`][aioras.exceptions.InvalidLayout] for files in ``blobs/`` whose names are
         not digests; ``path`` is left as it was on any error.
         """
         async with self._lock:

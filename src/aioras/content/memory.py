@@ -1,11 +1,11 @@
 """``MemoryStore``: content, tags and referrers held in memory, for tests and staging.
 
-It implements :class:`~aioras.content.store.Target`,
-:class:`~aioras.content.store.ReferrerLister` and :class:`~aioras.content.store.Deleter`.
-Pushed content is verified against its descriptor before anything is kept, so a store never
-holds bytes that do not match their digest. Every pushed manifest whose ``subject`` names
-another is indexed as that one's referrer, with the ``artifactType`` and ``annotations`` the
-referrers API would report.
+It implements [`Target`][aioras.content.store.Target],
+[`ReferrerLister`][aioras.content.store.ReferrerLister] and
+[`Deleter`][aioras.content.store.Deleter]. Pushed content is verified against its descriptor before
+anything is kept, so a store never holds bytes that do not match their digest. Every pushed manifest
+whose ``subject`` names another is indexed as that one's referrer, with the ``artifactType`` and
+``annotations`` the referrers API would report.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _CHUNK = 1024 * 1024
 
 
 class MemoryStore:
-    """An in-memory :class:`~aioras.content.store.Target` that also lists referrers.
+    """An in-memory [`Target`][aioras.content.store.Target] that also lists referrers.
 
     Content is keyed by digest; tags map names to descriptors. ``fetch`` yields the bytes
     in chunks of at most 1 MiB. Safe for concurrent use by tasks of one event loop.
@@ -74,8 +74,8 @@ class MemoryStore:
     async def push(self, descriptor: Descriptor, content: AsyncIterable[bytes]) -> None:
         """Store ``content`` after checking it against ``descriptor``.
 
-        Raises :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` (keeping nothing) when it does not match.
+        Raises [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] (keeping nothing) when it does not match.
         """
         digest = validate_digest(descriptor["digest"])
         parts = [chunk async for chunk in verified(descriptor, content)]

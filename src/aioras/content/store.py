@@ -4,31 +4,36 @@ A store holds content addressed by descriptor. What can be done with one is spli
 small protocols so that each implementation offers exactly what it can, and each operation
 asks only for what it uses:
 
-- :class:`ReadOnlyStore`: ``exists`` and ``fetch`` (a stream of verified bytes);
-- :class:`Store`: adds ``push`` (from a stream, verified against the descriptor);
-- :class:`Resolver` / :class:`Tagger`: references to descriptors and back;
-- :class:`Target`: a store that resolves and tags (a registry repository, an OCI layout,
-  a :class:`~aioras.content.memory.MemoryStore`);
-- :class:`ReferrerLister`: a graph-aware store that lists the referrers of a manifest;
-- :class:`Deleter`: a store that can remove content.
+- [`ReadOnlyStore`][aioras.content.store.ReadOnlyStore]: ``exists`` and ``fetch`` (a stream of
+  verified bytes);
+- [`Store`][aioras.content.store.Store]: adds ``push`` (from a stream, verified against the
+  descriptor);
+- [`Resolver`][aioras.content.store.Resolver] / [`Tagger`][aioras.content.store.Tagger]: references
+  to descriptors and back;
+- [`Target`][aioras.content.store.Target]: a store that resolves and tags (a registry repository, an
+  OCI layout, a [`MemoryStore`][aioras.content.memory.MemoryStore]);
+- [`ReferrerLister`][aioras.content.store.ReferrerLister]: a graph-aware store that lists the
+  referrers of a manifest;
+- [`Deleter`][aioras.content.store.Deleter]: a store that can remove content.
 
 Capabilities a store may add, which ``copy`` uses when they are there (and does without
 when they are not), so that it never asks which concrete class a store is:
 
-- :class:`Mounter`: blobs of another store can be linked in without sending them (two
-  repositories of one registry host);
-- :class:`ReferencePusher`: a manifest is stored as exact bytes and tagged at once (one
-  request at a registry instead of a push and a tag);
-- :class:`RestartablePusher`: a push that opens its source anew when a transfer must
-  start over, instead of reading one stream once;
-- :class:`TransferBudget`: the store bounds how many transfers it takes at once.
+- [`Mounter`][aioras.content.store.Mounter]: blobs of another store can be linked in without sending
+  them (two repositories of one registry host);
+- [`ReferencePusher`][aioras.content.store.ReferencePusher]: a manifest is stored as exact bytes and
+  tagged at once (one request at a registry instead of a push and a tag);
+- [`RestartablePusher`][aioras.content.store.RestartablePusher]: a push that opens its source anew
+  when a transfer must start over, instead of reading one stream once;
+- [`TransferBudget`][aioras.content.store.TransferBudget]: the store bounds how many transfers it
+  takes at once.
 
 ``fetch`` returns an async context manager so that the stream is always closed, even when
 the consumer stops early; the iterator it yields raises
-:class:`~aioras.exceptions.DigestMismatch` or :class:`~aioras.exceptions.SizeMismatch` at
-the end (or as soon as too many bytes arrive) when the content is not what the descriptor
-says. ``push`` consumes its stream and refuses (raising the same errors, storing nothing)
-content that does not match.
+[`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+[`SizeMismatch`][aioras.exceptions.SizeMismatch] at the end (or as soon as too many bytes arrive)
+when the content is not what the descriptor says. ``push`` consumes its stream and refuses (raising
+the same errors, storing nothing) content that does not match.
 """
 
 from __future__ import annotations
@@ -182,9 +187,9 @@ async def verified(
 ) -> AsyncGenerator[bytes, None]:
     """Pass ``chunks`` through, checking them against ``descriptor`` on the way.
 
-    Raises :class:`~aioras.exceptions.SizeMismatch` as soon as more bytes than the
-    descriptor's size arrive, and at the end :class:`~aioras.exceptions.SizeMismatch` or
-    :class:`~aioras.exceptions.DigestMismatch` when the content does not match.
+    Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch] as soon as more bytes than the
+    descriptor's size arrive, and at the end [`SizeMismatch`][aioras.exceptions.SizeMismatch] or
+    [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the content does not match.
     """
     label = what or descriptor["digest"]
     verifier = Verifier(descriptor["digest"], descriptor["size"])
@@ -201,8 +206,8 @@ async def read_all(
 ) -> bytes:
     """Fetch small content (a manifest, an index, a config) whole, verified.
 
-    Raises :class:`~aioras.exceptions.ManifestTooLarge` when the descriptor declares more
-    than ``max_size`` bytes, before reading anything.
+    Raises [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge] when the descriptor declares
+    more than ``max_size`` bytes, before reading anything.
     """
     if descriptor["size"] > max_size:
         raise ManifestTooLarge(descriptor["size"], max_size)

@@ -1,13 +1,13 @@
 """oras-py's OCI image layout API: ``Layout``, ``NewLayout``, ``NewLayoutFromRegistry``.
 
-A :class:`Layout` is a directory in the OCI image layout format (``oci-layout``,
+A `Layout` is a directory in the OCI image layout format (``oci-layout``,
 ``index.json``, ``blobs/<algorithm>/<hex>``). It can be pushed to a registry (every blob of a
 tagged image or index, in dependency order, manifests byte for byte so that digests hold)
 and filled from one (an image or an index with all it references). Calls are synchronous
-and take a :class:`~aioras.sync.Registry` as ``provider``, as in oras-py. Both ways are
-:func:`aioras.copy` between the registry repository and :class:`aioras.OCILayout`
-(verified, atomic blob writes and locked ``index.json`` edits), on the provider's event
-loop: one copy engine for aioras, this API included.
+and take a [`Registry`][aioras.sync.Registry] as ``provider``, as in oras-py. Both ways are
+[`aioras.copy`][aioras.operations.copy.copy] between the registry repository and
+[`aioras.OCILayout`][aioras.content.layout.OCILayout] (verified, atomic blob writes and locked
+``index.json`` edits), on the provider's event loop: one copy engine for aioras, this API included.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _MANIFEST_TYPES = (defaults.default_manifest_media_type, defaults.default_index_
 
 
 def NewLayout(path: str, validate: bool = True) -> Layout:
-    """The :class:`Layout` at ``path`` (validated unless ``validate`` is false)."""
+    """The `Layout` at ``path`` (validated unless ``validate`` is false)."""
     return Layout(path, validate=validate)
 
 
@@ -48,9 +48,9 @@ def NewLayoutFromRegistry(
     """Pull ``target`` into a new layout at ``path`` and return it.
 
     ``path`` must not exist or be an empty directory. ``tag`` is the name the image gets in
-    the layout's ``index.json``. Raises :class:`ValueError` when ``path`` is a file,
-    :class:`FileExistsError` when it is a non-empty directory, and what
-    :meth:`Layout.pull_from_registry` raises.
+    the layout's ``index.json``. Raises `ValueError` when ``path`` is a file,
+    `FileExistsError` when it is a non-empty directory, and what
+    `Layout.pull_from_registry` raises.
     """
     directory = Path(path)
     if directory.exists():
@@ -89,8 +89,8 @@ class Layout:
     def validate(self) -> str:
         """Check the directory is an OCI image layout; return its absolute path.
 
-        Raises :class:`FileNotFoundError` for a missing directory, ``blobs/``,
-        ``oci-layout`` or ``index.json``, :class:`ValueError` for a malformed one.
+        Raises `FileNotFoundError` for a missing directory, ``blobs/``,
+        ``oci-layout`` or ``index.json``, `ValueError` for a malformed one.
         """
         return str(validate_layout(self._oci_layout_path))
 
@@ -107,7 +107,7 @@ class Layout:
     def digest_to_blob_path(self, digest: str) -> Path:
         """``blobs/<algorithm>/<hex>`` of ``digest`` in this layout.
 
-        Raises :class:`~aioras.exceptions.InvalidDigest` (a ValueError) for a malformed
+        Raises [`InvalidDigest`][aioras.exceptions.InvalidDigest] (a ValueError) for a malformed
         digest, so no name can point outside ``blobs/``.
         """
         algorithm, encoded = parse_digest(digest)
@@ -144,8 +144,8 @@ class Layout:
         """The digests of everything image ``tag`` needs, each before what refers to it.
 
         For a manifest: layers, config, the manifest. For an index: each manifest in that
-        order, then the index. No digest appears twice. Raises :class:`ValueError` when no
-        ``index.json`` entry carries ``tag``, :class:`FileNotFoundError` for a missing blob.
+        order, then the index. No digest appears twice. Raises `ValueError` when no
+        ``index.json`` entry carries ``tag``, `FileNotFoundError` for a missing blob.
         """
         ordered: list[str] = []
         self._collect(self._tagged(tag), ordered)
@@ -178,17 +178,18 @@ class Layout:
     ) -> httpx.Response:
         """Push image ``tag`` of this layout to ``target`` (which must name a tag).
 
-        The graph goes up with :func:`aioras.copy` (blobs streamed, several at once, each
-        checked against its digest as it is read; blobs the repository holds are skipped;
-        manifests by digest, byte for byte as stored), then the top manifest or index is
+        The graph goes up with [`aioras.copy`][aioras.operations.copy.copy] (blobs streamed, several
+        at once, each checked against its digest as it is read; blobs the repository holds are
+        skipped; manifests by digest, byte for byte as stored), then the top manifest or index is
         put under the target's tag. Returns the response of that last PUT. ``do_chunked``
         and ``chunk_size`` are accepted for oras-py's signature; the upload mode is
-        aioras's own. Raises :class:`ValueError` for a target without a tag or an unknown
-        ``tag``, :class:`FileNotFoundError` for a missing manifest,
-        :class:`~aioras.exceptions.ManifestValidationError` for a manifest that is neither
-        an OCI image manifest nor an OCI index, :class:`~aioras.exceptions.NotFoundError`
-        for a missing blob and :class:`~aioras.exceptions.DigestMismatch` for content whose
-        bytes are not its name's (nothing is then tagged).
+        aioras's own. Raises `ValueError` for a target without a tag or an unknown
+        ``tag``, `FileNotFoundError` for a missing manifest,
+        [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for a manifest that
+        is neither an OCI image manifest nor an OCI index,
+        [`NotFoundError`][aioras.exceptions.NotFoundError] for a missing blob and
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] for content whose bytes are not its
+        name's (nothing is then tagged).
         """
         container = provider.get_container(target)
         if not container.tag_given or container.tag is None or container.digest is not None:
@@ -218,14 +219,14 @@ class Layout:
     def pull_from_registry(self, provider: Registry, target: str, tag: str = "latest") -> None:
         """Fill this layout with ``target`` (a tag or digest reference) and all it refers to.
 
-        The graph comes down with :func:`aioras.copy` into :class:`aioras.OCILayout`: every
-        blob is streamed, verified by digest and renamed into place, several at once;
-        blobs already in the layout are not fetched again; ``index.json`` then names the
-        pulled manifest or index as ``tag``. Raises :class:`ValueError`
-        (:class:`~aioras.exceptions.InvalidReference`) for a malformed target,
-        :class:`~aioras.exceptions.ManifestValidationError` when the target is neither an
-        OCI image manifest nor an OCI index (nothing is then stored), and the registry's
-        typed errors.
+        The graph comes down with [`aioras.copy`][aioras.operations.copy.copy] into
+        [`aioras.OCILayout`][aioras.content.layout.OCILayout]: every blob is streamed, verified by
+        digest and renamed into place, several at once; blobs already in the layout are not fetched
+        again; ``index.json`` then names the pulled manifest or index as ``tag``. Raises
+        `ValueError` ([`InvalidReference`][aioras.exceptions.InvalidReference]) for a malformed
+        target, [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when the
+        target is neither an OCI image manifest nor an OCI index (nothing is then stored), and the
+        registry's typed errors.
         """
         container = provider.get_container(target)
         provider._call(self._pull, provider.aregistry, container, tag)

@@ -1,6 +1,6 @@
 """Checks that a directory is an OCI image layout (image-spec ``image-layout.md``).
 
-Each check raises :class:`FileNotFoundError` for a missing part and :class:`ValueError` for
+Each check raises `FileNotFoundError` for a missing part and `ValueError` for
 one that is there but wrong, with a message naming the part, as oras-py's layout API does.
 """
 
@@ -70,8 +70,8 @@ def _check_index(root: Path) -> None:
 def validate_layout(path: str | Path) -> Path:
     """Check ``path`` is an OCI image layout; return it absolute and resolved.
 
-    Raises :class:`FileNotFoundError` when the path, ``blobs/``, ``oci-layout`` or
-    ``index.json`` is missing, :class:`ValueError` when the path is not a directory or a
+    Raises `FileNotFoundError` when the path, ``blobs/``, ``oci-layout`` or
+    ``index.json`` is missing, `ValueError` when the path is not a directory or a
     part is malformed (not JSON, not an object, a version other than 1.0.0, a
     ``schemaVersion`` other than 2, an index ``mediaType`` other than the OCI index's).
     """

@@ -2,7 +2,7 @@
 
 The public methods keep their explicit keyword-only parameters (for readers, type checkers
 and the sync twins); their bodies gather those into the operation's frozen options
-dataclass with :func:`gather`, so an operation takes one object instead of a forwarded
+dataclass with `gather`, so an operation takes one object instead of a forwarded
 list. A test checks that each public signature and its dataclass name the same options.
 """
 

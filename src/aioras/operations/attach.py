@@ -2,9 +2,9 @@
 
 The artifact goes by digest only (no tag), packed as image-spec 1.1 with the empty config
 and ``artifactType``. A registry that does not answer ``OCI-Subject`` gets the subject's
-tag-schema index (``<alg>-<hex>``) maintained by :class:`~aioras.remote.repository.Repository`:
-read, add, push, delete the superseded index. Writers of one ``AsyncRegistry`` take turns
-per subject, so concurrent attaches never lose an entry.
+tag-schema index (``<alg>-<hex>``) maintained by
+[`Repository`][aioras.remote.repository.Repository]: read, add, push, delete the superseded index.
+Writers of one ``AsyncRegistry`` take turns per subject, so concurrent attaches never lose an entry.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ __all__ = ["AttachOptions", "attach", "delete_artifact"]
 
 @dataclass(frozen=True)
 class AttachOptions:
-    """The keyword options of an attach, gathered: each is :func:`attach`'s option of its name.
+    """The keyword options of an attach, gathered: each is `attach`'s option of its name.
 
-    Documented with :meth:`aioras.AsyncRegistry.attach`, whose keyword parameters are these
-    fields, with the same defaults (``artifact_type`` has none: it is required).
+    Documented with [`aioras.AsyncRegistry.attach`][aioras.registry.AsyncRegistry.attach], whose
+    keyword parameters are these fields, with the same defaults (``artifact_type`` has none: it is
+    required).
     """
 
     artifact_type: str
@@ -53,15 +54,15 @@ async def attach(
     The artifact lands in the subject's repository, untagged, as an image-spec 1.1
     manifest: the empty config, ``artifactType``, one layer per file (the empty descriptor
     when there are none), ``annotations`` on the manifest and ``subject`` naming the
-    subject's exact digest. Files follow :func:`~aioras.operations.push.push` (titles,
+    subject's exact digest. Files follow `push` (titles,
     ``:mediaType`` suffixes, directories packed, paths inside the working directory unless
     ``disable_path_validation``). ``keep_old_index`` keeps the superseded tag-schema index
     on registries without the referrers API. The descriptor returned carries
     ``artifactType``.
 
-    Raises :class:`~aioras.exceptions.ManifestValidationError` for an empty
-    ``artifact_type``, :class:`~aioras.exceptions.NotFoundError` when the subject does
-    not exist, FileNotFoundError or :class:`~aioras.exceptions.UnsafePathError` for bad
+    Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for an empty
+    ``artifact_type``, [`NotFoundError`][aioras.exceptions.NotFoundError] when the subject does
+    not exist, FileNotFoundError or [`UnsafePathError`][aioras.exceptions.UnsafePathError] for bad
     paths, and the registry's typed errors.
     """
     subject = registry.get_container(subject_reference)
@@ -91,8 +92,8 @@ async def delete_artifact(registry: Endpoints, reference: str | Container) -> De
 
     A referrer is also taken out of its subject's tag-schema index on registries without
     the referrers API, so listings stop naming it. Raises
-    :class:`~aioras.exceptions.NotFoundError` when there is no such manifest and
-    :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+    [`NotFoundError`][aioras.exceptions.NotFoundError] when there is no such manifest and
+    [`UnsupportedOperation`][aioras.exceptions.UnsupportedOperation] when deletes are disabled.
     """
     container = registry.get_container(reference)
     descriptor = as_descriptor(await registry.resolve(container))

@@ -9,14 +9,17 @@ way; manifests keep their exact bytes. A copy cut short leaves only complete con
 so running it again sends only what is missing.
 
 What the copy may do beyond the store verbs depends on the capabilities of the stores (see
-:mod:`aioras.content.store`): mount (:class:`~aioras.content.store.Mounter`), push a
-manifest and its tag at once (:class:`~aioras.content.store.ReferencePusher`), restart an
-upload from a source opened anew (:class:`~aioras.content.store.RestartablePusher`), and
-bound the transfers (:class:`~aioras.content.store.TransferBudget`). A store without one is
-copied to without it.
+[`aioras.content.store`][aioras.content.store]): mount ([`Mounter`][aioras.content.store.Mounter]),
+push a manifest and its tag at once ([`ReferencePusher`][aioras.content.store.ReferencePusher]),
+restart an upload from a source opened anew
+([`RestartablePusher`][aioras.content.store.RestartablePusher]), and bound the transfers
+([`TransferBudget`][aioras.content.store.TransferBudget]). A store without one is copied to without
+it.
 
-:func:`copy` returns the root; :func:`copy_graph` returns a :class:`CopyResult` telling
-what was copied, mounted and skipped (and why), and how many bytes each took.
+[`copy`][aioras.operations.copy.copy] returns the root;
+[`copy_graph`][aioras.operations.copy.copy_graph] returns a
+[`CopyResult`][aioras.operations.copy.CopyResult] telling what was copied, mounted and skipped (and
+why), and how many bytes each took.
 """
 
 from __future__ import annotations
@@ -74,11 +77,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CopyOptions:
-    """How :func:`copy` walks and moves the graph (see its docstring).
+    """How [`copy`][aioras.operations.copy.copy] walks and moves the graph (see its docstring).
 
-    The keyword options of :func:`copy` and :meth:`aioras.AsyncRegistry.copy`, with the
-    same defaults, except ``progress`` (an argument of :func:`copy_graph`) and ``platform``
-    (folded into ``platforms``).
+    The keyword options of [`copy`][aioras.operations.copy.copy] and
+    [`aioras.AsyncRegistry.copy`][aioras.registry.AsyncRegistry.copy], with the same defaults,
+    except ``progress`` (an argument of [`copy_graph`][aioras.operations.copy.copy_graph]) and
+    ``platform`` (folded into ``platforms``).
     """
 
     referrers: bool = False
@@ -97,7 +101,7 @@ HELD = "the destination holds it"
 
 
 class Skipped(NamedTuple):
-    """A node a copy did not send, and why (:data:`UP_TO_DATE` or :data:`HELD`)."""
+    """A node a copy did not send, and why (`UP_TO_DATE` or `HELD`)."""
 
     descriptor: Descriptor
     reason: str
@@ -162,17 +166,17 @@ async def copy(
 ) -> Descriptor:
     """Copy what ``src_ref`` names in ``src`` into ``dst``, tagged ``dst_ref``; return its root.
 
-    ``src`` must also resolve references (every :class:`~aioras.content.store.Target`
+    ``src`` must also resolve references (every [`Target`][aioras.content.store.Target]
     does). ``dst_ref`` defaults to ``src_ref`` when that is a tag; a digest reference is
     copied untagged. Options:
 
     - ``referrers``: also copy the manifests referring to every copied manifest
       (signatures, SBOMs...), recursively up to ``depth`` levels (None: all), only those of
       ``artifact_type`` when given. ``src`` must be a
-      :class:`~aioras.content.store.ReferrerLister`. A registry destination without the
+      [`ReferrerLister`][aioras.content.store.ReferrerLister]. A registry destination without the
       referrers API gets the tag-schema index maintained.
     - ``platforms``: when the root is an index, copy only its manifests for these
-      ``os/arch[/variant]`` (see :func:`select_root`). One platform: that manifest becomes
+      ``os/arch[/variant]`` (see `select_root`). One platform: that manifest becomes
       the root, tagged ``dst_ref``, exact bytes. Several: a new index listing only their
       entries becomes the root; its children keep their bytes and digests, but its own
       digest differs from the source index's (the returned root is the new index), so
@@ -181,29 +185,29 @@ async def copy(
       ``dst_ref`` names it. ``platform="os/arch"`` is shorthand for ``platforms=["os/arch"]``.
     - ``concurrency``: transfers at once (default 3), further bounded by each registry's
       ``max_transfers``.
-    - ``progress``: a callable receiving :class:`~aioras.progress.TransferEvent` s.
+    - ``progress``: a callable receiving [`TransferEvent`][aioras.progress.TransferEvent]s.
     - ``max_depth``, ``max_nodes``: the bounds of the walk, which reaches each node (by
       digest) once. A node more than ``max_depth`` levels below the root (successor and
       referrer edges alike), or more than ``max_nodes`` distinct manifests and blobs,
-      raises :class:`~aioras.exceptions.GraphLimitExceeded` before it is fetched
-      (defaults 16 and 10,000: :data:`aioras.defaults.max_graph_depth`,
-      :data:`aioras.defaults.max_graph_nodes`), so a source inventing referrers or index
-      entries forever cannot keep a copy (or a backup) running.
+      raises [`GraphLimitExceeded`][aioras.exceptions.GraphLimitExceeded] before it is fetched
+      (defaults 16 and 10,000: [`aioras.defaults.max_graph_depth`][aioras.defaults.max_graph_depth],
+      [`aioras.defaults.max_graph_nodes`][aioras.defaults.max_graph_nodes]), so a source inventing
+      referrers or index entries forever cannot keep a copy (or a backup) running.
 
     When ``dst`` already holds the root under ``dst_ref`` (and referrers are not asked for)
-    nothing else is fetched or sent. Raises :class:`~aioras.exceptions.NotFoundError` when
-    ``src_ref`` names nothing (:class:`~aioras.exceptions.PlatformNotFound` when the index
-    has no manifest for one of ``platforms``), ValueError for bad options (``platforms``
+    nothing else is fetched or sent. Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when
+    ``src_ref`` names nothing ([`PlatformNotFound`][aioras.exceptions.PlatformNotFound] when the
+    index has no manifest for one of ``platforms``), ValueError for bad options (``platforms``
     for a root that is not an index among them), TypeError for a source that cannot
-    resolve (or list referrers when asked), :class:`~aioras.exceptions.DigestMismatch`
+    resolve (or list referrers when asked), [`DigestMismatch`][aioras.exceptions.DigestMismatch]
     for content failing verification (after reading it again),
-    :class:`~aioras.exceptions.ManifestValidationError` for a manifest whose descriptors
-    are malformed (a ``size`` that is not a non-negative integer, no ``mediaType``...),
+    [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for a manifest whose
+    descriptors are malformed (a ``size`` that is not a non-negative integer, no ``mediaType``...),
     GraphLimitExceeded, and the stores' errors.
     Whatever landed before a failure stays, and is skipped next time.
 
-    For what was copied, mounted and skipped, call :func:`copy_graph` with
-    ``CopyOptions(...)``: it returns a :class:`CopyResult`.
+    For what was copied, mounted and skipped, call [`copy_graph`][aioras.operations.copy.copy_graph]
+    with ``CopyOptions(...)``: it returns a [`CopyResult`][aioras.operations.copy.CopyResult].
     """
     arguments = {**locals(), "platforms": platform_list(platform, platforms)}
     result = await copy_graph(src, src_ref, dst, dst_ref, gather(CopyOptions, arguments), progress)
@@ -220,12 +224,13 @@ async def copy_graph(
     *,
     single_as_is: bool = False,
 ) -> CopyResult:
-    """:func:`copy` with its options gathered; return what it did (a :class:`CopyResult`).
+    """[`copy`][aioras.operations.copy.copy] with its options gathered; return what it did (a
+    [`CopyResult`][aioras.operations.copy.CopyResult]).
 
     ``options.platforms`` takes the ``os/arch[/variant]`` of each platform (``platform=``
-    of :func:`copy` is that tuple of one); ``single_as_is``: see :func:`select_root`. A
-    ``resolve`` progress event names the source's root; when platforms select part of an
-    index a second one names the root copied. Raises as :func:`copy`.
+    of [`copy`][aioras.operations.copy.copy] is that tuple of one); ``single_as_is``: see
+    `select_root`. A ``resolve`` progress event names the source's root; when platforms select part
+    of an index a second one names the root copied. Raises as [`copy`][aioras.operations.copy.copy].
     """
     _check(src, options)
     reporter = ProgressReporter(progress)
@@ -263,7 +268,7 @@ async def select_root(
     """What a copy of ``root`` with ``platforms`` sends as its root, and its bytes if new.
 
     No platforms: ``root`` itself. An index and one platform: its manifest for it (bytes
-    in ``src``). An index and several: the index :func:`~aioras.content.graph.filter_index`
+    in ``src``). An index and several: the index `filter_index`
     builds from the source index's bytes (read once), with those new bytes. A root that is
     not an index: ValueError, or itself with ``single_as_is`` (a mirror copies single
     manifests as they are). Raises PlatformNotFound as ``filter_index`` does.
@@ -318,7 +323,7 @@ def _limit(store: object, concurrency: int) -> int:
 class _Walker:
     """One copy's walk: nodes once each, children first, transfers under one limiter.
 
-    The graph is walked by one bounded :class:`~aioras.content.graph.GraphWalk`: the
+    The graph is walked by one bounded `GraphWalk`: the
     successors of a manifest are its children (pushed before it), its referrers are
     listed once it is pushed and walked after it (``options.depth`` counts these levels).
     """

@@ -1,6 +1,6 @@
 """Referrers: the manifests that refer to one (signatures, SBOMs...), listed and walked as a tree.
 
-Built on :class:`~aioras.remote.repository.Repository`, which asks the registry's referrers
+Built on [`Repository`][aioras.remote.repository.Repository], which asks the registry's referrers
 API (with ``Link`` paging and the server-side filter when applied) or reads the tag-schema
 fallback index, remembering per repository which one the registry has.
 """
@@ -31,8 +31,9 @@ class ReferrerNode:
 
     The root is the manifest asked about (``reference`` set); below it each node is a
     referrer as the registry lists it (``artifactType`` and ``annotations`` copied from
-    the referrer's manifest). A tree prints as an indented tree (:meth:`walk`), a table
-    (:meth:`rows`) or JSON (:meth:`to_dict`).
+    the referrer's manifest). A tree prints as an indented tree
+    ([`walk`][aioras.ReferrerNode.walk]), a table ([`rows`][aioras.ReferrerNode.rows]) or JSON
+    ([`to_dict`][aioras.ReferrerNode.to_dict]).
     """
 
     descriptor: Descriptor
@@ -70,7 +71,7 @@ class ReferrerNode:
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per referrer (root excluded): depth, subject, digest, type, size.
 
-        Depth first in registry order, like :meth:`walk`; an explicit stack, not
+        Depth first in registry order, like `walk`; an explicit stack, not
         recursion, so a chain of any depth renders.
         """
         rows: list[dict[str, Any]] = []
@@ -127,7 +128,7 @@ async def get_referrers(
     """The descriptors of the manifests whose ``subject`` is the one ``reference`` names.
 
     Only those of ``artifact_type`` when given. Raises
-    :class:`~aioras.exceptions.NotFoundError` when ``reference`` names nothing, and the
+    [`NotFoundError`][aioras.exceptions.NotFoundError] when ``reference`` names nothing, and the
     registry's typed errors.
     """
     container = registry.get_container(reference)
@@ -150,17 +151,17 @@ async def discover(
     ``depth`` limits the levels (1: direct referrers only; None: all); ``artifact_type``
     keeps, at every level, only referrers of that type. Listings run ``concurrency`` at
     a time (default: the registry's ``pull_concurrency``), in one bounded
-    :class:`~aioras.content.graph.GraphWalk`: each manifest's referrers are listed once,
+    `GraphWalk`: each manifest's referrers are listed once,
     however many subjects list it (a shared referrer, a loop). It appears under each of
     them; its own referrers appear where it comes first, depth first in registry order,
     and elsewhere it is a leaf. ``max_depth`` and ``max_nodes`` bound what a registry can
     make the walk do: more levels of referrers than ``max_depth`` (below ``depth``), or
     more distinct manifests than ``max_nodes``, raise
-    :class:`~aioras.exceptions.GraphLimitExceeded` (defaults 16 and 10,000:
-    :data:`aioras.defaults.max_graph_depth`, :data:`aioras.defaults.max_graph_nodes`).
-    Raises ValueError for a negative ``depth`` or a bad limit,
-    :class:`~aioras.exceptions.NotFoundError` when ``reference`` names nothing, and the
-    registry's typed errors.
+    [`GraphLimitExceeded`][aioras.exceptions.GraphLimitExceeded] (defaults 16 and 10,000:
+    [`aioras.defaults.max_graph_depth`][aioras.defaults.max_graph_depth],
+    [`aioras.defaults.max_graph_nodes`][aioras.defaults.max_graph_nodes]). Raises ValueError for a
+    negative ``depth`` or a bad limit, [`NotFoundError`][aioras.exceptions.NotFoundError] when
+    ``reference`` names nothing, and the registry's typed errors.
     """
     if depth is not None and depth < 0:
         raise ValueError(f"depth must be 0 or more, got {depth}")

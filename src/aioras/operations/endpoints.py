@@ -1,9 +1,9 @@
 """The registry endpoints each operation is built from, as small protocols.
 
-:class:`~aioras.AsyncRegistry` satisfies :class:`Endpoints` as it is, so its
+[`AsyncRegistry`][aioras.registry.AsyncRegistry] satisfies `Endpoints` as it is, so its
 ``push`` and ``pull`` call its own methods (and an async subclass's overrides). The sync
 facade hands the operations an object whose methods run a sync subclass's overrides in a
-worker thread instead (see :mod:`aioras.sync`), which is how ``push()`` and ``pull()`` honour
+worker thread instead (see `aioras.sync`), which is how ``push()`` and ``pull()`` honour
 ``upload_blob``, ``download_blob``, ``get_manifest`` ... overridden on ``Registry``, as
 oras-py does.
 """
@@ -44,7 +44,7 @@ class GraphEndpoints(Protocol):
     """What the graph operations (discover, attach, index, mirror) need of a registry.
 
     Names become containers, references resolve to descriptors, and a repository is
-    reached as a :class:`~aioras.remote.repository.Repository` store.
+    reached as a [`Repository`][aioras.remote.repository.Repository] store.
     """
 
     pull_concurrency: int

@@ -59,8 +59,8 @@ async def push_index(
     Entries keep the order given; each gets its ``platform`` from the descriptor given,
     else from the manifest's image config (none for an artifact without one). Without a
     tag in ``target`` the index is pushed by digest only. Raises
-    :class:`~aioras.exceptions.InvalidReference` for a manifest of another repository,
-    :class:`~aioras.exceptions.NotFoundError` for one that does not exist, and the
+    [`InvalidReference`][aioras.exceptions.InvalidReference] for a manifest of another repository,
+    [`NotFoundError`][aioras.exceptions.NotFoundError] for one that does not exist, and the
     registry's typed errors.
     """
     container = registry.get_container(target)
@@ -86,14 +86,14 @@ async def update_index(
     """Edit the index ``target`` names and push the result there; return its descriptor.
 
     ``remove`` holds digests or platforms (``os/arch[/variant]``) of entries to drop.
-    Each of ``add`` (as in :func:`push_index`) replaces the entry of the same platform or
+    Each of ``add`` (as in `push_index`) replaces the entry of the same platform or
     digest in place, else is appended. Every other entry, and every other field of the
     index, is kept exactly as it was (same keys, same order, same values). A tagged
     ``target`` gets the new index under that tag; one by digest yields an untagged index.
 
-    Raises :class:`~aioras.exceptions.ManifestValidationError` when ``target`` is not an
-    index, :class:`~aioras.exceptions.NotFoundError` when an entry to remove is not in
-    it, ValueError for a malformed platform, and the registry's typed errors.
+    Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when ``target`` is
+    not an index, [`NotFoundError`][aioras.exceptions.NotFoundError] when an entry to remove is not
+    in it, ValueError for a malformed platform, and the registry's typed errors.
     """
     container = registry.get_container(target)
     data, found = await registry.fetch_manifest_bytes(container)
@@ -127,7 +127,7 @@ async def choose_manifest(
 ) -> Descriptor:
     """The entry of the index ``index`` (in ``container``'s repository) for ``platform``.
 
-    Raises :class:`~aioras.exceptions.PlatformNotFound` listing the platforms offered.
+    Raises [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] listing the platforms offered.
     """
     repository = registry.repository(container)
     data = await read_all(repository, index)

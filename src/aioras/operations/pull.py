@@ -1,6 +1,6 @@
 """Pull: an artifact's layers to files, downloaded concurrently and verified.
 
-Built only from the endpoint methods of :class:`~aioras.operations.endpoints.Endpoints`.
+Built only from the endpoint methods of `Endpoints`.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ class PullItem:
 
 @dataclass(frozen=True)
 class PullOptions:
-    """The keyword options of a pull, gathered: each is :func:`pull`'s option of its name.
+    """The keyword options of a pull, gathered: each is `pull`'s option of its name.
 
-    Documented with :meth:`aioras.AsyncRegistry.pull`, whose keyword parameters are these
-    fields, with the same defaults.
+    Documented with [`aioras.AsyncRegistry.pull`][aioras.registry.AsyncRegistry.pull], whose keyword
+    parameters are these fields, with the same defaults.
     """
 
     config_path: str | None = None
@@ -70,7 +70,7 @@ class PullOptions:
     platform: str | None = None
 
     def unpack_limits(self) -> UnpackLimits:
-        """The unpacking limits, each unset one taken from :mod:`aioras.defaults`."""
+        """The unpacking limits, each unset one taken from [`aioras.defaults`][aioras.defaults]."""
         max_bytes, max_members = self.unpack_max_bytes, self.unpack_max_members
         max_ratio = self.unpack_max_ratio
         return UnpackLimits(
@@ -93,11 +93,11 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
     """Decide where each layer of ``manifest`` goes under ``outdir``.
 
     A layer's file name is its title annotation (its digest when it has none). Raises
-    :class:`~aioras.exceptions.UnsafePathError` for a title that is absolute, contains
+    [`UnsafePathError`][aioras.exceptions.UnsafePathError] for a title that is absolute, contains
     ``..`` or a control character, names ``outdir`` itself (``.``) or resolves outside
-    ``outdir`` now, and :class:`~aioras.exceptions.ManifestValidationError` for an index
-    or for two layers claiming the same path. Where the files really land is checked
-    again when they are written: see :func:`pull`.
+    ``outdir`` now, and [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] for
+    an index or for two layers claiming the same path. Where the files really land is checked
+    again when they are written: see `pull`.
     """
     if manifest.get("mediaType") in defaults.index_media_types or "manifests" in manifest:
         raise ManifestValidationError(
@@ -144,30 +144,30 @@ async def pull(registry: Endpoints, target: str | Container, options: PullOption
     back (entries another writer made meanwhile are left alone).
 
     Unpacking limits, for all archive layers of this pull together (``None``: the default
-    in :mod:`aioras.defaults`): ``unpack_max_bytes`` (32 GiB) bounds the uncompressed tar
-    bytes, ``unpack_max_members`` (100,000) the entries, and ``unpack_max_ratio`` (100)
+    in [`aioras.defaults`][aioras.defaults]): ``unpack_max_bytes`` (32 GiB) bounds the uncompressed
+    tar bytes, ``unpack_max_members`` (100,000) the entries, and ``unpack_max_ratio`` (100)
     how many times its compressed size one archive may expand to past the first 64 MiB.
     An archive over a limit is refused while its headers are read, before it is written.
-    ``progress`` receives a :class:`~aioras.progress.TransferEvent` when the manifest is
+    ``progress`` receives a [`TransferEvent`][aioras.progress.TransferEvent] when the manifest is
     resolved and as each layer starts, as its bytes arrive (``"bytes"``, about ten a second)
     and when it is done. When ``target`` is an image index (or a
     Docker manifest list), the manifest for ``platform`` (``os/arch[/variant]``) is pulled;
     without ``platform`` the running machine's, and a log line says which was taken.
 
-    Raises :class:`~aioras.exceptions.UnsafePathError` for a title or archive member that
+    Raises [`UnsafePathError`][aioras.exceptions.UnsafePathError] for a title or archive member that
     would land or point outside ``outdir`` or go through a symlink (before anything is
-    downloaded, for titles), :class:`~aioras.exceptions.OutputPathError` for an entry that
-    cannot be made (a directory in the way, a name too long ...),
-    :class:`~aioras.exceptions.StorageError` when a layer cannot be written whole (a full
+    downloaded, for titles), [`OutputPathError`][aioras.exceptions.OutputPathError] for an entry
+    that cannot be made (a directory in the way, a name too long ...),
+    [`StorageError`][aioras.exceptions.StorageError] when a layer cannot be written whole (a full
     disk; the pull is rolled back like any failure),
-    :class:`~aioras.exceptions.UnpackLimitExceeded`,
-    :class:`~aioras.exceptions.UnreadableArchive` (a ``ManifestValidationError``) for a layer
-    marked for unpacking that is not a tar archive,
-    :class:`~aioras.exceptions.PlatformNotFound` (listing what the index offers) when no
+    [`UnpackLimitExceeded`][aioras.exceptions.UnpackLimitExceeded],
+    [`UnreadableArchive`][aioras.exceptions.UnreadableArchive] (a ``ManifestValidationError``) for a
+    layer marked for unpacking that is not a tar archive,
+    [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] (listing what the index offers) when no
     manifest matches the platform, or when ``target`` is one manifest whose image config
     names another platform (or which has no image config to name one), ValueError for a
     malformed platform,
-    :class:`~aioras.exceptions.DigestMismatch`
+    [`DigestMismatch`][aioras.exceptions.DigestMismatch]
     for altered content, and the registry's typed errors.
     """
     container = registry.get_container(target)

@@ -1,6 +1,6 @@
 """Push: files and directories to an OCI artifact, layers uploaded concurrently.
 
-Built only from the endpoint methods of :class:`~aioras.operations.endpoints.Endpoints`, so a
+Built only from the endpoint methods of `Endpoints`, so a
 subclass's ``upload_blob`` or ``upload_manifest`` is the one used.
 """
 
@@ -70,7 +70,8 @@ class PushFile:
 
 
 PushFiles = Sequence[str | os.PathLike[str] | PushFile]
-"""What push's ``files`` takes: ``path[:mediaType]`` strings, paths, or :class:`PushFile` s."""
+"""What push's ``files`` takes: ``path[:mediaType]`` strings, paths, or
+[`PushFile`][aioras.operations.push.PushFile]s."""
 
 AnnotationSource = str | os.PathLike[str] | Mapping[str, Mapping[str, str]] | None
 """An annotation file's path, or its content as a mapping of section to annotations."""
@@ -78,10 +79,10 @@ AnnotationSource = str | os.PathLike[str] | Mapping[str, Mapping[str, str]] | No
 
 @dataclass(frozen=True)
 class PushOptions:
-    """The keyword options of a push, gathered: each is :func:`push`'s option of its name.
+    """The keyword options of a push, gathered: each is `push`'s option of its name.
 
-    Documented with :meth:`aioras.AsyncRegistry.push`, whose keyword parameters (``files``
-    apart) are these fields, with the same defaults.
+    Documented with [`aioras.AsyncRegistry.push`][aioras.registry.AsyncRegistry.push], whose keyword
+    parameters (``files`` apart) are these fields, with the same defaults.
     """
 
     config_path: str | None = None
@@ -212,17 +213,17 @@ async def push(
     """Push ``files`` to ``target`` as one artifact; return the manifest PUT's response.
 
     Each entry of ``files`` is a path with an optional ``:mediaType`` suffix, or a
-    :class:`PushFile` giving the media type, title and annotations of its layer in code;
-    directories are packed as reproducible tar.gz layers marked for unpacking. Relative
-    paths are taken from ``root`` (default: the working directory; a service passes its own
+    [`PushFile`][aioras.operations.push.PushFile] giving the media type, title and annotations of
+    its layer in code; directories are packed as reproducible tar.gz layers marked for unpacking.
+    Relative paths are taken from ``root`` (default: the working directory; a service passes its own
     directory instead of changing the process's), and unless ``disable_path_validation``
     every path must lie inside it. Every layer gets its file name (or the
-    :class:`PushFile`'s ``title``) as ``org.opencontainers.image.title``, plus the
-    annotations the ``annotation_file`` (a path, or the same content as a mapping) gives
-    for its path (``$manifest`` and ``$config`` sections go to
+    [`PushFile`][aioras.operations.push.PushFile]'s ``title``) as
+    ``org.opencontainers.image.title``, plus the annotations the ``annotation_file`` (a path, or the
+    same content as a mapping) gives for its path (``$manifest`` and ``$config`` sections go to
     the manifest and the config; ``manifest_annotations`` override ``$manifest``).
     ``manifest_config`` is ``path[:mediaType]`` of a config file; without it the empty
-    config ``{}`` is pushed. ``subject`` (a :class:`~aioras.oci.Subject`, a descriptor, or
+    config ``{}`` is pushed. ``subject`` (a [`Subject`][aioras.oci.Subject], a descriptor, or
     a reference) makes the artifact refer to another manifest: without a tag in ``target``
     it is pushed by digest only (never as ``latest``), and on a registry without the
     referrers API its subject's tag-schema index (``<alg>-<hex>``) is updated.
@@ -235,19 +236,19 @@ async def push(
 
     ``single_pass`` is for layers the registry does not hold yet: each file is read once,
     hashed while it uploads (a chunked upload whose closing ``PUT`` names the digest, see
-    :meth:`~aioras.AsyncRegistry.upload_new_blob`), instead of hashed first and
+    [`upload_new_blob`][aioras.registry.AsyncRegistry.upload_new_blob]), instead of hashed first and
     read again to upload. Nothing is checked for existence and identical files each
     travel; progress reports each such layer when it is done (its digest is known only
     then).
 
     ``config_path`` names a Docker ``config.json`` to read credentials from. ``progress``
-    receives a :class:`~aioras.progress.TransferEvent` as each blob starts, as its bytes
+    receives a [`TransferEvent`][aioras.progress.TransferEvent] as each blob starts, as its bytes
     go out (``"bytes"``, about ten a second), and when it is done (or skipped, being there
     already), and when the manifest is done.
 
-    Raises FileNotFoundError for a missing path, :class:`~aioras.exceptions.UnsafePathError`
-    for a path outside ``root`` (its message names ``disable_path_validation=True``), and
-    the registry's typed errors.
+    Raises FileNotFoundError for a missing path,
+    [`UnsafePathError`][aioras.exceptions.UnsafePathError] for a path outside ``root`` (its message
+    names ``disable_path_validation=True``), and the registry's typed errors.
     """
     response, _ = await push_artifact(registry, target, files, options)
     return response
@@ -261,10 +262,10 @@ async def push_artifact(
     *,
     keep_old_index: bool = False,
 ) -> tuple[httpx.Response, Descriptor]:
-    """:func:`push`, returning the manifest PUT's response and the manifest's descriptor.
+    """`push`, returning the manifest PUT's response and the manifest's descriptor.
 
     ``keep_old_index`` keeps a superseded tag-schema referrers index instead of deleting it.
-    Raises as :func:`push` does.
+    Raises as `push` does.
     """
     job = _Push.resolve_inputs(registry, target, files, options)
     try:
@@ -282,7 +283,7 @@ async def push_artifact(
 
 
 class _Push:
-    """One push, step by step (see :func:`push_artifact` for their order)."""
+    """One push, step by step (see `push_artifact` for their order)."""
 
     def __init__(
         self,

@@ -1,10 +1,10 @@
-"""``BlobStore``: the blob requests of one registry client, on a :class:`Session`.
+"""``BlobStore``: the blob requests of one registry client, on a `Session`.
 
 Existence checks, fetches, verified downloads, uploads (one per blob and repository at a
 time), deletes and cross-repository mounts, each taking a parsed
-:class:`~aioras.container.Container` and a checked digest. The flat, overridable methods
+[`Container`][aioras.Container] and a checked digest. The flat, overridable methods
 users call (``upload_blob``, ``download_blob`` ...) are the client's; they come here. The
-transfer machinery is in :mod:`aioras.remote._uploads` and :mod:`aioras.remote._downloads`.
+transfer machinery is in `aioras.remote._uploads` and `aioras.remote._downloads`.
 """
 
 from __future__ import annotations

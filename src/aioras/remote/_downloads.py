@@ -1,13 +1,13 @@
 """Blob downloads that survive faults: resumed with ``Range``, restarted, always verified.
 
-A download streams into a :class:`~aioras._files.blobio.VerifiedFile` (a temporary file beside the
+A download streams into a `VerifiedFile` (a temporary file beside the
 destination, hashed on the way). When the body breaks off (reset, truncation, a read that
 times out) the download continues where it stopped with ``Range: bytes=<n>-`` if the
 registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and the body is
 not content-encoded; otherwise, or when the registry ignores the range, it starts over.
 The final size and digest are always checked, whatever pieces the file was made of; content
 failing them is fetched again from scratch a bounded number of times, and never kept. A body
-that comes slower than the minimum blob rate (:class:`~aioras._http.responses.Paced`) counts as a
+that comes slower than the minimum blob rate (`Paced`) counts as a
 break too, so a trickling server cannot hold a download.
 """
 
@@ -109,11 +109,11 @@ async def download_verified(
     on any failure or cancellation no file is left and ``outfile`` is untouched. With
     ``ranges``, a blob of known size above its threshold is fetched as parallel ranges
     when the registry honours ``Range`` (one stream otherwise). Raises
-    :class:`~aioras.exceptions.DigestMismatch` or :class:`~aioras.exceptions.SizeMismatch`
-    once ``policy.refetches`` fresh downloads all failed verification (immediately when
-    the registry's ``Docker-Content-Digest`` names another digest),
-    :class:`~aioras.exceptions.TransportError` once the body broke off more than
-    ``policy.resumes`` times, :class:`~aioras.exceptions.StorageError` when the file cannot
+    [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+    [`SizeMismatch`][aioras.exceptions.SizeMismatch] once ``policy.refetches`` fresh downloads all
+    failed verification (immediately when the registry's ``Docker-Content-Digest`` names another
+    digest), [`TransportError`][aioras.exceptions.TransportError] once the body broke off more than
+    ``policy.resumes`` times, [`StorageError`][aioras.exceptions.StorageError] when the file cannot
     be written whole (never retried: a full disk stays full), and the registry's typed
     errors.
     """
@@ -206,7 +206,7 @@ async def _stream_into(
 
 
 class _Stream:
-    """The attempts of one streamed download into ``sink``: see :func:`_stream_into`."""
+    """The attempts of one streamed download into ``sink``: see `_stream_into`."""
 
     def __init__(
         self,
@@ -324,7 +324,7 @@ class _Stream:
 
 
 class _Ranged:
-    """One blob fetched as parallel ranges into a :class:`~aioras._files.blobio.RangedFile`."""
+    """One blob fetched as parallel ranges into a `RangedFile`."""
 
     def __init__(
         self,
@@ -353,7 +353,7 @@ class _Ranged:
 
         Falls back (returns) when the registry does not honour ``Range``: with its 200
         answer to the first range when that carries the whole blob (the caller reads it as
-        one stream), else None. Raises like :func:`download_verified`.
+        one stream), else None. Raises like `download_verified`.
         """
         async with RangedFile(outfile, self.digest, self.size, parts) as sink:
             head = sink.part(0)

@@ -1,4 +1,4 @@
-"""``ManifestStore``: the manifest requests of one registry client, on a :class:`Session`.
+"""``ManifestStore``: the manifest requests of one registry client, on a `Session`.
 
 PUTs of exact bytes (sent again when the registry stored other bytes or raced its own
 blob commit), GETs verified by a check and fetched again after breaks, the HEAD that

@@ -3,7 +3,7 @@
 A listing answers one page at a time with a ``Link: <next>; rel="next"`` header. The next
 page is resolved against the current one and refused when it leaves the registry's origin,
 comes back to a page already read, or the pages run past a bound, each a
-:class:`~aioras.exceptions.RegistryError`: a registry (or what answers for it) cannot lead
+[`RegistryError`][aioras.exceptions.RegistryError]: a registry (or what answers for it) cannot lead
 a client elsewhere with its credentials, or round in circles.
 """
 
@@ -46,7 +46,7 @@ async def follow_pages(
     """Call ``read_page`` on ``url`` and on each next page, until one has no next.
 
     ``read_page`` fetches and takes in one page, and returns its response, or None to stop
-    there (it has what it wanted). Raises :class:`~aioras.exceptions.RegistryError` for a
+    there (it has what it wanted). Raises [`RegistryError`][aioras.exceptions.RegistryError] for a
     next page off the origin or already read, and past ``max_pages`` pages.
     """
     seen: set[str] = set()

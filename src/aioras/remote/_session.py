@@ -2,7 +2,7 @@
 
 URLs for a registry (``http`` or ``https`` by the client's ``insecure`` flag, the origin
 trusted with credentials), one send that tells a web server from a registry, and the check
-of a plain status. Built from a :class:`~aioras._http.transport.Transport` alone, so each
+of a plain status. Built from a `Transport` alone, so each
 store (blobs, manifests, tags) can be built and tested with one.
 """
 

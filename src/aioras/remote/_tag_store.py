@@ -1,4 +1,4 @@
-"""``TagStore``: the tag and catalog requests of one registry client, on a :class:`Session`.
+"""``TagStore``: the tag and catalog requests of one registry client, on a `Session`.
 
 Tag and repository listings, their pagination checked as it is followed, and the DELETE
 of a tag alone. What to do when a registry refuses that (delete the manifest, naming the

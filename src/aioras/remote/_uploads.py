@@ -16,10 +16,10 @@ session is not idempotent); recovery happens here, at the level of the whole upl
 
 - A source stream that fails its own verification (bytes read from another registry and
   altered on the way) is opened anew with a fresh session, at most
-  :attr:`~aioras.RetryPolicy.refetches` times.
+  `refetches` times.
 
 ``OCI-Chunk-Min-Length`` from the registry raises the chunk size. How often an upload is
-resumed or restarted is bounded by :attr:`aioras.RetryPolicy.resumes`: that many
+resumed or restarted is bounded by `aioras.RetryPolicy.resumes`: that many
 failures in a row with no bytes landed in between, and that many fresh sessions.
 """
 
@@ -75,7 +75,7 @@ SliceSource = Callable[[int, int | None], AsyncIterator[bytes]]
 
 
 def file_source(path: str | os.PathLike[str]) -> SliceSource:
-    """A :data:`SliceSource` reading slices of the file ``path`` in worker threads."""
+    """A `SliceSource` reading slices of the file ``path`` in worker threads."""
 
     def open_slice(offset: int, length: int | None) -> AsyncIterator[bytes]:
         return FileSlice(path, offset=offset, length=length)
@@ -121,7 +121,7 @@ class _OpenedStream:
 
 
 def stream_source(opener: StreamOpener) -> SliceSource:
-    """A :data:`SliceSource` over a stream read from its start (each slice opens it anew).
+    """A `SliceSource` over a stream read from its start (each slice opens it anew).
 
     Only whole-blob slices are offered: a stream cannot seek, so such a source suits a
     monolithic upload, restarted from the first byte when it breaks off.
@@ -136,7 +136,7 @@ def stream_source(opener: StreamOpener) -> SliceSource:
 
 
 class SendFn(Protocol):
-    """The shape of :meth:`aioras.remote._session.Session.send`."""
+    """The shape of `aioras.remote._session.Session.send`."""
 
     def __call__(
         self,
@@ -233,7 +233,7 @@ class BlobUpload:
     """One blob's upload from a file or a stream into one repository, with its recovery.
 
     ``send`` is the registry's request function; ``path`` the file to upload, or ``source``
-    a :data:`SliceSource` of the bytes (:func:`stream_source` for a stream: monolithic
+    a `SliceSource` of the bytes (`stream_source` for a stream: monolithic
     uploads only); ``uploads_url`` the repository's
     ``/blobs/uploads/`` URL and ``blob_url`` the blob's own URL (for the existence check
     after an uncertain commit); ``what`` names the blob in errors.
@@ -286,7 +286,7 @@ class BlobUpload:
 
         Resumes where the registry says the session stands after a broken chunk; restarts
         with a new session when the registry lost or refused the session. Returns as
-        :meth:`monolithic` does.
+        `monolithic` does.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -518,7 +518,7 @@ class BlobUpload:
     async def _status(self) -> int | None:
         """Bytes the session holds (``GET`` on its URL), or None when it is lost or unclear.
 
-        Raises :class:`~aioras.exceptions.TransportError` when the registry cannot be
+        Raises [`TransportError`][aioras.exceptions.TransportError] when the registry cannot be
         reached and the typed error for 401/403.
         """
         assert self.location is not None

@@ -1,17 +1,17 @@
 """``RegistryClient``: one coroutine per OCI distribution endpoint, and nothing above them.
 
 Method names and parameters follow oras-py's ``Registry`` so ported code keeps working;
-each endpoint raises the typed errors of :mod:`aioras.exceptions` instead of handing back a
-failed response. The flat methods are composed of small stores on one shared
-:class:`~aioras.remote._session.Session`: blobs (:mod:`~aioras.remote._blob_store`),
-manifests (:mod:`~aioras.remote._manifest_store`), tags and the catalog
-(:mod:`~aioras.remote._tag_store`). A flat method that needs another calls it on ``self``
+each endpoint raises the typed errors of [`aioras.exceptions`][aioras.exceptions] instead of handing
+back a failed response. The flat methods are composed of small stores on one shared
+`Session`: blobs (`_blob_store`),
+manifests (`_manifest_store`), tags and the catalog
+(`_tag_store`). A flat method that needs another calls it on ``self``
 (``upload_blob`` calls ``put_upload`` or ``chunked_upload``, ``delete_tag`` calls
 ``resolve`` and ``delete_manifest``), so a subclass's override applies, as in oras-py.
 
-The operations (push, pull, copy, mirror ...) are not here: :class:`aioras.AsyncRegistry`
-(:mod:`aioras.registry`) is this client plus them. Nothing in this package imports
-:mod:`aioras.operations`.
+The operations (push, pull, copy, mirror ...) are not here:
+[`aioras.AsyncRegistry`][aioras.registry.AsyncRegistry] (`aioras.registry`) is this client plus
+them. Nothing in this package imports `aioras.operations`.
 """
 
 from __future__ import annotations
@@ -79,9 +79,10 @@ R = TypeVar("R")
 class RegistryClient:
     """The OCI distribution endpoints of one or more registries, as coroutines.
 
-    Blobs, manifests, tags, the catalog and referrers (through :meth:`repository`), with
-    the configuration, lifecycle and pickling of the object; no operation built from them.
-    Takes the options of :class:`aioras.AsyncRegistry`, which is this client plus the
+    Blobs, manifests, tags, the catalog and referrers (through
+    [`repository`][aioras.registry.AsyncRegistry.repository]), with the configuration, lifecycle and
+    pickling of the object; no operation built from them. Takes the options of
+    [`aioras.AsyncRegistry`][aioras.registry.AsyncRegistry], which is this client plus the
     operations, and is documented there.
     """
 
@@ -193,7 +194,7 @@ class RegistryClient:
     def insecure(self) -> bool:
         """True when the registry speaks plain http.
 
-        Setting it switches the URL scheme of later requests (:attr:`prefix`) and tells
+        Setting it switches the URL scheme of later requests (`prefix`) and tells
         the authentication backend, which then accepts plain-http token realms.
         """
         return self._insecure
@@ -206,9 +207,9 @@ class RegistryClient:
 
     @property
     def prefix(self) -> str:
-        """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``.
+        """The URL scheme, derived from `insecure`: ``http`` or ``https``.
 
-        Setting it (as oras-py code may) sets :attr:`insecure`; any other value is a
+        Setting it (as oras-py code may) sets `insecure`; any other value is a
         ``ValueError``.
         """
         return "http" if self._insecure else "https"
@@ -298,10 +299,10 @@ class RegistryClient:
         """An independent copy of this object that carries no secret, to send to workers.
 
         The copy has the same options, headers and Docker config files, but no credential
-        set with :meth:`set_basic_auth` (or ``login``), no oras-py ``token``, and not this
+        set with `set_basic_auth` (or ``login``), no oras-py ``token``, and not this
         process's ``ORAS_USER``/``ORAS_PASS``: where it is unpickled, it reads credentials
         where they live there (the Docker config files and that process's environment).
-        Raises :class:`~aioras.exceptions.RegistryInUse` while a call on this object runs.
+        Raises [`RegistryInUse`][aioras.exceptions.RegistryInUse] while a call on this object runs.
         """
         state = copy.deepcopy(self.__getstate__())
         options = state["options"]
@@ -356,8 +357,8 @@ class RegistryClient:
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every later request to the registry (no other origin).
 
-        Raises :class:`~aioras.exceptions.InvalidHeaderValue`, without quoting the value,
-        when it holds a control character (a pasted newline) or a non-ASCII one.
+        Raises [`InvalidHeaderValue`][aioras.exceptions.InvalidHeaderValue], without quoting the
+        value, when it holds a control character (a pasted newline) or a non-ASCII one.
         """
         self.headers[name] = check_header(name, value)
 
@@ -395,9 +396,10 @@ class RegistryClient:
         self._docker_configs._locks = {}
 
     def get_container(self, name: ContainerLike) -> Container:
-        """Parse ``name`` into a :class:`Container`, defaulting to this object's hostname.
+        """Parse ``name`` into a [`Container`][aioras.Container], defaulting to this object's
+        hostname.
 
-        Raises :class:`~aioras.exceptions.InvalidReference` for a malformed name.
+        Raises [`InvalidReference`][aioras.exceptions.InvalidReference] for a malformed name.
         """
         if isinstance(name, Container):
             return name
@@ -427,9 +429,10 @@ class RegistryClient:
 
         Unlike the endpoint methods this does not raise for an error status. With
         ``stream=True`` the caller must close the response (``await response.aclose()``);
-        without, a body over 16 MiB (:data:`aioras.defaults.max_response_size`) raises
-        :class:`~aioras.exceptions.ResponseTooLarge`: stream larger ones.
-        The origin of ``url`` is treated as a registry: it gets credentials.
+        without, a body over 16 MiB
+        ([`aioras.defaults.max_response_size`][aioras.defaults.max_response_size]) raises
+        [`ResponseTooLarge`][aioras.exceptions.ResponseTooLarge]: stream larger ones. The origin of
+        ``url`` is treated as a registry: it gets credentials.
         """
         self._transport.add_registry(url)
         hdrs = dict(headers or {})
@@ -470,9 +473,9 @@ class RegistryClient:
 
         Without ``stream`` the whole body is read and checked against ``digest``: use it
         for small blobs. With ``stream=True`` the body is left unread and unchecked and
-        the caller must close the response; prefer :meth:`stream_blob` or
-        :meth:`download_blob`. Raises :class:`~aioras.exceptions.NotFoundError` when the
-        blob is unknown and :class:`~aioras.exceptions.DigestMismatch` for altered bytes.
+        the caller must close the response; prefer `stream_blob` or
+        `download_blob`. Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when the
+        blob is unknown and [`DigestMismatch`][aioras.exceptions.DigestMismatch] for altered bytes.
         """
         container = self.get_container(container)
         validate_digest(digest)
@@ -485,7 +488,7 @@ class RegistryClient:
         """Open a blob for streaming: ``async with reg.stream_blob(c, d) as r:``.
 
         The response is closed on exit. Bytes are not verified here: hash them as they
-        arrive (:class:`aioras.digest.Verifier`) or use :meth:`download_blob`.
+        arrive (`aioras.digest.Verifier`) or use `download_blob`.
         """
         response = await self.get_blob(container, digest, stream=True)
         try:
@@ -507,17 +510,17 @@ class RegistryClient:
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. With a :attr:`cache` and ``size`` given, the blob comes from
+        times) and never kept. With a `cache` and ``size`` given, the blob comes from
         the cache (fetched into it first on a miss, once across processes) and is copied
         to ``outfile``. With ``size`` above ``range_threshold``, the blob comes as
         ``download_ranges`` parallel ranges written at their offsets (each resumed on its
         own), or as one stream when the registry does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
-        :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` for content that does not match,
-        :class:`~aioras.exceptions.StorageError` when the file cannot be written whole
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] for content that does not match,
+        [`StorageError`][aioras.exceptions.StorageError] when the file cannot be written whole
         (a full disk: the bytes hashed are the bytes written), and
-        :class:`~aioras.exceptions.TransportError` once ``retry.resumes`` is spent.
+        [`TransportError`][aioras.exceptions.TransportError] once ``retry.resumes`` is spent.
         """
         container = self.get_container(container)
         validate_digest(digest)
@@ -567,7 +570,7 @@ class RegistryClient:
         repository, other calls for the same blob and repository wait for it, then check
         again instead of sending the bytes a second time. Monolithic by default (POST, then one
         streamed PUT); ``do_chunked`` uses PATCH chunks of ``chunk_size`` bytes. Raises
-        :class:`~aioras.exceptions.SizeMismatch` when the file's size is not the
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] when the file's size is not the
         descriptor's, and the registry's typed errors.
         """
         container = self.get_container(container)
@@ -605,9 +608,9 @@ class RegistryClient:
         it is called again when the upload restarts after a fault, so a stream that broke
         off is read anew rather than resumed. The bytes go out in one streamed ``PUT``
         (monolithic) and the registry checks them against the digest. Existing blobs and
-        uploads already under way are handled as in :meth:`upload_blob`. Raises the
+        uploads already under way are handled as in `upload_blob`. Raises the
         registry's typed errors, and what ``source`` raises (e.g.
-        :class:`~aioras.exceptions.DigestMismatch` from a verified stream).
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] from a verified stream).
         """
         container = self.get_container(container)
         digest = validate_digest(layer["digest"])
@@ -643,9 +646,9 @@ class RegistryClient:
         twice. The upload is chunked (POST, ``PATCH`` chunks of ``chunk_size`` bytes,
         default this object's ``chunk_size``) and the closing ``PUT`` names the digest of
         exactly the bytes sent, which the registry checks. Broken chunks are resumed as in
-        :meth:`chunked_upload`, re-reading only the bytes they must. Returns
+        `chunked_upload`, re-reading only the bytes they must. Returns
         ``{"digest": ..., "size": ...}``. Raises the registry's typed errors, or
-        :class:`~aioras.exceptions.TransportError` when it cannot be reached.
+        [`TransportError`][aioras.exceptions.TransportError] when it cannot be reached.
         """
         container = self.get_container(container)
         path = os.fspath(blob)
@@ -667,7 +670,7 @@ class RegistryClient:
         PUT whose answer was lost is checked with HEAD before anything is sent again, and
         the blob's HEAD response (200) is returned when it was stored. Abandoned sessions
         are cancelled. Raises the registry's typed errors, or
-        :class:`~aioras.exceptions.TransportError` when it cannot be reached.
+        [`TransportError`][aioras.exceptions.TransportError] when it cannot be reached.
         """
         container = self.get_container(container)
         return await self._blob_upload(blob, container, layer).monolithic()
@@ -686,7 +689,7 @@ class RegistryClient:
         a lost connection, a timeout, 416, 408, 429 or 5xx the registry is asked where the
         session stands (GET on the upload URL) and the upload continues from there; a
         session the registry lost or refuses is cancelled and the upload starts over (at
-        most ``retry.resumes`` recoveries in all). Returns as :meth:`put_upload` does.
+        most ``retry.resumes`` recoveries in all). Returns as `put_upload` does.
         """
         container = self.get_container(container)
         return await self._blob_upload(blob, container, layer).chunked(chunk_size)
@@ -718,15 +721,16 @@ class RegistryClient:
     ) -> httpx.Response:
         """Validate and PUT a manifest under the container's tag (or ``reference``).
 
-        The body is :func:`aioras.oci.manifest_bytes` of ``manifest`` and its
+        The body is [`aioras.oci.manifest_bytes`][aioras.oci.manifest_bytes] of ``manifest`` and its
         ``Content-Type`` the manifest's own media type. The PUT is retried like any
         idempotent request; besides, when the registry stored other bytes than were sent
         (its ``Docker-Content-Digest`` differs) or refuses the document with
         MANIFEST_INVALID, DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN although it passed the
         schema check here, it is sent again, at most ``retry.refetches`` times. Raises
-        :class:`~aioras.exceptions.ManifestValidationError` before sending anything when the
-        manifest fails its schema, :class:`~aioras.exceptions.DigestMismatch` when the
-        registry keeps storing other bytes, and the registry's typed errors.
+        [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] before sending
+        anything when the manifest fails its schema,
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the registry keeps storing other
+        bytes, and the registry's typed errors.
         """
         container = self.get_container(container)
         media_type = manifest.get("mediaType") or media_type or defaults.default_manifest_media_type
@@ -748,8 +752,8 @@ class RegistryClient:
         Nothing is parsed or re-serialised, so the digest stays that of ``data``: use it
         to copy manifests (a signature names its subject's digest). Stored under the
         container's reference, or ``reference`` (a tag or the digest). Retried and
-        re-sent as :meth:`upload_manifest` is; raises
-        :class:`~aioras.exceptions.DigestMismatch` when the registry keeps storing other
+        re-sent as `upload_manifest` is; raises
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the registry keeps storing other
         bytes, and the registry's typed errors.
         """
         container = self.get_container(container)
@@ -774,9 +778,10 @@ class RegistryClient:
         ``retry.attempts`` times), and so is one failing its digest check (up to
         ``retry.refetches`` times). A ``Content-Encoding`` (gzip) is undone in bounded
         steps, never past ``max_size``. Raises
-        :class:`~aioras.exceptions.ManifestTooLarge`,
-        :class:`~aioras.exceptions.DigestMismatch`,
-        :class:`~aioras.exceptions.ManifestValidationError`, or the registry's typed errors.
+        [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge],
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch],
+        [`ManifestValidationError`][aioras.exceptions.ManifestValidationError], or the registry's
+        typed errors.
         """
         container = self.get_container(container)
         data, response, manifest = await self._manifests.fetch(
@@ -799,9 +804,9 @@ class RegistryClient:
         The bytes are not parsed: the descriptor's ``mediaType`` is the response's
         ``Content-Type``. A fetch by digest is checked against that digest, and against
         ``Docker-Content-Digest`` when sent; a manifest larger than ``max_size`` is refused
-        unread. Breaks and failed checks are retried as in :meth:`fetch_manifest`. Raises
-        :class:`~aioras.exceptions.ManifestTooLarge`,
-        :class:`~aioras.exceptions.DigestMismatch`, or the registry's typed errors.
+        unread. Breaks and failed checks are retried as in `fetch_manifest`. Raises
+        [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge],
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch], or the registry's typed errors.
         """
         container = self.get_container(container)
         data, response, _ = await self._manifests.fetch(
@@ -822,7 +827,7 @@ class RegistryClient:
         """Fetch, verify and return a manifest (or index) as a dict.
 
         ``validation_schema``, when given, is an extra JSON schema the document must meet.
-        See :meth:`fetch_manifest` for the checks and errors.
+        See `fetch_manifest` for the checks and errors.
         """
         manifest, _ = await self.fetch_manifest(container, allowed_media_type)
         if validation_schema is not None:
@@ -848,7 +853,7 @@ class RegistryClient:
         Uses HEAD, and falls back to fetching the manifest when the registry does not
         send ``Docker-Content-Digest``. With ``platform`` (``os/arch[/variant]``), an index
         (or Docker manifest list) resolves to its entry for that platform, ``platform``
-        included; raises :class:`~aioras.exceptions.PlatformNotFound` listing what the
+        included; raises [`PlatformNotFound`][aioras.exceptions.PlatformNotFound] listing what the
         index offers when it has none, and ValueError for a malformed platform.
         """
         container = self.get_container(container)
@@ -879,10 +884,10 @@ class RegistryClient:
         Every tag pointing at it goes too. A referrer (a manifest with a ``subject``) is
         also taken out of its subject's tag-schema index on registries without the
         referrers API, so listings stop naming it: this is
-        :meth:`aioras.remote.repository.Repository.delete`, the one way manifests are
-        deleted. Raises :class:`~aioras.exceptions.NotFoundError` when there is no such
-        manifest and :class:`~aioras.exceptions.UnsupportedOperation` when deletes are
-        disabled.
+        [`aioras.remote.repository.Repository.delete`][aioras.remote.repository.Repository.delete],
+        the one way manifests are deleted. Raises [`NotFoundError`][aioras.exceptions.NotFoundError]
+        when there is no such manifest and
+        [`UnsupportedOperation`][aioras.exceptions.UnsupportedOperation] when deletes are disabled.
         """
         container = self.get_container(container)
         ref = digest or container.digest
@@ -892,7 +897,7 @@ class RegistryClient:
         await self.repository(container).delete_manifest(ref)
 
     async def _delete_manifest_request(self, container: Container, digest: str) -> None:
-        """The DELETE of one manifest, and nothing else (see :meth:`delete_manifest`)."""
+        """The DELETE of one manifest, and nothing else (see `delete_manifest`)."""
         await self._manifests.delete(container, digest)
 
     # -- tags ----------------------------------------------------------------------------
@@ -908,12 +913,13 @@ class RegistryClient:
         """List the repository's tags, following ``Link`` pagination; at most ``N``.
 
         ``page_size`` asks the registry for pages of that many tags (``n=``). Pagination
-        is refused with a :class:`~aioras.exceptions.RegistryError` when it leaves the
+        is refused with a [`RegistryError`][aioras.exceptions.RegistryError] when it leaves the
         registry's origin, revisits a page, brings no new tag for several pages in a row,
         or runs past ``max_pages`` pages (default 10,000). A listing of more than
         ``max_names`` tags across its pages (default 1,000,000,
-        :data:`aioras.defaults.max_listed_names`) raises
-        :class:`~aioras.exceptions.ResponseTooLarge` (pass ``N`` to take the first ones).
+        [`aioras.defaults.max_listed_names`][aioras.defaults.max_listed_names]) raises
+        [`ResponseTooLarge`][aioras.exceptions.ResponseTooLarge] (pass ``N`` to take the first
+        ones).
         """
         return await self._tags.tags(
             self.get_container(container),
@@ -935,13 +941,13 @@ class RegistryClient:
         """List the repositories of a registry (its catalog), following pagination; at most ``N``.
 
         ``hostname`` defaults to this object's. Pagination is checked as in
-        :meth:`get_tags` (same origin, no page twice, new names coming, at most
-        ``max_pages`` pages) and refused with a :class:`~aioras.exceptions.RegistryError`;
+        `get_tags` (same origin, no page twice, new names coming, at most
+        ``max_pages`` pages) and refused with a [`RegistryError`][aioras.exceptions.RegistryError];
         more than ``max_names`` names (default 1,000,000) raise
-        :class:`~aioras.exceptions.ResponseTooLarge`.
+        [`ResponseTooLarge`][aioras.exceptions.ResponseTooLarge].
         Registries that keep their catalog private answer
-        :class:`~aioras.exceptions.PermissionDenied` or
-        :class:`~aioras.exceptions.NotFoundError`; raises ValueError without a hostname.
+        [`PermissionDenied`][aioras.exceptions.PermissionDenied] or
+        [`NotFoundError`][aioras.exceptions.NotFoundError]; raises ValueError without a hostname.
         """
         host = hostname or self.hostname
         if not host:
@@ -960,7 +966,7 @@ class RegistryClient:
         which removes the tag alone. Where the registry refuses it (the CNCF registry
         does), the manifest the tag points at is deleted instead, and with it every tag
         pointing there: a warning is logged naming those other tags. Raises
-        :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+        [`UnsupportedOperation`][aioras.exceptions.UnsupportedOperation] when deletes are disabled.
         """
         container = self.get_container(container).with_reference(tag)
         if await self._tags.delete_alone(container):
@@ -1026,7 +1032,7 @@ class RegistryClient:
         The store shares this object's connections, credentials, retries and transfer
         limit; what the registry supports (the referrers API) is remembered per
         repository. A tag or digest in ``name`` is ignored. Raises
-        :class:`~aioras.exceptions.InvalidReference` for a malformed name.
+        [`InvalidReference`][aioras.exceptions.InvalidReference] for a malformed name.
         """
         return Repository(self, self.get_container(name))
 
@@ -1038,8 +1044,8 @@ class RegistryClient:
         """Give the manifest ``reference`` names these tags too; return its descriptor.
 
         The manifest's exact bytes are fetched once and PUT under each tag, so its digest
-        is unchanged. Raises :class:`~aioras.exceptions.InvalidReference` for a malformed
-        tag (before anything is sent) and the registry's typed errors.
+        is unchanged. Raises [`InvalidReference`][aioras.exceptions.InvalidReference] for a
+        malformed tag (before anything is sent) and the registry's typed errors.
         """
         container = self.get_container(reference)
         for tag in new_tags:
@@ -1087,7 +1093,7 @@ def count_calls(cls: type[C]) -> type[C]:
 
     So that a pickle or deep copy taken mid-call is refused (see ``__getstate__``) rather
     than copying a half-changed object. Applied to this client and to each class adding
-    coroutine methods above it (:class:`aioras.AsyncRegistry`).
+    coroutine methods above it ([`aioras.AsyncRegistry`][aioras.registry.AsyncRegistry]).
     """
     for name, method in list(vars(cls).items()):
         if not name.startswith("_") and inspect.iscoroutinefunction(method):

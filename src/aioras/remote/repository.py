@@ -1,11 +1,11 @@
-"""One repository of a registry as a content store (:class:`~aioras.content.store.Target`).
+"""One repository of a registry as a content store ([`Target`][aioras.content.store.Target]).
 
-``reg.repository("host/name")`` returns a :class:`Repository`: the store verbs built on the
-registry's endpoint methods, so they share its connection pool, authentication, retries,
-transfer limit and resumable uploads. Manifests travel as their exact bytes. Referrers come
-from the referrers API when the registry has one, else from the tag schema (an index tagged
-``<alg>-<hex>`` after the subject's digest), which this store also maintains when it pushes
-a manifest with a ``subject`` to a registry that does not index referrers itself. What the
+``reg.repository("host/name")`` returns a [`Repository`][aioras.remote.repository.Repository]: the
+store verbs built on the registry's endpoint methods, so they share its connection pool,
+authentication, retries, transfer limit and resumable uploads. Manifests travel as their exact
+bytes. Referrers come from the referrers API when the registry has one, else from the tag schema (an
+index tagged ``<alg>-<hex>`` after the subject's digest), which this store also maintains when it
+pushes a manifest with a ``subject`` to a registry that does not index referrers itself. What the
 registry can do is learned once and remembered per repository on the registry object.
 """
 
@@ -61,15 +61,16 @@ def referrers_tag(digest: str) -> str:
 
 
 class Repository:
-    """One repository of a registry as a :class:`~aioras.content.store.Target`.
+    """One repository of a registry as a [`Target`][aioras.content.store.Target].
 
-    Also a :class:`~aioras.content.store.ReferrerLister` and a
-    :class:`~aioras.content.store.Deleter`, with the capabilities a copy uses:
-    :class:`~aioras.content.store.Mounter` (from repositories of the same host),
-    :class:`~aioras.content.store.ReferencePusher`,
-    :class:`~aioras.content.store.RestartablePusher` and
-    :class:`~aioras.content.store.TransferBudget` (the registry's ``max_transfers``). Obtain it with
-    :meth:`aioras.AsyncRegistry.repository`; it holds no connection of its own.
+    Also a [`ReferrerLister`][aioras.content.store.ReferrerLister] and a
+    [`Deleter`][aioras.content.store.Deleter], with the capabilities a copy uses:
+    [`Mounter`][aioras.content.store.Mounter] (from repositories of the same host),
+    [`ReferencePusher`][aioras.content.store.ReferencePusher],
+    [`RestartablePusher`][aioras.content.store.RestartablePusher] and
+    [`TransferBudget`][aioras.content.store.TransferBudget] (the registry's ``max_transfers``).
+    Obtain it with [`aioras.AsyncRegistry.repository`][aioras.registry.AsyncRegistry.repository]; it
+    holds no connection of its own.
     """
 
     def __init__(self, registry: RegistryClient, container: Container) -> None:
@@ -119,9 +120,9 @@ class Repository:
     async def fetch(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a verified stream of a manifest's exact bytes or a blob's.
 
-        Raises :class:`~aioras.exceptions.NotFoundError` when the repository lacks it; the
-        stream raises :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` when the bytes are not the descriptor's.
+        Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when the repository lacks it; the
+        stream raises [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] when the bytes are not the descriptor's.
         """
         cache = self.registry.cache
         if cache is not None and not is_manifest(descriptor):
@@ -133,7 +134,7 @@ class Repository:
 
     @asynccontextmanager
     async def _fetch_origin(self, descriptor: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
-        """:meth:`fetch` from the registry itself (manifests through :meth:`fetch_manifest`)."""
+        """`fetch` from the registry itself (manifests through `fetch_manifest`)."""
         if is_manifest(descriptor):
             data = await self.fetch_manifest(descriptor)
 
@@ -199,7 +200,7 @@ class Repository:
         """Store ``content`` as ``descriptor`` names it; the registry checks the digest.
 
         The stream is read once: an upload that breaks off and must start over raises
-        :class:`~aioras.exceptions.StreamConsumed` (use :meth:`push_from` to restart).
+        [`StreamConsumed`][aioras.exceptions.StreamConsumed] (use `push_from` to restart).
         """
         await self.push_from(descriptor, _one_shot(descriptor, content))
 
@@ -213,8 +214,8 @@ class Repository:
         when the registry does not index referrers itself. A blob is streamed to the
         registry with no file in between, after a HEAD unless ``skip_existing`` is False
         (for a caller that has just looked). Raises
-        :class:`~aioras.exceptions.DigestMismatch` or
-        :class:`~aioras.exceptions.SizeMismatch` for content that does not match, and the
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
+        [`SizeMismatch`][aioras.exceptions.SizeMismatch] for content that does not match, and the
         registry's typed errors.
         """
         if not is_manifest(descriptor):
@@ -287,8 +288,8 @@ class Repository:
         A referrer is also taken out of its subject's tag-schema index when the registry
         has no referrers API.
 
-        Raises :class:`~aioras.exceptions.NotFoundError` when absent and
-        :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+        Raises [`NotFoundError`][aioras.exceptions.NotFoundError] when absent and
+        [`UnsupportedOperation`][aioras.exceptions.UnsupportedOperation] when deletes are disabled.
         """
         if not is_manifest(descriptor):
             await self.registry.delete_blob(self.container, descriptor["digest"])
@@ -301,8 +302,8 @@ class Repository:
         Where the registry has no referrers API (or it is not known yet), the manifest is
         read first: a referrer is then also taken out of its subject's tag-schema index,
         so that listings stop naming a manifest that is gone. Raises
-        :class:`~aioras.exceptions.NotFoundError` when absent and
-        :class:`~aioras.exceptions.UnsupportedOperation` when deletes are disabled.
+        [`NotFoundError`][aioras.exceptions.NotFoundError] when absent and
+        [`UnsupportedOperation`][aioras.exceptions.UnsupportedOperation] when deletes are disabled.
         """
         subject = None
         if self.state.referrers_api is not True:

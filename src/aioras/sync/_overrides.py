@@ -1,9 +1,9 @@
 """Push and pull through a sync ``Registry`` subclass's overridden endpoint methods.
 
 The built-in operations run in the async core. When a subclass of the sync
-:class:`~aioras.sync.Registry` (or one instance, by assignment) overrides one of the
-endpoint methods they use, the facade hands them an :class:`OverridingEndpoints` instead of
-its :class:`~aioras.registry.AsyncRegistry`: each overridden method runs in a worker thread
+[`Registry`][aioras.sync.Registry] (or one instance, by assignment) overrides one of the
+endpoint methods they use, the facade hands them an `OverridingEndpoints` instead of
+its [`AsyncRegistry`][aioras.registry.AsyncRegistry]: each overridden method runs in a worker thread
 (it may block, and may call the facade's own methods, which wait on the loop thread), every
 other method is the core's. Without an override nothing changes and nothing is paid.
 """
@@ -40,7 +40,7 @@ def overridden_endpoints(facade: Registry, base: type) -> frozenset[str]:
 
 
 class OverridingEndpoints:
-    """The :class:`~aioras.operations.endpoints.Endpoints` of a facade with overrides.
+    """The `Endpoints` of a facade with overrides.
 
     ``names`` are the overridden methods: those are called on ``facade`` (sync, in a worker
     thread), the rest on its async core. An overridden ``blob_exists`` is asked before an

@@ -1,12 +1,12 @@
 """The event-loop thread a sync ``Registry`` runs its ``AsyncRegistry`` on, reached by a portal.
 
-Each ``Registry`` has one :class:`LoopThread`: an asyncio loop in a daemon thread of its own,
-serving an anyio blocking portal, started by the first call that needs it. :func:`wait`
+Each ``Registry`` has one `LoopThread`: an asyncio loop in a daemon thread of its own,
+serving an anyio blocking portal, started by the first call that needs it. `wait`
 runs a coroutine there and blocks the calling thread (any thread, including one already
 running an event loop: that loop is blocked for the call, never reentered);
-:func:`sync_response` makes an async response readable from sync code through the portal.
+`sync_response` makes an async response readable from sync code through the portal.
 
-Lifecycle: :meth:`LoopThread.close` closes the connection pool and stops the thread; a
+Lifecycle: `LoopThread.close` closes the connection pool and stops the thread; a
 later call starts a fresh loop and pool. The ``Registry`` closes it from a finalizer, so a
 garbage-collected ``Registry``, or one still open at interpreter exit, is closed then.
 
@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """The event-loop thread of one ``Registry``: started on demand, stopped by :meth:`close`.
+    """The event-loop thread of one ``Registry``: started on demand, stopped by `close`.
 
     Holds no reference to the ``Registry`` itself, so a finalizer can own it.
     """
@@ -172,7 +172,7 @@ class _PortalByteStream(httpx.SyncByteStream):
     """The body of an open async response, read chunk by chunk through the portal.
 
     Iterating yields the raw (still content-encoded) bytes, which the wrapping sync
-    ``httpx.Response`` decodes; :meth:`close` closes the async response on its loop.
+    ``httpx.Response`` decodes; `close` closes the async response on its loop.
     """
 
     def __init__(self, portal: BlockingPortal, response: httpx.Response) -> None:

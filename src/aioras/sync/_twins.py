@@ -1,22 +1,23 @@
-"""Sync twins of :class:`~aioras.registry.AsyncRegistry` methods, one declarative line each.
+"""Sync twins of [`AsyncRegistry`][aioras.registry.AsyncRegistry] methods, one declarative line
+each.
 
 In the body of the sync ``Registry``, ``push = twin(AsyncRegistry.push)`` makes a blocking
 method with the async one's parameters, docstring and name (``__wrapped__`` points at it,
 so ``inspect.signature`` shows its parameters), typed ``Callable[P, R]`` for the caller:
 ``mypy`` sees the real parameters and a plain, not awaitable, result. Four kinds:
 
-- :func:`twin`: a coroutine method. The call runs on the facade's loop thread and blocks
+- `twin`: a coroutine method. The call runs on the facade's loop thread and blocks
   until it is done; a response it returns is made readable from sync code.
-- :func:`context_twin`: an async context manager method, as a sync context manager whose
+- `context_twin`: an async context manager method, as a sync context manager whose
   ``__enter__`` and ``__exit__`` run on the loop thread.
-- :func:`plain_twin`: a method of the core that does no I/O, called directly.
-- :func:`loop_twin`: a coroutine function that takes no registry, run on the loop thread.
+- `plain_twin`: a method of the core that does no I/O, called directly.
+- `loop_twin`: a coroutine function that takes no registry, run on the loop thread.
 
 Twins of coroutines and context managers turn a string reference (a parameter annotated
-``ContainerLike``) into a :class:`~aioras.container.Container` with the facade's own
+``ContainerLike``) into a [`Container`][aioras.Container] with the facade's own
 ``get_container`` first, as oras-py's ``ensure_container`` does, so a subclass's
 ``get_container`` applies. The method called is looked up by name on the facade's
-``aregistry``, so an :attr:`~aioras.sync.Registry.async_class` override applies; a
+``aregistry``, so an [`async_class`][aioras.sync.Registry.async_class] override applies; a
 module-level coroutine function taking the registry first (``login``) is called with it.
 """
 
@@ -105,7 +106,7 @@ def twin(
 
     ``on_overrides`` (``push``, ``pull``: methods whose body only calls endpoint methods of
     ``self``): when the facade overrides endpoint methods, ``method``'s own body runs on
-    endpoints that call those overrides (see :mod:`aioras.sync._overrides`) instead of on
+    endpoints that call those overrides (see `aioras.sync._overrides`) instead of on
     the core. Raises TypeError at class creation for a method that is not a coroutine
     function.
     """

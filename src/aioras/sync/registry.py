@@ -1,27 +1,27 @@
-"""``Registry``: the synchronous facade over :class:`~aioras.registry.AsyncRegistry`.
+"""``Registry``: the synchronous facade over [`AsyncRegistry`][aioras.registry.AsyncRegistry].
 
 One ``Registry`` owns one ``AsyncRegistry`` and runs it on an event loop of its own, in a
-thread of its own, reached through an anyio blocking portal (:mod:`aioras.sync._portal`).
+thread of its own, reached through an anyio blocking portal (`aioras.sync._portal`).
 Every sync method hands its coroutine to that loop and waits for the result, so the
 connection pool and cached tokens live as long as the ``Registry`` and a call works the
 same from a plain script, from another thread, or from code already running inside an
 event loop (Jupyter, ``asyncio.run``, async tests): the caller's loop is blocked for the
 call, never reentered.
 
-The methods are twins of the async ones, one line each (:mod:`aioras.sync._twins`), so a
+The methods are twins of the async ones, one line each (`aioras.sync._twins`), so a
 new async method gets its sync twin by adding that line, and a test fails until it is
-added. :meth:`Registry.copy_store` is :func:`aioras.copy` run on that loop, the one-line
-copy of sync code between stores (``reg.copy_store(reg.repository("host/app"), "v1",
-aioras.MemoryStore())``; stores from :meth:`Registry.repository` must come from the same
-``Registry``).
+added. [`Registry.copy_store`][aioras.sync.Registry.copy_store] is
+[`aioras.copy`][aioras.operations.copy.copy] run on that loop, the one-line copy of sync code
+between stores (``reg.copy_store(reg.repository("host/app"), "v1", aioras.MemoryStore())``; stores
+from [`Registry.repository`][aioras.sync.Registry.repository] must come from the same ``Registry``).
 
-Lifecycle: the loop thread starts on the first call that needs it. :meth:`Registry.close`
-(or leaving ``with Registry(...) as reg:``) closes the connection pool and stops the thread;
-a later call starts a fresh loop and pool, so a closed ``Registry`` is reusable. A
-``Registry`` that is garbage-collected, or still open when the interpreter exits, is closed
-then. Do not call :meth:`Registry.close` while other threads are still in calls on it.
-A child process forked after the parent used a ``Registry`` starts a loop and pool of its
-own on its first call (see :mod:`aioras.sync._portal`).
+Lifecycle: the loop thread starts on the first call that needs it.
+[`Registry.close`][aioras.sync.Registry.close] (or leaving ``with Registry(...) as reg:``) closes
+the connection pool and stops the thread; a later call starts a fresh loop and pool, so a closed
+``Registry`` is reusable. A ``Registry`` that is garbage-collected, or still open when the
+interpreter exits, is closed then. Do not call [`Registry.close`][aioras.sync.Registry.close] while
+other threads are still in calls on it. A child process forked after the parent used a ``Registry``
+starts a loop and pool of its own on its first call (see `aioras.sync._portal`).
 """
 
 from __future__ import annotations
@@ -55,23 +55,25 @@ T = TypeVar("T")
 
 
 class Registry:
-    """A synchronous OCI registry client: every :class:`AsyncRegistry` method, blocking.
+    """A synchronous OCI registry client: every [`AsyncRegistry`][aioras.registry.AsyncRegistry]
+    method, blocking.
 
-    Takes the same arguments as :class:`~aioras.registry.AsyncRegistry` and builds one
-    (``self.aregistry``, an instance of :attr:`async_class`). Methods return what the async
-    ones return; responses are ``httpx.Response`` objects usable from sync code, and errors
-    are the same typed :mod:`aioras.exceptions`.
+    Takes the same arguments as [`AsyncRegistry`][aioras.registry.AsyncRegistry] and builds one
+    (``self.aregistry``, an instance of [`async_class`][aioras.sync.Registry.async_class]). Methods
+    return what the async ones return; responses are ``httpx.Response`` objects usable from sync
+    code, and errors are the same typed [`aioras.exceptions`][aioras.exceptions].
 
-    Use it directly (close it with :meth:`close`, or let garbage collection or interpreter
-    exit do it) or as a context manager. After :meth:`close` the object may be used again:
-    a new loop thread and connection pool start on the next call.
+    Use it directly (close it with [`close`][aioras.sync.Registry.close], or let garbage collection
+    or interpreter exit do it) or as a context manager. After [`close`][aioras.sync.Registry.close]
+    the object may be used again: a new loop thread and connection pool start on the next call.
 
     Subclassing works as in oras-py: override a method or add new ones that call these. The
-    built-in :meth:`push` and :meth:`pull` call the overrides of ``upload_blob``,
-    ``upload_manifest``, ``blob_exists``, ``get_manifest``, ``download_blob``,
-    ``get_container`` and ``_check_200_response`` (each in a worker thread, so it may block
-    and call this object's other methods). Async overrides go in an :class:`AsyncRegistry`
-    subclass named as :attr:`async_class`.
+    built-in [`push`][aioras.sync.Registry.push] and [`pull`][aioras.sync.Registry.pull] call the
+    overrides of ``upload_blob``, ``upload_manifest``, ``blob_exists``, ``get_manifest``,
+    ``download_blob``, ``get_container`` and ``_check_200_response`` (each in a worker thread, so it
+    may block and call this object's other methods). Async overrides go in an
+    [`AsyncRegistry`][aioras.registry.AsyncRegistry] subclass named as
+    [`async_class`][aioras.sync.Registry.async_class].
     """
 
     async_class: type[AsyncRegistry] = AsyncRegistry
@@ -107,10 +109,9 @@ class Registry:
     def without_credentials(self) -> Registry:
         """An independent copy of this object that carries no secret, to send to workers.
 
-        As :meth:`AsyncRegistry.without_credentials
-        <aioras.registry.AsyncRegistry.without_credentials>`: same options, headers
-        and Docker config files; credentials are read where the copy is unpickled. A
-        subclass's own attributes are deep-copied.
+        As [`AsyncRegistry.without_credentials`][aioras.registry.AsyncRegistry.without_credentials]:
+        same options, headers and Docker config files; credentials are read where the copy is
+        unpickled. A subclass's own attributes are deep-copied.
         """
         state = self.__getstate__()
         state["aregistry"] = self.aregistry.without_credentials()
@@ -158,7 +159,7 @@ class Registry:
         Without an overridden endpoint method (or without ``via``) the async core runs it as
         it is (an async subclass's overrides included); with one, ``via`` (the body of
         ``push`` or ``pull``) gets endpoints that call the overrides in worker threads (see
-        :mod:`aioras.sync._overrides`).
+        `aioras.sync._overrides`).
         """
         if via is not None:
             names = overridden_endpoints(self, Registry)
@@ -171,11 +172,14 @@ class Registry:
     hostname: Forwarded[str | None] = Forwarded(writable=True)
     """The registry used for names that do not name one."""
     insecure: Forwarded[bool] = Forwarded(writable=True)
-    """True when the registry speaks plain http (setting it switches :attr:`prefix`)."""
+    """True when the registry speaks plain http (setting it switches
+    [`prefix`][aioras.sync.Registry.prefix])."""
     prefix: Forwarded[str] = Forwarded(writable=True)
-    """The URL scheme, derived from :attr:`insecure`: ``http`` or ``https``."""
+    """The URL scheme, derived from [`insecure`][aioras.sync.Registry.insecure]: ``http`` or
+    ``https``."""
     tls_verify: Forwarded[bool | str] = Forwarded()
-    """TLS verification: True, False, or the path of a CA bundle (see :meth:`set_tls_verify`)."""
+    """TLS verification: True, False, or the path of a CA bundle (see
+    [`set_tls_verify`][aioras.sync.Registry.set_tls_verify])."""
     headers: Forwarded[dict[str, str]] = Forwarded()
     """Headers sent with every request (the live dict: changes apply to later calls)."""
     auth: Forwarded[Authenticator] = Forwarded()

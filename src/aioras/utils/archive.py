@@ -1,10 +1,10 @@
 """Reproducible tar.gz creation and safe extraction, both streamed in constant memory.
 
-:func:`make_targz` packs a directory the way the oras CLI does (members under the directory's
+`make_targz` packs a directory the way the oras CLI does (members under the directory's
 basename) with every varying attribute normalised, so the same tree gives the same bytes and
-the same digest on every push. :func:`extract_targz` refuses any member that could land or
+the same digest on every push. `extract_targz` refuses any member that could land or
 point outside the output directory, checking the whole archive before writing anything, within
-limits on what it may expand to; then it writes through :class:`~aioras.utils.outdir.OutDir`,
+limits on what it may expand to; then it writes through `OutDir`,
 which never follows a symlink and undoes everything if a member fails.
 """
 
@@ -200,7 +200,8 @@ def _plan(
 
 @dataclass(frozen=True)
 class UnpackLimits:
-    """What unpacking the archive layers of one pull may produce (see :mod:`aioras.defaults`).
+    """What unpacking the archive layers of one pull may produce (see
+    [`aioras.defaults`][aioras.defaults]).
 
     ``max_bytes`` bounds the uncompressed tar stream of all archives together and
     ``max_members`` their entries; past ``ratio_allowance`` bytes, one archive may expand to
@@ -404,11 +405,13 @@ def unpack_into(
 ) -> list[Parts]:
     """Extract ``archive`` into directory ``base`` of ``target``; return the top entries.
 
-    Every member is checked before anything is written (see :func:`extract_targz`); then
+    Every member is checked before anything is written (see `extract_targz`); then
     members are made through ``target``, which never follows a symlink and journals every
     change for its owner to commit or roll back. With ``overwrite=False`` existing entries
-    are kept. Raises :class:`UnsafePathError`, :class:`OutputPathError`,
-    :class:`UnpackLimitExceeded` and :class:`UnreadableArchive`.
+    are kept. Raises [`UnsafePathError`][aioras.exceptions.UnsafePathError],
+    [`OutputPathError`][aioras.exceptions.OutputPathError],
+    [`UnpackLimitExceeded`][aioras.exceptions.UnpackLimitExceeded] and
+    [`UnreadableArchive`][aioras.exceptions.UnreadableArchive].
     """
     with contextlib.ExitStack() as stack:
         tar, members = _open_checked(stack, archive, budget, what)
@@ -432,18 +435,20 @@ def extract_targz(
     """Extract a tar archive (plain, gzip, bzip2 or xz) into ``outdir``; return the top paths.
 
     The whole archive is checked before anything is written. Refused with
-    :class:`UnsafePathError`: absolute member names, ``..`` components, control characters,
-    paths through a symlink of the archive or of ``outdir``, symlinks whose target is
-    absolute, climbs after a name (``a/..``), leaves the archive or does not exist once the
-    other members are out, hard links to anything but a regular file earlier in the archive,
-    and devices, FIFOs or other special files. Nothing is written through a symlink. Files
-    get mode 0o755 or 0o644 (the executable bit kept) and their mtime unless it is 0; no owner
+    [`UnsafePathError`][aioras.exceptions.UnsafePathError]: absolute member names, ``..``
+    components, control characters, paths through a symlink of the archive or of ``outdir``,
+    symlinks whose target is absolute, climbs after a name (``a/..``), leaves the archive or does
+    not exist once the other members are out, hard links to anything but a regular file earlier in
+    the archive, and devices, FIFOs or other special files. Nothing is written through a symlink.
+    Files get mode 0o755 or 0o644 (the executable bit kept) and their mtime unless it is 0; no owner
     is restored (``numeric_owner`` is accepted for oras-py compatibility and ignored). With
     ``overwrite=False`` existing entries are kept. ``limits`` bound what the archive may
-    expand to (:class:`UnpackLimitExceeded`, raised before anything is written). On any error
-    everything is as before the call: what it made is removed, what it replaced is put back.
-    Raises :class:`UnreadableArchive` (a ``tarfile.ReadError``) for an unreadable archive and
-    :class:`OutputPathError` when an entry cannot be made (a directory in the way ...).
+    expand to ([`UnpackLimitExceeded`][aioras.exceptions.UnpackLimitExceeded], raised before
+    anything is written). On any error everything is as before the call: what it made is removed,
+    what it replaced is put back. Raises [`UnreadableArchive`][aioras.exceptions.UnreadableArchive]
+    (a ``tarfile.ReadError``) for an unreadable archive and
+    [`OutputPathError`][aioras.exceptions.OutputPathError] when an entry cannot be made (a directory
+    in the way ...).
     """
     target = OutDir(outdir)
     ok = False

@@ -70,7 +70,8 @@ def sanitize_path(expected_dir: PathLike, path: PathLike) -> str:
     """Return the absolute, resolved ``path`` if it lies in ``expected_dir`` (or is it).
 
     Symlinks and ``..`` are resolved before the check, and ``~`` is expanded. Raises
-    :class:`UnsafePathError` when the path resolves outside ``expected_dir``.
+    [`UnsafePathError`][aioras.exceptions.UnsafePathError] when the path resolves outside
+    ``expected_dir``.
     """
     base = pathlib.Path(expected_dir).expanduser().resolve()
     resolved = pathlib.Path(path).expanduser().resolve()
@@ -170,7 +171,7 @@ def write_file(
     Modes ``"w"``/``"wb"`` replace the file atomically (temporary file + rename); ``"a"``/``"ab"``
     append in place. ``make_exec`` adds execute permission for user, group and others.
     Raises ``ValueError`` for another mode and, in modes ``"w"``/``"wb"``,
-    :class:`~aioras.exceptions.StorageError` (an ``OSError``) when the content cannot be
+    [`StorageError`][aioras.exceptions.StorageError] (an ``OSError``) when the content cannot be
     written whole (a full disk), leaving ``filename`` as it was and no temporary file.
     """
     filename = os.fspath(filename)

@@ -3,9 +3,9 @@
 Every entry a pull makes is created relative to a descriptor of the output directory: each
 directory on the way is opened with ``O_NOFOLLOW`` from its parent's descriptor, so a symlink
 planted by an earlier layer, an earlier pull or anyone else is never traversed; it is refused
-with :class:`~aioras.exceptions.UnsafePathError`. New content is made under a temporary name
-in its final directory and linked into place without clobbering; what it replaces is kept
-aside until :meth:`OutDir.finish` commits, or put back when it rolls back. Rollback removes
+with [`UnsafePathError`][aioras.exceptions.UnsafePathError]. New content is made under a temporary
+name in its final directory and linked into place without clobbering; what it replaces is kept
+aside until `OutDir.finish` commits, or put back when it rolls back. Rollback removes
 only entries that are still the very inode this object made, and only empty directories, so
 it never deletes what a concurrent writer made.
 
@@ -59,9 +59,9 @@ def split_parts(path: str) -> Parts:
 def link_destination(parent: Parts, target: str) -> Parts:
     """Where a symlink in ``parent`` pointing at ``target`` leads, checked by the link rule.
 
-    Raises :class:`UnsafePathError` for an empty, absolute or control-character target, a
-    ``..`` after a name (its meaning would depend on what that name becomes later), or one
-    climbing above the output directory.
+    Raises [`UnsafePathError`][aioras.exceptions.UnsafePathError] for an empty, absolute or
+    control-character target, a ``..`` after a name (its meaning would depend on what that name
+    becomes later), or one climbing above the output directory.
     """
     if not target or _ABSOLUTE_RE.match(target) or CONTROL_RE.search(target):
         raise UnsafePathError(f"symlink target {target!r} is empty or absolute", path=target)
@@ -126,8 +126,8 @@ class OutDir:
     """An output directory written through descriptors, with a journal to undo the writes.
 
     Create it in a worker thread (it touches the disk); every method blocks. ``path`` is
-    created when missing (:class:`OutputPathError` when it cannot be). Call :meth:`finish`
-    exactly once.
+    created when missing ([`OutputPathError`][aioras.exceptions.OutputPathError] when it cannot be).
+    Call `finish` exactly once.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -167,9 +167,9 @@ class OutDir:
         """Yield a descriptor of directory ``parts``, opened without following any symlink.
 
         Missing directories are made when ``create`` (and undone on rollback). Raises
-        :class:`UnsafePathError` when a component is a symlink and
-        :class:`OutputPathError` when it is something else than a directory. The
-        descriptor belongs to this object: do not close it.
+        [`UnsafePathError`][aioras.exceptions.UnsafePathError] when a component is a symlink and
+        [`OutputPathError`][aioras.exceptions.OutputPathError] when it is something else than a
+        directory. The descriptor belongs to this object: do not close it.
         """
         yield self._dir_fd(parts, create)
 
@@ -247,8 +247,8 @@ class OutDir:
     def resolve(self, parts: Parts) -> Parts:
         """Return where ``parts`` leads, following symlinks but never leaving the root.
 
-        Raises :class:`UnsafePathError` when the path leaves the output directory, loops,
-        or does not exist.
+        Raises [`UnsafePathError`][aioras.exceptions.UnsafePathError] when the path leaves the
+        output directory, loops, or does not exist.
         """
         todo, out, hops = list(parts), list[str](), 0
         while todo:
@@ -342,7 +342,7 @@ class OutDir:
             return self._install(parts, fd, tmp, overwrite=overwrite)
 
     def place_staged(self, staged: str, parts: Parts, *, overwrite: bool) -> bool:
-        """Move the file ``staged`` (a name in :meth:`stage`) to ``parts``."""
+        """Move the file ``staged`` (a name in `stage`) to ``parts``."""
         assert self._stage_fd is not None
         with self._guard(parts, "write"), self.directory(parts[:-1], create=True) as fd:
             if not overwrite and self._lstat(fd, parts[-1]) is not None:

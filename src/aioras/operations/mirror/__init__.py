@@ -1,22 +1,23 @@
-"""Mirroring: many artifacts in one call, planned, run over :func:`~aioras.copy`, reported.
+"""Mirroring: many artifacts in one call, planned, run over [`copy`][aioras.operations.copy.copy],
+reported.
 
 The package's rooms, in the order a mirror goes through them:
 
-- :mod:`~aioras.operations.mirror.plan`: what to mirror (:class:`MirrorSpec`, pairs, TOML
-  plans read by :func:`load_plan`, :class:`Connection` for a side reached its own way),
-  expanded into one :class:`MirrorJob` per artifact; tag selection by pattern and by
-  :mod:`~aioras.operations.mirror.semver` range;
-- :mod:`~aioras.operations.mirror.run`: :func:`mirror`, the workers running each job's
+- `plan`: what to mirror ([`MirrorSpec`][aioras.MirrorSpec], pairs, TOML
+  plans read by [`load_plan`][aioras.load_plan], `Connection` for a side reached its own way),
+  expanded into one `MirrorJob` per artifact; tag selection by pattern and by
+  `semver` range;
+- `run`: `mirror`, the workers running each job's
   copy, with the destination repositories shared between jobs;
-- :mod:`~aioras.operations.mirror.state`: the resume file (:class:`MirrorState`);
-- :mod:`~aioras.operations.mirror.report`: :class:`MirrorReport` and the per-artifact
+- `state`: the resume file (`MirrorState`);
+- `report`: [`MirrorReport`][aioras.MirrorReport] and the per-artifact
   results and events;
-- :mod:`~aioras.operations.mirror.dask`: the plan sharded over Dask workers (the
+- `dask`: the plan sharded over Dask workers (the
   ``aioras[dask]`` extra; import it from there, it is not loaded here).
 
 The names users need are importable from this package; the top-level ``aioras`` also
-offers :class:`~aioras.MirrorSpec`, :class:`~aioras.MirrorReport` and
-:func:`~aioras.load_plan`.
+offers [`MirrorSpec`][aioras.MirrorSpec], [`MirrorReport`][aioras.MirrorReport] and
+[`load_plan`][aioras.load_plan].
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Needs the ``aioras[dask]`` extra (``dask[distributed]``). The driver expands the plan (tag
 lists, catalogs) once, groups the jobs by source repository (so tokens, rate-limit state
 and the blobs a repository's artifacts share stay on one worker), and submits one task per
-shard. Each worker builds its own :class:`~aioras.AsyncRegistry` from
-:class:`RegistrySettings` and runs its shard; the shard reports merge into one
-:class:`~aioras.MirrorReport`.
+shard. Each worker builds its own [`AsyncRegistry`][aioras.registry.AsyncRegistry] from
+`RegistrySettings` and runs its shard; the shard reports merge into one
+[`MirrorReport`][aioras.MirrorReport].
 
-Credentials never travel: :class:`RegistrySettings` holds only where they live on the
+Credentials never travel: `RegistrySettings` holds only where they live on the
 workers (a Docker config directory, names of environment variables).
 """
 
@@ -42,7 +42,7 @@ class RegistrySettings:
     ``docker_config_dir``: the directory of a Docker ``config.json`` on the workers
     (default: each worker's ``$DOCKER_CONFIG`` or ``~/.docker``). ``username_env`` and
     ``password_env``: names of environment variables holding basic credentials on the
-    workers. The other fields are :class:`~aioras.AsyncRegistry` options.
+    workers. The other fields are [`AsyncRegistry`][aioras.registry.AsyncRegistry] options.
     """
 
     hostname: str | None = None
@@ -118,12 +118,12 @@ def mirror_on_dask(
     """Mirror ``plan`` on the workers of a ``dask.distributed.Client``; the merged report.
 
     Blocks until every shard is done (call it from synchronous code, or in a thread).
-    Options as :meth:`aioras.AsyncRegistry.mirror`; each shard runs ``concurrency``
-    artifacts at once on its worker. Raises ValueError for bad options,
-    :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan entry refused, the listing
+    Options as [`aioras.AsyncRegistry.mirror`][aioras.registry.AsyncRegistry.mirror]; each shard
+    runs ``concurrency`` artifacts at once on its worker. Raises ValueError for bad options,
+    [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] for a plan entry refused, the listing
     errors of the plan's registries (a listed name or tag breaking the grammar among them,
     reported instead with ``keep_going``), and, unless ``keep_going``,
-    :class:`~aioras.exceptions.MirrorError` (with the merged ``report``) when an artifact
+    [`MirrorError`][aioras.exceptions.MirrorError] (with the merged ``report``) when an artifact
     failed; shards already running finish first.
     """
     if concurrency < 1:

@@ -1,12 +1,12 @@
-"""What a mirror copies: :class:`MirrorSpec`, plans read from TOML, and tag selection.
+"""What a mirror copies: [`MirrorSpec`][aioras.MirrorSpec], plans read from TOML, and tag selection.
 
 A plan is a sequence whose items are pairs ``(source reference, destination reference)``
-and :class:`MirrorSpec` entries. :func:`expand` turns it into :class:`MirrorJob` s, one per
+and [`MirrorSpec`][aioras.MirrorSpec] entries. `expand` turns it into `MirrorJob`s, one per
 artifact, listing tags (and the catalog, for a whole-registry spec) on the way.
 
 Every entry is checked when it is built, before anything is listed or copied, and refused
-with :class:`~aioras.exceptions.InvalidMirrorPlan` naming it: a source or destination that
-breaks the reference grammar; a destination that overlaps its source on the same registry
+with [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] naming it: a source or destination
+that breaks the reference grammar; a destination that overlaps its source on the same registry
 host (a repository onto itself, a whole registry onto itself); a tag or repository pattern
 that could backtrack without bound (the shapes are listed in ``_regex``). A whole
 registry mirrored into a prefix of itself leaves that prefix out of its catalog, so a run
@@ -17,10 +17,10 @@ Each name a catalog lists and each tag a tag list holds is checked against the
 distribution grammar before any pattern sees it (tags ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``,
 repository paths of lowercase components, 255 characters at most). One that breaks it is
 left out and reported as a failed artifact with ``keep_going``, or raised as
-:class:`~aioras.exceptions.InvalidReference`.
+[`InvalidReference`][aioras.exceptions.InvalidReference].
 
 A plan file (``load_plan``) holds ``[[mirror]]`` tables with the fields of
-:class:`MirrorSpec` and ``[[copy]]`` tables with ``source`` and ``destination``::
+[`MirrorSpec`][aioras.MirrorSpec] and ``[[copy]]`` tables with ``source`` and ``destination``::
 
     [[mirror]]
     source = "registry.example.com/team/app"
@@ -79,7 +79,8 @@ _SECRET_KEYS = frozenset({"username", "password", "token", "auth", "identitytoke
 
 @dataclass(frozen=True)
 class Connection:
-    """How one side of a :class:`MirrorSpec` reaches its registry, when not as the mirror's own.
+    """How one side of a [`MirrorSpec`][aioras.MirrorSpec] reaches its registry, when not as the
+    mirror's own.
 
     ``plain_http``: speak http, not https (a local registry). ``ca_file``: a PEM bundle
     of the CA that signed the registry's certificate (a private CA). Credentials go by
@@ -156,7 +157,7 @@ class MirrorSpec:
     repository; for a whole registry, the prefix each repository's name is appended to.
 
     Tags, in this order: ``tags`` allow regex and ``exclude`` deny regex (matched in full),
-    ``semver`` range (see :mod:`aioras.operations.mirror.semver`), tag-schema fallback tags
+    ``semver`` range (see `aioras.operations.mirror.semver`), tag-schema fallback tags
     (``sha256-<hex>``) dropped unless ``digest_tags``, then the last ``newest`` in the
     order the registry lists them. ``referrers`` also copies signatures and SBOMs
     (``artifact_type`` only).
@@ -170,15 +171,15 @@ class MirrorSpec:
     report's result gives both (``source_digest``, ``digest``). A re-sync fetches the
     source index once to rebuild that index and skips when the destination tag names it.
     An index without one of the platforms fails with
-    :class:`~aioras.exceptions.PlatformNotFound`; a tag naming a single manifest is
+    [`PlatformNotFound`][aioras.exceptions.PlatformNotFound]; a tag naming a single manifest is
     copied as it is (nothing to select).
 
-    ``source_connection`` and ``destination_connection`` (:class:`Connection`) reach
+    ``source_connection`` and ``destination_connection`` (`Connection`) reach
     each side its own way: plain http on one side and a private CA on the other,
     credentials by reference per side. Without them a side uses the mirror's registry
     object.
 
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (naming the spec) for a bad
+    Raises [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] (naming the spec) for a bad
     value, a malformed source or destination, a destination overlapping the source, or a
     pattern that could backtrack without bound (see the module doc).
     """
@@ -201,7 +202,8 @@ class MirrorSpec:
     destination_connection: Connection | None = None
 
     def __post_init__(self) -> None:
-        """Check the spec; :class:`~aioras.exceptions.InvalidMirrorPlan` names what is wrong."""
+        """Check the spec; [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] names what is
+        wrong."""
         entry = f"MirrorSpec(source={self.source!r}, destination={self.destination!r})"
         try:
             _check_types(self)
@@ -324,7 +326,7 @@ def _own_prefix(spec: MirrorSpec) -> str | None:
 
 
 MirrorPlan = Sequence["MirrorSpec | tuple[str, str]"]
-"""What :meth:`aioras.AsyncRegistry.mirror` takes."""
+"""What [`aioras.AsyncRegistry.mirror`][aioras.registry.AsyncRegistry.mirror] takes."""
 
 
 @dataclass(frozen=True)
@@ -363,8 +365,8 @@ def _repository_of(reference: str) -> str:
 def load_plan(path: str | os.PathLike[str]) -> list[MirrorSpec | tuple[str, str]]:
     """Read a plan from a TOML file (``[[mirror]]`` and ``[[copy]]`` tables).
 
-    Raises :class:`~aioras.exceptions.InvalidMirrorPlan` (a ValueError) naming the file,
-    the entry and the key for anything refused: a file that is not TOML (with the line and
+    Raises [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] (a ValueError) naming the
+    file, the entry and the key for anything refused: a file that is not TOML (with the line and
     column), an unknown table or key, a missing source or destination, a value of the
     wrong type (``tags = 5``), a pattern that does not compile or could backtrack without
     bound, and a spec or pair refused for the reasons in the module doc.
@@ -431,7 +433,7 @@ def _plan_spec(entry: dict[str, Any], where: str) -> MirrorSpec:
 
 
 def _plan_connection(table: object, where: str) -> Connection:
-    """A ``*_connection`` table as a :class:`Connection`; refused naming ``where`` and the key."""
+    """A ``*_connection`` table as a `Connection`; refused naming ``where`` and the key."""
     if not isinstance(table, dict):
         raise InvalidMirrorPlan(f"{where} must be a table, got {table!r}", entry=where)
     secrets = sorted(k for k in table if k.lower() in _SECRET_KEYS)
@@ -471,7 +473,8 @@ def _check_pair(pair: tuple[str, str], where: str) -> None:
 
 
 def select_tags(spec: MirrorSpec, listed: Sequence[str]) -> list[str]:
-    """The tags of ``listed`` (in registry order) that ``spec`` keeps; see :class:`MirrorSpec`."""
+    """The tags of ``listed`` (in registry order) that ``spec`` keeps; see
+    [`MirrorSpec`][aioras.MirrorSpec]."""
     semver = SemverRange(spec.semver) if spec.semver else None
     kept = [
         tag
@@ -500,9 +503,9 @@ async def expand(
     that does not exist, credentials refused, a registry out of reach) is appended to it
     as one failure naming the spec, and so is a listed name or tag that breaks the
     grammar; the other specs are expanded as usual. Otherwise those are raised: the
-    registry's typed errors from listing, :class:`~aioras.exceptions.InvalidReference`
+    registry's typed errors from listing, [`InvalidReference`][aioras.exceptions.InvalidReference]
     for a malformed listed name or tag. Raises
-    :class:`~aioras.exceptions.InvalidMirrorPlan` for a malformed or overlapping pair.
+    [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] for a malformed or overlapping pair.
     A spec with a ``source_connection`` is listed through ``connect(connection)`` (a
     ValueError when none is given).
     """

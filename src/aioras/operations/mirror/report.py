@@ -1,4 +1,4 @@
-"""What a mirror did: :class:`MirrorReport`, and the per-artifact progress event."""
+"""What a mirror did: [`MirrorReport`][aioras.MirrorReport], and the per-artifact progress event."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class ArtifactEvent:
 
 @dataclass
 class MirrorReport:
-    """The outcome of :meth:`aioras.AsyncRegistry.mirror`.
+    """The outcome of [`aioras.AsyncRegistry.mirror`][aioras.registry.AsyncRegistry.mirror].
 
     ``copied``: artifacts sent (some of their content may have been there already);
     ``skipped``: artifacts left alone, with the reason; ``planned``: what a dry run would
@@ -95,7 +95,7 @@ class MirrorReport:
 
         ``Would copy SOURCE -> DESTINATION`` (with the reason when it says more, such as
         a tag to re-point), then ``Failed SOURCE: message``; what was copied or skipped is
-        in the counts of :meth:`summary`.
+        in the counts of `summary`.
         """
         lines = []
         for result in self.planned:
@@ -121,7 +121,7 @@ class MirrorReport:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> MirrorReport:
-        """A report rebuilt from :meth:`to_dict` (failures without their exception object)."""
+        """A report rebuilt from `to_dict` (failures without their exception object)."""
         return cls(
             copied=[ArtifactResult(**e) for e in doc["copied"]],
             skipped=[ArtifactResult(**e) for e in doc["skipped"]],

@@ -1,8 +1,9 @@
-"""``mirror``: many artifacts in one call, as a planner and scheduler over :func:`copy`.
+"""``mirror``: many artifacts in one call, as a planner and scheduler over
+[`copy`][aioras.operations.copy.copy].
 
 The plan is expanded into one job per artifact (tags and catalogs listed on the way, see
-:mod:`aioras.operations.mirror.plan`); ``concurrency`` workers take jobs in plan order and
-run :func:`~aioras.operations.copy.copy` for each, so a re-sync of an artifact whose
+`aioras.operations.mirror.plan`); ``concurrency`` workers take jobs in plan order and
+run [`copy`][aioras.operations.copy.copy] for each, so a re-sync of an artifact whose
 destination tag already names the source digest costs one HEAD on each side. Destination
 repositories are shared by every job of one mirror: a blob is checked (HEAD) and sent once
 per repository however many artifacts hold it, and blobs between repositories of one host
@@ -21,7 +22,7 @@ date; missing referrers are copied (``copied the referrers the destination lacke
 dry run decides the same way.
 
 With several ``platforms`` an index is copied as a new index of the entries selected
-(see :class:`~aioras.operations.mirror.plan.MirrorSpec`): a re-sync fetches the source
+(see [`MirrorSpec`][aioras.MirrorSpec]): a re-sync fetches the source
 index (one GET instead of a HEAD) to rebuild it, and skips when the destination tag
 names the result.
 """
@@ -72,10 +73,10 @@ WOULD_REPOINT = "would re-point the tag from {previous}"
 
 @dataclass(frozen=True)
 class MirrorOptions:
-    """The keyword options of a mirror, gathered: each is :func:`mirror`'s option of its name.
+    """The keyword options of a mirror, gathered: each is `mirror`'s option of its name.
 
-    Documented with :meth:`aioras.AsyncRegistry.mirror`, whose keyword parameters
-    (``rate_limits`` apart) are these fields, with the same defaults.
+    Documented with [`aioras.AsyncRegistry.mirror`][aioras.registry.AsyncRegistry.mirror], whose
+    keyword parameters (``rate_limits`` apart) are these fields, with the same defaults.
     """
 
     concurrency: int = defaults.default_mirror_concurrency
@@ -94,17 +95,17 @@ _CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 async def mirror(
     registry: RegistryClient, plan: MirrorPlan, options: MirrorOptions
 ) -> MirrorReport:
-    """Mirror every artifact ``plan`` names; return a :class:`MirrorReport`.
+    """Mirror every artifact ``plan`` names; return a [`MirrorReport`][aioras.MirrorReport].
 
-    See :meth:`aioras.AsyncRegistry.mirror` for the options. Raises ValueError for bad
-    options or a bad state file, :class:`~aioras.exceptions.InvalidMirrorPlan` for a plan
-    entry refused, and, unless ``keep_going``, the listing errors of the plan's registries
-    (a source repository that does not exist...), a listed name or tag that breaks the
-    grammar (:class:`~aioras.exceptions.InvalidReference`) and the first artifact's
-    failure (with the work done so far recorded in ``state``); with ``keep_going`` all of
-    these are failures in the report (a spec that could not be listed is one failure
-    naming the spec) and the rest of the plan runs. An error is raised as itself, never
-    wrapped in an exception group.
+    See [`aioras.AsyncRegistry.mirror`][aioras.registry.AsyncRegistry.mirror] for the options.
+    Raises ValueError for bad options or a bad state file,
+    [`InvalidMirrorPlan`][aioras.exceptions.InvalidMirrorPlan] for a plan entry refused, and, unless
+    ``keep_going``, the listing errors of the plan's registries (a source repository that does not
+    exist...), a listed name or tag that breaks the grammar
+    ([`InvalidReference`][aioras.exceptions.InvalidReference]) and the first artifact's failure
+    (with the work done so far recorded in ``state``); with ``keep_going`` all of these are failures
+    in the report (a spec that could not be listed is one failure naming the spec) and the rest of
+    the plan runs. An error is raised as itself, never wrapped in an exception group.
     """
     if options.concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
@@ -139,9 +140,9 @@ def _requests(registry: RegistryClient) -> int:
 
 
 class Clients:
-    """A mirror's registry objects: its own, and one per :class:`Connection` its jobs name.
+    """A mirror's registry objects: its own, and one per `Connection` its jobs name.
 
-    Those are made on first use from the mirror's own (see :meth:`Connection.connect`)
+    Those are made on first use from the mirror's own (see `Connection.connect`)
     and closed when the mirror ends.
     """
 
