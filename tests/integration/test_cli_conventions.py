@@ -491,6 +491,9 @@ def test_pull_from_an_oci_layout_written_by_cp_from_the_registry(
     (out / "a.txt").write_text("mine\n")
     ok(aioras("pull", "--oci-layout", "--keep-old-files", f"{layout}:v1", "-o", str(out)))
     assert (out / "a.txt").read_text() == "mine\n"
+    missing = aioras("pull", "--oci-layout", f"{layout}:nope", "-o", str(out))
+    assert missing.status == 1
+    assert "index.json lists its tags" in missing.stderr, missing.stderr
 
 
 def test_attach_into_an_oci_layout_then_discover_lists_it(work: Path) -> None:

@@ -11,7 +11,12 @@ import pytest
 from aioras import MemoryStore, OCILayout
 from aioras.descriptor import Descriptor
 from aioras.digest import digest_bytes
-from aioras.exceptions import DigestMismatch, ReadOnlyError, UnsafePathError
+from aioras.exceptions import (
+    DigestMismatch,
+    PlatformNotFound,
+    ReadOnlyError,
+    UnsafePathError,
+)
 from aioras.operations.attach import AttachOptions
 from aioras.operations.pull import PullOptions
 from aioras.operations.push import PushOptions
@@ -123,3 +128,23 @@ async def test_push_to_a_store_with_options_keeps_them(work: Path) -> None:
         manifest = json.loads(b"".join([chunk async for chunk in stream]))
     assert manifest["annotations"] == {"k": "v"}
     assert manifest["artifactType"] == "application/x.t"
+
+
+async def test_pull_from_a_layout_checks_the_platform_and_names_the_layout(work: Path) -> None:
+    layout = OCILayout(work / "layout")
+    await push_to_store(layout, "v1", ["a.txt"])
+    with pytest.raises(PlatformNotFound) as caught:
+        await pull_from_store(
+            layout, "v1", PullOptions(outdir=work / "out", platform="linux/arm64")
+        )
+    assert f"{work / 'layout'}:v1" in str(caught.value)
+    assert "store.invalid" not in str(caught.value)
+
+
+async def test_push_to_a_store_with_a_subject_and_no_reference_stays_untagged(work: Path) -> None:
+    store = MemoryStore()
+    subject = await push_to_store(store, "v1", ["a.txt"])
+    options = PushOptions(subject=subject, artifact_type="application/x.sig", pack_version="1.1")
+    referrer = await push_to_store(store, None, ["a.txt"], options)
+    assert set(store.tags) == {"v1"}
+    assert [r["digest"] for r in await store.referrers(subject)] == [referrer["digest"]]

@@ -93,6 +93,8 @@ def hint_for(error: BaseException, *, verb: str = "", plain_http: bool = False) 
         return "pass --ca-file PATH to trust a private CA, or --insecure to skip verification"
     if isinstance(error, exc.PlatformNotFound):
         return "pick one of the platforms it offers with --platform, or drop --platform"
+    if isinstance(error, exc.NotFoundError) and "in OCI layout" in text:
+        return "check the tag or digest (the layout's index.json lists its tags)"
     if isinstance(error, exc.NotFoundError) and "not an OCI registry" not in text:
         return "check the name, tag or digest ('aioras repo tags HOST/NAME' lists the tags)"
     if isinstance(error, FileNotFoundError):

@@ -11,6 +11,7 @@ the entry points.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,17 @@ __all__ = ["StoreEndpoints", "attach_in_store", "pull_from_store", "push_to_stor
 # The name the operations see: they speak in containers, and a store has no registry. The
 # ".invalid" top-level domain (RFC 2606) can name no real host.
 _STORE_NAME = "store.invalid/content"
+
+
+class _StoreContainer(Container):
+    """A container in a store: named in messages by the store and the tag or digest."""
+
+    store_name = "the store"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.store_name}@{self.digest}" if self.digest else f"{self.store_name}:{self.tag}"
+        )
 
 
 class _StoreRepository:
@@ -87,6 +99,10 @@ class StoreEndpoints:
     ) -> None:
         self.store = store
         self.push_concurrency, self.pull_concurrency = push_concurrency, pull_concurrency
+        # Messages name the layout's path (or the store), never the placeholder host.
+        self._root = _StoreContainer(_STORE_NAME)
+        path = getattr(store, "path", None)
+        self._root.store_name = str(path) if path is not None else type(store).__name__
 
     def get_container(self, name: str | Container) -> Container:
         """The container of a tag or a digest in the store (a container is taken as it is).
@@ -95,9 +111,12 @@ class StoreEndpoints:
         """
         if isinstance(name, Container):
             return name
+        if name == _STORE_NAME:
+            # The store itself (attach names its target so): the default tag, not one asked for.
+            return copy.copy(self._root)
         if name.startswith(_STORE_NAME):
-            return Container(name)
-        return Container(_STORE_NAME).with_reference(name)
+            name = name[len(_STORE_NAME) :].lstrip(":@")
+        return self._root.with_reference(name)
 
     def load_configs(
         self, container: str | Container | None = None, configs: list[str] | None = None
@@ -256,7 +275,8 @@ async def push_to_store(
     (:class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar).
     """
     endpoints = StoreEndpoints(store)
-    target = endpoints.get_container(reference) if reference else Container(_STORE_NAME)
+    # Without a reference the default tag, which a referrer (with a subject) does not take.
+    target = endpoints.get_container(reference or _STORE_NAME)
     _, descriptor = await push_artifact(
         endpoints, target, files, options or PushOptions(quiet=True)
     )
