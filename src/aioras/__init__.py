@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .operations.mirror.run import MirrorOptions
     from .operations.pull import PullOptions
     from .operations.push import PushOptions
+    from .operations.stores import attach_in_store, pull_from_store, push_to_store
     from .progress import TransferEvent
     from .registry import AsyncRegistry
     from .remote.repository import Repository
@@ -77,6 +78,9 @@ _LAZY: dict[str, str] = {
     "MirrorOptions": "operations.mirror.run",
     "PullOptions": "operations.pull",
     "PushOptions": "operations.push",
+    "attach_in_store": "operations.stores",
+    "pull_from_store": "operations.stores",
+    "push_to_store": "operations.stores",
     "ReferrerNode": "operations.discover",
     "MirrorSpec": "operations.mirror.plan",
     "load_plan": "operations.mirror.plan",
@@ -128,6 +132,9 @@ __all__ = [
     "TransferEvent",
     "TransportError",
     "copy",
+    "attach_in_store",
+    "pull_from_store",
+    "push_to_store",
     "AttachOptions",
     "CopyOptions",
     "MirrorOptions",

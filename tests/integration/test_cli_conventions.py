@@ -6,9 +6,11 @@ against real registries: plain http, and TLS with htpasswd basic auth.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -442,3 +444,95 @@ def test_verbose_shows_informational_lines(registry: LocalRegistry, work: Path) 
     loud = ok(aioras("pull", "--plain-http", "--no-tty", "-v", ref, "-o", str(work / "l")))
     assert "Successfully pulled" not in quiet.stderr
     assert "Successfully pulled" in loud.stderr
+
+
+# -- 15. --oci-layout on push, pull and attach; JSON error documents for usage errors ---------
+
+
+def test_push_into_an_oci_layout_directory_and_tar_reads_back_the_same_bytes(
+    skopeo_bin: str, work: Path
+) -> None:
+    (work / "d").mkdir()
+    (work / "d" / "b.txt").write_text("in a directory\n")
+    layout, archive = work / "layout", work / "app.tar"
+    pushed = ok(
+        aioras("push", "--oci-layout", "--format", "json", f"{layout}:v1", "a.txt", "d", cwd=work)
+    ).json()
+    assert pushed["reference"] == f"{layout}:v1"
+    inspected = subprocess.run(
+        [skopeo_bin, "inspect", "--raw", f"oci:{layout}:v1"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert "sha256:" + hashlib.sha256(inspected).hexdigest() == pushed["digest"]
+    ok(aioras("push", "--oci-layout", f"{archive}:v1", "a.txt", cwd=work))
+    assert tarfile.is_tarfile(archive)
+    for source in (layout, archive):
+        out = work / f"out-{source.name}"
+        ok(aioras("pull", "--oci-layout", f"{source}:v1", "-o", str(out)))
+        assert (out / "a.txt").read_bytes() == (work / "a.txt").read_bytes()
+    assert (work / "out-layout" / "d" / "b.txt").read_text() == "in a directory\n"
+
+
+def test_pull_from_an_oci_layout_written_by_cp_from_the_registry(
+    registry: LocalRegistry, work: Path
+) -> None:
+    ref = f"{registry.host}/conv/pull-layout:v1"
+    digest = push(ref, work)
+    layout = work / "copied"
+    ok(aioras("cp", "--plain-http", "--to-oci-layout", ref, f"{layout}:v1"))
+    out = work / "out"
+    pulled = ok(
+        aioras("pull", "--oci-layout", "--format", "json", f"{layout}@{digest}", "-o", str(out))
+    ).json()
+    assert [Path(f["path"]).name for f in pulled["files"]] == ["a.txt"]
+    assert (out / "a.txt").read_text() == "hello\n"
+    # The same guarantee as a registry pull: existing files are kept when asked.
+    (out / "a.txt").write_text("mine\n")
+    ok(aioras("pull", "--oci-layout", "--keep-old-files", f"{layout}:v1", "-o", str(out)))
+    assert (out / "a.txt").read_text() == "mine\n"
+    missing = aioras("pull", "--oci-layout", f"{layout}:nope", "-o", str(out))
+    assert missing.status == 1
+    assert "index.json lists its tags" in missing.stderr, missing.stderr
+
+
+def test_attach_into_an_oci_layout_then_discover_lists_it(work: Path) -> None:
+    layout = work / "layout"
+    ok(aioras("push", "--oci-layout", f"{layout}:v1", "a.txt", cwd=work))
+    (work / "sig").write_text("signature")
+    attached = ok(
+        aioras(
+            "attach",
+            "--oci-layout",
+            "--format",
+            "json",
+            "--artifact-type",
+            "application/x.sig",
+            f"{layout}:v1",
+            "sig",
+            cwd=work,
+        )
+    ).json()
+    found = ok(aioras("discover", "--oci-layout", "--format", "json", f"{layout}:v1")).json()
+    assert [(r["digest"], r["artifactType"]) for r in found["referrers"]] == [
+        (attached["digest"], "application/x.sig")
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("resolve", "--format", "json", "--no-such-flag", "a/b:1"),
+        ("pull", "--format=json"),
+    ],
+    ids=["unknown-flag", "missing-argument"],
+)
+def test_format_json_prints_an_error_document_for_usage_errors(argv: tuple[str, ...]) -> None:
+    result = aioras(*argv)
+    assert result.status == 2
+    assert result.stderr.startswith(f"usage: aioras {argv[0]} "), result.stderr
+    error = result.json()["error"]
+    assert error["type"] == "UsageError"
+    assert error["status"] == 2
+    assert error["verb"] == argv[0]
+    assert error["message"] in result.stderr

@@ -8,6 +8,7 @@ its result through `Output` (text, or one JSON document).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -15,7 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,12 @@ from ..content.store import read_all
 from ..descriptor import as_descriptor
 from ..digest import digest_file
 from ..exceptions import NotFoundError
+from ..operations.attach import AttachOptions
 from ..operations.copy import copy as copy_operation
 from ..operations.discover import ReferrerNode
+from ..operations.pull import PullOptions
+from ..operations.push import PushOptions
+from ..operations.stores import attach_in_store, pull_from_store, push_to_store
 from ..progress import EventKind, ProgressCallback, ProgressReporter
 from ..registry import AsyncRegistry
 from .errors import Declined, UsageError
@@ -129,23 +134,16 @@ async def push(ctx: Context) -> None:
             "nothing to push: name at least one file or directory "
             f"(aioras push {args.reference} FILE[:TYPE]...), or a --config PATH"
         )
+    if args.oci_layout:
+        await _push_to_layout(ctx)
+        return
     container = ctx.registry.get_container(args.reference)
     # With no tag, oras pushes as latest: say so in what is printed.
     named = container.tag_given or container.digest is not None
     reference = args.reference if named else f"{args.reference}:latest"
     with show(tty=False if args.no_tty else None) as progress:
-        response = await ctx.registry.push(
-            args.reference,
-            files=args.files,
-            manifest_config=args.config,
-            annotation_file=args.annotation_file,
-            manifest_annotations=_annotations(args) or None,
-            artifact_type=args.artifact_type,
-            disable_path_validation=args.disable_path_validation,
-            concurrency=args.concurrency,
-            progress=progress,
-            quiet=True,
-        )
+        options = _push_options(args, progress)
+        response = await ctx.registry.push(args.reference, files=args.files, **_fields(options))
     digest = response.headers.get("docker-content-digest")
     descriptor = await ctx.registry.resolve(container)
     if digest and digest != descriptor["digest"]:
@@ -157,11 +155,14 @@ async def push(ctx: Context) -> None:
 
 
 async def pull(ctx: Context) -> None:
-    """``aioras pull REF -o DIR``."""
+    """``aioras pull REF -o DIR`` (``--oci-layout``: from a layout directory or tar)."""
     args = ctx.args
+    layout = await _layout_arg(args)
     platform = args.platform
     if platform is None:
-        descriptor = await ctx.registry.resolve(args.reference)
+        descriptor: Any = await (
+            layout[0].resolve(layout[1]) if layout else ctx.registry.resolve(args.reference)
+        )
         if descriptor["mediaType"] in defaults.index_media_types:
             # The index is pulled for this machine: say which manifest that is.
             platform = host_platform()
@@ -170,17 +171,59 @@ async def pull(ctx: Context) -> None:
                 "(this machine's; choose another with --platform)\n"
             )
     with show(tty=False if args.no_tty else None) as progress:
-        paths = await ctx.registry.pull(
-            args.reference,
+        options = PullOptions(
             outdir=args.output,
             overwrite=not args.keep_old_files,
             concurrency=args.concurrency,
             progress=progress,
             platform=platform,
         )
+        if layout:
+            # The registry pull's own code path, on the layout: the same guarantees.
+            paths = await pull_from_store(layout[0], layout[1], options)
+        else:
+            paths = await ctx.registry.pull(args.reference, **_fields(options))
     ctx.out.result(
         {"reference": args.reference, "files": [{"path": p} for p in paths]},
         "\n".join([*(f"Downloaded {p}" for p in paths), f"Pulled {args.reference}"]),
+    )
+
+
+def _push_options(args: argparse.Namespace, progress: ProgressCallback) -> PushOptions:
+    """The options of ``aioras push``, to a registry or a layout alike."""
+    return PushOptions(
+        manifest_config=args.config,
+        annotation_file=args.annotation_file,
+        manifest_annotations=_annotations(args) or None,
+        artifact_type=args.artifact_type,
+        disable_path_validation=args.disable_path_validation,
+        concurrency=args.concurrency,
+        progress=progress,
+        quiet=True,
+    )
+
+
+def _fields(options: Any) -> dict[str, Any]:
+    """The fields of an options dataclass, as keyword arguments."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+async def _push_to_layout(ctx: Context) -> None:
+    """``aioras push --oci-layout PATH[:tag] FILE...``: into a layout directory, or a tar."""
+    args = ctx.args
+    path, tag = _layout_ref(args.reference)
+    if tag is not None and ":" in tag:
+        raise UsageError(f"{args.reference}: push names a tag, not a digest: PATH[:tag]")
+    tag = tag or defaults.default_tag
+    reference = f"{path}:{tag}"
+    async with _layout_target(path) as layout:
+        assert layout is not None  # a path was given: a directory, or one built for the tar
+        with show(tty=False if args.no_tty else None) as progress:
+            options = _push_options(args, progress)
+            descriptor = await push_to_store(layout, tag, args.files, options)
+    ctx.out.result(
+        {"reference": reference, **descriptor_doc(descriptor)},
+        f"Pushed {reference}\nDigest: {descriptor['digest']}",
     )
 
 
@@ -574,12 +617,13 @@ async def _layout_referrers(
 
 
 async def attach(ctx: Context) -> None:
-    """``aioras attach SUBJECT FILE... --artifact-type TYPE``."""
+    """``aioras attach SUBJECT FILE... --artifact-type TYPE`` (``--oci-layout``: in a layout)."""
     args = ctx.args
+    layout = await _layout_arg(args)
+    if layout and layout[0].read_only:
+        raise UsageError(f"{args.reference}: a tar is read-only: attach in a layout directory")
     with show(tty=False if args.no_tty else None) as progress:
-        descriptor = await ctx.registry.attach(
-            args.reference,
-            args.files,
+        options = AttachOptions(
             artifact_type=args.artifact_type,
             annotations=_annotations(args) or None,
             annotation_file=args.annotation_file,
@@ -587,6 +631,11 @@ async def attach(ctx: Context) -> None:
             concurrency=args.concurrency,
             progress=progress,
         )
+        descriptor: Mapping[str, Any]
+        if layout:
+            descriptor = await attach_in_store(layout[0], layout[1], args.files, options)
+        else:
+            descriptor = await ctx.registry.attach(args.reference, args.files, **_fields(options))
     ctx.out.result(
         {"subject": args.reference, **descriptor_doc(descriptor)},
         f"Attached to {args.reference}\nDigest: {descriptor['digest']}",

@@ -8,11 +8,12 @@ import this module; it imports neither.
 
 from __future__ import annotations
 
+import json
 import re
 
 from .. import exceptions as exc
 
-__all__ = ["Declined", "UsageError", "cli_message", "hint_for"]
+__all__ = ["Declined", "UsageError", "cli_message", "error_document", "hint_for"]
 
 
 class UsageError(Exception):
@@ -20,6 +21,12 @@ class UsageError(Exception):
 
     Its message says what is wrong and what to type instead.
     """
+
+
+def error_document(verb: str, kind: str, message: str, hint: str, status: int) -> str:
+    """The JSON document ``--format json`` prints on stdout for a failure, with a newline."""
+    error = {"verb": verb, "type": kind, "message": message, "hint": hint, "status": status}
+    return json.dumps({"error": error}, indent=2) + "\n"
 
 
 class Declined(Exception):
@@ -86,6 +93,8 @@ def hint_for(error: BaseException, *, verb: str = "", plain_http: bool = False) 
         return "pass --ca-file PATH to trust a private CA, or --insecure to skip verification"
     if isinstance(error, exc.PlatformNotFound):
         return "pick one of the platforms it offers with --platform, or drop --platform"
+    if isinstance(error, exc.NotFoundError) and "in OCI layout" in text:
+        return "check the tag or digest (the layout's index.json lists its tags)"
     if isinstance(error, exc.NotFoundError) and "not an OCI registry" not in text:
         return "check the name, tag or digest ('aioras repo tags HOST/NAME' lists the tags)"
     if isinstance(error, FileNotFoundError):

@@ -7,11 +7,12 @@ parser stores ``run``: the name of its function in `aioras.cli.commands`.
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from .. import defaults
 from ..version import __version__
 
-__all__ = ["build_parser"]
+__all__ = ["ArgumentsRejected", "Parser", "build_parser"]
 
 DESCRIPTION = """\
 Push, pull, copy and inspect OCI artifacts in registries (an asyncio-native ORAS client).
@@ -49,9 +50,29 @@ EXAMPLES = {
 }
 
 
-def _common(formats: tuple[str, ...] = ("text", "json")) -> argparse.ArgumentParser:
+class ArgumentsRejected(Exception):
+    """argparse refused the command line: ``message`` says why, ``parser`` is the verb's."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are raised, not printed and exited on.
+
+    The caller then reports them (with ``--format json``, as a JSON error document on
+    stdout too); the verb's parser is kept, so that its usage is the one printed.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Raise :class:`ArgumentsRejected` with ``message`` and this parser."""
+        raise ArgumentsRejected(self, message)
+
+
+def _common(formats: tuple[str, ...] = ("text", "json")) -> Parser:
     """The flags every verb takes: connection, credentials and output (``formats``)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     net = common.add_argument_group("registry connection")
     net.add_argument("--plain-http", action="store_true", help="speak plain http instead of https")
     net.add_argument(
@@ -116,16 +137,15 @@ def _side(parser: argparse.ArgumentParser, side: str, what: str) -> None:
     )
 
 
-def _oci_layout(parser: argparse.ArgumentParser, what: str = "REF") -> None:
-    parser.add_argument(
-        "--oci-layout",
-        action="store_true",
-        help=f"{what} is an OCI layout: a directory or a .tar, PATH[:tag|@digest]",
-    )
+def _oci_layout(
+    parser: argparse.ArgumentParser,
+    help: str = "REF is an OCI layout: a directory or a .tar, PATH[:tag|@digest]",
+) -> None:
+    parser.add_argument("--oci-layout", action="store_true", help=help)
 
 
-def _transfer() -> argparse.ArgumentParser:
-    transfer = argparse.ArgumentParser(add_help=False)
+def _transfer() -> Parser:
+    transfer = Parser(add_help=False)
     transfer.add_argument(
         "--concurrency", type=_positive, metavar="N", help="blobs transferred at once"
     )
@@ -166,8 +186,8 @@ def _annotation_flag(parser: argparse.ArgumentParser, of: str = "manifest") -> N
     )
 
 
-def _annotations() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _annotations() -> Parser:
+    parent = Parser(add_help=False)
     _annotation_flag(parent)
     parent.add_argument(
         "--annotation-file",
@@ -187,7 +207,7 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole parser: ``aioras [--version] VERB [flags] ARGS``."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="aioras",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -199,12 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(title="verbs", metavar="VERB")
 
     def verb(
-        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        group: argparse._SubParsersAction[Parser],
         name: str,
         help: str,
         run: str,
-        *parents: argparse.ArgumentParser,
-        base: argparse.ArgumentParser = common,
+        *parents: Parser,
+        base: Parser = common,
     ) -> argparse.ArgumentParser:
         sub = group.add_parser(
             name,
@@ -226,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow files outside the working directory",
     )
+    _oci_layout(
+        push,
+        "REF is an OCI layout to write: a directory, or a tar when it ends in .tar, PATH[:tag]",
+    )
 
     pull = verb(verbs, "pull", "pull an artifact's files", "pull", transfer)
     pull.add_argument("reference", help="what to pull: host/name:tag or @digest")
@@ -240,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _cache_flag(pull)
+    _oci_layout(pull)
 
     attach = verb(verbs, "attach", "attach files to an artifact as a referrer", "attach", transfer)
     attach.add_argument("reference", help="the subject: host/name:tag or @digest")
@@ -252,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow files outside the working directory",
     )
+    _oci_layout(attach, "REF is in an OCI layout directory: PATH[:tag|@digest]")
 
     cp = verb(verbs, "cp", "copy an artifact (and its referrers) elsewhere", "cp", transfer)
     cp.add_argument("source", help="host/name:tag, or PATH[:tag|@digest] with --from-oci-layout")

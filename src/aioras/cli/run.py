@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import traceback
@@ -15,7 +14,7 @@ import anyio
 
 from .. import exceptions as exc
 from . import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, commands
-from .errors import Declined, UsageError, cli_message, hint_for
+from .errors import Declined, UsageError, cli_message, error_document, hint_for
 from .terminal import SafeFormatter, write_err, write_out
 
 __all__ = ["report", "run", "verb_name"]
@@ -108,5 +107,4 @@ def report(
     """The failure line on stderr and, with ``--format json``, the error document on stdout."""
     write_err(f"aioras {what}: {message}{'; ' + hint if hint else ''}\n")
     if getattr(args, "format", "text") == "json":
-        error = {"verb": what, "type": kind, "message": message, "hint": hint, "status": status}
-        write_out(json.dumps({"error": error}, indent=2) + "\n")
+        write_out(error_document(what, kind, message, hint, status))
