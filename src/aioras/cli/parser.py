@@ -66,7 +66,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        """Raise :class:`ArgumentsRejected` with ``message`` and this parser."""
+        """Raise `ArgumentsRejected` with ``message`` and this parser."""
         raise ArgumentsRejected(self, message)
 
 

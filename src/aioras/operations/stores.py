@@ -1,12 +1,13 @@
 """Push, pull and attach on a content store (an OCI layout, a memory store) instead of a registry.
 
-:class:`StoreEndpoints` presents a :class:`~aioras.content.store.Target` as the
-:class:`~aioras.operations.endpoints.Endpoints` that push and pull are built from, so the
+[`StoreEndpoints`][aioras.operations.stores.StoreEndpoints] presents a
+[`Target`][aioras.content.store.Target] as the `Endpoints` that push and pull are built from, so the
 same code paths run: a pull from a layout has a registry pull's guarantees (titles and
 archive members kept inside the output directory, every blob verified, the pull one unit,
 unpacking limits), and a push or attach packs its manifest exactly as it would for a
-registry. :func:`push_to_store`, :func:`pull_from_store` and :func:`attach_in_store` are
-the entry points.
+registry. [`push_to_store`][aioras.operations.stores.push_to_store],
+[`pull_from_store`][aioras.operations.stores.pull_from_store] and
+[`attach_in_store`][aioras.operations.stores.attach_in_store] are the entry points.
 """
 
 from __future__ import annotations
@@ -81,13 +82,14 @@ class _StoreRepository:
 
 
 class StoreEndpoints:
-    """A :class:`~aioras.content.store.Target` as the endpoints push and pull call.
+    """A [`Target`][aioras.content.store.Target] as the endpoints push and pull call.
 
     References are the store's own: a tag or a digest (``sha256:...``), or a
-    :class:`~aioras.container.Container` made by :meth:`get_container`. Blobs are written
-    through the store's ``push`` (which verifies them) from their files, read in worker
-    threads; downloads stream the store's verified ``fetch`` into the file, written
-    atomically. The concurrency defaults are a registry's (an operation's own option wins).
+    [`Container`][aioras.Container] made by
+    [`get_container`][aioras.operations.stores.StoreEndpoints.get_container]. Blobs are written
+    through the store's ``push`` (which verifies them) from their files, read in worker threads;
+    downloads stream the store's verified ``fetch`` into the file, written atomically. The
+    concurrency defaults are a registry's (an operation's own option wins).
     """
 
     def __init__(
@@ -107,7 +109,8 @@ class StoreEndpoints:
     def get_container(self, name: str | Container) -> Container:
         """The container of a tag or a digest in the store (a container is taken as it is).
 
-        Raises :class:`~aioras.exceptions.InvalidReference` for a malformed tag or digest.
+        Raises [`InvalidReference`][aioras.exceptions.InvalidReference] for a malformed tag or
+        digest.
         """
         if isinstance(name, Container):
             return name
@@ -142,9 +145,9 @@ class StoreEndpoints:
     ) -> dict[str, Any]:
         """The manifest (or index) a reference names, read verified and parsed.
 
-        Raises :class:`~aioras.exceptions.ManifestValidationError` when it is not a JSON
-        object or its media type is not among ``allowed_media_type``, and
-        :class:`~aioras.exceptions.ManifestTooLarge` past the manifest size limit.
+        Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] when it is not
+        a JSON object or its media type is not among ``allowed_media_type``, and
+        [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge] past the manifest size limit.
         """
         from ..content.store import read_all
 
@@ -172,8 +175,8 @@ class StoreEndpoints:
     ) -> str:
         """Write the blob ``digest`` to ``outfile``, verified, atomically; return the path.
 
-        Raises :class:`~aioras.exceptions.ManifestValidationError` without ``size`` (a
-        store is read by descriptor), NotFoundError, and the verification errors.
+        Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] without
+        ``size`` (a store is read by descriptor), NotFoundError, and the verification errors.
         """
         if size is None:
             raise ManifestValidationError(f"blob {digest} has no size to read it by")
@@ -268,11 +271,11 @@ async def push_to_store(
 ) -> Descriptor:
     """Push ``files`` as one artifact into ``store``, tagged ``reference``; its descriptor.
 
-    The artifact is what :func:`~aioras.operations.push.push` would send a registry (titles,
+    The artifact is what `push` would send a registry (titles,
     directories packed, annotations, ``pack_version``), tagged ``reference`` (default:
     ``latest``; with a ``subject`` in ``options`` and no ``reference``, untagged). Blobs the
     store holds are not written again. Raises as push does, and the store's errors
-    (:class:`~aioras.exceptions.ReadOnlyError` for a layout read from a tar).
+    ([`ReadOnlyError`][aioras.exceptions.ReadOnlyError] for a layout read from a tar).
     """
     endpoints = StoreEndpoints(store)
     # Without a reference the default tag, which a referrer (with a subject) does not take.
@@ -288,7 +291,7 @@ async def pull_from_store(
 ) -> list[str]:
     """Pull the artifact ``reference`` (a tag or digest) of ``store`` into files; the paths.
 
-    The same pull as :func:`~aioras.operations.pull.pull` from a registry: titles kept
+    The same pull as `pull` from a registry: titles kept
     inside ``outdir``, every blob verified, the pull rolled back on failure, archive
     layers unpacked within the limits, an index's manifest chosen by ``platform``. Raises
     as that pull does.
@@ -305,7 +308,7 @@ async def attach_in_store(
 ) -> Descriptor:
     """Attach ``files`` in ``store`` to the manifest ``subject`` (a tag or digest) names.
 
-    The referrer is stored untagged, packed as :func:`~aioras.operations.attach.attach`
+    The referrer is stored untagged, packed as `attach`
     packs it for a registry; the store's ``referrers`` then lists it. Raises as attach does.
     """
     return await attach(StoreEndpoints(store), subject, files, options)
