@@ -25,7 +25,7 @@ from ..container import Container
 from ..digest import validate_digest, verify_bytes
 from ..oci import empty_config_path
 from ._core import ContainerLike, RegistryCore
-from ._downloads import RangeOptions, download_verified
+from ._downloads import RangeOptions, SharedDownload, download_verified
 from ._uploads import (
     BlobUpload,
     HashingUpload,
@@ -113,8 +113,11 @@ class BlobMixin(RegistryCore):
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. With ``size`` above ``range_threshold``, the blob comes as
-        ``download_ranges`` parallel ranges written at their offsets (each resumed on its
+        times) and never kept. While this object downloads a blob of a repository, other
+        calls for the same blob and repository wait for it and copy the verified file
+        (hashed and verified again) instead of fetching the bytes a second time. With
+        ``size`` above ``range_threshold``, the blob comes as ``download_ranges`` parallel
+        ranges written at their offsets (each resumed on its
         own), or as one stream when the registry does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
         :class:`~aioras.exceptions.DigestMismatch` or
@@ -125,6 +128,31 @@ class BlobMixin(RegistryCore):
         """
         container = self.get_container(container)
         validate_digest(digest)
+        key = (container.registry, container.api_prefix, digest)
+        running = self._downloading.get(key)
+        if running is not None:
+            # The blob is on its way already: copy it once it is verified, rather than
+            # fetch the same bytes again.
+            running.join()
+            copied = await running.copy_into(outfile, digest, size)
+            if copied is not None:
+                return copied
+            return await self._download(container, digest, outfile, size, None)
+        shared = self._downloading[key] = SharedDownload()
+        try:
+            return await self._download(container, digest, outfile, size, shared.keep)
+        finally:
+            del self._downloading[key]
+            shared.finish()
+
+    async def _download(
+        self,
+        container: Container,
+        digest: str,
+        outfile: str | os.PathLike[str],
+        size: int | None,
+        on_verified: Callable[[int], object] | None,
+    ) -> str:
         limiter = await self._limiter()
         ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
         async with limiter:
@@ -137,6 +165,7 @@ class BlobMixin(RegistryCore):
                 policy=self._transport.retry,
                 what=f"blob {digest} of {container.api_prefix}",
                 ranges=ranges,
+                on_verified=on_verified,
             )
 
     async def upload_blob(

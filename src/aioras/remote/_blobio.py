@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -182,6 +182,9 @@ class VerifiedFile:
     the file is flushed to disk before the rename and the directory after it, so that once
     ``commit()`` returns the blob survives a crash (what a file naming it later relies on).
     ``mode`` sets the file's permission bits before the rename (the temporary file is 0o600).
+    ``on_verified``, when given, is called (in the worker thread) with the file's descriptor
+    once its content is verified, before the rename: a caller sharing the blob with others
+    duplicates it there (see :class:`~aioras.remote._downloads.SharedDownload`).
     """
 
     def __init__(
@@ -194,10 +197,12 @@ class VerifiedFile:
         durable: bool = False,
         mode: int | None = None,
         directory: int | None = None,
+        on_verified: Callable[[int], object] | None = None,
     ) -> None:
         self.destination = Path(destination)
         self.durable = durable
         self.mode = mode
+        self.on_verified = on_verified
         self.verifier = Verifier(digest, size)
         self.flush_size = flush_size
         self._chunks: list[bytes] = []
@@ -218,10 +223,15 @@ class VerifiedFile:
         """Bytes of the blob received so far (where a resumed download continues)."""
         return self._received
 
+    # Whether __aenter__ creates the file (a RangedFile sizes it up front); otherwise the
+    # first worker-thread call does, with its first batch: one hop fewer per blob.
+    _open_early = False
+
     async def __aenter__(self) -> Self:
-        # Shielded: cancelled half-way, the file would exist with nobody left to remove it.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._open)
+        if self._open_early:
+            # Shielded: cancelled half-way, the file would exist with nobody to remove it.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._open)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self
@@ -243,7 +253,15 @@ class VerifiedFile:
             self._release_directory()
             raise self._failed(error, "creating a temporary file of") from error
 
-    def _write_and_hash(self, chunks: list[bytes]) -> None:
+    def _ensure_open(self) -> int:
+        """The temporary file's descriptor, creating the file first if need be (thread)."""
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        return self._fd
+
+    def _write_and_hash(self, chunks: Sequence[bytes | memoryview]) -> None:
+        self._ensure_open()
         assert self._fd is not None
         try:
             write_all(self._fd, chunks, written=self.verifier.update)
@@ -304,13 +322,55 @@ class VerifiedFile:
         blob, and :class:`~aioras.exceptions.StorageError` when they could not all be
         written, flushed or renamed; no file is left once the context is left.
         """
-        await self._flush(wait=True)
-        self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
-        # Shielded: once the rename ran, the result must be recorded as committed.
+        await self._wait_idle()
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        # Shielded: once the rename ran, the result must be recorded as committed. One
+        # worker-thread call writes the last batch, verifies and renames: for a blob of
+        # one batch, the only hop besides none at all (the file is created in it too).
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._close_and_replace)
+            await anyio.to_thread.run_sync(self._finish, chunks)
             self._committed = True
         return self.destination
+
+    def _finish(self, chunks: list[bytes]) -> None:
+        """Write the last batch, verify everything written, rename into place (thread)."""
+        self._write_and_hash(chunks)
+        self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
+        self._close_and_replace()
+
+    async def copy_from(self, source: int) -> None:
+        """Write the content of the open file ``source`` (from its start), hashed as written.
+
+        One worker-thread call reads it a ``flush_size`` at a time (``pread``: the
+        descriptor's offset is left alone, so others may read it too) and writes each piece
+        through :func:`~aioras._files.writes.write_all`, so what is hashed is what was
+        written, as for received bytes. Raises :class:`~aioras.exceptions.SizeMismatch`
+        as soon as ``source`` holds more than the expected size, and
+        :class:`~aioras.exceptions.StorageError` when it cannot be read or the copy written.
+        """
+        await self._flush(wait=True)
+        await anyio.to_thread.run_sync(self._copy_from, source)
+
+    def _copy_from(self, source: int) -> None:
+        self._ensure_open()
+        buf = bytearray(self.flush_size)
+        view = memoryview(buf)
+        expected = self.verifier.expected_size
+        while True:
+            try:
+                got = os.preadv(source, [view], self._received)
+            except OSError as error:
+                raise self._failed(error, "copying") from error
+            if not got:
+                return
+            self._received += got
+            if expected is not None and self._received > expected:
+                raise SizeMismatch(
+                    expected=expected,
+                    actual=self._received,
+                    what=f"copy of blob {self.verifier.expected_digest}",
+                )
+            self._write_and_hash([view[:got]])
 
     async def reset(self) -> None:
         """Forget everything written so far: the blob starts over from its first byte."""
@@ -323,7 +383,8 @@ class VerifiedFile:
         await anyio.to_thread.run_sync(self._truncate)
 
     def _truncate(self) -> None:
-        assert self._fd is not None
+        if self._fd is None:
+            return  # nothing written yet
         try:
             os.lseek(self._fd, 0, os.SEEK_SET)
             os.ftruncate(self._fd, 0)
@@ -350,6 +411,8 @@ class VerifiedFile:
             if self.durable:
                 os.fsync(self._fd)
             self._check_on_disk(self._fd)
+            if self.on_verified is not None:
+                self.on_verified(self._fd)
             fd, self._fd = self._fd, None
             # Closing may report a write error late (network file systems): still refused.
             os.close(fd)
@@ -375,6 +438,8 @@ class VerifiedFile:
         finally:
             if self._committed:
                 self._release_directory()
+            elif self._fd is None and self._tmp is None and self._dir is None:
+                pass  # no file was made: nothing to remove
             else:
                 # Shielded: removal must happen on errors and cancellation alike.
                 with anyio.CancelScope(shield=True):
@@ -442,9 +507,16 @@ class RangedFile(VerifiedFile):
         flush_size: int = defaults.io_chunk_size,
         durable: bool = False,
         mode: int | None = None,
+        on_verified: Callable[[int], object] | None = None,
     ) -> None:
         super().__init__(
-            destination, digest, size, flush_size=flush_size, durable=durable, mode=mode
+            destination,
+            digest,
+            size,
+            flush_size=flush_size,
+            durable=durable,
+            mode=mode,
+            on_verified=on_verified,
         )
         if parts < 1 or size < parts:
             raise ValueError(f"cannot split {size} bytes into {parts} ranges")
@@ -464,6 +536,8 @@ class RangedFile(VerifiedFile):
     def part(self, index: int) -> RangePart:
         """The writer of range ``index``, continuing where that range stands."""
         return RangePart(self, index)
+
+    _open_early = True  # sized up front, and written at offsets by several parts
 
     def _open(self) -> None:
         super()._open()

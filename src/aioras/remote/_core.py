@@ -25,6 +25,7 @@ from ..container import Container
 from .repository import RepositoryState
 
 if TYPE_CHECKING:
+    from ._downloads import SharedDownload
     from .registry import AsyncRegistry
 
 __all__ = ["ContainerLike", "RegistryCore"]
@@ -47,6 +48,7 @@ class RegistryCore:
     _transport: Transport
     _transfers: anyio.CapacityLimiter | None
     _uploading: dict[tuple[str, str, str], anyio.Event]
+    _downloading: dict[tuple[str, str, str], SharedDownload]
     _repositories: dict[str, RepositoryState]
     _registry_verdicts: dict[str, str]
 

@@ -43,6 +43,7 @@ from ..utils import split_path_and_content
 from ..version import __version__
 from ._blob_endpoints import BlobMixin
 from ._core import ContainerLike
+from ._downloads import SharedDownload
 from ._manifest_endpoints import ManifestMixin
 from ._operation_methods import OperationsMixin
 from ._tag_endpoints import TagMixin
@@ -178,6 +179,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         self._transport.pacer = HostPacer(rate_limits)
         self._transfers: anyio.CapacityLimiter | None = None
         self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
+        self._downloading: dict[tuple[str, str, str], SharedDownload] = {}
         self._repositories: dict[str, RepositoryState] = {}
         # Per server: why it is not an OCI registry ("" when it is, or may be).
         self._registry_verdicts: dict[str, str] = {}

@@ -150,6 +150,7 @@ def _forget_loop_state(aregistry: AsyncRegistry) -> None:
         transport._client = None
     aregistry._transfers = None
     aregistry._uploading = {}
+    aregistry._downloading = {}
     aregistry._docker_configs._locks = {}
     # The registry's backend and the transport's own for other origins (anonymous tokens).
     for auth in (aregistry.auth, transport._anonymous):
