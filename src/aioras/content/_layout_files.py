@@ -20,8 +20,8 @@ if sys.platform != "win32":
     import fcntl
 
 from .. import defaults
+from .._files.blobio import fsync_directory
 from ..exceptions import InvalidLayout
-from ..remote._blobio import fsync_directory
 from ._layout_index import blob_digest
 
 __all__ = [

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import defaults
+from .._files.blobio import fsync_directory
 from .._files.writes import FdWriter, storage_error
 from ..digest import Verifier
 from ..exceptions import InvalidLayout, SizeMismatch, UnsafePathError
-from ..remote._blobio import fsync_directory
 from ..utils.fileio import safe_title
 from ._layout_files import MARKER_LIMIT
 from ._layout_index import blob_digest, parse_index, parse_layout_marker

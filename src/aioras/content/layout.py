@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import defaults, schemas
+from .._files.blobio import FileSlice, VerifiedFile, fsync_directory
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import parse_digest
 from ..exceptions import (
@@ -39,7 +40,6 @@ from ..exceptions import (
     ReadOnlyError,
     SizeMismatch,
 )
-from ..remote._blobio import FileSlice, VerifiedFile, fsync_directory
 from ..utils.fileio import write_file
 from . import _layout_index as idx
 from ._layout_files import (

@@ -1,6 +1,6 @@
 """Blob downloads that survive faults: resumed with ``Range``, restarted, always verified.
 
-A download streams into a :class:`~aioras.remote._blobio.VerifiedFile` (a temporary file beside the
+A download streams into a :class:`~aioras._files.blobio.VerifiedFile` (a temporary file beside the
 destination, hashed on the way). When the body breaks off (reset, truncation, a read that
 times out) the download continues where it stopped with ``Range: bytes=<n>-`` if the
 registry said it serves ranges (``Accept-Ranges: bytes`` or a 206 answer) and the body is
@@ -26,12 +26,12 @@ import httpx
 
 from .. import exceptions as exc
 from .._concurrency import first_error
+from .._files.blobio import RangedFile, RangePart, VerifiedFile
 from .._http.headers import header_number
 from .._http.responses import Paced, raise_for_status, wrap_http_error
 from .._http.retry import Retrying, RetryPolicy
 from .._http.urls import redact
 from ..progress import position_reporter
-from ._blobio import RangedFile, RangePart, VerifiedFile
 
 __all__ = ["RangeOptions", "SharedDownload", "download_verified"]
 
@@ -117,7 +117,7 @@ async def download_verified(
     ``policy.resumes`` times, :class:`~aioras.exceptions.StorageError` when the file cannot
     be written whole (never retried: a full disk stays full), and the registry's typed
     errors. ``on_verified`` is handed the verified file's descriptor before it is renamed
-    into place (see :class:`~aioras.remote._blobio.VerifiedFile`).
+    into place (see :class:`~aioras._files.blobio.VerifiedFile`).
     """
     first: httpx.Response | None = None
     # One refetch budget for the blob, whether ranges or one stream spend it.
@@ -281,7 +281,7 @@ async def _stream_into(
 
 
 class _Ranged:
-    """One blob fetched as parallel ranges into a :class:`~aioras.remote._blobio.RangedFile`."""
+    """One blob fetched as parallel ranges into a :class:`~aioras._files.blobio.RangedFile`."""
 
     def __init__(
         self,
@@ -422,7 +422,7 @@ class SharedDownload:
     The first caller (the leader) downloads; callers that ask for the same blob of the same
     repository meanwhile (:meth:`join`, then :meth:`copy_into`) wait for it, then copy the
     leader's verified file into their own ``outfile`` through a
-    :class:`~aioras.remote._blobio.VerifiedFile`: hashed as written and verified again,
+    :class:`~aioras._files.blobio.VerifiedFile`: hashed as written and verified again,
     so each copy carries the same guarantees as a download (atomic, verified, every byte
     written). The leader hands over a duplicate of its file's descriptor (:meth:`keep`,
     called just before its rename), so the copy reads the verified inode even when the

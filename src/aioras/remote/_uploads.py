@@ -36,13 +36,13 @@ import anyio
 import httpx
 
 from .. import exceptions as exc
+from .._files.blobio import FileSlice
 from .._http.headers import header_number
 from .._http.responses import is_verification_failure, raise_for_status
 from .._http.retry import Retrying, RetryPolicy
 from .._http.transport import Body, BodyFactory
 from .._http.urls import merge_query, redact, resolve_location
 from ..digest import Hasher
-from ._blobio import FileSlice
 
 __all__ = [
     "BlobUpload",

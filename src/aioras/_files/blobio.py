@@ -1,5 +1,6 @@
-"""Streaming blob I/O: file bodies for uploads, verified atomic files for downloads.
+"""Streaming blob I/O: file slices read for uploads, verified atomic files for downloads.
 
+Used by the registry client and the OCI layout alike, so nothing here knows a transport.
 Nothing here holds a whole blob in memory: uploads read the file in chunks as the socket
 takes them; downloads go to a temporary file beside the destination, hashed on the way, and
 are renamed into place only when size and digest match.
@@ -17,7 +18,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -26,13 +27,12 @@ import anyio
 import anyio.abc
 
 from .. import defaults
-from .._files.writes import storage_error, write_all
-from .._http.transport import BodyFactory
 from ..digest import Verifier
 from ..exceptions import SizeMismatch, StorageError
 from ..progress import position_reporter
+from .writes import storage_error, write_all
 
-__all__ = ["FileSlice", "RangedFile", "VerifiedFile", "file_body", "fsync_directory"]
+__all__ = ["FileSlice", "RangePart", "RangedFile", "VerifiedFile", "fsync_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,26 +137,6 @@ class FileSlice:
             self._fd.close()
 
 
-def file_body(
-    path: str | os.PathLike[str],
-    *,
-    offset: int = 0,
-    length: int | None = None,
-    chunk_size: int = defaults.io_chunk_size,
-) -> BodyFactory:
-    """Return a factory of async byte streams over ``path[offset:offset+length]``.
-
-    Each call opens the file anew, so the transport can replay the body after an auth
-    challenge or a retry. Reads run in worker threads: the event loop never blocks on the
-    disk.
-    """
-
-    def stream() -> AsyncIterator[bytes]:
-        return FileSlice(path, offset=offset, length=length, chunk_size=chunk_size)
-
-    return stream
-
-
 class VerifiedFile:
     """An async context manager writing a blob atomically and verifying it.
 
@@ -184,7 +164,7 @@ class VerifiedFile:
     ``mode`` sets the file's permission bits before the rename (the temporary file is 0o600).
     ``on_verified``, when given, is called (in the worker thread) with the file's descriptor
     once its content is verified, before the rename: a caller sharing the blob with others
-    duplicates it there (see :class:`~aioras.remote._downloads.SharedDownload`).
+    duplicates it there (the registry client shares a download so).
     """
 
     def __init__(
