@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -39,13 +40,34 @@ async def push_tags(areg: AsyncRegistry, registry: LocalRegistry, tmp: Path) -> 
 
 
 async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
-    registry: LocalRegistry, tmp_cwd: Path
+    registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with AsyncRegistry(registry.host, insecure=True) as pusher:
         refs = await push_tags(pusher, registry, tmp_cwd)
     async with AsyncRegistry(registry.host, insecure=True) as areg:
-        await areg.get_manifest(refs[0])  # what a client asks once (its first contact)
+        shared_digest = (await areg.get_manifest(refs[0]))["layers"][0]["digest"]
         areg._transport.pacer.sent.clear()
+        # Only downloads in flight at once are shared: the first of the shared layer waits
+        # until every pull has asked for it, so that the count does not hang on timing.
+        asked = 0
+        everyone = anyio.Event()
+        download_blob, download = areg.download_blob, areg._download
+
+        async def asking(container: Any, digest: str, outfile: Any, **kw: Any) -> str:
+            nonlocal asked
+            if digest == shared_digest:
+                asked += 1
+                if asked == TAGS:
+                    everyone.set()
+            return await download_blob(container, digest, outfile, **kw)
+
+        async def leading(container: Any, digest: str, *args: Any) -> str:
+            if digest == shared_digest:
+                await everyone.wait()
+            return await download(container, digest, *args)
+
+        monkeypatch.setattr(areg, "download_blob", asking)
+        monkeypatch.setattr(areg, "_download", leading)
         async with anyio.create_task_group() as tg:
             for i, ref in enumerate(refs):
                 tg.start_soon(lambda ref=ref, i=i: areg.pull(ref, outdir=str(tmp_cwd / f"o{i}")))
@@ -122,3 +144,31 @@ async def test_a_pull_of_two_small_layers_takes_six_thread_hops(
     # place (1); check links and commit (1). It was 12: a hop for each step.
     assert hops == 1 + 2 * 2 + 1
     assert (tmp_cwd / "out" / "a.txt").read_bytes() == (tmp_cwd / "a.txt").read_bytes()
+
+
+async def test_concurrent_pushes_of_a_shared_layer_ask_for_it_once_each(
+    registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    """A push that waited for another's upload of the same blob takes its answer: no HEAD."""
+    (tmp_cwd / "shared.bin").write_bytes(os.urandom(300_000))
+    for tag in range(TAGS):
+        (tmp_cwd / f"own{tag}.bin").write_bytes(os.urandom(50_000))
+    repo = registry.reference(f"pushshared/{os.urandom(5).hex()}")
+    async with AsyncRegistry(registry.host, insecure=True) as areg:
+        async with anyio.create_task_group() as tg:
+            for tag in range(TAGS):
+                tg.start_soon(
+                    lambda tag=tag: areg.push(
+                        f"{repo}:t{tag}", files=["shared.bin", f"own{tag}.bin"]
+                    )
+                )
+        heads = areg._transport.pacer.sent[(registry.host, "HEAD")]
+        for tag in range(TAGS):
+            layers = (await areg.get_manifest(f"{repo}:t{tag}"))["layers"]
+            assert [layer["annotations"]["org.opencontainers.image.title"] for layer in layers] == [
+                "shared.bin",
+                f"own{tag}.bin",
+            ]
+    # Each push asks once for each of its three blobs (config, shared, own) at most; the
+    # pushes that then waited for the shared layer's or the config's upload ask no more.
+    assert heads <= 3 * TAGS

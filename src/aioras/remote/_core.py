@@ -26,6 +26,7 @@ from .repository import RepositoryState
 
 if TYPE_CHECKING:
     from ._downloads import SharedDownload
+    from ._uploads import UploadInFlight
     from .registry import AsyncRegistry
 
 __all__ = ["ContainerLike", "RegistryCore"]
@@ -47,7 +48,7 @@ class RegistryCore:
     chunk_size: int
     _transport: Transport
     _transfers: anyio.CapacityLimiter | None
-    _uploading: dict[tuple[str, str, str], anyio.Event]
+    _uploading: dict[tuple[str, str, str], UploadInFlight]
     _downloading: dict[tuple[str, str, str], SharedDownload]
     _repositories: dict[str, RepositoryState]
     _registry_verdicts: dict[str, str]

@@ -47,6 +47,7 @@ from ._downloads import SharedDownload
 from ._manifest_endpoints import ManifestMixin
 from ._operation_methods import OperationsMixin
 from ._tag_endpoints import TagMixin
+from ._uploads import UploadInFlight
 from .repository import RepositoryState
 
 __all__ = ["AsyncRegistry", "ContainerLike"]
@@ -178,7 +179,7 @@ class AsyncRegistry(OperationsMixin, TagMixin, ManifestMixin, BlobMixin):
         # Per-host politeness (adaptive in-flight limit, shared pauses), request counts.
         self._transport.pacer = HostPacer(rate_limits)
         self._transfers: anyio.CapacityLimiter | None = None
-        self._uploading: dict[tuple[str, str, str], anyio.Event] = {}
+        self._uploading: dict[tuple[str, str, str], UploadInFlight] = {}
         self._downloading: dict[tuple[str, str, str], SharedDownload] = {}
         self._repositories: dict[str, RepositoryState] = {}
         # Per server: why it is not an OCI registry ("" when it is, or may be).
