@@ -5,9 +5,10 @@ Nothing here holds a whole blob in memory: uploads read the file in chunks as th
 takes them; downloads go to a temporary file beside the destination, hashed on the way, and
 are renamed into place only when size and digest match.
 
-File reads and writes run in anyio worker threads, one call per chunk. anyio waits for a
-thread call to finish even when the task is cancelled, so once a cancelled push or pull
-returns, no thread is still touching its files (aiofiles' executor threads would be).
+Files read for uploads go through aiofiles (its reads shielded from cancellation, see
+:class:`FileSlice`); downloads are written and hashed in anyio worker threads, one call per
+MiB batch. anyio waits for a thread call to finish even when the task is cancelled, so once
+a cancelled push or pull returns, no thread is still touching its files.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+import aiofiles.threadpool
 import anyio
 import anyio.abc
+import anyio.lowlevel
+from aiofiles.threadpool.binary import AsyncFileIO
 
 from .. import defaults
 from ..digest import Verifier
@@ -66,7 +70,16 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
 
 
 class FileSlice:
-    """An async byte stream over ``path[offset:offset+length]``, read in worker threads.
+    """An async byte stream over ``path[offset:offset+length]``, read through aiofiles.
+
+    aiofiles runs each read in the event loop's executor. Every open, read and close here is
+    shielded from cancellation, so a cancelled upload waits for the read under way (about a
+    millisecond for a MiB) and, once it returns, no thread still touches the file, as with
+    anyio's worker threads. Reading a 256 MiB file in 1 MiB chunks costs the same either
+    way on the 2-core development machine (0.031-0.040 s of CPU through aiofiles,
+    0.031-0.035 s through ``anyio.to_thread``). A subclass that overrides :meth:`_read`
+    (to hash in the same thread call, as the single-pass upload does) is read through
+    anyio's worker threads, one call per chunk.
 
     A plain async iterator rather than an async generator: when the request using it is
     cancelled or fails half-way, :meth:`aclose` (or garbage collection) closes the file
@@ -86,6 +99,8 @@ class FileSlice:
         self.remaining = length
         self.chunk_size = chunk_size
         self._fd: IO[bytes] | None = None
+        self._async: AsyncFileIO | None = None
+        self._threaded = type(self)._read is not FileSlice._read
         self._done = False
         self._position = offset
         self._report = position_reporter()
@@ -99,13 +114,30 @@ class FileSlice:
             fd.seek(self.offset)
         return fd
 
+    async def _read_async(self, want: int) -> bytes:
+        # Shielded: a read abandoned to its executor thread would go on touching the file.
+        with anyio.CancelScope(shield=True):
+            if self._async is None:
+                # Opened (and positioned) in one thread call; the file object stays ours
+                # to close without waiting (see close), aiofiles reads it.
+                self._fd = await anyio.to_thread.run_sync(self._open)
+                self._async = aiofiles.threadpool.wrap(self._fd)
+            chunk = await self._async.read(want)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        return chunk
+
     async def __anext__(self) -> bytes:
         if self._done:
             raise StopAsyncIteration
-        if self._fd is None:
-            self._fd = await anyio.to_thread.run_sync(self._open)
         want = self.chunk_size if self.remaining is None else min(self.chunk_size, self.remaining)
-        chunk = await anyio.to_thread.run_sync(self._read, want) if want > 0 else b""
+        if want <= 0:
+            chunk = b""
+        elif self._threaded:
+            if self._fd is None:
+                self._fd = await anyio.to_thread.run_sync(self._open)
+            chunk = await anyio.to_thread.run_sync(self._read, want)
+        else:
+            chunk = await self._read_async(want)
         if not chunk:
             self.close()
             raise StopAsyncIteration
@@ -124,6 +156,7 @@ class FileSlice:
     def close(self) -> None:
         """Close the file (closing an unbuffered read-only file does not block)."""
         self._done = True
+        self._async = None
         if self._fd is not None:
             self._fd.close()
             self._fd = None
