@@ -15,6 +15,7 @@ import pytest
 
 from aioras._files import blobio
 from aioras._files.blobio import FileSlice
+from support.hops import count_thread_hops
 
 pytestmark = pytest.mark.anyio
 
@@ -29,18 +30,10 @@ async def test_a_file_slice_reads_through_aiofiles_after_one_thread_call(
 ) -> None:
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "f").write_bytes(data)
-    hops = 0
-    real = anyio.to_thread.run_sync
-
-    async def counted(*args: object, **kwargs: object) -> object:
-        nonlocal hops
-        hops += 1
-        return await real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hops = count_thread_hops(monkeypatch)
     got = b"".join([chunk async for chunk in FileSlice(tmp_path / "f", offset=5)])
     assert got == data[5:]
-    assert hops == 1  # the open; the five reads went through aiofiles
+    assert hops[0] == 1  # the open; the five reads went through aiofiles
 
 
 async def test_a_cancelled_file_slice_read_is_finished_before_the_file_closes(
