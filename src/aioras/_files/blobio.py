@@ -178,8 +178,9 @@ class VerifiedFile:
     of one per network read, and hashlib releases the GIL so hashing runs beside the event
     loop. (aiofiles writes with the hash on the event loop cost less CPU, 0.35-0.41 s against
     0.42-0.45 s pulling 256 MiB at 20 ms each way, at the same wall time; they are not used
-    because a file object's write does not report what reached the file, see below.) One batch may be in the worker while the next is received, so a single download
-    overlaps receiving with hashing; at most two batches are held in memory.
+    because a file object's write does not report what reached the file, see below.) One
+    batch may be in the worker while the next is received, so a single download overlaps
+    receiving with hashing; at most two batches are held in memory.
 
     Bytes go to the file through :func:`~aioras._files.writes.write_all`, and the hash is
     fed the slices the kernel reported written, so the digest and size ``commit()`` checks
