@@ -185,23 +185,27 @@ async def pull(registry: Endpoints, target: str | Container, options: PullOption
     elif platform is not None:
         await _check_platform(registry, container, platform)
     outdir, overwrite, concurrency = options.outdir, options.overwrite, options.concurrency
-    out, todo = await anyio.to_thread.run_sync(_plan_work, manifest, outdir, overwrite)
     limits = options.unpack_limits()
     # Shielded: a cancellation arriving while the thread makes the directory would lose it.
+    # Planning and opening the output are one worker-thread call, as are checking the
+    # links and committing: thread hops cost the event loop more than these calls do.
     with anyio.CancelScope(shield=True):
-        job = _Job(await anyio.to_thread.run_sync(_open_target, out), overwrite, limits)
-    ok = False
+        todo, output = await anyio.to_thread.run_sync(_plan_and_open, manifest, outdir, overwrite)
+    job = _Job(output, overwrite, limits)
+    fetched = False
     try:
         await map_bounded(
             lambda item: job.fetch(registry, container, item, reporter),
             list(enumerate(todo)),
             limit=concurrency or registry.pull_concurrency,
         )
-        await anyio.to_thread.run_sync(job.target.verify_links)
-        ok = True
+        fetched = True
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(lambda: job.target.finish(commit=ok))
+            # verify_and_commit finishes the output either way (rolled back when a link
+            # fails the check).
+            finish = job.target.verify_and_commit if fetched else job.target.roll_back
+            await anyio.to_thread.run_sync(finish)
     for item in todo:
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
@@ -255,6 +259,13 @@ class _Job:
             )
         finally:
             os.unlink(staged)
+
+
+def _plan_and_open(
+    manifest: dict[str, Any], outdir: str | os.PathLike[str] | None, overwrite: bool
+) -> tuple[list[PullItem], OutDir]:
+    out, todo = _plan_work(manifest, outdir, overwrite)
+    return todo, _open_target(out)
 
 
 def _open_target(out: str) -> OutDir:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,7 +33,7 @@ from .._http.urls import redact
 from .._retry import Retrying, RetryPolicy
 from ..progress import position_reporter
 
-__all__ = ["RangeOptions", "download_verified"]
+__all__ = ["RangeOptions", "SharedDownload", "download_verified"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ async def download_verified(
     policy: RetryPolicy,
     what: str,
     ranges: RangeOptions | None = None,
+    on_verified: Callable[[int], object] | None = None,
 ) -> str:
     """GET ``url`` into ``outfile``, resuming and verifying; return the path written.
 
@@ -115,7 +116,8 @@ async def download_verified(
     digest), [`TransportError`][aioras.exceptions.TransportError] once the body broke off more than
     ``policy.resumes`` times, [`StorageError`][aioras.exceptions.StorageError] when the file cannot
     be written whole (never retried: a full disk stays full), and the registry's typed
-    errors.
+    errors. ``on_verified`` is handed the verified file's descriptor before it is renamed
+    into place (see `VerifiedFile`).
     """
     first: httpx.Response | None = None
     # One refetch budget for the blob, whether ranges or one stream spend it.
@@ -133,6 +135,7 @@ async def download_verified(
                     policy=policy,
                     what=what,
                     refetches=refetches,
+                    on_verified=on_verified,
                 )
                 outcome = await job.run(outfile, min(1 + extra, size))
                 if isinstance(outcome, str):
@@ -149,6 +152,7 @@ async def download_verified(
             what=what,
             first=first,
             refetches=refetches,
+            on_verified=on_verified,
         )
     finally:
         if first is not None:
@@ -190,6 +194,7 @@ async def _stream_into(
     what: str,
     first: httpx.Response | None,
     refetches: Retrying,
+    on_verified: Callable[[int], object] | None,
 ) -> str:
     """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use.
 
@@ -198,7 +203,7 @@ async def _stream_into(
     ranges, ``refetches`` the content failing its checks, and a spent budget raises.
     """
     breaks = policy.retrying(policy.resumes, level=logging.INFO)
-    async with VerifiedFile(outfile, digest, size) as sink:
+    async with VerifiedFile(outfile, digest, size, on_verified=on_verified) as sink:
         stream = _Stream(send, url, sink, digest, size, what, breaks, refetches)
         while not await stream.attempt(first):
             first = None
@@ -336,8 +341,10 @@ class _Ranged:
         policy: RetryPolicy,
         what: str,
         refetches: Retrying,
+        on_verified: Callable[[int], object] | None = None,
     ) -> None:
         self.send = send
+        self.on_verified = on_verified
         self.url = url
         self.digest = digest
         self.size = size
@@ -355,7 +362,9 @@ class _Ranged:
         answer to the first range when that carries the whole blob (the caller reads it as
         one stream), else None. Raises like `download_verified`.
         """
-        async with RangedFile(outfile, self.digest, self.size, parts) as sink:
+        async with RangedFile(
+            outfile, self.digest, self.size, parts, on_verified=self.on_verified
+        ) as sink:
             head = sink.part(0)
             response = await self._request(head)
             if not self._honoured(response, head):
@@ -453,3 +462,73 @@ class _Ranged:
                 note=f"range {part.index} of {self.what} broke off at byte"
                 f" {part.start + part.received} ({type(error).__name__}); resuming",
             )
+
+
+class SharedDownload:
+    """One blob downloaded once for every caller that asks for it while it is on its way.
+
+    The first caller (the leader) downloads; callers that ask for the same blob of the same
+    repository meanwhile (`join`, then `copy_into`) wait for it, then copy the
+    leader's verified file into their own ``outfile`` through a
+    `VerifiedFile`: hashed as written and verified again,
+    so each copy carries the same guarantees as a download (atomic, verified, every byte
+    written). The leader hands over a duplicate of its file's descriptor (`keep`,
+    called just before its rename), so the copy reads the verified inode even when the
+    leader's file is moved or removed at once. When the leader fails, or the copy does not
+    verify (the file was changed since), the follower downloads the blob itself.
+
+    Pulling five tags of one repository that share a layer fetches that layer once instead
+    of five times: fewer requests, and far fewer bytes through the network, the client and
+    the registry.
+    """
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self._fd: int | None = None
+        self._readers = 0
+
+    def keep(self, fd: int) -> None:
+        """Keep a duplicate of the leader's verified file descriptor (worker thread)."""
+        self._fd = os.dup(fd)
+
+    def join(self) -> None:
+        """Count one more follower (before it waits: the descriptor stays open for it)."""
+        self._readers += 1
+
+    def finish(self) -> None:
+        """The leader is done, successfully or not: wake the followers."""
+        self._done.set()
+        self._release()
+
+    def _release(self) -> None:
+        if self._readers == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    async def copy_into(
+        self, outfile: str | os.PathLike[str], digest: str, size: int | None
+    ) -> str | None:
+        """Wait for the leader, copy its blob into ``outfile``; None when the caller must
+        download it itself (the leader failed, or the copy did not verify).
+
+        Raises [`StorageError`][aioras.exceptions.StorageError] when the copy cannot be written.
+        """
+        try:
+            await self._done.wait()
+            if self._fd is None:
+                return None
+            try:
+                async with VerifiedFile(outfile, digest, size) as sink:
+                    await sink.copy_from(self._fd)
+                    await sink.commit()
+            except exc.IntegrityError as error:
+                logger.info("copy of %s did not verify (%s); downloading it", digest, error)
+                return None
+        finally:
+            self._readers -= 1
+            if self._done.is_set():
+                self._release()
+        report = position_reporter()
+        if report is not None and size is not None:
+            await report(size)
+        return os.fspath(outfile)

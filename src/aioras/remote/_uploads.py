@@ -50,6 +50,7 @@ __all__ = [
     "HashingUpload",
     "SliceSource",
     "StreamOpener",
+    "UploadInFlight",
     "cancel_upload",
     "open_session",
     "file_source",
@@ -57,6 +58,19 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class UploadInFlight:
+    """One blob upload into a repository under way: others wait for it instead of sending.
+
+    ``response`` is the registry's answer once the upload stored the blob; it stays None
+    when the upload failed (a waiter then looks for itself).
+    """
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.response: httpx.Response | None = None
+
 
 _OCTET = "application/octet-stream"
 # How long a cancelled or failed upload may spend telling the registry to drop its session.

@@ -393,6 +393,7 @@ class RegistryClient:
         """Drop the limiter and in-flight uploads of a loop this process no longer runs."""
         self._transfers = None
         self._blobs.uploading = {}
+        self._blobs.downloading = {}
         self._docker_configs._locks = {}
 
     def get_container(self, name: ContainerLike) -> Container:
@@ -510,7 +511,10 @@ class RegistryClient:
         ``outfile`` only when digest (and ``size``, when given) match. A body that breaks
         off is resumed with ``Range`` where the registry serves ranges, restarted
         otherwise; content failing verification is fetched again (``retry.refetches``
-        times) and never kept. With a `cache` and ``size`` given, the blob comes from
+        times) and never kept. While this object downloads a blob of a repository, other
+        calls for the same blob and repository wait for it and copy the verified file
+        (hashed and verified again) instead of fetching the bytes a second time. With a
+        `cache` and ``size`` given, the blob comes from
         the cache (fetched into it first on a miss, once across processes) and is copied
         to ``outfile``. With ``size`` above ``range_threshold``, the blob comes as
         ``download_ranges`` parallel ranges written at their offsets (each resumed on its
@@ -549,8 +553,9 @@ class RegistryClient:
     ) -> str:
         limiter = await self._limiter()
         ranges = RangeOptions(self.download_ranges, self.range_threshold, limiter)
-        async with limiter:
-            return await self._blobs.download(container, digest, outfile, size=size, ranges=ranges)
+        return await self._blobs.download(
+            container, digest, outfile, size=size, ranges=ranges, limiter=limiter
+        )
 
     async def upload_blob(
         self,

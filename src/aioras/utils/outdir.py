@@ -463,6 +463,22 @@ class OutDir:
                     continue  # replaced since: whatever replaced it was checked itself
             self.resolve(parts)
 
+    def verify_and_commit(self) -> None:
+        """`verify_links`, then commit; roll back (and raise) when a link fails it.
+
+        One call for what a pull does last, so it costs one worker-thread hop.
+        """
+        try:
+            self.verify_links()
+        except BaseException:
+            self.finish(commit=False)
+            raise
+        self.finish(commit=True)
+
+    def roll_back(self) -> None:
+        """``finish(commit=False)``."""
+        self.finish(commit=False)
+
     def finish(self, *, commit: bool) -> None:
         """Commit (drop what was replaced) or roll back; then remove the stage and close."""
         try:

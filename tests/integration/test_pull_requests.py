@@ -1,0 +1,167 @@
+"""What a pull costs in requests and worker-thread hops (counts, not timings).
+
+Against the real registry. Several pulls of tags that share a layer, started at once on one
+``AsyncRegistry``, fetch that layer once: the others copy the verified file, hashed and
+verified again. A pull of small layers hands its file-system work to worker threads in few
+calls (each hop costs the event loop more than the work in it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from aioras import AsyncRegistry
+from aioras.remote._downloads import SharedDownload
+from aioras.testing import LocalRegistry
+from support.hops import count_thread_hops
+
+pytestmark = pytest.mark.anyio
+
+TAGS = 5
+
+
+async def push_tags(areg: AsyncRegistry, registry: LocalRegistry, tmp: Path) -> list[str]:
+    """``TAGS`` tags of one repository: a shared layer and one of each tag's own."""
+    (tmp / "shared.bin").write_bytes(os.urandom(300_000))
+    repo = registry.reference(f"shared/{os.urandom(5).hex()}")
+    refs = []
+    for tag in range(TAGS):
+        own = tmp / f"own{tag}.bin"
+        own.write_bytes(os.urandom(50_000))
+        refs.append(f"{repo}:t{tag}")
+        await areg.push(refs[-1], files=[str(tmp / "shared.bin"), str(own)])
+    return refs
+
+
+async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
+    registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with AsyncRegistry(registry.host, insecure=True) as pusher:
+        refs = await push_tags(pusher, registry, tmp_cwd)
+    async with AsyncRegistry(registry.host, insecure=True) as areg:
+        shared_digest = (await areg.get_manifest(refs[0]))["layers"][0]["digest"]
+        areg._transport.pacer.sent.clear()
+        # Only downloads in flight at once are shared: the first of the shared layer waits
+        # until every pull has asked for it, so that the count does not hang on timing.
+        asked = 0
+        everyone = anyio.Event()
+        download_blob, download = areg.download_blob, areg._download
+
+        async def asking(container: Any, digest: str, outfile: Any, **kw: Any) -> str:
+            nonlocal asked
+            if digest == shared_digest:
+                asked += 1
+                if asked == TAGS:
+                    everyone.set()
+            return await download_blob(container, digest, outfile, **kw)
+
+        async def leading(container: Any, digest: str, *args: Any) -> str:
+            if digest == shared_digest:
+                await everyone.wait()
+            return await download(container, digest, *args)
+
+        monkeypatch.setattr(areg, "download_blob", asking)
+        monkeypatch.setattr(areg, "_download", leading)
+        async with anyio.create_task_group() as tg:
+            for i, ref in enumerate(refs):
+                tg.start_soon(lambda ref=ref, i=i: areg.pull(ref, outdir=str(tmp_cwd / f"o{i}")))
+        gets = areg._transport.pacer.sent[(registry.host, "GET")]
+    # One manifest per tag, the shared layer once, each tag's own layer (was 3 per tag).
+    assert gets == TAGS + 1 + TAGS
+    shared = (tmp_cwd / "shared.bin").read_bytes()
+    for i in range(TAGS):
+        assert (tmp_cwd / f"o{i}" / "shared.bin").read_bytes() == shared
+        assert (tmp_cwd / f"o{i}" / f"own{i}.bin").read_bytes() == (
+            tmp_cwd / f"own{i}.bin"
+        ).read_bytes()
+
+
+async def test_a_shared_file_changed_since_it_was_verified_is_not_copied(
+    tmp_path: Path,
+) -> None:
+    """A follower re-verifies the leader's file: altered bytes make it download instead."""
+    good = b"the blob" * 1000
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    source = tmp_path / "leader"
+    source.write_bytes(good[:-1] + b"!")  # changed after the leader verified it
+    shared = SharedDownload()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        shared.keep(fd)
+    finally:
+        os.close(fd)
+    shared.join()
+    shared.finish()
+    out = tmp_path / "copy"
+    assert await shared.copy_into(out, digest, len(good)) is None
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["leader"]  # no temporary file left
+
+
+async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> None:
+    good = os.urandom(3 * 1024 * 1024 + 17)  # several reads of the copy
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    source = tmp_path / "leader"
+    source.write_bytes(good)
+    shared = SharedDownload()
+    shared.join()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        shared.keep(fd)
+    finally:
+        os.close(fd)
+    source.unlink()  # the leader's file moved on: the kept descriptor still reads it
+    shared.finish()
+    out = tmp_path / "copy"
+    assert await shared.copy_into(out, digest, len(good)) == str(out)
+    assert out.read_bytes() == good
+
+
+async def test_a_pull_of_two_small_layers_takes_six_thread_hops(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a.txt", "b.txt"):
+        (tmp_cwd / name).write_bytes(os.urandom(20_000))
+    ref = registry.reference(f"hops/{os.urandom(5).hex()}:v1")
+    await areg.push(ref, files=["a.txt", "b.txt"])
+    hops = count_thread_hops(monkeypatch)
+    await areg.pull(ref, outdir=str(tmp_cwd / "out"))
+    # Plan and open the output (1); per layer, create+write+verify+rename (1) and put in
+    # place (1); check links and commit (1). It was 12: a hop for each step.
+    assert hops[0] == 1 + 2 * 2 + 1
+    assert (tmp_cwd / "out" / "a.txt").read_bytes() == (tmp_cwd / "a.txt").read_bytes()
+
+
+async def test_concurrent_pushes_of_a_shared_layer_ask_for_it_once_each(
+    registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    """A push that waited for another's upload of the same blob takes its answer: no HEAD."""
+    (tmp_cwd / "shared.bin").write_bytes(os.urandom(300_000))
+    for tag in range(TAGS):
+        (tmp_cwd / f"own{tag}.bin").write_bytes(os.urandom(50_000))
+    repo = registry.reference(f"pushshared/{os.urandom(5).hex()}")
+    async with AsyncRegistry(registry.host, insecure=True) as areg:
+        async with anyio.create_task_group() as tg:
+            for tag in range(TAGS):
+                tg.start_soon(
+                    lambda tag=tag: areg.push(
+                        f"{repo}:t{tag}", files=["shared.bin", f"own{tag}.bin"]
+                    )
+                )
+        heads = areg._transport.pacer.sent[(registry.host, "HEAD")]
+        for tag in range(TAGS):
+            layers = (await areg.get_manifest(f"{repo}:t{tag}"))["layers"]
+            assert [layer["annotations"]["org.opencontainers.image.title"] for layer in layers] == [
+                "shared.bin",
+                f"own{tag}.bin",
+            ]
+    # Each push asks once for each of its three blobs (config, shared, own) at most; the
+    # pushes that then waited for the shared layer's or the config's upload ask no more.
+    assert heads <= 3 * TAGS
