@@ -52,7 +52,7 @@ async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
         # until every pull has asked for it, so that the count does not hang on timing.
         asked = 0
         everyone = anyio.Event()
-        download_blob, download = areg.download_blob, areg._download
+        download_blob, download = areg.download_blob, areg._blobs._download
 
         async def asking(container: Any, digest: str, outfile: Any, **kw: Any) -> str:
             nonlocal asked
@@ -68,7 +68,7 @@ async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
             return await download(container, digest, *args)
 
         monkeypatch.setattr(areg, "download_blob", asking)
-        monkeypatch.setattr(areg, "_download", leading)
+        monkeypatch.setattr(areg._blobs, "_download", leading)
         async with anyio.create_task_group() as tg:
             for i, ref in enumerate(refs):
                 tg.start_soon(lambda ref=ref, i=i: areg.pull(ref, outdir=str(tmp_cwd / f"o{i}")))
