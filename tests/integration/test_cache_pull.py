@@ -164,6 +164,23 @@ def test_cli_pull_fills_the_cache_and_the_cache_verbs_list_and_prune_it(
     }
 
 
+def test_cli_mirror_reads_its_sources_through_the_cache(
+    registry: LocalRegistry, fresh_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "m.txt").write_bytes(b"mirrored through the cache")
+    source = registry.reference("cached/cli-mirror:v1")
+    assert run_aioras("push", "--plain-http", source, "m.txt", cwd=tmp_path).status == 0
+    plan = tmp_path / "plan.toml"
+    destination = fresh_registry.reference("cached/cli-mirror:v1")
+    plan.write_text(f'[[copy]]\nsource = "{source}"\ndestination = "{destination}"\n')
+    cache = tmp_path / "cache"
+    mirrored = run_aioras("mirror", "--plain-http", "--cache", str(cache), str(plan))
+    assert mirrored.status == 0, mirrored.stderr
+    listed = run_aioras("cache", "ls", "--format", "json", "--cache", str(cache)).json()
+    digests = {b["digest"] for b in listed["blobs"]}
+    assert "sha256:" + hashlib.sha256(b"mirrored through the cache").hexdigest() in digests
+
+
 def test_cli_cache_verbs_without_a_cache_say_what_to_type() -> None:
     result = run_aioras("cache", "ls")
     assert result.status == 2

@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"artifacts mirrored at once (default {defaults.default_mirror_concurrency})",
     )
+    _cache_flag(mirror)
     mirror.add_argument("plan", metavar="PLAN.toml", help="[[mirror]] and [[copy]] tables")
     mirror.add_argument(
         "--dry-run", action="store_true", help="report what would be copied; send nothing"
