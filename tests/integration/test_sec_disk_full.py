@@ -27,10 +27,7 @@ from aioras.registry import AsyncRegistry
 from aioras.testing import LocalRegistry
 from support.rawartifacts import fresh_reference, plain, push_layers
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX"),
-]
+pytestmark = pytest.mark.anyio
 
 # Run in the child: limit file sizes, ignore SIGXFSZ (else the kernel kills the process at
 # the limit rather than failing the write), then await the scenario and report its error.

@@ -15,7 +15,7 @@ import pytest
 
 from aioras.testing import LocalRegistry
 from support.delayproxy import HOSTS_FIX, WAN_HOSTS, DelayProxy, unresolved
-from support.harness import in_ci
+from support.harness import missing
 
 __all__ = ["WanProxyFactory", "wan_names", "wan_proxy"]
 
@@ -27,13 +27,7 @@ def wan_names() -> tuple[str, ...]:
     """The WAN host names (``/etc/hosts`` aliases of 127.0.0.1); skip (CI: fail) without them."""
     bad = unresolved()
     if bad:
-        message = (
-            f"{', '.join(bad)} do not resolve to 127.0.0.1; add them to /etc/hosts with "
-            f"`{HOSTS_FIX}`"
-        )
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: a missing set-up fails instead of skipping)")
-        pytest.skip(message)
+        missing(f"resolving {', '.join(bad)} to 127.0.0.1 (/etc/hosts)", HOSTS_FIX)
     return WAN_HOSTS
 
 

@@ -44,7 +44,6 @@ except OSError as error:
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 @pytest.mark.parametrize("writer", ["write_file", "docker_config", "mirror_state"])
 def test_every_small_file_writer_on_a_full_disk_fails_typed_and_keeps_old_content(
     tmp_path: Path, writer: str

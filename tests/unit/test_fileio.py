@@ -169,7 +169,6 @@ except OSError as error:
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_write_file_on_a_full_disk_fails_typed_and_keeps_old_content(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"old")

@@ -9,6 +9,7 @@ transfer machinery is in `aioras.remote._uploads` and `aioras.remote._downloads`
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -86,19 +87,16 @@ class BlobStore:
         While a blob of a repository is on its way, other calls for it wait and copy the
         verified file (hashed and verified again) instead of fetching the bytes again.
         """
+        fetch = functools.partial(self._download, container, digest, outfile, size, ranges, limiter)
         key = (container.registry, container.api_prefix, digest)
         running = self.downloading.get(key)
         if running is not None:
             running.join()
             copied = await running.copy_into(outfile, digest, size)
-            if copied is not None:
-                return copied
-            return await self._download(container, digest, outfile, size, ranges, limiter, None)
+            return copied if copied is not None else await fetch(None)
         shared = self.downloading[key] = SharedDownload()
         try:
-            return await self._download(
-                container, digest, outfile, size, ranges, limiter, shared.keep
-            )
+            return await fetch(shared.keep)
         finally:
             del self.downloading[key]
             shared.finish()
