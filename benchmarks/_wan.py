@@ -431,6 +431,7 @@ def run(ns: Any, scratch: Path, run_worker: RunWorker) -> dict[str, Any]:
 
     check_names()
     quick = bool(ns.quick)
+    rows = ns.wan_rows
     fleet_names = _mirror._names(2 if quick else 10, 5, prefix="pull")
     mirror_repos = 2 if quick else 20
     mirror_names = _mirror._names(mirror_repos, 10)
@@ -450,16 +451,20 @@ def run(ns: Any, scratch: Path, run_worker: RunWorker) -> dict[str, Any]:
             print(f"\n== wan at {delay:g} ms each way: A {a.host}, B {b.host}")
             at: dict[str, Any] = {}
             try:
-                at["pull"] = _pull(fleet, a, scratch, run_worker, a_reg.pid)
-                if index == 0:
+                if "pull" in rows:
+                    at["pull"] = _pull(fleet, a, scratch, run_worker, a_reg.pid)
+                if index == 0 and "push" in rows:
                     repos = 2 if quick else 10
                     at["push"] = _push(repos, 5, b, b_reg.host, scratch, run_worker, b_reg.pid)
+                if index == 0 and "blob" in rows:
                     at.update(_blob(blob_size, b, b_reg.host, scratch, run_worker, b_reg.pid))
-                at.update(_mirror_rows(a, b, b_reg.host, expected, mirror_names, f"{delay:g}ms"))
+                if "mirror" in rows:
+                    label = f"{delay:g}ms"
+                    at.update(_mirror_rows(a, b, b_reg.host, expected, mirror_names, label))
             finally:
                 a.close()
                 b.close()
-            if index == 0:
+            if index == 0 and "polite" in rows:
                 at["polite"] = _polite(a_reg, b_reg, delay, expected, mirror_names)
             at["loadavg"] = {"start": load, "end": os.getloadavg()}
             tables["at"][f"{delay:g}"] = at
@@ -485,7 +490,10 @@ def _targets(tables: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     for delay, figures in tables["at"].items():
-        rss = max(figures[op][AIORAS[op]]["peak_rss_mib"] for op in AIORAS if op in figures)
+        measured = [figures[op][AIORAS[op]]["peak_rss_mib"] for op in AIORAS if op in figures]
+        if not measured:
+            continue
+        rss = max(measured)
         out.append(
             {
                 "target": f"aioras peak RSS at {delay} ms, every row (MiB)",

@@ -94,6 +94,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="wan: milliseconds each way, comma-separated (default 20,50); push, the blob"
         " and the rate rule run at the first only",
     )
+    parser.add_argument(
+        "--wan-rows",
+        default="pull,push,blob,mirror,polite",
+        help="wan: which tables to measure, comma-separated (default all: pull,push,blob,"
+        "mirror,polite); the targets are checked for those measured",
+    )
     parser.add_argument("--output", default="bench-results/results.json", help="JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument(
@@ -122,6 +128,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--delays: milliseconds, comma-separated, not {ns.delays!r}")
     if not ns.delays or min(ns.delays) < 0:
         parser.error("--delays: at least one delay, none negative")
+    ns.wan_rows = {x.strip() for x in ns.wan_rows.split(",") if x.strip()}
+    unknown = ns.wan_rows - {"pull", "push", "blob", "mirror", "polite"}
+    if unknown or not ns.wan_rows:
+        parser.error(f"--wan-rows: some of pull,push,blob,mirror,polite, not {sorted(unknown)}")
     chosen = ns.section or ["loopback"]
     ns.section = [s for s in SECTIONS if s in chosen or "loopback" in chosen]
     ns.wan = "wan" in chosen
