@@ -31,6 +31,7 @@ __all__ = [
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 # The image-spec's general digest grammar; registered algorithms are checked more tightly below.
+_LOWER_HEX = re.compile("[0-9a-f]+")
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 
@@ -48,7 +49,7 @@ def parse_digest(digest: str) -> tuple[str, str]:
         raise InvalidDigest(
             f"unsupported digest algorithm {algorithm!r} (use sha256 or sha512)", value=digest
         )
-    if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+    if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
         raise InvalidDigest(
             f"{algorithm} digest must be {length} lowercase hex characters: {digest!r}",
             value=digest,
