@@ -9,7 +9,7 @@ those under ``if TYPE_CHECKING:`` and inside functions included.
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +18,17 @@ from pathlib import Path
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+ROOT = Path(__file__).resolve().parents[2]
+SRC = str(ROOT / "src")
+
+# The scan of import statements is the one ``scripts/layer_imports.py`` prints.
+_SCRIPT = ROOT / "scripts" / "layer_imports.py"
+_spec = importlib.util.spec_from_file_location("layer_imports", _SCRIPT)
+assert _spec is not None
+assert _spec.loader is not None
+layer_imports = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(layer_imports)
+imports_of = layer_imports.imports_of
 
 # What sits above the operations layer: the registry object, the facades and the command line.
 FACADE = (
@@ -58,28 +68,6 @@ def _loaded_after_import(modules: list[str]) -> list[str]:
     return loaded
 
 
-def imports_of(module: str) -> set[str]:
-    """Every module ``module``'s source names in an import statement, anywhere in it."""
-    path = Path(SRC, *module.split("."))
-    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-    package = module if source.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text(), str(source))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            if node.level:
-                base = base[: len(base) - node.level + 1]
-                stem = ".".join([*base, node.module] if node.module else base)
-            else:
-                stem = node.module or ""
-            found.add(stem)
-            # ``from . import x`` may name a submodule.
-            found.update(f"{stem}.{alias.name}" for alias in node.names)
-    return found
-
-
 @pytest.mark.parametrize("package", ["aioras.operations", "aioras.content", "aioras.remote"])
 def test_lower_layer_never_loads_the_facade(package: str) -> None:
     loaded = _loaded_after_import(_modules(package))
@@ -111,6 +99,12 @@ def test_no_import_statement_points_upward(package: str, above: tuple[str, ...])
 def test_the_static_scan_sees_type_only_imports() -> None:
     # The scan is what keeps ``if TYPE_CHECKING:`` honest: it must see such an import.
     assert "aioras.remote.client" in imports_of("aioras.operations.mirror.run")
+
+
+def test_the_layer_listing_finds_no_upward_import() -> None:
+    counts, upward = layer_imports.edges()
+    assert upward == []
+    assert counts[("operations", "remote")] > 0  # the scan does see imports between layers
 
 
 def test_subpackage_modules_are_checked_too() -> None:
