@@ -26,6 +26,7 @@ import anyio
 
 from .. import defaults
 from .._http.headers import header_number
+from ..container import names_digest
 from ..content.cache import BlobCache
 from ..content.graph import host_platform
 from ..content.layout import OCILayout
@@ -212,7 +213,7 @@ async def _push_to_layout(ctx: Context) -> None:
     """``aioras push --oci-layout PATH[:tag] FILE...``: into a layout directory, or a tar."""
     args = ctx.args
     path, tag = _layout_ref(args.reference)
-    if tag is not None and ":" in tag:
+    if tag is not None and names_digest(tag):
         raise UsageError(f"{args.reference}: push names a tag, not a digest: PATH[:tag]")
     tag = tag or defaults.default_tag
     reference = f"{path}:{tag}"
@@ -252,7 +253,7 @@ def _registry_target(registry: AsyncRegistry, spec: str) -> tuple[Any, str | Non
 
 def _kept_tag(src_ref: str) -> str | None:
     """With no destination tag named, the source's tag is kept (as oras does); a digest is not."""
-    return None if src_ref.startswith("sha") and ":" in src_ref else src_ref
+    return None if names_digest(src_ref) else src_ref
 
 
 async def cp(ctx: Context) -> None:
