@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 import anyio
 import httpx
@@ -32,6 +31,7 @@ from .._http.responses import Paced, raise_for_status, wrap_http_error
 from .._http.urls import redact
 from .._retry import Retrying, RetryPolicy
 from ..progress import position_reporter
+from ._session import SendFn
 
 __all__ = ["RangeOptions", "SharedDownload", "download_verified"]
 
@@ -39,19 +39,6 @@ logger = logging.getLogger(__name__)
 
 # ASCII digits only (\d also takes other scripts' digits), at most 30 (int() refuses 4,300).
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)\s*$")
-
-
-class GetFn(Protocol):
-    """The shape of the registry's request function, as used here."""
-
-    def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> Awaitable[httpx.Response]: ...
 
 
 def _range_start(response: httpx.Response) -> int | None:
@@ -93,7 +80,7 @@ def _check_advertised(response: httpx.Response, digest: str, what: str) -> None:
 
 
 async def download_verified(
-    send: GetFn,
+    send: SendFn,
     url: str,
     *,
     digest: str,
@@ -184,7 +171,7 @@ def _extra_slots(limiter: anyio.CapacityLimiter | None, wanted: int) -> Iterator
 
 
 async def _stream_into(
-    send: GetFn,
+    send: SendFn,
     url: str,
     *,
     digest: str,
@@ -215,7 +202,7 @@ class _Stream:
 
     def __init__(
         self,
-        send: GetFn,
+        send: SendFn,
         url: str,
         sink: VerifiedFile,
         digest: str,
@@ -333,7 +320,7 @@ class _Ranged:
 
     def __init__(
         self,
-        send: GetFn,
+        send: SendFn,
         url: str,
         *,
         digest: str,
