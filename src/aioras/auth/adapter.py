@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from .authenticator import Ask, Authenticator, Refusal
+from .authenticator import Ask, Authenticator, Refusal, forget_host
 
 __all__ = ["RequestAuthAdapter", "RequestAuthBackend", "as_authenticator", "defines_own_protocol"]
 
@@ -69,10 +69,7 @@ class RequestAuthAdapter(Authenticator):
 
     def forget(self, host: str | None = None) -> None:
         super().forget(host)
-        if host is None:
-            self._answers.clear()
-        else:
-            self._answers.pop(host, None)
+        forget_host(self._answers, host)
 
     async def _authorize(self, ask: Ask) -> str | None:
         return self._answers.get(ask.host)

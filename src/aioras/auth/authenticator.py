@@ -60,6 +60,14 @@ should be looked up afresh (after `Authenticator.forget`, or refused credentials
 _DEFAULT_TOKEN_LIFETIME = 60.0
 
 
+def forget_host(cache: dict[str, Any], host: str | None) -> None:
+    """Drop ``host``'s entry of a per-host ``cache``, or every entry when ``host`` is None."""
+    if host is None:
+        cache.clear()
+    else:
+        cache.pop(host, None)
+
+
 @dataclass(frozen=True, slots=True)
 class Ask:
     """What the transport asks before a request: the client, the host and the scopes."""
@@ -212,10 +220,7 @@ class Authenticator:
 
         Sources with an ``invalidate(host)`` method are told too.
         """
-        if host is None:
-            self._found.clear()
-        else:
-            self._found.pop(host, None)
+        forget_host(self._found, host)
         self._invalidate_sources(host)
 
     def _invalidate_sources(self, host: str | None) -> None:

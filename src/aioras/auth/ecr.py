@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from ..exceptions import AuthenticationError
 from . import utils as auth_utils
-from .authenticator import Ask, Refusal
+from .authenticator import Ask, Refusal, forget_host
 from .credentials import Credentials
 from .token import TokenAuth
 
@@ -188,10 +188,7 @@ class EcrAuth(TokenAuth):
 
     def forget(self, host: str | None = None) -> None:
         super().forget(host)
-        if host is None:
-            self._ecr_tokens.clear()
-        else:
-            self._ecr_tokens.pop(host, None)
+        forget_host(self._ecr_tokens, host)
 
     def _explicit_for(self, host: str) -> Credentials | None:
         for key in (host, None):
