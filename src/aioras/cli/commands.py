@@ -127,6 +127,14 @@ def _annotations(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
+def _report(ctx: Context, done: str, reference: str, descriptor: Mapping[str, Any]) -> None:
+    """Say what was ``done`` to ``reference`` (``Pushed``, ``Deleted``...) and its descriptor."""
+    ctx.out.result(
+        {"reference": reference, **descriptor_doc(descriptor)},
+        f"{done} {reference}\nDigest: {descriptor['digest']}",
+    )
+
+
 async def push(ctx: Context) -> None:
     """``aioras push REF FILE[:TYPE]...``."""
     args = ctx.args
@@ -149,10 +157,7 @@ async def push(ctx: Context) -> None:
     descriptor = await ctx.registry.resolve(container)
     if digest and digest != descriptor["digest"]:
         raise RuntimeError(f"{reference} moved to {descriptor['digest']} during the push")
-    ctx.out.result(
-        {"reference": reference, **descriptor_doc(descriptor)},
-        f"Pushed {reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed", reference, descriptor)
 
 
 async def pull(ctx: Context) -> None:
@@ -222,10 +227,7 @@ async def _push_to_layout(ctx: Context) -> None:
         with show(tty=False if args.no_tty else None) as progress:
             options = _push_options(args, progress)
             descriptor = await push_to_store(layout, tag, args.files, options)
-    ctx.out.result(
-        {"reference": reference, **descriptor_doc(descriptor)},
-        f"Pushed {reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed", reference, descriptor)
 
 
 def _layout_ref(spec: str) -> tuple[str, str | None]:
@@ -408,10 +410,7 @@ async def manifest_delete(ctx: Context) -> None:
             if not await _confirm(f"{what} too. Delete the manifest and all its tags? [y/N] "):
                 raise Declined("nothing deleted")
     await ctx.registry.delete_manifest(container, descriptor["digest"])
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Deleted {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Deleted", args.reference, descriptor)
 
 
 async def _other_tags(registry: AsyncRegistry, container: Any, digest: str) -> list[str]:
@@ -658,10 +657,7 @@ async def index_create(ctx: Context) -> None:
         annotations=_annotations(args) or None,
         artifact_type=args.artifact_type,
     )
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Pushed index {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed index", args.reference, descriptor)
 
 
 async def index_update(ctx: Context) -> None:
@@ -670,10 +666,7 @@ async def index_update(ctx: Context) -> None:
     if not args.add and not args.remove:
         raise UsageError("index update needs --add or --remove")
     descriptor = await ctx.registry.update_index(args.reference, add=args.add, remove=args.remove)
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Updated index {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Updated index", args.reference, descriptor)
 
 
 async def login(ctx: Context) -> None:
