@@ -51,6 +51,35 @@ class ParameterTables(griffe.Extension):
                     _add_table(obj, init)
 
 
+class KeywordOptions(griffe.Extension):
+    """Show a method decorated ``@keyword_options_of(f)`` with ``f``'s keyword options.
+
+    The method is written ``(self, a, b, **options)``; the reference shows, in place of
+    ``**options``, the keyword-only parameters of ``f`` (as ``inspect.signature`` does).
+    List it before ``SyncTwins``, whose twins copy the expanded parameters.
+    """
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        if pkg.name != "aioras":
+            return
+        for obj in _walk(pkg):
+            if not obj.is_function:
+                continue
+            for decorator in obj.decorators:
+                match = re.fullmatch(r"keyword_options_of\((\w+)\)", str(decorator.value))
+                if match:
+                    template = pkg.modules_collection[obj.module.imports[match[1]]]
+                    keywords = [
+                        p
+                        for p in template.parameters
+                        if p.kind is griffe.ParameterKind.keyword_only
+                    ]
+                    own = [
+                        p for p in obj.parameters if p.kind is not griffe.ParameterKind.var_keyword
+                    ]
+                    obj.parameters = griffe.Parameters(*own, *keywords)
+
+
 def _public(name: str) -> bool:
     return not name.startswith("_")
 

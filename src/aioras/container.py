@@ -20,6 +20,7 @@ from .exceptions import InvalidReference
 __all__ = [
     "Container",
     "DOCKER_HUB_API_HOST",
+    "names_digest",
     "parse_registry",
     "validate_repository",
     "validate_tag",
@@ -72,6 +73,14 @@ def validate_repository(name: str) -> str:
             value=str(name),
         )
     return name
+
+
+def names_digest(tag_or_digest: str) -> bool:
+    """Whether the reference part ``tag_or_digest`` is a digest (or ``name@digest``), not a tag.
+
+    The reference grammar: a digest has a ``:``, a tag never does. Nothing is validated.
+    """
+    return ":" in tag_or_digest
 
 
 def _refuse_scheme(value: object, part: str) -> None:
@@ -239,7 +248,7 @@ class Container:
         """
         if tag is None:
             ref = self.reference
-        elif ":" in tag:
+        elif names_digest(tag):
             ref = validate_digest(tag)
         else:
             ref = validate_tag(tag)
@@ -291,7 +300,7 @@ class Container:
         [`InvalidReference`][aioras.exceptions.InvalidReference] when the value is neither.
         """
         new = copy.copy(self)
-        if ":" in tag_or_digest:
+        if names_digest(tag_or_digest):
             new.tag, new.digest = None, validate_digest(tag_or_digest)
         else:
             new.tag, new.digest = validate_tag(tag_or_digest), None

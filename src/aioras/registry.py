@@ -20,11 +20,12 @@ from . import defaults
 from ._http.ratelimit import RateLimits
 from .container import Container
 from .content.graph import platform_list
-from .operations._options import gather
+from .operations._options import gather, keyword_options_of
 from .operations.attach import AttachOptions
 from .operations.attach import attach as attach_operation
 from .operations.attach import delete_artifact as delete_artifact_operation
 from .operations.copy import CopyOptions, copy_graph
+from .operations.copy import copy as copy_operation
 from .operations.discover import ReferrerNode
 from .operations.discover import discover as discover_operation
 from .operations.discover import get_referrers as get_referrers_operation
@@ -236,20 +237,12 @@ class AsyncRegistry(RegistryClient):
         """
         return dict(await update_index_operation(self, target, add=add, remove=remove))
 
+    @keyword_options_of(copy_operation)
     async def copy(
         self,
         source_reference: ContainerLike,
         destination_reference: ContainerLike,
-        *,
-        referrers: bool = False,
-        depth: int | None = None,
-        artifact_type: str | None = None,
-        platform: str | None = None,
-        platforms: Sequence[str] | None = None,
-        concurrency: int = defaults.default_copy_concurrency,
-        progress: ProgressCallback | None = None,
-        max_depth: int = defaults.max_graph_depth,
-        max_nodes: int = defaults.max_graph_nodes,
+        **options: Any,
     ) -> dict[str, Any]:
         """Copy an artifact (its whole graph) between repositories; return the root descriptor.
 
@@ -257,18 +250,18 @@ class AsyncRegistry(RegistryClient):
         (credentials are looked up per host). Blobs move as streams from one registry to
         the other, mounted instead when both repositories are on one host; manifests keep
         their exact bytes. A destination by digest is left untagged. Options and errors
-        as [`aioras.copy`][aioras.operations.copy.copy].
+        as [`aioras.copy`][aioras.operations.copy.copy], whose keyword options it takes.
         """
         source = self.get_container(source_reference)
         destination = self.get_container(destination_reference)
-        arguments = {**locals(), "platforms": platform_list(platform, platforms)}
+        platforms = platform_list(options.pop("platform"), options["platforms"])
         result = await copy_graph(
             self.repository(source),
             source.reference,
             self.repository(destination),
             None if destination.digest else _copy_target(destination),
-            gather(CopyOptions, arguments),
-            progress,
+            gather(CopyOptions, {**options, "platforms": platforms}),
+            options["progress"],
         )
         return dict(result.root)
 

@@ -102,36 +102,32 @@ layer = descriptor
 
 _schema_version: dict[str, Any] = {"type": "integer", "const": 2}
 
-manifest: dict[str, Any] = {
-    "$schema": _SCHEMA_DIALECT,
-    "title": "OCI image manifest",
-    "type": "object",
-    "required": ["schemaVersion", "config", "layers"],
-    "properties": {
-        "schemaVersion": _schema_version,
-        "mediaType": _media_type,
-        "artifactType": _media_type,
-        "config": _descriptor_body,
-        "layers": {"type": "array", "items": _descriptor_body},
-        "subject": _descriptor_body,
-        "annotations": _annotations,
-    },
-}
+_descriptors: dict[str, Any] = {"type": "array", "items": _descriptor_body}
 
-index: dict[str, Any] = {
-    "$schema": _SCHEMA_DIALECT,
-    "title": "OCI image index",
-    "type": "object",
-    "required": ["schemaVersion", "manifests"],
-    "properties": {
-        "schemaVersion": _schema_version,
-        "mediaType": _media_type,
-        "artifactType": _media_type,
-        "manifests": {"type": "array", "items": _descriptor_body},
-        "subject": _descriptor_body,
-        "annotations": _annotations,
-    },
-}
+
+def _document(title: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a manifest or an index: the fields both have around its own ``fields``.
+
+    Its own fields are required, as ``schemaVersion`` is.
+    """
+    return {
+        "$schema": _SCHEMA_DIALECT,
+        "title": title,
+        "type": "object",
+        "required": ["schemaVersion", *fields],
+        "properties": {
+            "schemaVersion": _schema_version,
+            "mediaType": _media_type,
+            "artifactType": _media_type,
+            **fields,
+            "subject": _descriptor_body,
+            "annotations": _annotations,
+        },
+    }
+
+
+manifest = _document("OCI image manifest", config=_descriptor_body, layers=_descriptors)
+index = _document("OCI image index", manifests=_descriptors)
 
 config: dict[str, Any] = {
     "$schema": _SCHEMA_DIALECT,

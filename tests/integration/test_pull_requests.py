@@ -62,10 +62,10 @@ async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
                     everyone.set()
             return await download_blob(container, digest, outfile, **kw)
 
-        async def leading(container: Any, digest: str, *args: Any) -> str:
-            if digest == shared_digest:
+        async def leading(get: Any, *args: Any) -> str:
+            if get.digest == shared_digest:
                 await everyone.wait()
-            return await download(container, digest, *args)
+            return await download(get, *args)
 
         monkeypatch.setattr(areg, "download_blob", asking)
         monkeypatch.setattr(areg._blobs, "_download", leading)

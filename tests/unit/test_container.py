@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aioras.container import Container, parse_registry, validate_tag
+from aioras.container import Container, names_digest, parse_registry, validate_tag
 from aioras.digest import validate_digest
 from aioras.exceptions import InvalidDigest, InvalidReference
 
@@ -306,3 +306,28 @@ def test_invalid_digests_raise(digest: str) -> None:
     with pytest.raises(InvalidReference) as info:
         Container(f"localhost:5000/repo@{digest}")
     assert info.value.part == "digest"
+
+
+@pytest.mark.parametrize(
+    ("reference", "digest"),
+    [
+        ("v1.0", False),
+        ("latest", False),
+        ("sha256:" + "a" * 64, True),
+        ("sha512:" + "b" * 128, True),
+        # Not only sha-prefixed algorithms: the grammar, not the name, decides.
+        ("blake3:" + "c" * 64, True),
+    ],
+)
+def test_names_digest_reads_the_reference_part_as_the_container_does(
+    reference: str, digest: bool
+) -> None:
+    assert names_digest(reference) is digest
+
+
+def test_with_reference_takes_a_value_names_digest_calls_a_digest_as_a_digest() -> None:
+    base = Container("example.com/app:v1")
+    digest = "sha256:" + "a" * 64
+    assert names_digest(digest)
+    assert base.with_reference(digest).digest == digest
+    assert base.with_reference("v2").tag == "v2"

@@ -7,6 +7,7 @@ one but not the other must fail here, by name, default and annotation.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 import aioras
-from aioras.operations._options import gather
+from aioras.operations._options import gather, keyword_options_of
 from aioras.operations.attach import AttachOptions
 from aioras.operations.copy import CopyOptions
 from aioras.operations.mirror.run import MirrorOptions
@@ -74,3 +75,27 @@ def test_gather_refuses_a_call_that_lacks_an_option() -> None:
     del arguments["platform"]
     with pytest.raises(KeyError, match="platform"):
         gather(PullOptions, arguments)
+
+
+def _template(a: int, b: int, c: int, d: int = 0, *, depth: int = 2, label: str = "x") -> None:
+    """Four positional parameters, then the keyword options a method takes from here."""
+
+
+class _Taker:
+    @keyword_options_of(_template)
+    async def run(self, first: str, second: str, **options: Any) -> dict[str, Any]:
+        return {"first": first, "second": second, **options}
+
+
+def test_keyword_options_of_gives_the_method_the_templates_options_with_defaults() -> None:
+    parameters = inspect.signature(_Taker.run).parameters
+    assert list(parameters) == ["self", "first", "second", "depth", "label"]
+    assert parameters["label"].default == "x"
+    assert parameters["depth"].kind is inspect.Parameter.KEYWORD_ONLY
+    result = asyncio.run(_Taker().run("a", second="b", label="y"))
+    assert result == {"first": "a", "second": "b", "depth": 2, "label": "y"}
+
+
+def test_keyword_options_of_refuses_an_option_the_template_does_not_take() -> None:
+    with pytest.raises(TypeError, match="bogus"):
+        asyncio.run(_Taker().run("a", "b", bogus=1))  # type: ignore[call-arg]

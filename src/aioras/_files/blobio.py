@@ -21,7 +21,6 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import aiofiles.threadpool
@@ -439,12 +438,7 @@ class VerifiedFile:
         except OSError as error:
             raise self._failed(error, "storing") from error
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         try:
             if self._tasks is not None:
                 # Waits for the worker (its thread call cannot be abandoned), so nothing

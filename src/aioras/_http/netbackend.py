@@ -42,11 +42,13 @@ import socket
 import ssl
 import time
 import typing
-from collections.abc import Iterable
+from typing import Any
 
 import anyio.lowlevel
 import httpcore
 import httpx
+
+from .._signatures import same_parameters_as
 
 __all__ = ["READ_SIZE", "LargeReadBackend", "deadline_transport", "http_transport", "ssl_context"]
 
@@ -185,28 +187,15 @@ class LargeReadBackend(httpcore.AsyncNetworkBackend):
         self._inner = httpcore.AnyIOBackend()
         self._read_size = read_size
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
+    # httpcore's parameters, handed on as they come.
+    @same_parameters_as(httpcore.AsyncNetworkBackend.connect_tcp)
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(*args, **kwargs)
         return _LargeReadStream(stream, self._read_size)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
+    @same_parameters_as(httpcore.AsyncNetworkBackend.connect_unix_socket)
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_unix_socket(*args, **kwargs)
         return _LargeReadStream(stream, self._read_size)
 
     async def sleep(self, seconds: float) -> None:
@@ -495,25 +484,14 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner = httpcore.SyncBackend()
         self._deadline = deadline
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _DeadlineStream(stream, self._deadline)
+    # httpcore's parameters, handed on as they come.
+    @same_parameters_as(httpcore.NetworkBackend.connect_tcp)
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(*args, **kwargs), self._deadline)
 
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_unix_socket(path, timeout, socket_options)
-        return _DeadlineStream(stream, self._deadline)
+    @same_parameters_as(httpcore.NetworkBackend.connect_unix_socket)
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(*args, **kwargs), self._deadline)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)

@@ -13,9 +13,8 @@ import functools
 from typing import Any, Protocol
 
 import anyio.to_thread
-import httpx
 
-from .authenticator import Authenticator
+from .authenticator import Ask, Authenticator, Refusal, forget_host
 
 __all__ = ["RequestAuthAdapter", "RequestAuthBackend", "as_authenticator", "defines_own_protocol"]
 
@@ -37,23 +36,20 @@ def defines_own_protocol(backend: object) -> bool:
 
 
 async def ask_backend(
-    backend: RequestAuthBackend,
-    answers: dict[str, str],
-    host: str,
-    response: httpx.Response,
-    sent: str | None,
+    backend: RequestAuthBackend, answers: dict[str, str], refusal: Refusal
 ) -> bool:
-    """Ask ``backend`` to answer ``response``; keep its answer in ``answers[host]``.
+    """Ask ``backend`` to answer the refused response; keep its answer in ``answers[host]``.
 
     ``refresh`` is true when a value was sent and refused (oras-py's retry after a 403).
     True when there is a new ``Authorization`` value worth a retry.
     """
-    call = functools.partial(backend.authenticate_request, response, {}, sent is not None)
+    sent = refusal.sent
+    call = functools.partial(backend.authenticate_request, refusal.response, {}, sent is not None)
     headers, retry = await anyio.to_thread.run_sync(call)
     value = (headers or {}).get("Authorization")
     if not retry or not value or value == sent:
         return False
-    answers[host] = str(value)
+    answers[refusal.host] = str(value)
     return True
 
 
@@ -73,25 +69,13 @@ class RequestAuthAdapter(Authenticator):
 
     def forget(self, host: str | None = None) -> None:
         super().forget(host)
-        if host is None:
-            self._answers.clear()
-        else:
-            self._answers.pop(host, None)
+        forget_host(self._answers, host)
 
-    async def authorize(
-        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
-    ) -> str | None:
-        return self._answers.get(host)
+    async def _authorize(self, ask: Ask) -> str | None:
+        return self._answers.get(ask.host)
 
-    async def on_unauthorized(
-        self,
-        client: httpx.AsyncClient,
-        host: str,
-        scopes: tuple[str, ...],
-        response: httpx.Response,
-        sent: str | None,
-    ) -> bool:
-        return await ask_backend(self.backend, self._answers, host, response, sent)
+    async def _answer(self, refusal: Refusal) -> bool:
+        return await ask_backend(self.backend, self._answers, refusal)
 
 
 def as_authenticator(backend: object, *, insecure: bool = False) -> Authenticator:

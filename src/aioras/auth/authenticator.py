@@ -60,6 +60,31 @@ should be looked up afresh (after `Authenticator.forget`, or refused credentials
 _DEFAULT_TOKEN_LIFETIME = 60.0
 
 
+def forget_host(cache: dict[str, Any], host: str | None) -> None:
+    """Drop ``host``'s entry of a per-host ``cache``, or every entry when ``host`` is None."""
+    if host is None:
+        cache.clear()
+    else:
+        cache.pop(host, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What the transport asks before a request: the client, the host and the scopes."""
+
+    client: httpx.AsyncClient
+    host: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal(Ask):
+    """A 401 to answer: the request's `Ask`, the response, and the ``Authorization`` sent."""
+
+    response: httpx.Response
+    sent: str | None
+
+
 @dataclass
 class Token:
     """A bearer token, when it stops being usable (monotonic clock), and what it was for."""
@@ -195,10 +220,7 @@ class Authenticator:
 
         Sources with an ``invalidate(host)`` method are told too.
         """
-        if host is None:
-            self._found.clear()
-        else:
-            self._found.pop(host, None)
+        forget_host(self._found, host)
         self._invalidate_sources(host)
 
     def _invalidate_sources(self, host: str | None) -> None:
@@ -212,7 +234,7 @@ class Authenticator:
         self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
     ) -> str | None:
         """Return the ``Authorization`` value to send up front, or None."""
-        return None
+        return await self._authorize(Ask(client, host, scopes))
 
     async def on_unauthorized(
         self,
@@ -227,6 +249,14 @@ class Authenticator:
         Raises [`AuthenticationError`][aioras.exceptions.AuthenticationError] when the registry
         wants credentials that are not configured, or a token cannot be had.
         """
+        return await self._answer(Refusal(client, host, scopes, response, sent))
+
+    # The built-in backends answer here, the transport's arguments in one object; a
+    # subclass may override these or the two public methods above.
+    async def _authorize(self, ask: Ask) -> str | None:
+        return None
+
+    async def _answer(self, refusal: Refusal) -> bool:
         return False
 
 
@@ -266,9 +296,8 @@ class TokenAuth(Authenticator):
         for key in [k for k in self._bearers if k[0] == host]:
             del self._bearers[key]
 
-    async def authorize(
-        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
-    ) -> str | None:
+    async def _authorize(self, ask: Ask) -> str | None:
+        client, host, scopes = ask.client, ask.host, ask.scopes
         creds = await self.lookup_credentials(host)
         if creds and creds.registry_token:
             return f"Bearer {creds.registry_token}"
@@ -280,14 +309,9 @@ class TokenAuth(Authenticator):
         token = await self._token(client, host, challenge, merge_scopes(scopes), stale=None)
         return f"Bearer {token.value}"
 
-    async def on_unauthorized(
-        self,
-        client: httpx.AsyncClient,
-        host: str,
-        scopes: tuple[str, ...],
-        response: httpx.Response,
-        sent: str | None,
-    ) -> bool:
+    async def _answer(self, refusal: Refusal) -> bool:
+        client, host, scopes = refusal.client, refusal.host, refusal.scopes
+        response, sent = refusal.response, refusal.sent
         challenges = parse_www_authenticate(response.headers.get("www-authenticate", ""))
         by_scheme = {c.scheme: c for c in challenges}
         creds = await self.lookup_credentials(host)
@@ -495,13 +519,11 @@ class TokenAuth(Authenticator):
 class BasicAuth(TokenAuth):
     """Sends basic credentials with every request from the start, without a challenge."""
 
-    async def authorize(
-        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
-    ) -> str | None:
-        creds = await self.lookup_credentials(host)
+    async def _authorize(self, ask: Ask) -> str | None:
+        creds = await self.lookup_credentials(ask.host)
         if creds and creds.has_basic:
             return creds.basic_header()
-        return await super().authorize(client, host, scopes)
+        return await super()._authorize(ask)
 
 
 class AnonymousAuth(TokenAuth):
@@ -519,19 +541,13 @@ class AnonymousAuth(TokenAuth):
     def credentials_for(self, host: str) -> Credentials | None:
         return None
 
-    async def on_unauthorized(
-        self,
-        client: httpx.AsyncClient,
-        host: str,
-        scopes: tuple[str, ...],
-        response: httpx.Response,
-        sent: str | None,
-    ) -> bool:
+    async def _answer(self, refusal: Refusal) -> bool:
+        response = refusal.response
         challenges = parse_www_authenticate(response.headers.get("www-authenticate", ""))
         if any(c.scheme == "bearer" for c in challenges):
-            return await super().on_unauthorized(client, host, scopes, response, sent)
+            return await super()._answer(refusal)
         raise CredentialsNotForwarded(
-            f"{host} is not the registry's origin and asks for credentials; "
+            f"{refusal.host} is not the registry's origin and asks for credentials; "
             "they are only sent to the registry they are for",
             status_code=401,
             codes=_codes(response),

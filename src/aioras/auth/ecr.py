@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 import anyio
 import anyio.to_thread
-import httpx
 
 from ..exceptions import AuthenticationError
 from . import utils as auth_utils
+from .authenticator import Ask, Refusal, forget_host
 from .credentials import Credentials
 from .token import TokenAuth
 
@@ -188,10 +188,7 @@ class EcrAuth(TokenAuth):
 
     def forget(self, host: str | None = None) -> None:
         super().forget(host)
-        if host is None:
-            self._ecr_tokens.clear()
-        else:
-            self._ecr_tokens.pop(host, None)
+        forget_host(self._ecr_tokens, host)
 
     def _explicit_for(self, host: str) -> Credentials | None:
         for key in (host, None):
@@ -200,22 +197,14 @@ class EcrAuth(TokenAuth):
                 return creds
         return None
 
-    async def authorize(
-        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
-    ) -> str | None:
+    async def _authorize(self, ask: Ask) -> str | None:
         # Private ECR always answers with a basic challenge: skip that round trip.
-        if parse_ecr_host(host) is not None and self._explicit_for(host) is None:
-            return (await self.ecr_credentials(host)).basic_header()
-        return await super().authorize(client, host, scopes)
+        if parse_ecr_host(ask.host) is not None and self._explicit_for(ask.host) is None:
+            return (await self.ecr_credentials(ask.host)).basic_header()
+        return await super()._authorize(ask)
 
-    async def on_unauthorized(
-        self,
-        client: httpx.AsyncClient,
-        host: str,
-        scopes: tuple[str, ...],
-        response: httpx.Response,
-        sent: str | None,
-    ) -> bool:
+    async def _answer(self, refusal: Refusal) -> bool:
+        host, sent = refusal.host, refusal.sent
         if (
             parse_ecr_host(host) is not None
             and self._explicit_for(host) is None
@@ -226,4 +215,4 @@ class EcrAuth(TokenAuth):
             self._ecr_tokens.pop(host, None)
             fresh = await self.ecr_credentials(host)
             return fresh.basic_header() != sent
-        return await super().on_unauthorized(client, host, scopes, response, sent)
+        return await super()._answer(refusal)

@@ -107,24 +107,15 @@ class TokenAuth(authenticator.TokenAuth):
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         return str(token) if token else None
 
-    async def authorize(
-        self, client: httpx.AsyncClient, host: str, scopes: tuple[str, ...]
-    ) -> str | None:
+    async def _authorize(self, ask: authenticator.Ask) -> str | None:
         if defines_own_protocol(self):
-            return self._protocol_answers.get(host)
-        return await super().authorize(client, host, scopes)
+            return self._protocol_answers.get(ask.host)
+        return await super()._authorize(ask)
 
-    async def on_unauthorized(
-        self,
-        client: httpx.AsyncClient,
-        host: str,
-        scopes: tuple[str, ...],
-        response: httpx.Response,
-        sent: str | None,
-    ) -> bool:
+    async def _answer(self, refusal: authenticator.Refusal) -> bool:
         if not defines_own_protocol(self):
-            return await super().on_unauthorized(client, host, scopes, response, sent)
-        return await ask_backend(self, self._protocol_answers, host, response, sent)
+            return await super()._answer(refusal)
+        return await ask_backend(self, self._protocol_answers, refusal)
 
 
 TOKEN_DEADLINE = 60.0

@@ -26,6 +26,7 @@ import anyio
 
 from .. import defaults
 from .._http.headers import header_number
+from ..container import names_digest
 from ..content.cache import BlobCache
 from ..content.graph import host_platform
 from ..content.layout import OCILayout
@@ -126,6 +127,14 @@ def _annotations(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
+def _report(ctx: Context, done: str, reference: str, descriptor: Mapping[str, Any]) -> None:
+    """Say what was ``done`` to ``reference`` (``Pushed``, ``Deleted``...) and its descriptor."""
+    ctx.out.result(
+        {"reference": reference, **descriptor_doc(descriptor)},
+        f"{done} {reference}\nDigest: {descriptor['digest']}",
+    )
+
+
 async def push(ctx: Context) -> None:
     """``aioras push REF FILE[:TYPE]...``."""
     args = ctx.args
@@ -148,10 +157,7 @@ async def push(ctx: Context) -> None:
     descriptor = await ctx.registry.resolve(container)
     if digest and digest != descriptor["digest"]:
         raise RuntimeError(f"{reference} moved to {descriptor['digest']} during the push")
-    ctx.out.result(
-        {"reference": reference, **descriptor_doc(descriptor)},
-        f"Pushed {reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed", reference, descriptor)
 
 
 async def pull(ctx: Context) -> None:
@@ -212,7 +218,7 @@ async def _push_to_layout(ctx: Context) -> None:
     """``aioras push --oci-layout PATH[:tag] FILE...``: into a layout directory, or a tar."""
     args = ctx.args
     path, tag = _layout_ref(args.reference)
-    if tag is not None and ":" in tag:
+    if tag is not None and names_digest(tag):
         raise UsageError(f"{args.reference}: push names a tag, not a digest: PATH[:tag]")
     tag = tag or defaults.default_tag
     reference = f"{path}:{tag}"
@@ -221,10 +227,7 @@ async def _push_to_layout(ctx: Context) -> None:
         with show(tty=False if args.no_tty else None) as progress:
             options = _push_options(args, progress)
             descriptor = await push_to_store(layout, tag, args.files, options)
-    ctx.out.result(
-        {"reference": reference, **descriptor_doc(descriptor)},
-        f"Pushed {reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed", reference, descriptor)
 
 
 def _layout_ref(spec: str) -> tuple[str, str | None]:
@@ -252,7 +255,7 @@ def _registry_target(registry: AsyncRegistry, spec: str) -> tuple[Any, str | Non
 
 def _kept_tag(src_ref: str) -> str | None:
     """With no destination tag named, the source's tag is kept (as oras does); a digest is not."""
-    return None if src_ref.startswith("sha") and ":" in src_ref else src_ref
+    return None if names_digest(src_ref) else src_ref
 
 
 async def cp(ctx: Context) -> None:
@@ -407,10 +410,7 @@ async def manifest_delete(ctx: Context) -> None:
             if not await _confirm(f"{what} too. Delete the manifest and all its tags? [y/N] "):
                 raise Declined("nothing deleted")
     await ctx.registry.delete_manifest(container, descriptor["digest"])
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Deleted {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Deleted", args.reference, descriptor)
 
 
 async def _other_tags(registry: AsyncRegistry, container: Any, digest: str) -> list[str]:
@@ -657,10 +657,7 @@ async def index_create(ctx: Context) -> None:
         annotations=_annotations(args) or None,
         artifact_type=args.artifact_type,
     )
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Pushed index {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Pushed index", args.reference, descriptor)
 
 
 async def index_update(ctx: Context) -> None:
@@ -669,10 +666,7 @@ async def index_update(ctx: Context) -> None:
     if not args.add and not args.remove:
         raise UsageError("index update needs --add or --remove")
     descriptor = await ctx.registry.update_index(args.reference, add=args.add, remove=args.remove)
-    ctx.out.result(
-        {"reference": args.reference, **descriptor_doc(descriptor)},
-        f"Updated index {args.reference}\nDigest: {descriptor['digest']}",
-    )
+    _report(ctx, "Updated index", args.reference, descriptor)
 
 
 async def login(ctx: Context) -> None:

@@ -34,6 +34,7 @@ import anyio
 
 from .. import defaults
 from .._retry import DEFAULT_RETRY
+from ..container import names_digest
 from ..content.graph import (
     GraphWalk,
     Visit,
@@ -244,7 +245,7 @@ async def copy_graph(
     if root is not source_root:
         await reporter.emit("resolve", root)
     result = CopyResult(root, source_root)
-    if dst_ref is None and _is_tag(src_ref):
+    if dst_ref is None and not names_digest(src_ref):
         dst_ref = src_ref
     if dst_ref is not None and not options.referrers and await _holds(dst, dst_ref, root):
         result.skipped.append(Skipped(root, UP_TO_DATE))
@@ -293,12 +294,6 @@ def _check(src: ReadOnlyStore, options: CopyOptions) -> None:
     check_limits(options.max_depth, options.max_nodes)
     if options.referrers and not isinstance(src, ReferrerLister):
         raise TypeError("referrers=True needs a source that lists referrers")
-
-
-def _is_tag(reference: str) -> bool:
-    # The reference grammar, read as Container.with_reference reads it: a digest (or
-    # name@digest) has a ":", a tag never does.
-    return ":" not in reference
 
 
 def _is_index(descriptor: Descriptor) -> bool:

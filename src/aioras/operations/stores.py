@@ -22,7 +22,7 @@ import httpx
 
 from .. import defaults
 from .._files.blobio import FileSlice, VerifiedFile
-from ..container import Container
+from ..container import Container, names_digest
 from ..descriptor import Descriptor, as_descriptor
 from ..digest import digest_bytes, digest_file
 from ..exceptions import ManifestValidationError
@@ -258,7 +258,7 @@ class StoreEndpoints:
 
         await self.store.push(descriptor, content())
         tag = reference or self.get_container(container).reference
-        if ":" not in tag:
+        if not names_digest(tag):
             await self.store.tag(descriptor, tag)
         return httpx.Response(201, headers={"docker-content-digest": digest})
 

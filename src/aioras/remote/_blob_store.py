@@ -9,7 +9,7 @@ transfer machinery is in `aioras.remote._uploads` and `aioras.remote._downloads`
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -21,7 +21,7 @@ from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
 from ..digest import verify_bytes
-from ._downloads import RangeOptions, SharedDownload, download_verified
+from ._downloads import BlobGet, RangeOptions, SharedDownload, download_verified
 from ._session import Session
 from ._uploads import (
     BlobUpload,
@@ -87,42 +87,39 @@ class BlobStore:
         While a blob of a repository is on its way, other calls for it wait and copy the
         verified file (hashed and verified again) instead of fetching the bytes again.
         """
-        fetch = functools.partial(self._download, container, digest, outfile, size, ranges, limiter)
+        get = BlobGet(
+            self.session.send,
+            self._url(container, digest),
+            digest,
+            size,
+            self.session.transport.retry,
+            f"blob {digest} of {container.api_prefix}",
+        )
         key = (container.registry, container.api_prefix, digest)
         running = self.downloading.get(key)
         if running is not None:
             running.join()
             copied = await running.copy_into(outfile, digest, size)
-            return copied if copied is not None else await fetch(None)
+            if copied is not None:
+                return copied
+            return await self._download(get, outfile, ranges, limiter)
         shared = self.downloading[key] = SharedDownload()
         try:
-            return await fetch(shared.keep)
+            get = dataclasses.replace(get, on_verified=shared.keep)
+            return await self._download(get, outfile, ranges, limiter)
         finally:
             del self.downloading[key]
             shared.finish()
 
     async def _download(
         self,
-        container: Container,
-        digest: str,
+        get: BlobGet,
         outfile: str | os.PathLike[str],
-        size: int | None,
         ranges: RangeOptions,
         limiter: anyio.CapacityLimiter,
-        on_verified: Callable[[int], object] | None,
     ) -> str:
         async with limiter:
-            return await download_verified(
-                self.session.send,
-                self._url(container, digest),
-                digest=digest,
-                outfile=outfile,
-                size=size,
-                policy=self.session.transport.retry,
-                what=f"blob {digest} of {container.api_prefix}",
-                ranges=ranges,
-                on_verified=on_verified,
-            )
+            return await download_verified(get, outfile, ranges=ranges)
 
     async def upload_once(
         self,

@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 import anyio
 import httpx
@@ -32,26 +31,33 @@ from .._http.responses import Paced, raise_for_status, wrap_http_error
 from .._http.urls import redact
 from .._retry import Retrying, RetryPolicy
 from ..progress import position_reporter
+from ._session import SendFn
 
-__all__ = ["RangeOptions", "SharedDownload", "download_verified"]
+__all__ = ["BlobGet", "RangeOptions", "SharedDownload", "download_verified"]
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class BlobGet:
+    """One blob to GET: how and where, what must arrive, and the retry policy.
+
+    ``send`` is the registry's request function and ``url`` the blob's; ``digest`` (and
+    ``size``, when known) what the file must hold; ``what`` names the blob in errors;
+    ``on_verified`` is handed the verified file's descriptor (see `VerifiedFile`).
+    """
+
+    send: SendFn
+    url: str
+    digest: str
+    size: int | None
+    policy: RetryPolicy
+    what: str
+    on_verified: Callable[[int], object] | None = None
+
+
 # ASCII digits only (\d also takes other scripts' digits), at most 30 (int() refuses 4,300).
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)\s*$")
-
-
-class GetFn(Protocol):
-    """The shape of the registry's request function, as used here."""
-
-    def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> Awaitable[httpx.Response]: ...
 
 
 def _range_start(response: httpx.Response) -> int | None:
@@ -93,67 +99,40 @@ def _check_advertised(response: httpx.Response, digest: str, what: str) -> None:
 
 
 async def download_verified(
-    send: GetFn,
-    url: str,
-    *,
-    digest: str,
-    outfile: str | os.PathLike[str],
-    size: int | None,
-    policy: RetryPolicy,
-    what: str,
-    ranges: RangeOptions | None = None,
-    on_verified: Callable[[int], object] | None = None,
+    get: BlobGet, outfile: str | os.PathLike[str], *, ranges: RangeOptions | None = None
 ) -> str:
-    """GET ``url`` into ``outfile``, resuming and verifying; return the path written.
+    """GET ``get.url`` into ``outfile``, resuming and verifying; return the path written.
 
     ``outfile`` is replaced only by content matching ``digest`` (and ``size`` when given);
     on any failure or cancellation no file is left and ``outfile`` is untouched. With
     ``ranges``, a blob of known size above its threshold is fetched as parallel ranges
     when the registry honours ``Range`` (one stream otherwise). Raises
     [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
-    [`SizeMismatch`][aioras.exceptions.SizeMismatch] once ``policy.refetches`` fresh downloads all
-    failed verification (immediately when the registry's ``Docker-Content-Digest`` names another
-    digest), [`TransportError`][aioras.exceptions.TransportError] once the body broke off more than
-    ``policy.resumes`` times, [`StorageError`][aioras.exceptions.StorageError] when the file cannot
-    be written whole (never retried: a full disk stays full), and the registry's typed
-    errors. ``on_verified`` is handed the verified file's descriptor before it is renamed
+    [`SizeMismatch`][aioras.exceptions.SizeMismatch] once ``get.policy.refetches`` fresh
+    downloads all failed verification (immediately when the registry's
+    ``Docker-Content-Digest`` names another digest),
+    [`TransportError`][aioras.exceptions.TransportError] once the body broke off more than
+    ``get.policy.resumes`` times, [`StorageError`][aioras.exceptions.StorageError] when the
+    file cannot be written whole (never retried: a full disk stays full), and the registry's
+    typed errors. ``get.on_verified`` is handed the verified file's descriptor before it is renamed
     into place (see `VerifiedFile`).
     """
     first: httpx.Response | None = None
     # One refetch budget for the blob, whether ranges or one stream spend it.
+    policy, size = get.policy, get.size
     refetches = policy.retrying(
         policy.refetches, on=exc.IntegrityError, pause=False, level=logging.WARNING
     )
     if ranges is not None and size is not None and size > ranges.threshold and ranges.parts > 1:
         with _extra_slots(ranges.limiter, ranges.parts - 1) as extra:
             if extra:
-                job = _Ranged(
-                    send,
-                    url,
-                    digest=digest,
-                    size=size,
-                    policy=policy,
-                    what=what,
-                    refetches=refetches,
-                    on_verified=on_verified,
-                )
+                job = _Ranged(get, size, refetches)
                 outcome = await job.run(outfile, min(1 + extra, size))
                 if isinstance(outcome, str):
                     return outcome
                 first = outcome
     try:
-        return await _stream_into(
-            send,
-            url,
-            digest=digest,
-            outfile=outfile,
-            size=size,
-            policy=policy,
-            what=what,
-            first=first,
-            refetches=refetches,
-            on_verified=on_verified,
-        )
+        return await _stream_into(get, outfile, first, refetches)
     finally:
         if first is not None:
             await first.aclose()  # closing twice is harmless; unread, it must not leak
@@ -184,17 +163,10 @@ def _extra_slots(limiter: anyio.CapacityLimiter | None, wanted: int) -> Iterator
 
 
 async def _stream_into(
-    send: GetFn,
-    url: str,
-    *,
-    digest: str,
+    get: BlobGet,
     outfile: str | os.PathLike[str],
-    size: int | None,
-    policy: RetryPolicy,
-    what: str,
     first: httpx.Response | None,
     refetches: Retrying,
-    on_verified: Callable[[int], object] | None,
 ) -> str:
     """One stream into a VerifiedFile; ``first``, when given, is a 200 answer to use.
 
@@ -202,9 +174,9 @@ async def _stream_into(
     brings the whole blob and it verifies; ``policy.resumes`` bounds the breaks and unusable
     ranges, ``refetches`` the content failing its checks, and a spent budget raises.
     """
-    breaks = policy.retrying(policy.resumes, level=logging.INFO)
-    async with VerifiedFile(outfile, digest, size, on_verified=on_verified) as sink:
-        stream = _Stream(send, url, sink, digest, size, what, breaks, refetches)
+    breaks = get.policy.retrying(get.policy.resumes, level=logging.INFO)
+    async with VerifiedFile(outfile, get.digest, get.size, on_verified=get.on_verified) as sink:
+        stream = _Stream(get, sink, breaks, refetches)
         while not await stream.attempt(first):
             first = None
         return os.fspath(outfile)
@@ -214,18 +186,10 @@ class _Stream:
     """The attempts of one streamed download into ``sink``: see `_stream_into`."""
 
     def __init__(
-        self,
-        send: GetFn,
-        url: str,
-        sink: VerifiedFile,
-        digest: str,
-        size: int | None,
-        what: str,
-        breaks: Retrying,
-        refetches: Retrying,
+        self, get: BlobGet, sink: VerifiedFile, breaks: Retrying, refetches: Retrying
     ) -> None:
-        self.send, self.url, self.sink = send, url, sink
-        self.digest, self.size, self.what = digest, size, what
+        self.send, self.url, self.sink = get.send, get.url, sink
+        self.digest, self.size, self.what = get.digest, get.size, get.what
         self.breaks, self.refetches = breaks, refetches
         self.ranges = False  # whether the registry serves ranges, learned from its answers
         self.offset = 0
@@ -331,25 +295,10 @@ class _Stream:
 class _Ranged:
     """One blob fetched as parallel ranges into a `RangedFile`."""
 
-    def __init__(
-        self,
-        send: GetFn,
-        url: str,
-        *,
-        digest: str,
-        size: int,
-        policy: RetryPolicy,
-        what: str,
-        refetches: Retrying,
-        on_verified: Callable[[int], object] | None = None,
-    ) -> None:
-        self.send = send
-        self.on_verified = on_verified
-        self.url = url
-        self.digest = digest
-        self.size = size
-        self.policy = policy
-        self.what = what
+    def __init__(self, get: BlobGet, size: int, refetches: Retrying) -> None:
+        self.send, self.url, self.digest, self.what = get.send, get.url, get.digest, get.what
+        self.policy, self.on_verified = get.policy, get.on_verified
+        self.size = size  # known: only a blob of known size is fetched in ranges
         self.refetches = refetches
         """The blob's refetch budget, shared with the single stream that may follow."""
         # Progress of the blob as a whole (what the ranges have written), when reported.

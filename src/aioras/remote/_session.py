@@ -8,17 +8,25 @@ store (blobs, manifests, tags) can be built and tested with one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from .. import defaults
 from .. import exceptions as exc
-from .._http.transport import Body, Transport
+from .._http.transport import Transport
 from .._http.urls import redact
+from .._signatures import same_parameters_as
 
-__all__ = ["Session", "check_200_response"]
+__all__ = ["SendFn", "Session", "check_200_response"]
+
+
+class SendFn(Protocol):
+    """The shape of `Session.send` (and `Transport.send`): what uploads and downloads call."""
+
+    @same_parameters_as(Transport.send)
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]: ...
 
 
 class Session:
@@ -41,29 +49,10 @@ class Session:
         self.transport.add_registry(url)
         return url
 
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Body = None,
-        stream: bool = False,
-        retry: bool | None = None,
-        scopes: tuple[str, ...] | None = None,
-        max_body: int | None = defaults.max_response_size,
-    ) -> httpx.Response:
-        """Send one request (authenticated, retried); a web server's 404 raises NotARegistry."""
-        response = await self.transport.send(
-            method,
-            url,
-            headers=headers,
-            body=body,
-            stream=stream,
-            retry=retry,
-            scopes=scopes,
-            max_body=max_body,
-        )
+    @same_parameters_as(Transport.send)
+    async def send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """Send one request as `Transport.send` does; a web server's 404 raises NotARegistry."""
+        response = await self.transport.send(method, url, **options)
         if response.status_code == 404 and "html" in response.headers.get("content-type", ""):
             try:
                 await self._check_is_registry(url)

@@ -28,9 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
 import anyio
 import httpx
@@ -44,6 +43,7 @@ from .._http.urls import merge_query, redact, resolve_location
 from .._retry import Retrying, RetryPolicy
 from ..content.store import StreamOpener
 from ..digest import Hasher
+from ._session import SendFn
 
 __all__ = [
     "BlobUpload",
@@ -147,22 +147,6 @@ def stream_source(opener: StreamOpener) -> SliceSource:
         return _OpenedStream(opener)
 
     return open_slice
-
-
-class SendFn(Protocol):
-    """The shape of `aioras.remote._session.Session.send`."""
-
-    def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Body = None,
-        stream: bool = False,
-        retry: bool | None = None,
-        scopes: tuple[str, ...] | None = None,
-    ) -> Awaitable[httpx.Response]: ...
 
 
 async def cancel_upload(send: SendFn, location: str) -> None:

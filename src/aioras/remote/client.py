@@ -28,7 +28,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 import anyio
@@ -74,6 +73,7 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class RegistryClient:
@@ -224,12 +224,7 @@ class RegistryClient:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -788,12 +783,8 @@ class RegistryClient:
         [`ManifestValidationError`][aioras.exceptions.ManifestValidationError], or the registry's
         typed errors.
         """
-        container = self.get_container(container)
-        data, response, manifest = await self._manifests.fetch(
-            container,
-            allowed_media_type,
-            max_size,
-            lambda data, response: check_manifest(container, data, response),
+        data, response, manifest = await self._fetch_checked(
+            container, allowed_media_type, max_size, check_manifest
         )
         return manifest, descriptor_of(data, response)
 
@@ -813,15 +804,27 @@ class RegistryClient:
         [`ManifestTooLarge`][aioras.exceptions.ManifestTooLarge],
         [`DigestMismatch`][aioras.exceptions.DigestMismatch], or the registry's typed errors.
         """
-        container = self.get_container(container)
-        data, response, _ = await self._manifests.fetch(
-            container,
-            allowed_media_type,
-            max_size,
-            lambda data, response: check_manifest_digests(container, data, response),
+        data, response, _ = await self._fetch_checked(
+            container, allowed_media_type, max_size, check_manifest_digests
         )
         media_type = media_type_of(response.headers.get("content-type"))
         return data, {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
+
+    async def _fetch_checked(
+        self,
+        name: ContainerLike,
+        allowed_media_type: Sequence[str] | None,
+        max_size: int,
+        check: Callable[[Container, bytes, httpx.Response], T],
+    ) -> tuple[bytes, httpx.Response, T]:
+        """Fetch a manifest of ``name``, each answer held to ``check`` (retried as it says)."""
+        container = self.get_container(name)
+        return await self._manifests.fetch(
+            container,
+            allowed_media_type,
+            max_size,
+            lambda data, response: check(container, data, response),
+        )
 
     async def get_manifest(
         self,

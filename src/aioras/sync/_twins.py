@@ -43,7 +43,6 @@ __all__ = [
     "context_twin",
     "loop_twin",
     "plain_twin",
-    "same_parameters_as",
     "twin",
 ]
 
@@ -221,24 +220,6 @@ def _is_reference(annotation: object) -> bool:
     if isinstance(annotation, str):
         return "ContainerLike" in annotation
     return Container in getattr(annotation, "__args__", ())
-
-
-def same_parameters_as(
-    init: Callable[Concatenate[Any, P], None],
-) -> Callable[[Callable[Concatenate[S, ...], None]], Callable[Concatenate[S, P], None]]:
-    """Give an ``__init__(self, *args, **kwargs)`` the parameters of ``init``.
-
-    For the type checker (callers see ``init``'s parameters) and for ``inspect.signature``
-    (through ``__wrapped__``); the decorated function is otherwise unchanged.
-    """
-
-    def decorate(
-        function: Callable[Concatenate[S, ...], None],
-    ) -> Callable[Concatenate[S, P], None]:
-        functools.update_wrapper(function, init, assigned=(), updated=())
-        return function
-
-    return decorate
 
 
 class Forwarded(Generic[T]):

@@ -30,12 +30,12 @@ import copy
 import functools
 import weakref
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 import httpx
 
 from .._environment import Environment
+from .._signatures import same_parameters_as
 from ..auth import Authenticator
 from ..auth.login import login as _login
 from ..auth.login import logout as _logout
@@ -43,7 +43,7 @@ from ..operations.copy import copy as copy_operation
 from ..registry import AsyncRegistry
 from ._overrides import OverridingEndpoints, overridden_endpoints
 from ._portal import LoopThread, sync_response, wait
-from ._twins import Forwarded, context_twin, loop_twin, plain_twin, same_parameters_as, twin
+from ._twins import Forwarded, context_twin, loop_twin, plain_twin, twin
 
 __all__ = ["Registry"]
 
@@ -124,12 +124,7 @@ class Registry:
     def __enter__(self) -> Registry:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

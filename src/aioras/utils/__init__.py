@@ -1,50 +1,7 @@
 """Helpers for files, paths, archives and URLs, under oras-py's ``oras.utils`` names."""
 
+from . import fileio
 from .archive import extract_targz, make_targz
-from .fileio import (
-    PathAndOptionalContent,
-    append_url_params,
-    copyfile,
-    get_file_hash,
-    get_size,
-    get_tmpdir,
-    get_tmpfile,
-    mkdir_p,
-    print_json,
-    read_file,
-    read_in_chunks,
-    read_json,
-    readline,
-    recursive_find,
-    safe_title,
-    sanitize_path,
-    split_path_and_content,
-    workdir,
-    write_file,
-    write_json,
-)
+from .fileio import *  # noqa: F403 (the file helpers, under the names fileio.__all__ lists)
 
-__all__ = [
-    "PathAndOptionalContent",
-    "append_url_params",
-    "copyfile",
-    "extract_targz",
-    "get_file_hash",
-    "get_size",
-    "get_tmpdir",
-    "get_tmpfile",
-    "make_targz",
-    "mkdir_p",
-    "print_json",
-    "read_file",
-    "read_in_chunks",
-    "read_json",
-    "readline",
-    "recursive_find",
-    "safe_title",
-    "sanitize_path",
-    "split_path_and_content",
-    "workdir",
-    "write_file",
-    "write_json",
-]
+__all__ = [*fileio.__all__, "extract_targz", "make_targz"]

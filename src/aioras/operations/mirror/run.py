@@ -41,7 +41,7 @@ import anyio
 
 from ... import defaults
 from ... import exceptions as exc
-from ...container import Container
+from ...container import Container, names_digest
 from ...content.graph import is_manifest, successors_of
 from ...content.store import StreamOpener
 from ...descriptor import Descriptor, as_descriptor
@@ -482,7 +482,7 @@ class _SharedRepository(Repository):
 
     def lacks(self, reference: str) -> bool:
         """Whether the tag listing shows ``reference`` missing (False when not listed)."""
-        return self.tags is not None and not _is_digest(reference) and reference not in self.tags
+        return self.tags is not None and not names_digest(reference) and reference not in self.tags
 
     async def resolve(self, reference: str) -> Descriptor:
         """Resolve as a repository does; a tag the listing lacks costs no request.
@@ -498,11 +498,11 @@ class _SharedRepository(Repository):
         try:
             descriptor = await super().resolve(reference)
         except exc.NotFoundError:
-            if not _is_digest(reference):
+            if not names_digest(reference):
                 self.found[reference] = None
                 await self._list_tags()
             raise
-        if not _is_digest(reference):
+        if not names_digest(reference):
             self.found[reference] = descriptor["digest"]
         return descriptor
 
@@ -623,7 +623,7 @@ class _JobSource(Repository):
 
     async def resolve(self, reference: str) -> Descriptor:
         """The descriptor ``reference`` names; see the class doc."""
-        if not self.fetch_on_resolve or _is_digest(reference):
+        if not self.fetch_on_resolve or names_digest(reference):
             return await super().resolve(reference)
         data, descriptor = await self.registry.fetch_manifest_bytes(self.at(reference))
         self.fetched[descriptor["digest"]] = data
@@ -635,7 +635,3 @@ class _JobSource(Repository):
         if data is not None and len(data) == descriptor["size"]:
             return data
         return await super().fetch_manifest(descriptor)
-
-
-def _is_digest(reference: str) -> bool:
-    return ":" in reference
