@@ -7,6 +7,8 @@ warm fetch must make no blob request, and tags must still be resolved at the reg
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -15,17 +17,18 @@ import anyio
 import pytest
 
 import aioras
-from aioras import AsyncRegistry, BlobCache, MemoryStore, OCILayout
+from aioras import AsyncRegistry, BlobCache, MemoryStore, OCILayout, defaults
 from aioras._environment import read_environment
 from aioras.layout import NewLayoutFromRegistry
 from aioras.provider import Registry
 from aioras.testing import LocalRegistry
 from support.clitools import aioras as run_aioras
-from support.faultproxy import FaultProxy
+from support.faultproxy import Exchange, FaultProxy
 
 pytestmark = pytest.mark.anyio
 
 MiB = 1024 * 1024
+INDEX = defaults.default_index_media_type
 
 
 def blob_gets(proxy: FaultProxy) -> int:
@@ -95,6 +98,110 @@ async def test_copy_from_a_registry_reads_blobs_and_manifests_through_the_cache(
     assert [e for e in warm if "/blobs/" in e.target] == []
     # The tag was resolved at the registry again; the manifest by digest came from the cache.
     assert [e.target.rsplit("/", 1)[1] for e in warm] == ["v1"]
+
+
+async def push_platform_index(
+    areg: AsyncRegistry, registry: LocalRegistry, name: str, directory: Path
+) -> str:
+    """An index of a linux/amd64 and a linux/arm64 image tagged ``v1``; its digest."""
+    for arch in ("amd64", "arm64"):
+        folder = directory / arch
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"os": "linux", "architecture": arch}))
+        (folder / "weights.bin").write_bytes(os.urandom(MiB))
+        await areg.push(
+            registry.reference(f"{name}:{arch}"),
+            files=["weights.bin"],
+            manifest_config=f"{folder / 'config.json'}:{defaults.default_config_media_type}",
+            root=folder,
+        )
+    index = await areg.push_index(
+        registry.reference(f"{name}:v1"),
+        [registry.reference(f"{name}:{arch}") for arch in ("amd64", "arm64")],
+    )
+    return str(index["digest"])
+
+
+def requested(exchanges: list[Exchange]) -> list[tuple[str, str]]:
+    """(method, last path segment) of each request: ``("GET", "v1")``, ``("GET", "sha256:...")``."""
+    return [(e.method, e.target.rsplit("/", 1)[1]) for e in exchanges]
+
+
+async def test_a_warm_pull_of_an_index_by_tag_fetches_only_the_index_at_the_registry(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    await push_platform_index(areg, registry, "cached/index", tmp_path)
+    target = fault_proxy.reference("cached/index:v1")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=tmp_path / "cache") as reg:
+        await reg.pull(target=target, platform="linux/arm64", outdir=tmp_path / "cold")
+        cold = len(fault_proxy.log)
+        await reg.pull(target=target, platform="linux/arm64", outdir=tmp_path / "warm")
+    # The tag is resolved at the registry; the arm64 manifest and its blob come from the cache.
+    assert requested(fault_proxy.log[cold:]) == [("GET", "v1")]
+    warm = (tmp_path / "warm" / "weights.bin").read_bytes()
+    assert warm == (tmp_path / "arm64" / "weights.bin").read_bytes()
+
+
+async def test_a_warm_pull_by_digest_makes_no_request(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = await push_artifact(areg, registry, "cached/digest", tmp_path)
+    digest = (await areg.resolve(registry.reference("cached/digest:v1")))["digest"]
+    target = fault_proxy.reference(f"cached/digest@{digest}")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=tmp_path / "cache") as reg:
+        await reg.pull(target=target, outdir=tmp_path / "cold")
+        cold = len(fault_proxy.log)
+        assert ("GET", digest) in requested(fault_proxy.log)
+        await reg.pull(target=target, outdir=tmp_path / "warm")
+    assert fault_proxy.log[cold:] == []
+    assert (tmp_path / "warm" / "weights.bin").read_bytes() == data
+
+
+async def test_manifests_by_digest_are_read_through_the_cache_and_tags_never(
+    areg: AsyncRegistry, registry: LocalRegistry, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    index = await push_platform_index(areg, registry, "cached/manifests", tmp_path)
+    by_digest = fault_proxy.reference(f"cached/manifests@{index}")
+    by_tag = fault_proxy.reference("cached/manifests:v1")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=tmp_path / "cache") as reg:
+        data, descriptor = await reg.fetch_manifest_bytes(by_digest)
+        document, _ = await reg.fetch_manifest(by_tag)
+        cold = len(fault_proxy.log)
+        assert await reg.fetch_manifest_bytes(by_digest) == (data, descriptor)
+        assert await reg.fetch_manifest(by_digest) == (document, descriptor)
+        assert await reg.get_manifest(by_digest) == document
+        assert fault_proxy.log[cold:] == []
+        await reg.fetch_manifest(by_tag)
+        assert requested(fault_proxy.log[cold:]) == [("GET", "v1")]
+        # An index edited by digest is read from the cache: only the new index goes out.
+        edited = await reg.update_index(by_digest, remove=["linux/arm64"])
+    assert requested(fault_proxy.log[cold + 1 :]) == [("PUT", edited["digest"])]
+    assert descriptor == {"mediaType": INDEX, "digest": index, "size": len(data)}
+
+
+async def test_a_cached_manifest_altered_on_disk_is_fetched_again_and_repaired(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await push_artifact(areg, registry, "cached/altered", tmp_path)
+    digest = (await areg.resolve(registry.reference("cached/altered:v1")))["digest"]
+    target = fault_proxy.reference(f"cached/altered@{digest}")
+    cache = BlobCache(tmp_path / "cache")
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=cache) as reg:
+        manifest = await reg.get_manifest(target)
+        entry = cache.path / "blobs" / "sha256" / digest.split(":")[1]
+        original = entry.read_bytes()
+        # Same size, other bytes: the size check alone would pass it.
+        entry.write_bytes(original.replace(b"weights.bin", b"weights.exe"))
+        cold = len(fault_proxy.log)
+        with caplog.at_level(logging.WARNING, logger="aioras.content.cache"):
+            assert await reg.get_manifest(target) == manifest
+    assert requested(fault_proxy.log[cold:]) == [("GET", digest)]
+    assert "corrupt" in caplog.text
+    assert entry.read_bytes() == original
 
 
 async def test_oras_py_layout_api_reads_through_the_cache(

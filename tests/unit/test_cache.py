@@ -170,6 +170,24 @@ async def test_flipped_bit_fails_a_stream_and_the_entry_is_dropped(tmp_path: Pat
     assert source.calls == 2
 
 
+async def test_read_by_digest_hashes_the_entry_and_drops_one_altered_on_disk(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # verify="size" does not hash a hit; a read by digest alone (no size to check) does.
+    data = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}'
+    cache = BlobCache(tmp_path / "cache")
+    digest = describe(data)["digest"]
+    assert await cache.read_by_digest(digest) is None
+    await fill(cache, data)
+    assert await cache.read_by_digest(digest) == data
+    assert await cache.read_by_digest(digest, max_size=len(data) - 1) is None
+    entry_path(cache, data).write_bytes(data.replace(b"index", b"inde_"))
+    with caplog.at_level(logging.WARNING, logger="aioras.content.cache"):
+        assert await cache.read_by_digest(digest) is None
+    assert "corrupt" in caplog.text
+    assert not entry_path(cache, data).exists()
+
+
 async def test_directories_are_private(tmp_path: Path) -> None:
     data = b"private"
     cache = BlobCache(tmp_path / "cache")

@@ -46,7 +46,7 @@ from .. import defaults
 from .._files.blobio import VerifiedFile
 from ..descriptor import Descriptor
 from ..digest import Verifier, parse_digest
-from ..exceptions import ManifestTooLarge
+from ..exceptions import IntegrityError, ManifestTooLarge
 from . import _cache_files as files
 
 __all__ = ["BlobCache", "CacheEntry", "CachedBlob", "PruneResult", "StreamSource"]
@@ -270,6 +270,38 @@ class BlobCache:
             return
         async with self._held(lease):
             yield lease[0]
+
+    async def read_by_digest(
+        self, digest: str, *, max_size: int = defaults.max_manifest_size
+    ) -> bytes | None:
+        """A small entry's bytes when only its digest is known (a manifest by digest).
+
+        None when the cache lacks it. Its size is taken from the file, so the bytes are
+        hashed against ``digest`` whatever ``verify`` says; an entry whose bytes are not
+        the digest's is dropped, with a warning, and counts as missing. So does an entry
+        over ``max_size``, which is not read. Raises
+        [`InvalidLayout`][aioras.exceptions.InvalidLayout] as `lease` does.
+        """
+        algorithm, encoded = parse_digest(digest)
+        path = self.path / defaults.oci_blobs_dir / algorithm / encoded
+        try:
+            size = (await anyio.to_thread.run_sync(os.lstat, path)).st_size
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if size > max_size:
+            return None
+        descriptor: Descriptor = {
+            "mediaType": defaults.default_blob_media_type,
+            "digest": digest,
+            "size": size,
+        }
+        async with self.lookup(descriptor) as blob:
+            if blob is None:
+                return None
+            try:
+                return await blob.read(max_size=max_size)
+            except IntegrityError:
+                return None  # altered on disk: dropped (with a warning) as the lease ends
 
     @asynccontextmanager
     async def fetch(

@@ -180,8 +180,9 @@ class Repository:
             return await blob.read()
 
     async def _fetch_manifest_origin(self, descriptor: Descriptor) -> bytes:
-        data, _ = await self.registry.fetch_manifest_bytes(
-            self.at(descriptor["digest"]), [descriptor["mediaType"]]
+        # At the registry itself: the cache's lease on this digest is held while it runs.
+        data, _ = await self.registry._manifest_bytes_at_origin(
+            self.at(descriptor["digest"]), [descriptor["mediaType"]], defaults.max_manifest_size
         )
         if len(data) != descriptor["size"]:
             raise exc.SizeMismatch(
