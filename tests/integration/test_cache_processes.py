@@ -66,6 +66,47 @@ async def run_children(target: Any, argument_lists: list[tuple[Any, ...]]) -> li
         return await anyio.to_thread.run_sync(pending.get)
 
 
+async def run_children_sampling(
+    target: Any, argument_lists: list[tuple[Any, ...]], cache_dir: Path
+) -> tuple[list[Any], int]:
+    """`run_children`, sampling the bytes under ``cache_dir/blobs`` meanwhile: the peak."""
+    peak = 0
+    results: list[Any] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def work() -> None:
+            results.extend(await run_children(target, argument_lists))
+
+        tasks.start_soon(work)
+        while not results:
+            peak = max(peak, files_in(cache_dir / "blobs"))
+            await anyio.sleep(0.01)
+    return results, peak
+
+
+def part_written(blobs: Path, encoded: str) -> bool:
+    """Whether a part of a fill of ``encoded`` (``.<hex>.*``, a download's ``..<hex>.*``)
+    holds some bytes."""
+    for path in blobs.iterdir() if blobs.is_dir() else []:
+        if path.name.lstrip(".").startswith(f"{encoded}."):
+            try:
+                if path.stat().st_size > 0:
+                    return True
+            except FileNotFoundError:
+                continue  # renamed meanwhile
+    return False
+
+
+async def kill_once_filling(child: BaseProcess, blobs: Path, encoded: str) -> None:
+    """SIGKILL ``child`` once its fill of ``encoded`` has written some bytes to a part."""
+    while not part_written(blobs, encoded):
+        assert child.is_alive(), "the child ended before its fill wrote a byte"
+        await anyio.sleep(0.05)
+    os.kill(child.pid or 0, signal.SIGKILL)
+    assert await join(child) == -signal.SIGKILL
+    assert not (blobs / encoded).exists()  # the part is never taken for the blob
+
+
 def files_in(directory: Path) -> int:
     """Bytes of every file under ``directory`` (finished entries and parts alike)."""
     total = 0
@@ -147,14 +188,7 @@ async def test_fill_killed_midway_leaves_a_part_and_the_next_fill_gives_a_verifi
     child.start()
     blobs = cache_dir / "blobs" / "sha256"
     encoded = descriptor["digest"].split(":")[1]
-    while not any(  # noqa: ASYNC110 - the child's fill has written some bytes
-        p.name.startswith(f".{encoded}.") and p.stat().st_size > 0
-        for p in (blobs.iterdir() if blobs.is_dir() else [])
-    ):
-        await anyio.sleep(0.05)
-    os.kill(child.pid or 0, signal.SIGKILL)
-    assert await join(child) == -signal.SIGKILL
-    assert not (blobs / encoded).exists()  # the part is never taken for the blob
+    await kill_once_filling(child, blobs, encoded)
     assert [p.name for p in blobs.iterdir() if p.name.startswith(".")]
 
     fault_proxy.clear()
@@ -166,6 +200,76 @@ async def test_fill_killed_midway_leaves_a_part_and_the_next_fill_gives_a_verifi
             out = await blob.copy_to(tmp_path / "verified.bin")
     assert hashlib.sha256(out.read_bytes()).hexdigest() == encoded
     assert sorted(p.name for p in blobs.iterdir()) == [encoded]  # the part is gone
+
+
+async def test_a_puller_killed_mid_blob_then_a_new_pull_gives_a_verified_file(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("model.bin").write_bytes(os.urandom(32 * MiB))
+    expected = "sha256:" + hashlib.sha256(Path("model.bin").read_bytes()).hexdigest()
+    await areg.push(registry.reference("cache/killed-pull:v1"), files=["model.bin"])
+    fault_proxy.add(Fault("throttle", rate=2 * MiB), method="GET", path="/blobs/")
+    cache_dir = tmp_path / "cache"
+    target = fault_proxy.reference("cache/killed-pull:v1")
+    child = SPAWN.Process(
+        target=cacheworkers.pull_with_cache,
+        args=(str(cache_dir), fault_proxy.host, target, str(tmp_path / "killed")),
+    )
+    child.start()
+    blobs = cache_dir / "blobs" / "sha256"
+    encoded = expected.split(":")[1]
+    await kill_once_filling(child, blobs, encoded)
+    assert [p.name for p in blobs.iterdir() if p.name.startswith(".")]  # what it left
+
+    fault_proxy.clear()
+    async with AsyncRegistry(fault_proxy.host, insecure=True, cache=cache_dir) as reg:
+        [pulled] = await reg.pull(target=target, outdir=tmp_path / "after")
+    assert "sha256:" + hashlib.sha256(Path(pulled).read_bytes()).hexdigest() == expected
+    assert [p.name for p in blobs.iterdir() if p.name.startswith(".")] == []
+    assert hashlib.sha256((blobs / encoded).read_bytes()).hexdigest() == encoded
+
+
+async def test_cache_stays_under_its_cap_plus_one_blob_while_four_processes_pull(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blob_size = MiB
+    names = [f"part{j}.bin" for j in range(8)]
+    for i in range(4):  # four artifacts of eight files each, no two files alike
+        folder = tmp_path / f"artifact{i}"
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        for name in names:
+            Path(name).write_bytes(os.urandom(blob_size))
+        await areg.push(registry.reference(f"cache/capped{i}:v1"), files=names)
+    fault_proxy.add(Fault("throttle", rate=32 * MiB), method="GET", path="/blobs/")
+    # Half the 32 files the four pulls fetch between them, and more than the 12 that they
+    # hold at once (3 each, the default pull concurrency): what is in use is never evicted.
+    cap = 16 * blob_size
+    cache_dir = tmp_path / "cache"
+    arguments = [
+        (str(cache_dir), fault_proxy.host, fault_proxy.reference(f"cache/capped{i}:v1"),
+         str(tmp_path / f"out{i}"), None, cap)
+        for i in range(4)
+    ]  # fmt: skip
+    results, peak = await run_children_sampling(cacheworkers.pull_with_cache, arguments, cache_dir)
+    for i, pulled in enumerate(results):
+        folder = tmp_path / f"artifact{i}"
+        assert pulled == {
+            name: "sha256:" + hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            for name in names
+        }
+    assert peak <= cap + blob_size
+    assert files_in(cache_dir / "blobs") <= cap
+    assert blob_bytes_served(fault_proxy) == 32 * blob_size
 
 
 async def test_cache_stays_under_its_cap_plus_one_blob_while_four_processes_fill_it(
@@ -182,17 +286,7 @@ async def test_cache_stays_under_its_cap_plus_one_blob_while_four_processes_fill
          [describe(b) for b in blobs[i * 4 : i * 4 + 4]], str(tmp_path / f"out{i}"))
         for i in range(4)
     ]  # fmt: skip
-    peak = 0
-    results: list[Any] = []
-    async with anyio.create_task_group() as tasks:
-
-        async def work() -> None:
-            results.extend(await run_children(cacheworkers.lease_blobs, arguments))
-
-        tasks.start_soon(work)
-        while not results:
-            peak = max(peak, files_in(cache_dir / "blobs"))
-            await anyio.sleep(0.01)
+    results, peak = await run_children_sampling(cacheworkers.lease_blobs, arguments, cache_dir)
     assert [r["digest"] for rs in results for r in rs] == [describe(b)["digest"] for b in blobs]
     assert peak <= cap + blob_size
     assert files_in(cache_dir / "blobs") <= cap

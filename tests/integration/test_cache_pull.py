@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -202,6 +203,42 @@ async def test_a_cached_manifest_altered_on_disk_is_fetched_again_and_repaired(
     assert requested(fault_proxy.log[cold:]) == [("GET", digest)]
     assert "corrupt" in caplog.text
     assert entry.read_bytes() == original
+
+
+async def test_a_damaged_cached_layer_is_fetched_again_from_the_registry(
+    areg: AsyncRegistry,
+    registry: LocalRegistry,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = await push_artifact(areg, registry, "cached/damaged", tmp_path)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    entry = tmp_path / "cache" / "blobs" / "sha256" / digest.split(":")[1]
+    target = fault_proxy.reference("cached/damaged:v1")
+    weights_gets = f"/blobs/{digest}"
+
+    async def pull(verify: Literal["size", "always"], outdir: str) -> bytes:
+        cache = BlobCache(tmp_path / "cache", verify=verify)
+        async with AsyncRegistry(fault_proxy.host, insecure=True, cache=cache) as reg:
+            await reg.pull(target=target, outdir=tmp_path / outdir)
+        return (tmp_path / outdir / "weights.bin").read_bytes()
+
+    assert await pull("always", "cold") == data
+    flipped = bytearray(data)
+    flipped[MiB] ^= 0x04
+    entry.write_bytes(flipped)
+    with caplog.at_level(logging.WARNING, logger="aioras.content.cache"):
+        # A bit flipped: the size is right, the digest check of verify="always" catches it.
+        assert await pull("always", "flipped") == data
+        assert "its bytes hash to" in caplog.text
+        assert len(fault_proxy.requests_matching("GET", weights_gets)) == 2
+        # Truncated: the size check of the default verify="size" catches it.
+        os.truncate(entry, len(data) - 1)
+        assert await pull("size", "truncated") == data
+        assert f"holds {len(data) - 1} bytes" in caplog.text
+    assert len(fault_proxy.requests_matching("GET", weights_gets)) == 3
+    assert entry.read_bytes() == data
 
 
 async def test_oras_py_layout_api_reads_through_the_cache(

@@ -86,12 +86,17 @@ def slow_reader(
 
 
 def pull_with_cache(
-    cache_dir: str, host: str, target: str, outdir: str, start: Barrier | None = None
+    cache_dir: str,
+    host: str,
+    target: str,
+    outdir: str,
+    start: Barrier | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, str]:
     """Pull ``target`` with a registry client using the cache; ``{file name: digest}``."""
 
     async def main() -> list[str]:
-        cache = BlobCache(cache_dir)
+        cache = BlobCache(cache_dir, max_bytes=max_bytes)
         async with AsyncRegistry(host, insecure=True, cache=cache) as registry:
             return await registry.pull(target=target, outdir=outdir)
 
