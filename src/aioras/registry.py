@@ -68,8 +68,9 @@ class AsyncRegistry(RegistryClient):
     a slot is free.
 
     ``cache`` is a [`BlobCache`][aioras.content.cache.BlobCache] (or the path of one) that blobs
-    fetched by digest go through: pulls, copies and mirrors from this registry, and the oras-py
-    layout API. A hit makes no request for the blob; tags are always resolved at the registry. By
+    and manifests fetched by digest go through: pulls, copies and mirrors from this registry, the
+    oras-py layout API, and ``fetch_manifest``/``get_manifest`` of a reference by digest. A hit
+    makes no request for the blob or manifest; tags are always resolved at the registry. By
     default the directory ``ORAS_CACHE`` names, when it is set; ``cache=False`` turns the
     cache off even then.
 
