@@ -198,15 +198,22 @@ async def pull(ctx: Context) -> None:
 def _push_options(args: argparse.Namespace, progress: ProgressCallback) -> PushOptions:
     """The options of ``aioras push``, to a registry or a layout alike."""
     return PushOptions(
+        **_artifact_options(args, progress),
         manifest_config=args.config,
-        annotation_file=args.annotation_file,
         manifest_annotations=_annotations(args) or None,
-        artifact_type=args.artifact_type,
-        disable_path_validation=args.disable_path_validation,
-        concurrency=args.concurrency,
-        progress=progress,
         quiet=True,
     )
+
+
+def _artifact_options(args: argparse.Namespace, progress: ProgressCallback) -> dict[str, Any]:
+    """The options push and attach take from the same flags, by their common names."""
+    return {
+        "artifact_type": args.artifact_type,
+        "annotation_file": args.annotation_file,
+        "disable_path_validation": args.disable_path_validation,
+        "concurrency": args.concurrency,
+        "progress": progress,
+    }
 
 
 def _fields(options: Any) -> dict[str, Any]:
@@ -624,12 +631,7 @@ async def attach(ctx: Context) -> None:
         raise UsageError(f"{args.reference}: a tar is read-only: attach in a layout directory")
     with show(tty=False if args.no_tty else None) as progress:
         options = AttachOptions(
-            artifact_type=args.artifact_type,
-            annotations=_annotations(args) or None,
-            annotation_file=args.annotation_file,
-            disable_path_validation=args.disable_path_validation,
-            concurrency=args.concurrency,
-            progress=progress,
+            **_artifact_options(args, progress), annotations=_annotations(args) or None
         )
         descriptor: Mapping[str, Any]
         if layout:

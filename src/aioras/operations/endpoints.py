@@ -6,13 +6,20 @@ facade hands the operations an object whose methods run a sync subclass's overri
 worker thread instead (see `aioras.sync`), which is how ``push()`` and ``pull()`` honour
 ``upload_blob``, ``download_blob``, ``get_manifest`` ... overridden on ``Registry``, as
 oras-py does.
+
+The endpoints made here (a content store's, a sync facade's overrides) subclass `Endpoints`
+and `EndpointHooks`. They inherit ``upload_blob``, ``upload_new_blob``, ``upload_manifest``
+and ``download_blob``, so each signature is written once: the method hands its arguments
+on in one object (`UploadCall`, `NewBlobCall`, `ManifestCall`, `DownloadCall`) to the
+subclass's ``_upload``, ``_upload_new``, ``_upload_manifest`` or ``_download``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     import httpx
@@ -23,9 +30,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ENDPOINT_NAMES",
     "CatalogEndpoints",
+    "DownloadCall",
+    "EndpointHooks",
     "Endpoints",
     "GraphEndpoints",
+    "ManifestCall",
     "ManifestEndpoints",
+    "NewBlobCall",
+    "UploadCall",
 ]
 
 ENDPOINT_NAMES = (
@@ -110,7 +122,16 @@ class Endpoints(Protocol):
         layer: Mapping[str, Any],
         do_chunked: bool = False,
         chunk_size: int | None = None,
-    ) -> httpx.Response: ...
+    ) -> httpx.Response:
+        """Upload the file ``blob`` (None: the empty config) as the blob ``layer`` describes.
+
+        ``do_chunked`` asks for ``PATCH`` chunks of ``chunk_size`` bytes where the endpoint
+        sends bytes over HTTP. Answers 200 when the blob was there already (nothing sent),
+        201 when it was written. Answered in ``_upload``: raises what the store or registry
+        behind it raises.
+        """
+        call = UploadCall(blob, container, layer, do_chunked, chunk_size)
+        return await cast("EndpointHooks", self)._upload(call)
 
     async def upload_new_blob(
         self,
@@ -118,7 +139,14 @@ class Endpoints(Protocol):
         container: str | Container,
         *,
         chunk_size: int | None = None,
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """Upload the file ``blob`` in one pass, hashing it; return ``{"digest", "size"}``.
+
+        For blobs not expected to be there (no existence check before). Answered in
+        ``_upload_new``: raises what the store or registry behind it raises.
+        """
+        call = NewBlobCall(blob, container, chunk_size)
+        return await cast("EndpointHooks", self)._upload_new(call)
 
     async def upload_manifest(
         self,
@@ -126,7 +154,14 @@ class Endpoints(Protocol):
         container: str | Container,
         *,
         reference: str | None = None,
-    ) -> httpx.Response: ...
+    ) -> httpx.Response:
+        """Store ``manifest`` and tag it ``reference`` (default: the container's reference).
+
+        A digest as the reference stores it untagged. Answered in ``_upload_manifest``:
+        raises what the store or registry behind it raises.
+        """
+        call = ManifestCall(manifest, container, reference)
+        return await cast("EndpointHooks", self)._upload_manifest(call)
 
     def repository(self, name: str | Container) -> Repository: ...
 
@@ -145,4 +180,68 @@ class Endpoints(Protocol):
         outfile: str | os.PathLike[str],
         *,
         size: int | None = None,
-    ) -> str: ...
+    ) -> str:
+        """Write the blob ``digest`` (of ``size`` bytes, when known) to ``outfile``; the path.
+
+        The bytes are verified and the file appears whole or not at all. Answered in
+        ``_download``: raises what the store or registry behind it raises.
+        """
+        call = DownloadCall(container, digest, outfile, size)
+        return await cast("EndpointHooks", self)._download(call)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadCall:
+    """The arguments of one ``upload_blob`` of `Endpoints`, in one object."""
+
+    blob: str | os.PathLike[str] | None
+    container: str | Container
+    layer: Mapping[str, Any]
+    do_chunked: bool
+    chunk_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadCall:
+    """The arguments of one ``download_blob`` of `Endpoints`, in one object."""
+
+    container: str | Container
+    digest: str
+    outfile: str | os.PathLike[str]
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlobCall:
+    """The arguments of one ``upload_new_blob`` of `Endpoints`, in one object."""
+
+    blob: str | os.PathLike[str]
+    container: str | Container
+    chunk_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestCall:
+    """The arguments of one ``upload_manifest`` of `Endpoints`, in one object."""
+
+    manifest: Mapping[str, Any]
+    container: str | Container
+    reference: str | None
+
+
+class EndpointHooks(Protocol):
+    """What a subclass of `Endpoints` defines to answer the four calls it inherits.
+
+    The subclass names it as a base too (``class StoreEndpoints(Endpoints, EndpointHooks)``),
+    so that the type checker holds a subclass without all four abstract. Not part of
+    `Endpoints` itself: a registry satisfies that protocol with its own ``upload_blob``,
+    ``download_blob`` ... and has no such methods.
+    """
+
+    async def _upload_new(self, call: NewBlobCall) -> dict[str, Any]: ...
+
+    async def _upload_manifest(self, call: ManifestCall) -> httpx.Response: ...
+
+    async def _upload(self, call: UploadCall) -> httpx.Response: ...
+
+    async def _download(self, call: DownloadCall) -> str: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -29,6 +29,7 @@ from ..exceptions import ManifestValidationError
 from ..oci import empty_config_path, manifest_bytes
 from ..progress import position_reporter
 from .attach import AttachOptions, attach
+from .endpoints import DownloadCall, EndpointHooks, Endpoints, ManifestCall, NewBlobCall, UploadCall
 from .pull import PullOptions, pull
 from .push import PushFiles, PushOptions, push_artifact
 
@@ -81,14 +82,16 @@ class _StoreRepository:
         return None
 
 
-class StoreEndpoints:
+class StoreEndpoints(Endpoints, EndpointHooks):
     """A [`Target`][aioras.content.store.Target] as the endpoints push and pull call.
 
     References are the store's own: a tag or a digest (``sha256:...``), or a
     [`Container`][aioras.Container] made by
     [`get_container`][aioras.operations.stores.StoreEndpoints.get_container]. Blobs are written
-    through the store's ``push`` (which verifies them) from their files, read in worker threads;
-    downloads stream the store's verified ``fetch`` into the file, written atomically. The
+    through the store's ``push`` (which verifies them) from their files, read in worker threads,
+    unless the store holds them already (``upload_blob`` then answers 200, having read
+    nothing); downloads stream the store's verified ``fetch`` into the file, written
+    atomically, and need the blob's ``size`` (a store is read by descriptor). The
     concurrency defaults are a registry's (an operation's own option wins).
     """
 
@@ -165,19 +168,13 @@ class StoreEndpoints:
             raise ManifestValidationError(f"{descriptor['digest']} is not a JSON object")
         return manifest
 
-    async def download_blob(
-        self,
-        container: str | Container,
-        digest: str,
-        outfile: str | os.PathLike[str],
-        *,
-        size: int | None = None,
-    ) -> str:
-        """Write the blob ``digest`` to ``outfile``, verified, atomically; return the path.
+    async def _download(self, call: DownloadCall) -> str:
+        """Write the blob to its file, verified, atomically, from the store's ``fetch``.
 
         Raises [`ManifestValidationError`][aioras.exceptions.ManifestValidationError] without
-        ``size`` (a store is read by descriptor), NotFoundError, and the verification errors.
+        a size (a store is read by descriptor), NotFoundError, and the verification errors.
         """
+        digest, outfile, size = call.digest, call.outfile, call.size
         if size is None:
             raise ManifestValidationError(f"blob {digest} has no size to read it by")
         descriptor: Descriptor = {
@@ -199,19 +196,13 @@ class StoreEndpoints:
             await out.commit()
         return os.fspath(outfile)
 
-    async def upload_blob(
-        self,
-        blob: str | os.PathLike[str] | None,
-        container: str | Container,
-        layer: Mapping[str, Any],
-        do_chunked: bool = False,
-        chunk_size: int | None = None,
-    ) -> httpx.Response:
-        """Store the file ``blob`` (None: the empty config) as ``layer``; verified.
+    async def _upload(self, call: UploadCall) -> httpx.Response:
+        """Store the file (None: the empty config) as the layer; verified.
 
         Answers 200 when the store holds it already (nothing read), else 201. Raises the
-        store's verification errors when the file is not what ``layer`` says.
+        store's verification errors when the file is not what the layer says.
         """
+        blob, layer = call.blob, call.layer
         descriptor = as_descriptor(dict(layer))
         if await self.store.exists(descriptor):
             return httpx.Response(200)
@@ -224,30 +215,20 @@ class StoreEndpoints:
             await content.aclose()
         return httpx.Response(201)
 
-    async def upload_new_blob(
-        self,
-        blob: str | os.PathLike[str],
-        container: str | Container,
-        *,
-        chunk_size: int | None = None,
-    ) -> dict[str, Any]:
-        """Hash the file ``blob``, store it; return ``{"digest": ..., "size": ...}``."""
+    async def _upload_new(self, call: NewBlobCall) -> dict[str, Any]:
+        """Hash the file, store it; return ``{"digest": ..., "size": ...}``."""
+        blob, container = call.blob, call.container
         digest, size = await digest_file(blob)
         layer = {"mediaType": "application/octet-stream", "digest": digest, "size": size}
         await self.upload_blob(blob, container, layer)
         return {"digest": digest, "size": size}
 
-    async def upload_manifest(
-        self,
-        manifest: Mapping[str, Any],
-        container: str | Container,
-        *,
-        reference: str | None = None,
-    ) -> httpx.Response:
-        """Store the manifest and tag it (``reference``, else the container's tag).
+    async def _upload_manifest(self, call: ManifestCall) -> httpx.Response:
+        """Store the manifest and tag it (the reference, else the container's tag).
 
-        A digest as ``reference`` (or a container naming one) stores it untagged.
+        A digest as the reference (or a container naming one) stores it untagged.
         """
+        manifest, container, reference = call.manifest, call.container, call.reference
         data = manifest_bytes(manifest)
         digest = digest_bytes(data)
         media_type = str(manifest.get("mediaType") or defaults.default_manifest_media_type)

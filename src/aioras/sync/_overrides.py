@@ -11,15 +11,22 @@ other method is the core's. Without an override nothing changes and nothing is p
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 import httpx
 
 from ..container import Container
-from ..operations.endpoints import ENDPOINT_NAMES
+from ..operations.endpoints import (
+    ENDPOINT_NAMES,
+    DownloadCall,
+    EndpointHooks,
+    Endpoints,
+    ManifestCall,
+    NewBlobCall,
+    UploadCall,
+)
 
 if TYPE_CHECKING:
     from ..remote.repository import Repository
@@ -39,7 +46,7 @@ def overridden_endpoints(facade: Registry, base: type) -> frozenset[str]:
     return frozenset(found)
 
 
-class OverridingEndpoints:
+class OverridingEndpoints(Endpoints, EndpointHooks):
     """The `Endpoints` of a facade with overrides.
 
     ``names`` are the overridden methods: those are called on ``facade`` (sync, in a worker
@@ -76,20 +83,14 @@ class OverridingEndpoints:
         else:
             self._core._check_200_response(response)
 
-    async def upload_blob(
-        self,
-        blob: str | os.PathLike[str] | None,
-        container: str | Container,
-        layer: Mapping[str, Any],
-        do_chunked: bool = False,
-        chunk_size: int | None = None,
-    ) -> httpx.Response:
+    async def _upload(self, call: UploadCall) -> httpx.Response:
         """Upload through the override, or ask an overridden ``blob_exists`` first."""
+        blob, container, layer = call.blob, call.container, call.layer
         if "upload_blob" in self._names:
             # As oras-py calls it; an unset chunk size leaves the override's own default.
-            options: dict[str, Any] = {"do_chunked": do_chunked}
-            if chunk_size is not None:
-                options["chunk_size"] = chunk_size
+            options: dict[str, Any] = {"do_chunked": call.do_chunked}
+            if call.chunk_size is not None:
+                options["chunk_size"] = call.chunk_size
             return await self._in_thread(
                 self._facade.upload_blob, blob, container, layer, **options
             )
@@ -97,20 +98,17 @@ class OverridingEndpoints:
             self._facade.blob_exists, layer, container
         ):
             return httpx.Response(200)
-        return await self._core.upload_blob(blob, container, layer, do_chunked, chunk_size)
+        return await self._core.upload_blob(
+            blob, container, layer, call.do_chunked, call.chunk_size
+        )
 
-    async def upload_manifest(
-        self,
-        manifest: Mapping[str, Any],
-        container: str | Container,
-        *,
-        reference: str | None = None,
-    ) -> httpx.Response:
+    async def _upload_manifest(self, call: ManifestCall) -> httpx.Response:
         """PUT the manifest through the override when there is one.
 
-        The override is called as oras-py calls it, so a ``reference`` (a referrer pushed by
+        The override is called as oras-py calls it, so a reference (a referrer pushed by
         digest) reaches it as the container's reference.
         """
+        manifest, container, reference = call.manifest, call.container, call.reference
         if "upload_manifest" in self._names:
             if reference is not None:
                 container = self.get_container(container).with_reference(reference)
@@ -135,25 +133,15 @@ class OverridingEndpoints:
             return await self._in_thread(self._facade.get_manifest, container, allowed_media_type)
         return await self._core.get_manifest(container, allowed_media_type)
 
-    async def upload_new_blob(
-        self,
-        blob: str | os.PathLike[str],
-        container: str | Container,
-        *,
-        chunk_size: int | None = None,
-    ) -> dict[str, Any]:
+    async def _upload_new(self, call: NewBlobCall) -> dict[str, Any]:
         """Single-pass uploads have no oras-py counterpart to override: the core's."""
-        return await self._core.upload_new_blob(blob, container, chunk_size=chunk_size)
+        return await self._core.upload_new_blob(
+            call.blob, call.container, chunk_size=call.chunk_size
+        )
 
-    async def download_blob(
-        self,
-        container: str | Container,
-        digest: str,
-        outfile: str | os.PathLike[str],
-        *,
-        size: int | None = None,
-    ) -> str:
+    async def _download(self, call: DownloadCall) -> str:
         """Download through the override (called as oras-py calls it) when there is one."""
+        container, digest, outfile = call.container, call.digest, call.outfile
         if "download_blob" in self._names:
             return await self._in_thread(self._facade.download_blob, container, digest, outfile)
-        return await self._core.download_blob(container, digest, outfile, size=size)
+        return await self._core.download_blob(container, digest, outfile, size=call.size)
