@@ -369,6 +369,29 @@ async def test_task_holding_a_lease_fills_another_blob_without_waiting_for_room(
     assert [e.digest for e in await cache.ls()] == [describe(second)["digest"]]
 
 
+async def test_fill_whose_room_is_held_by_a_lease_waiting_for_it_is_admitted_anyway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("aioras.content.cache._ADMIT_STILL_MAX", 0.2)
+    big, small = b"B" * 1500, b"s" * 500
+    cache = BlobCache(tmp_path / "cache", max_bytes=1000)
+    await fill(cache, big)
+    filled = anyio.Event()
+
+    async def fill_small() -> None:
+        await fill(cache, small)
+        filled.set()
+
+    async with anyio.create_task_group() as tasks, cache.lookup(describe(big)) as held:
+        assert held is not None
+        tasks.start_soon(fill_small)
+        # This lease ends only once the other task's fill is done: waiting for room
+        # would never end, so that fill is admitted once nothing has moved for a while.
+        await filled.wait()
+    assert "admitted a fill" in caplog.text
+    assert [e.digest for e in await cache.ls()] == [describe(small)["digest"]]
+
+
 async def test_prune_to_zero_empties_the_cache(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
     for data in (b"one", b"two"):
