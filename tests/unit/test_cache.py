@@ -302,6 +302,9 @@ async def test_blob_larger_than_the_cap_is_kept_alone(tmp_path: Path) -> None:
     big = b"B" * 5000
     await fill(cache, big)
     assert [e.digest for e in await cache.ls()] == [describe(big)["digest"]]
+    async with cache.lookup(describe(big)) as blob:  # ... and stays when used again
+        assert blob is not None
+    assert [e.digest for e in await cache.ls()] == [describe(big)["digest"]]
 
 
 class Refusals(logging.Handler):

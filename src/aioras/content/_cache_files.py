@@ -402,13 +402,19 @@ class Evicted:
     parts: int = 0
     remaining: int = 0
     """Bytes counted after the pass: finished entries plus running fills' reservations."""
+    counted: int = 0
+    """How many entries and fills ``remaining`` counts."""
     activity: tuple[tuple[str, int, int], ...] = ()
     """Parts being written (name, size, mtime): changes while any fill makes progress."""
 
 
-def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int, int]:
-    """Reserved bytes of running fills; removes stale lock files and parts. (bytes, parts)."""
+def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int, int, int]:
+    """Reserved bytes of running fills; removes stale lock files and parts.
+
+    Returns (bytes reserved, fills reserving them, parts removed).
+    """
     reserved = 0
+    fills = 0
     removed_parts = 0
     for name in os.listdir(locks):
         if not name.endswith(_LOCK_SUFFIX):
@@ -424,9 +430,11 @@ def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int
             except OSError:
                 continue
             try:
-                reserved += _reserved(fd)
+                size = _reserved(fd)
             finally:
                 os.close(fd)
+            reserved += size
+            fills += size > 0
             continue
         try:  # nobody fills this digest: what its fills left is stale
             if blobs is not None:
@@ -439,7 +447,7 @@ def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int
                 os.unlink(name, dir_fd=locks)
         finally:
             os.close(held)
-    return reserved, removed_parts
+    return reserved, fills, removed_parts
 
 
 def _orphan_parts(algorithm: str, blobs: int, locks: int | None) -> int:
@@ -500,10 +508,11 @@ def evict(root: Path, max_bytes: int | None) -> Evicted:
         lock_dirs = dict(_walk(fd, LOCKS_DIR))
         try:
             for algorithm, locks in lock_dirs.items():
-                reserved, parts = _sweep_locks(
+                reserved, fills, parts = _sweep_locks(
                     locks, blob_dirs.get(algorithm), finished.get(algorithm, set())
                 )
                 total += reserved
+                done.counted += fills
                 done.parts += parts
             for algorithm, blobs in blob_dirs.items():
                 done.parts += _orphan_parts(algorithm, blobs, lock_dirs.get(algorithm))
@@ -519,6 +528,7 @@ def evict(root: Path, max_bytes: int | None) -> Evicted:
                     done.entries += 1
                     done.bytes += entry.size
             done.remaining = total
+            done.counted += len(entries) - done.entries
             done.activity = _parts_activity(blob_dirs)
         finally:
             for directory in (*blob_dirs.values(), *lock_dirs.values()):
@@ -569,6 +579,7 @@ def admit(
         return False, done
     slot.reserve(size)
     done.remaining += size
+    done.counted += 1
     return True, done
 
 

@@ -228,7 +228,9 @@ class BlobCache:
         self.verify: Verify = verify
         self._acquiring: dict[str, tuple[anyio.Lock, int]] = {}
         self._holders: dict[int, int] = {}  # task id: leases it holds
-        self._over = False  # this object left the cache above its cap: evict as leases end
+        # This object saw the cache above its cap, with more than one blob in it (a blob
+        # bigger than the cap is kept alone): it evicts again as its leases end.
+        self._over = False
 
     def __repr__(self) -> str:
         return f"BlobCache({str(self.path)!r}, max_bytes={self.max_bytes}, verify={self.verify!r})"
@@ -385,14 +387,13 @@ class BlobCache:
             blob._close()
             with anyio.CancelScope(shield=True):
                 if not blob.hit and not blob.corrupt:
-                    # While the lease is held, so the blob just fetched stays (alone,
-                    # when bigger than the cap).
-                    await self._settle(always=True)
+                    # While the lease is held, so the blob just fetched stays.
+                    await self._settle()
                 await anyio.to_thread.run_sync(slot.close)
                 if blob.corrupt:
                     await self._drop_corrupt(blob.descriptor)
                 elif blob.hit:
-                    await self._settle(always=False)
+                    await self._settle()
 
     @asynccontextmanager
     async def _queue(self, digest: str) -> AsyncIterator[None]:
@@ -524,7 +525,7 @@ class BlobCache:
                 functools.partial(files.admit, self.path, limit, slot, size, force=force)
             )
             if admitted:
-                self._over = done.remaining > limit
+                self._over = done.remaining > limit and done.counted > 1
                 if done.remaining > limit + size:
                     logger.warning(
                         "cache %s: admitted a fill of %s (%d bytes) without room, %d bytes "
@@ -543,13 +544,15 @@ class BlobCache:
             await anyio.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
 
-    async def _settle(self, *, always: bool) -> None:
-        """Evict down to the cap after a fill (``always``), or when this object left the
-        cache above it: fills admitted while others were in use may have done so, and what
-        they held may be free now."""
-        if self.max_bytes is not None and (always or self._over):
+    async def _settle(self) -> None:
+        """Evict down to the cap when this object last saw the cache above it (`_over`).
+
+        Fills admitted while others were in use leave it so; as leases end, what they held
+        can go.
+        """
+        if self.max_bytes is not None and self._over:
             done = await self._evict(self.max_bytes)
-            self._over = done.remaining > self.max_bytes
+            self._over = done.remaining > self.max_bytes and done.counted > 1
 
     async def _under_evict_lock(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` in a worker thread under ``locks/evict.lock`` (no lease waits for it)."""
