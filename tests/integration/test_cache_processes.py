@@ -241,7 +241,7 @@ async def test_cache_stays_under_its_cap_plus_one_blob_while_four_processes_pull
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    blob_size = MiB
+    blob_size = 2 * MiB
     names = [f"part{j}.bin" for j in range(8)]
     for i in range(4):  # four artifacts of eight files each, no two files alike
         folder = tmp_path / f"artifact{i}"
@@ -251,9 +251,9 @@ async def test_cache_stays_under_its_cap_plus_one_blob_while_four_processes_pull
             Path(name).write_bytes(os.urandom(blob_size))
         await areg.push(registry.reference(f"cache/capped{i}:v1"), files=names)
     fault_proxy.add(Fault("throttle", rate=32 * MiB), method="GET", path="/blobs/")
-    # Half the 32 files the four pulls fetch between them, and more than the 12 that they
-    # hold at once (3 each, the default pull concurrency): what is in use is never evicted.
-    cap = 16 * blob_size
+    # Four of the 32 files the four pulls fetch between them, and a third of the 12 fills
+    # they run at once (3 each, the default pull concurrency): fills wait for room.
+    cap = 4 * blob_size
     cache_dir = tmp_path / "cache"
     arguments = [
         (str(cache_dir), fault_proxy.host, fault_proxy.reference(f"cache/capped{i}:v1"),

@@ -291,8 +291,8 @@ async def test_leased_entry_is_not_evicted(tmp_path: Path) -> None:
         await fill(cache, second)  # no room, but the first is in use
         assert entry_path(cache, first).exists()
         assert (await blob.copy_to(tmp_path / "out")).read_bytes() == first
-    result = await cache.prune()
-    assert result.entries == 1
+    # Evicted as its lease ended, the cache being above its cap.
+    assert not entry_path(cache, first).exists()
     assert await cache.du() <= 1000
 
 
@@ -302,6 +302,97 @@ async def test_blob_larger_than_the_cap_is_kept_alone(tmp_path: Path) -> None:
     big = b"B" * 5000
     await fill(cache, big)
     assert [e.digest for e in await cache.ls()] == [describe(big)["digest"]]
+    async with cache.lookup(describe(big)) as blob:  # ... and stays when used again
+        assert blob is not None
+    assert [e.digest for e in await cache.ls()] == [describe(big)["digest"]]
+
+
+class Refusals(logging.Handler):
+    """Sets ``event`` when the cache logs that a fill waits for room."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.event = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "no room for" in record.getMessage():
+            self.event.set()
+
+
+async def test_fill_without_room_waits_until_the_blob_in_use_can_be_evicted(
+    tmp_path: Path,
+) -> None:
+    big, small = b"B" * 1500, b"s" * 500
+    cache = BlobCache(tmp_path / "cache", max_bytes=1000)
+    await fill(cache, big)  # alone above the cap: kept
+    logger = logging.getLogger("aioras.content.cache")
+    refusals = Refusals()
+    logger.addHandler(refusals)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    released = False
+    source = Source(small)
+    fetched_while_held: list[bool] = []
+
+    async def fill_small() -> None:
+        async def opened() -> AsyncIterator[AsyncIterator[bytes]]:
+            fetched_while_held.append(not released)
+            refusals.event.set()
+            async with source() as chunks:
+                yield chunks
+
+        async with cache.lease(describe(small), asynccontextmanager(opened)):
+            pass
+
+    try:
+        async with anyio.create_task_group() as tasks, cache.lookup(describe(big)) as held:
+            assert held is not None
+            tasks.start_soon(fill_small)
+            await refusals.event.wait()  # the fill waits for room, or (wrongly) fetches
+            released = True
+    finally:
+        logger.removeHandler(refusals)
+        logger.setLevel(level)
+    # Room came only when the lease on the big blob ended: it was evicted then.
+    assert fetched_while_held == [False]
+    assert [e.digest for e in await cache.ls()] == [describe(small)["digest"]]
+
+
+async def test_task_holding_a_lease_fills_another_blob_without_waiting_for_room(
+    tmp_path: Path,
+) -> None:
+    first, second = b"a" * 1500, b"b" * 500
+    cache = BlobCache(tmp_path / "cache", max_bytes=1000)
+    await fill(cache, first)
+    async with cache.lookup(describe(first)) as held:
+        assert held is not None
+        # The room is held by this task's own lease: waiting would never end.
+        source = await fill(cache, second)
+        assert source.calls == 1
+    assert [e.digest for e in await cache.ls()] == [describe(second)["digest"]]
+
+
+async def test_fill_whose_room_is_held_by_a_lease_waiting_for_it_is_admitted_anyway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("aioras.content.cache._ADMIT_STILL_MAX", 0.2)
+    big, small = b"B" * 1500, b"s" * 500
+    cache = BlobCache(tmp_path / "cache", max_bytes=1000)
+    await fill(cache, big)
+    filled = anyio.Event()
+
+    async def fill_small() -> None:
+        await fill(cache, small)
+        filled.set()
+
+    async with anyio.create_task_group() as tasks, cache.lookup(describe(big)) as held:
+        assert held is not None
+        tasks.start_soon(fill_small)
+        # This lease ends only once the other task's fill is done: waiting for room
+        # would never end, so that fill is admitted once nothing has moved for a while.
+        await filled.wait()
+    assert "admitted a fill" in caplog.text
+    assert [e.digest for e in await cache.ls()] == [describe(small)["digest"]]
 
 
 async def test_prune_to_zero_empties_the_cache(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ The cache directory::
       blobs/<algorithm>/<hex>     finished, verified blobs (an OCI layout's blob tree)
       blobs/<algorithm>/.<hex>.*  a fill in progress, or left by a killed one (never a blob)
       locks/<algorithm>/<hex>.lock  the digest's lock; while a fill runs it holds its size
-      locks/evict.lock            serialises eviction passes
+      locks/evict.lock            serialises eviction passes and admissions of fills
 
 Locks are ``flock(2)`` locks, which belong to an open file and go with it when the process
 dies (SIGKILL included), so a crash never leaves a digest locked. A blob is read under a
@@ -48,6 +48,7 @@ __all__ = [
     "EntryInfo",
     "Evicted",
     "Slot",
+    "admit",
     "copy_out",
     "evict",
     "list_entries",
@@ -245,12 +246,16 @@ class Slot:
                     os.unlink(name, dir_fd=self.blobs)
 
     def reserve(self, size: int) -> None:
-        """Record ``size`` in the lock file: eviction counts it while the fill runs."""
+        """Record ``size`` in the lock file: eviction counts it while the fill runs.
+
+        ``0`` clears it: what an earlier fill of the digest recorded must not count
+        while this one waits to be admitted.
+        """
         assert self.lock_fd is not None
         assert self.exclusive
-        data = str(size).encode()
         os.ftruncate(self.lock_fd, 0)
-        write_all(self.lock_fd, [data], offset=0)
+        if size:
+            write_all(self.lock_fd, [str(size).encode()], offset=0)
 
     def staged_name(self) -> str:
         """A fresh name for a downloader's file, recognised as a part of this digest."""
@@ -390,16 +395,26 @@ def _reserved(fd: int) -> int:
 
 @dataclass
 class Evicted:
-    """What an eviction pass removed."""
+    """What an eviction pass removed, and what it left."""
 
     entries: int = 0
     bytes: int = 0
     parts: int = 0
+    remaining: int = 0
+    """Bytes counted after the pass: finished entries plus running fills' reservations."""
+    counted: int = 0
+    """How many entries and fills ``remaining`` counts."""
+    activity: tuple[tuple[str, int, int], ...] = ()
+    """Parts being written (name, size, mtime): changes while any fill makes progress."""
 
 
-def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int, int]:
-    """Reserved bytes of running fills; removes stale lock files and parts. (bytes, parts)."""
+def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int, int, int]:
+    """Reserved bytes of running fills; removes stale lock files and parts.
+
+    Returns (bytes reserved, fills reserving them, parts removed).
+    """
     reserved = 0
+    fills = 0
     removed_parts = 0
     for name in os.listdir(locks):
         if not name.endswith(_LOCK_SUFFIX):
@@ -415,9 +430,11 @@ def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int
             except OSError:
                 continue
             try:
-                reserved += _reserved(fd)
+                size = _reserved(fd)
             finally:
                 os.close(fd)
+            reserved += size
+            fills += size > 0
             continue
         try:  # nobody fills this digest: what its fills left is stale
             if blobs is not None:
@@ -430,7 +447,7 @@ def _sweep_locks(locks: int, blobs: int | None, finished: set[str]) -> tuple[int
                 os.unlink(name, dir_fd=locks)
         finally:
             os.close(held)
-    return reserved, removed_parts
+    return reserved, fills, removed_parts
 
 
 def _orphan_parts(algorithm: str, blobs: int, locks: int | None) -> int:
@@ -456,13 +473,28 @@ def _orphan_parts(algorithm: str, blobs: int, locks: int | None) -> int:
     return removed
 
 
+def _parts_activity(blob_dirs: dict[str, int]) -> tuple[tuple[str, int, int], ...]:
+    """``(name, size, mtime)`` of every part: it changes while some fill writes."""
+    out = []
+    for algorithm, blobs in sorted(blob_dirs.items()):
+        for name in sorted(os.listdir(blobs)):
+            if name.startswith("."):
+                try:
+                    st = os.stat(name, dir_fd=blobs, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                out.append((f"{algorithm}/{name}", st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def evict(root: Path, max_bytes: int | None) -> Evicted:
     """Remove least recently used entries nobody holds until the cache fits ``max_bytes``.
 
     What counts: finished entries plus the sizes running fills recorded. Entries whose lock
     cannot be taken at once (being read or written) are skipped, so the cache may stay
     above ``max_bytes`` by what is in use. Stale parts and lock files go too. ``None``
-    evicts nothing (only the stale files go). The caller holds the eviction lock.
+    evicts nothing (only the stale files go). The caller holds the eviction lock. The
+    result says what is left (``remaining``) and what fills are writing (``activity``).
     """
     done = Evicted()
     entries = list_entries(root)
@@ -476,17 +508,16 @@ def evict(root: Path, max_bytes: int | None) -> Evicted:
         lock_dirs = dict(_walk(fd, LOCKS_DIR))
         try:
             for algorithm, locks in lock_dirs.items():
-                reserved, parts = _sweep_locks(
+                reserved, fills, parts = _sweep_locks(
                     locks, blob_dirs.get(algorithm), finished.get(algorithm, set())
                 )
                 total += reserved
+                done.counted += fills
                 done.parts += parts
             for algorithm, blobs in blob_dirs.items():
                 done.parts += _orphan_parts(algorithm, blobs, lock_dirs.get(algorithm))
-            if max_bytes is None:
-                return done
             for entry in entries:
-                if total <= max_bytes:
+                if max_bytes is None or total <= max_bytes:
                     break
                 entry_locks = lock_dirs.get(entry.algorithm)
                 entry_blobs = blob_dirs.get(entry.algorithm)
@@ -496,6 +527,9 @@ def evict(root: Path, max_bytes: int | None) -> Evicted:
                     total -= entry.size
                     done.entries += 1
                     done.bytes += entry.size
+            done.remaining = total
+            done.counted += len(entries) - done.entries
+            done.activity = _parts_activity(blob_dirs)
         finally:
             for directory in (*blob_dirs.values(), *lock_dirs.values()):
                 os.close(directory)
@@ -524,6 +558,29 @@ def _evict_one(entry: EntryInfo, blobs: int, locks: int) -> bool:
         return True
     finally:
         os.close(held)
+
+
+def admit(
+    root: Path, max_bytes: int, slot: Slot, size: int, *, force: bool
+) -> tuple[bool, Evicted]:
+    """Make room for a fill of ``size`` bytes and, when there is room, reserve it: admitted?
+
+    Evicts (as `evict` does) until the other fills and the finished entries leave ``size``
+    bytes under ``max_bytes``, as far as entries not in use allow. The fill is admitted
+    when what remains is at most ``max_bytes`` (so that with it the cache holds at most
+    ``max_bytes + size``), or when ``force``: then ``size`` is recorded in ``slot``'s lock
+    file (which must hold nothing yet, see `Slot.reserve`) and ``remaining`` includes it.
+    Otherwise nothing is recorded and ``remaining`` is what kept it out. The caller holds
+    ``slot``'s exclusive lock and the eviction lock, so that no other fill is admitted on
+    the same room.
+    """
+    done = evict(root, max(max_bytes - size, 0))
+    if done.remaining > max_bytes and not force:
+        return False, done
+    slot.reserve(size)
+    done.remaining += size
+    done.counted += 1
+    return True, done
 
 
 def open_evict_lock(root: Path) -> int:

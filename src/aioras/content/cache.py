@@ -16,12 +16,17 @@ can read it (the oras CLI's ``ORAS_CACHE`` uses the same tree). What it guarante
   symbolic link is never followed) of the descriptor's size, and with ``verify="always"``
   of the descriptor's digest. A corrupt entry is dropped, with a warning, and fetched again.
   Streams read from the cache are hashed on the way in any case.
-- **Bounded.** With ``max_bytes``, each fill first evicts least recently used entries
-  (use is recorded in the files' modification times) until the finished entries, plus the
-  fills running in every process, plus the new blob, fit. Entries being read or written
-  (leased: their digest's lock is held) are never evicted, so the cache exceeds
-  ``max_bytes`` only by blobs in use: by the one being added when it is alone bigger than
-  the cap. Eviction only *tries* locks, so it never waits on a reader.
+- **Bounded.** With ``max_bytes``, each fill is first admitted: under ``locks/evict.lock``
+  it evicts least recently used entries (use is recorded in the files' modification times)
+  to make room for its blob, and goes on only when the finished entries and the fills
+  admitted before it, in every process, hold at most ``max_bytes``; it then records its
+  size for later admissions to count. Otherwise it waits, recording nothing. So the cache
+  holds at most ``max_bytes`` plus the blob admitted last, and a blob bigger than the cap
+  is kept alone. Entries being read or written (leased: their digest's lock is held) are
+  never evicted; eviction only *tries* locks, so it never waits on a reader. A task that
+  already holds a lease, and a fill that waited while nothing in the cache changed for 30
+  seconds, are admitted without room (with a warning when that takes the cache further
+  over): the room may be held by a lease waiting for that very fill.
 - **Private.** The directory and the ones below it are created 0700, files 0600.
 
 Waiting rather than reading a growing file: a process that finds a fill of its digest
@@ -32,13 +37,14 @@ at disk speed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -58,6 +64,7 @@ StreamSource = Callable[[], AbstractAsyncContextManager[AsyncIterable[bytes]]]
 FileSource = Callable[[Path], Awaitable[object]]
 """Writes the blob to the path it is given (a downloader such as ``download_blob``)."""
 Verify = Literal["size", "always"]
+_T = TypeVar("_T")
 
 # Polling a busy lock: flock(2) cannot be interrupted, so a thread blocked in it could
 # neither be cancelled nor let the interpreter exit (anyio's worker threads are not
@@ -65,6 +72,10 @@ Verify = Literal["size", "always"]
 # much latency after the holder is done.
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
+# A fill waiting for room is admitted anyway once nothing in the cache has changed (no
+# entry evicted or added, no fill's part grown) for this long: what holds the room may be
+# a lease that waits, in this process or another, for this very fill (see `_admit`).
+_ADMIT_STILL_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,10 @@ class BlobCache:
         self.max_bytes = max_bytes
         self.verify: Verify = verify
         self._acquiring: dict[str, tuple[anyio.Lock, int]] = {}
+        self._holders: dict[int, int] = {}  # task id: leases it holds
+        # This object saw the cache above its cap, with more than one blob in it (a blob
+        # bigger than the cap is kept alone): it evicts again as its leases end.
+        self._over = False
 
     def __repr__(self) -> str:
         return f"BlobCache({str(self.path)!r}, max_bytes={self.max_bytes}, verify={self.verify!r})"
@@ -228,6 +243,8 @@ class BlobCache:
         self.max_bytes = state["max_bytes"]
         self.verify = state["verify"]
         self._acquiring = {}
+        self._holders = {}
+        self._over = False
 
     # -- leases ------------------------------------------------------------------------------
     @asynccontextmanager
@@ -359,14 +376,24 @@ class BlobCache:
     @asynccontextmanager
     async def _held(self, lease: tuple[CachedBlob, files.Slot]) -> AsyncIterator[None]:
         blob, slot = lease
+        task = anyio.get_current_task().id
+        self._holders[task] = self._holders.get(task, 0) + 1
         try:
             yield
         finally:
+            held = self._holders.pop(task, 0) - 1
+            if held > 0:
+                self._holders[task] = held
             blob._close()
             with anyio.CancelScope(shield=True):
+                if not blob.hit and not blob.corrupt:
+                    # While the lease is held, so the blob just fetched stays.
+                    await self._settle()
                 await anyio.to_thread.run_sync(slot.close)
                 if blob.corrupt:
                     await self._drop_corrupt(blob.descriptor)
+                elif blob.hit:
+                    await self._settle()
 
     @asynccontextmanager
     async def _queue(self, digest: str) -> AsyncIterator[None]:
@@ -446,8 +473,7 @@ class BlobCache:
             return None
         await anyio.to_thread.run_sync(slot.clean_parts)
         if self.max_bytes is not None:
-            await anyio.to_thread.run_sync(slot.reserve, size)
-            await self._evict(self.max_bytes)
+            await self._admit(slot, size, self.max_bytes)
         await self._fill(descriptor, slot, fill)
         opened = await anyio.to_thread.run_sync(
             lambda: slot.entry(size, verify_digest=False, touch=True)
@@ -477,8 +503,59 @@ class BlobCache:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(slot.discard, staged)
 
-    async def _evict(self, limit: int | None) -> files.Evicted:
-        """One eviction pass under ``locks/evict.lock`` (which no lease waits for)."""
+    async def _admit(self, slot: files.Slot, size: int, limit: int) -> None:
+        """Wait until the cache has room for this fill, then reserve it (`files.admit`).
+
+        Room: the finished entries and the other running fills, after eviction, within
+        ``limit``; the fill then brings the cache to at most ``limit + size``. While it
+        waits it records nothing, so waiting fills never keep each other out; room comes
+        as other fills end and their leases with them. A task that already holds a lease
+        is admitted at once, and so is a fill that has waited while nothing in the cache
+        changed for `_ADMIT_STILL_MAX` seconds (with a warning): in both cases the room
+        may be held by a lease that is itself waiting for this fill.
+        """
+        await anyio.to_thread.run_sync(slot.reserve, 0)
+        nested = anyio.get_current_task().id in self._holders
+        delay = _POLL_FIRST
+        seen: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
+        still_since = anyio.current_time()
+        while True:
+            force = nested or anyio.current_time() - still_since >= _ADMIT_STILL_MAX
+            admitted, done = await self._under_evict_lock(
+                functools.partial(files.admit, self.path, limit, slot, size, force=force)
+            )
+            if admitted:
+                self._over = done.remaining > limit and done.counted > 1
+                if done.remaining > limit + size:
+                    logger.warning(
+                        "cache %s: admitted a fill of %s (%d bytes) without room, %d bytes "
+                        "being in use: the cache goes above its cap plus this blob",
+                        self.path, slot.blob_path.name, size, done.remaining - size,
+                    )  # fmt: skip
+                return
+            if seen is None:
+                logger.debug(
+                    "cache %s: no room for %s (%d bytes) while %d bytes are in use: waiting",
+                    self.path, slot.blob_path.name, size, done.remaining,
+                )  # fmt: skip
+            if (done.remaining, done.activity) != seen:
+                seen = (done.remaining, done.activity)
+                still_since = anyio.current_time()
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def _settle(self) -> None:
+        """Evict down to the cap when this object last saw the cache above it (`_over`).
+
+        Fills admitted while others were in use leave it so; as leases end, what they held
+        can go.
+        """
+        if self.max_bytes is not None and self._over:
+            done = await self._evict(self.max_bytes)
+            self._over = done.remaining > self.max_bytes and done.counted > 1
+
+    async def _under_evict_lock(self, work: Callable[[], _T]) -> _T:
+        """Run ``work`` in a worker thread under ``locks/evict.lock`` (no lease waits for it)."""
         await anyio.to_thread.run_sync(files.make_root, self.path)
         fd = await anyio.to_thread.run_sync(files.open_evict_lock, self.path)
         try:
@@ -486,9 +563,13 @@ class BlobCache:
             while not files.try_lock_file(fd, exclusive=True):
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _POLL_MAX)
-            done = await anyio.to_thread.run_sync(files.evict, self.path, limit)
+            return await anyio.to_thread.run_sync(work)
         finally:
             os.close(fd)
+
+    async def _evict(self, limit: int | None) -> files.Evicted:
+        """One eviction pass (`files.evict`) under ``locks/evict.lock``."""
+        done = await self._under_evict_lock(lambda: files.evict(self.path, limit))
         if done.entries:
             logger.debug("evicted %d blobs (%d bytes) from %s", done.entries, done.bytes, self)
         return done
