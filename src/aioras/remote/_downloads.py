@@ -70,9 +70,12 @@ def _encoded(response: httpx.Response) -> bool:
 class RangeOptions:
     """When and how a large blob is downloaded as parallel byte ranges.
 
-    A blob larger than ``threshold`` bytes is split into at most ``parts`` ranges, each
-    fetched over its own connection; ``limiter`` (the registry's transfer limit) must have
-    a free slot for every range beyond the first, else fewer ranges are used.
+    A blob larger than ``threshold`` bytes is fetched over at most ``parts`` connections;
+    ``limiter`` (the registry's transfer limit) must have a free slot for every connection
+    beyond the first, else fewer are used. The blob is cut into up to ``rounds`` ranges per
+    connection, none under ``min_block`` bytes (one per connection when it is too small for
+    that), and each connection takes the next range not yet taken: the ranges arrive nearly
+    in order, so the hash, which must go in order, keeps up with them.
     """
 
     parts: int = 8
