@@ -62,10 +62,11 @@ class AsyncRegistry(RegistryClient):
     limit per host that backs off on ``429``, ``503``, timeouts and resets and keeps
     ``Retry-After``; a fixed rate per host is opt-in). Defaults: ``max_transfers`` 32,
     ``push_concurrency`` 5, ``pull_concurrency`` 3. A blob larger than ``range_threshold``
-    bytes (default 64 MiB) is downloaded as up to ``download_ranges`` parallel byte ranges
-    (default 8; 1 turns this off) when the registry, or the storage it redirects to, honours
-    ``Range``: each range is a transfer of its own under ``max_transfers``, taken only when
-    a slot is free.
+    bytes (default 64 MiB) is downloaded as byte ranges over up to ``download_ranges``
+    parallel connections (default 8; 1 turns this off) when the registry, or the storage it
+    redirects to, honours ``Range``: each connection is a transfer of its own under
+    ``max_transfers``, taken only when a slot is free, and takes the blob's ranges in order
+    (up to four each, none under 8 MiB) so that the hash keeps up with them.
 
     ``cache`` is a [`BlobCache`][aioras.content.cache.BlobCache] (or the path of one) that blobs
     and manifests fetched by digest go through: pulls, copies and mirrors from this registry, the

@@ -8,6 +8,7 @@ and nothing else is left in the output directory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -23,6 +24,9 @@ import pytest
 from aioras import RetryPolicy
 from aioras.exceptions import DigestMismatch, TransportError
 from aioras.registry import AsyncRegistry
+from aioras.remote import _blob_store as blob_store_module
+from aioras.remote import client as client_module
+from aioras.remote._downloads import RangeOptions
 from aioras.testing import LocalRegistry
 from support import faultproxy
 from support.faultproxy import Fault, FaultProxy, Head, generated
@@ -263,3 +267,39 @@ async def test_ranges_take_only_free_transfer_slots(
     _assert_only_blob(tmp_path, layer)
     assert len(_blob_gets(fault_proxy)) == 2
     assert fault_proxy.peak["blob"] <= 2
+
+
+async def test_large_blob_comes_as_more_ranges_than_connections_taken_in_order(
+    fault_proxy: FaultProxy,
+    blob: tuple[str, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ranges of at least 256 KiB: the 4 MiB blob is cut into 4 rounds of 4 ranges.
+    small = functools.partial(RangeOptions, min_block=256 * 1024)
+    monkeypatch.setattr(client_module, "RangeOptions", small)
+    name, layer = blob
+    fault_proxy.track("blob", method="GET", path=BLOB_GET)
+    asked: list[int] = []
+    real = blob_store_module.download_verified
+
+    async def recording(send: Any, url: str, **kwargs: Any) -> str:
+        async def sending(method: str, url: str, **options: Any) -> httpx.Response:
+            asked.append(_span((options.get("headers") or {}).get("Range"))[0])
+            return await send(method, url, **options)
+
+        return await real(sending, url, **kwargs)
+
+    monkeypatch.setattr(blob_store_module, "download_verified", recording)
+    await _download(fault_proxy.host, name, layer, tmp_path)
+    _assert_only_blob(tmp_path, layer)
+    spans = sorted(_span(e.range) for e in _blob_gets(fault_proxy))
+    assert len(spans) == 16
+    assert spans[0][0] == 0
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start == end + 1  # contiguous, every byte once
+    assert spans[-1][1] == SIZE - 1
+    # Each connection takes the next range not yet taken: asked for in the blob's order,
+    # so the hash follows close behind instead of reading most of the blob back at the end.
+    assert asked == sorted(asked)
+    assert 1 < fault_proxy.peak["blob"] <= 4

@@ -497,14 +497,19 @@ def _create_temporary(directory: int, name: str) -> tuple[str, int]:
 class RangedFile(VerifiedFile):
     """A `VerifiedFile` filled by several byte ranges at once, at their offsets.
 
-    ``parts`` splits ``[0, size)`` into contiguous ranges, each received by its own
-    `RangePart`. Every part writes its batches at its own offsets (``pwritev``, in a
-    worker thread); SHA-256 is sequential, so the hash follows the contiguous prefix: a
-    batch landing right where the hash stands is hashed from its own buffer, and bytes
-    that arrived ahead of it (in later ranges) are read back from the file, a MiB at a
-    time, once the ranges before them are complete. ``commit()`` succeeds only when every
-    range is complete and the whole prefix hashed to the digest. Memory stays bounded: at
-    most one batch per part, plus one read-back buffer.
+    ``parts`` splits ``[0, size)`` into contiguous ranges of equal size (the last one
+    shorter), each received by its own `RangePart`. Every part writes its batches at its
+    own offsets (``pwritev``, in a worker thread); SHA-256 is sequential, so the hash
+    follows the contiguous prefix: a batch landing right where the hash stands is hashed
+    from its own buffer, and bytes that arrived ahead of it (in later ranges) are read
+    back from the file, a MiB at a time, once the ranges before them are complete.
+
+    One thread at a time advances the hash; a part whose batch arrives meanwhile writes it
+    and returns at once (the hashing thread looks again before it stops, so no byte is
+    left behind). Reading back a range that arrived ahead therefore never stalls the
+    ranges still arriving. ``commit()`` succeeds only when every range is complete and the
+    whole prefix hashed to the digest. Memory stays bounded: at most one batch per part,
+    plus one read-back buffer.
     """
 
     def __init__(
@@ -536,7 +541,8 @@ class RangedFile(VerifiedFile):
         self.ends = [*self.starts[1:], size]
         self.filled = [0] * len(self.starts)
         self._hashed = 0
-        self._lock = threading.Lock()
+        # Held by the one thread advancing the hash (tried, never waited for).
+        self._hashing = threading.Lock()
 
     @property
     def hashed(self) -> int:
@@ -568,19 +574,46 @@ class RangedFile(VerifiedFile):
         offset = self.starts[index] + self.filled[index]
         try:
             count = write_all(self._fd, chunks, offset=offset)
-            with self._lock:
-                self.filled[index] += count
-                if offset == self._hashed:
-                    # Written whole (write_all returned): these are the bytes on disk.
-                    for chunk in chunks:
-                        self.verifier.update(chunk)
-                    self._hashed += count
-                self._catch_up()
         except OSError as error:
             raise self._failed(error, "writing") from error
+        # Counted before the hash is tried: a thread hashing now sees it when it looks again.
+        self.filled[index] += count
+        if not self._hashing.acquire(blocking=False):
+            return  # another thread is hashing, and reaches these bytes before it stops
+        try:
+            if offset == self._hashed:
+                # Written whole (write_all returned): these are the bytes on disk.
+                for chunk in chunks:
+                    self.verifier.update(chunk)
+                self._hashed += count
+        finally:
+            self._hashing.release()
+        self._advance()
+
+    def _advance(self) -> None:
+        """Hash what the prefix now reaches, until no thread left bytes for us (thread).
+
+        A part that finds the hash taken only counts its bytes; looking again after letting
+        go of it picks up whatever was counted meanwhile.
+        """
+        while self._reachable() and self._hashing.acquire(blocking=False):
+            try:
+                self._catch_up()
+            except OSError as error:
+                raise self._failed(error, "reading back") from error
+            finally:
+                self._hashing.release()
+
+    def _reachable(self) -> bool:
+        """Whether bytes on disk continue the hashed prefix."""
+        hashed = self._hashed
+        for index, start in enumerate(self.starts):
+            if start <= hashed < self.ends[index]:
+                return hashed < start + self.filled[index]
+        return False
 
     def _catch_up(self) -> None:
-        """Hash bytes already on disk that the prefix now reaches (caller holds the lock)."""
+        """Hash bytes already on disk that the prefix reaches (the caller holds the hash)."""
         assert self._fd is not None
         buf: bytearray | None = None
         for index, start in enumerate(self.starts):
@@ -614,6 +647,10 @@ class RangedFile(VerifiedFile):
             os.ftruncate(self._fd, self.size)
         except OSError as error:
             raise self._failed(error, "sizing") from error
+
+    def _finish(self, chunks: list[bytes]) -> None:
+        self._advance()  # every part is done: nothing can be left unhashed, but make sure
+        super()._finish(chunks)
 
     async def commit(self) -> Path:
         """Verify the ranges and move the file into place; see `VerifiedFile.commit`."""

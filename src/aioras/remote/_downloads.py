@@ -76,14 +76,24 @@ def _encoded(response: httpx.Response) -> bool:
 class RangeOptions:
     """When and how a large blob is downloaded as parallel byte ranges.
 
-    A blob larger than ``threshold`` bytes is split into at most ``parts`` ranges, each
-    fetched over its own connection; ``limiter`` (the registry's transfer limit) must have
-    a free slot for every range beyond the first, else fewer ranges are used.
+    A blob larger than ``threshold`` bytes is fetched over at most ``parts`` connections;
+    ``limiter`` (the registry's transfer limit) must have a free slot for every connection
+    beyond the first, else fewer are used. The blob is cut into up to ``rounds`` ranges per
+    connection, none under ``min_block`` bytes (one per connection when it is too small for
+    that), and each connection takes the next range not yet taken: the ranges arrive nearly
+    in order, so the hash, which must go in order, keeps up with them.
     """
 
     parts: int = 8
     threshold: int = 64 * 1024 * 1024
     limiter: anyio.CapacityLimiter | None = None
+    rounds: int = 4
+    min_block: int = 8 * 1024 * 1024
+
+    def blocks(self, size: int, connections: int) -> int:
+        """How many ranges a blob of ``size`` bytes is cut into for ``connections``."""
+        per_connection = size // (connections * self.min_block)
+        return min(size, connections * max(1, min(self.rounds, per_connection)))
 
 
 class _RangesRefused(Exception):
@@ -127,7 +137,9 @@ async def download_verified(
         with _extra_slots(ranges.limiter, ranges.parts - 1) as extra:
             if extra:
                 job = _Ranged(get, size, refetches)
-                outcome = await job.run(outfile, min(1 + extra, size))
+                connections = min(1 + extra, size)
+                blocks = ranges.blocks(size, connections)
+                outcome = await job.run(outfile, connections, blocks)
                 if isinstance(outcome, str):
                     return outcome
                 first = outcome
@@ -304,15 +316,21 @@ class _Ranged:
         # Progress of the blob as a whole (what the ranges have written), when reported.
         self.report = position_reporter()
 
-    async def run(self, outfile: str | os.PathLike[str], parts: int) -> str | httpx.Response | None:
-        """Download in ``parts`` ranges; return the path written, or what to fall back on.
+    async def run(
+        self, outfile: str | os.PathLike[str], connections: int, blocks: int
+    ) -> str | httpx.Response | None:
+        """Download in ``blocks`` ranges over ``connections``; return the path written, or
+        what to fall back on.
 
-        Falls back (returns) when the registry does not honour ``Range``: with its 200
-        answer to the first range when that carries the whole blob (the caller reads it as
-        one stream), else None. Raises like `download_verified`.
+        Each connection takes the next range not yet taken, in order, until none is left,
+        so the ranges arrive roughly in order and the hash keeps up with them instead of
+        reading most of the blob back once it is all there. Falls back (returns) when the
+        registry does not honour ``Range``: with its 200 answer to the first range when
+        that carries the whole blob (the caller reads it as one stream), else None. Raises
+        like `download_verified`.
         """
         async with RangedFile(
-            outfile, self.digest, self.size, parts, on_verified=self.on_verified
+            outfile, self.digest, self.size, blocks, on_verified=self.on_verified
         ) as sink:
             head = sink.part(0)
             response = await self._request(head)
@@ -323,11 +341,12 @@ class _Ranged:
                 await response.aclose()
                 logger.debug("%s: unusable answer to a range; one stream", self.what)
                 return None
+            untaken = iter(range(1, len(sink.starts)))
             try:
                 async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self._fill, head, response)
-                    for index in range(1, len(sink.starts)):
-                        tasks.start_soon(self._fill, sink.part(index), None)
+                    tasks.start_soon(self._connection, sink, untaken, response)
+                    for _ in range(1, min(connections, len(sink.starts))):
+                        tasks.start_soon(self._connection, sink, untaken, None)
             except BaseExceptionGroup as group:
                 error = first_error(group)
                 if isinstance(error, _RangesRefused):
@@ -342,6 +361,17 @@ class _Ranged:
                 self.refetches.failed(error, note=f"{self.what} failed verification ({error})")
                 return None
         return os.fspath(outfile)
+
+    async def _connection(
+        self, sink: RangedFile, untaken: Iterator[int], first: httpx.Response | None
+    ) -> None:
+        """Fill ranges one after another: the first one's answer ``first``, when given
+        (range 0), then each next untaken one; ``policy.resumes`` breaks in all."""
+        breaks = self.policy.retrying(self.policy.resumes, level=logging.INFO)
+        if first is not None:
+            await self._fill(sink.part(0), first, breaks)
+        for index in untaken:
+            await self._fill(sink.part(index), None, breaks)
 
     async def _request(self, part: RangePart) -> httpx.Response:
         offset = part.start + part.received
@@ -369,9 +399,10 @@ class _Ranged:
             and total in ("*", str(self.size))
         )
 
-    async def _fill(self, part: RangePart, response: httpx.Response | None) -> None:
-        """Receive ``part`` whole, resuming where it broke off (``policy.resumes`` times)."""
-        breaks = self.policy.retrying(self.policy.resumes, level=logging.INFO)
+    async def _fill(
+        self, part: RangePart, response: httpx.Response | None, breaks: Retrying
+    ) -> None:
+        """Receive ``part`` whole, resuming where it broke off (within ``breaks``)."""
         while part.start + part.received < part.end:
             try:
                 if response is None:

@@ -513,8 +513,9 @@ class RegistryClient:
         `cache` and ``size`` given, the blob comes from
         the cache (fetched into it first on a miss, once across processes) and is copied
         to ``outfile``. With ``size`` above ``range_threshold``, the blob comes as
-        ``download_ranges`` parallel ranges written at their offsets (each resumed on its
-        own), or as one stream when the registry does not honour ``Range``. On any
+        ranges over ``download_ranges`` parallel connections, taken in order and written
+        at their offsets (each resumed on its own), or as one stream when the registry
+        does not honour ``Range``. On any
         failure, or cancellation, no file is left and ``outfile`` is untouched. Raises
         [`DigestMismatch`][aioras.exceptions.DigestMismatch] or
         [`SizeMismatch`][aioras.exceptions.SizeMismatch] for content that does not match,
