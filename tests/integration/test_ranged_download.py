@@ -8,6 +8,7 @@ and nothing else is left in the output directory.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -283,12 +284,14 @@ async def test_large_blob_comes_as_more_ranges_than_connections_taken_in_order(
     asked: list[int] = []
     real = blob_store_module.download_verified
 
-    async def recording(send: Any, url: str, **kwargs: Any) -> str:
+    async def recording(get: Any, outfile: Any, **kwargs: Any) -> str:
+        send = get.send
+
         async def sending(method: str, url: str, **options: Any) -> httpx.Response:
             asked.append(_span((options.get("headers") or {}).get("Range"))[0])
             return await send(method, url, **options)
 
-        return await real(sending, url, **kwargs)
+        return await real(dataclasses.replace(get, send=sending), outfile, **kwargs)
 
     monkeypatch.setattr(blob_store_module, "download_verified", recording)
     await _download(fault_proxy.host, name, layer, tmp_path)
