@@ -137,7 +137,8 @@ class ProgressReporter:
         async def at(position: int) -> None:
             nonlocal last
             now = time.monotonic()
-            if now - last >= self.interval:
+            # A blob hashed while it uploads reports once its digest is known.
+            if now - last >= self.interval and descriptor["digest"]:
                 last = now
                 await self.emit("bytes", descriptor, done=position)
 

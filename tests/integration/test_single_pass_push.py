@@ -3,6 +3,11 @@
 Against the real registry (which checks the digest against what it stored), directly and
 through the fault proxy: the blob round-trips byte-identical, each file is read once, and
 a chunk broken or altered on the way still ends in the right blob.
+
+The default push of a big file uses the same upload, started at once while a worker thread
+hashes the file for the existence check: the layer travels once as one PATCH, a blob
+already there cancels the upload and is reported skipped, and a PATCH broken off still
+ends in the right blob.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aioras import RetryPolicy
+from aioras import RetryPolicy, TransferEvent, defaults
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
 from aioras.registry import AsyncRegistry
@@ -148,3 +153,85 @@ async def test_single_pass_upload_lands_the_right_blob_whatever_happened_to_a_ch
     assert result == {"digest": _sha256(source), "size": source.stat().st_size}
     data = await _fetch(proxied, target, result["digest"], result["size"], tmp_path / "out")
     assert data == source.read_bytes()
+
+
+SIZE = 3 * MiB + 5
+
+
+@pytest.fixture
+def big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file above the (lowered) threshold at which push hashes while uploading."""
+    monkeypatch.setattr(defaults, "default_overlap_threshold", MiB)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(SIZE))
+    return path
+
+
+async def _push(reg: AsyncRegistry, target: str, path: Path) -> list[TransferEvent]:
+    events: list[TransferEvent] = []
+    await reg.push(target, files=[str(path)], disable_path_validation=True, progress=events.append)
+    return events
+
+
+async def _layer_round_trips(reg: AsyncRegistry, target: str, path: Path, out: Path) -> None:
+    """The manifest names the file's digest and size, and pulling gives the same bytes."""
+    manifest = await reg.get_manifest(target)
+    [layer] = manifest["layers"]
+    assert (layer["digest"], layer["size"]) == (_sha256(path), SIZE)
+    [pulled] = await reg.pull(target, outdir=out)
+    assert Path(pulled).read_bytes() == path.read_bytes()
+
+
+async def test_big_file_push_sends_the_layer_once_as_one_patch_named_at_the_put(
+    proxied: AsyncRegistry, fault_proxy: FaultProxy, big_file: Path, tmp_path: Path
+) -> None:
+    target = fault_proxy.reference(f"overlap/{uuid.uuid4().hex[:10]}:v1")
+    events = await _push(proxied, target, big_file)
+    [patch] = fault_proxy.requests_matching("PATCH")
+    assert patch.received == SIZE
+    layer_puts = [e for e in fault_proxy.requests_matching("PUT", UPLOADS) if e.content_length == 0]
+    digest = _sha256(big_file)
+    assert [digest.replace(":", "%3A") in e.target for e in layer_puts] == [True]
+    assert [e.kind for e in events if e.digest == digest and e.kind != "bytes"] == ["start", "done"]
+    await _layer_round_trips(proxied, target, big_file, tmp_path / "out")
+
+
+async def test_big_file_push_of_a_blob_already_there_drops_its_upload_and_reports_skipped(
+    proxied: AsyncRegistry, fault_proxy: FaultProxy, big_file: Path, tmp_path: Path
+) -> None:
+    repository = f"overlap/{uuid.uuid4().hex[:10]}"
+    await _push(proxied, fault_proxy.reference(f"{repository}:first"), big_file)
+    fault_proxy.log.clear()
+    # The PATCH gets no answer: only the existence check can end this push.
+    fault_proxy.add(Fault("stall", where="request", seconds=20.0), method="PATCH")
+    target = fault_proxy.reference(f"{repository}:second")
+    events = await _push(proxied, target, big_file)
+    assert sum(e.received for e in fault_proxy.log) < SIZE // 2
+    assert [e.kind for e in events if e.digest == _sha256(big_file)] == ["start", "skipped"]
+    # The upload had started before the hash ended; its session was dropped.
+    [post] = fault_proxy.requests_matching("POST", UPLOADS)
+    assert fault_proxy.requests_matching("DELETE", UPLOADS)
+    assert post.status == 202
+    await _layer_round_trips(proxied, target, big_file, tmp_path / "out")
+
+
+async def test_big_file_push_resumes_a_patch_broken_off_and_lands_the_right_blob(
+    proxied: AsyncRegistry,
+    fault_proxy: FaultProxy,
+    big_file: Path,
+    tmp_path: Path,
+) -> None:
+    fault_proxy.add(
+        Fault("reset", where="request", fraction=0.5, forward_partial=True),
+        method="PATCH",
+        nth=1,
+    )
+    target = fault_proxy.reference(f"overlap/{uuid.uuid4().hex[:10]}:v1")
+    await _push(proxied, target, big_file)
+    assert fault_proxy.injected == 1
+    # The registry was asked where the session stood (this one drops a session that broke
+    # off, so the upload starts over with a new one and sends the whole file again).
+    assert fault_proxy.requests_matching("GET", UPLOADS)
+    assert fault_proxy.requests_matching("PATCH")[-1].received == SIZE
+    fault_proxy.clear()
+    await _layer_round_trips(proxied, target, big_file, tmp_path / "out")

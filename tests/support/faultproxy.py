@@ -218,6 +218,8 @@ class Exchange:
     started: float = field(default_factory=time.monotonic)
     sent: int = 0
     """Body bytes delivered to the client (for ``respond``: how much it actually took)."""
+    received: int = 0
+    """Request body bytes passed on to the registry (so far, for a body cut off)."""
     hung_up: bool = False
     """The client closed the connection before a generated body was all sent."""
 
@@ -470,7 +472,7 @@ class FaultProxy:
         )
         if fault and flip is not None:
             self._count(fault, exchange)
-        await _copy_body(creader, uwriter, length, chunked, flip_at=flip)
+        await _copy_body(creader, uwriter, length, chunked, flip_at=flip, exchange=exchange)
 
         raw = await ureader.readuntil(b"\r\n\r\n")
         response = _parse_head(raw)
@@ -666,6 +668,7 @@ async def _copy_body(
     chunked: bool,
     *,
     flip_at: int | None = None,
+    exchange: Exchange | None = None,
 ) -> None:
     if chunked:
         async for piece in chunked_pieces(reader):
@@ -686,6 +689,8 @@ async def _copy_body(
         await writer.drain()
         done += len(data)
         remaining -= len(data)
+        if exchange is not None:
+            exchange.received = done
 
 
 async def _read_body(reader: asyncio.StreamReader, response: Head, kind: str) -> bytes:

@@ -17,9 +17,12 @@ subclass's ``_upload``, ``_upload_new``, ``_upload_manifest`` or ``_download``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from .. import defaults
+from ..digest import digest_file
 
 if TYPE_CHECKING:
     import httpx
@@ -147,6 +150,25 @@ class Endpoints(Protocol):
         """
         call = NewBlobCall(blob, container, chunk_size)
         return await cast("EndpointHooks", self)._upload_new(call)
+
+    async def upload_file(
+        self,
+        blob: str | os.PathLike[str],
+        container: str | Container,
+        *,
+        on_digest: Callable[[str], Awaitable[None]] | None = None,
+    ) -> tuple[str, int, httpx.Response]:
+        """Upload the file ``blob`` unless it is there; return its digest, size and the answer.
+
+        Here: hash the file, then `upload_blob` (200 when the blob was there). A registry
+        client overlaps the two instead. ``on_digest`` is awaited with the digest as soon as
+        it is known. Raises what `upload_blob` raises.
+        """
+        digest, size = await digest_file(blob)
+        if on_digest is not None:
+            await on_digest(digest)
+        layer = {"mediaType": defaults.default_blob_media_type, "digest": digest, "size": size}
+        return digest, size, await self.upload_blob(blob, container, layer)
 
     async def upload_manifest(
         self,

@@ -7,9 +7,10 @@ subclass's ``upload_blob`` or ``upload_manifest`` is the one used.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,10 +157,11 @@ def _parse_items(
     return items
 
 
-async def _prepare(item: PushItem, annotations: Annotations, *, hash_now: bool = True) -> None:
+async def _prepare(item: PushItem, annotations: Annotations, *, hash_below: float) -> None:
     """Pack a directory if needed, hash the blob, and build the layer descriptor.
 
-    Without ``hash_now`` digest and size are left empty, for the upload to fill in.
+    A blob of ``hash_below`` bytes or more is not hashed here: its digest is left empty,
+    for the upload (which hashes it on the way) to fill in.
     """
     if item.is_dir:
         # The archive's name is recorded before packing starts, so that push's cleanup
@@ -168,7 +170,9 @@ async def _prepare(item: PushItem, annotations: Annotations, *, hash_now: bool =
         await anyio.to_thread.run_sync(make_targz, item.source, item.blob)
     else:
         item.blob = item.source
-    digest, size = await digest_file(item.blob) if hash_now else ("", 0)
+    digest, size = "", await anyio.to_thread.run_sync(os.path.getsize, item.blob)
+    if size < hash_below:
+        digest, size = await digest_file(item.blob)
     media_type = item.media_type or (
         defaults.default_blob_dir_media_type if item.is_dir else defaults.default_blob_media_type
     )
@@ -232,7 +236,11 @@ async def push(
     are no files) or ``"1.0"`` (the artifact type as the config media type, for old
     registries); None keeps oras-py's form. Layers upload
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
-    registry already has are skipped, and layer order follows ``files``.
+    registry already has are skipped, and layer order follows ``files``. A file of
+    ``aioras.defaults.default_overlap_threshold`` (64 MiB) or more starts uploading at once,
+    hashed on the way, while a worker thread hashes it for the existence check (see
+    [`upload_file`][aioras.registry.AsyncRegistry.upload_file]): found there, its upload is
+    cancelled and the layer skipped; its ``"start"`` event comes once its digest is known.
 
     ``single_pass`` is for layers the registry does not hold yet: each file is read once,
     hashed while it uploads (a chunked upload whose closing ``PUT`` names the digest, see
@@ -325,13 +333,14 @@ class _Push:
 
     async def build_layers(self) -> None:
         """Pack directories and describe each layer (uploading it too, in a single pass)."""
-        single_pass = self.options.single_pass
+        # Big files are hashed while they upload (see upload_blobs); single_pass: all files.
+        threshold = 0 if self.options.single_pass else defaults.default_overlap_threshold
         await map_bounded(
-            lambda item: _prepare(item, self.annotations, hash_now=not single_pass),
+            lambda item: _prepare(item, self.annotations, hash_below=threshold),
             self.items,
             limit=self.limit,
         )
-        if single_pass:
+        if self.options.single_pass:
             await map_bounded(self._upload_once, self.items, limit=self.limit)
 
     async def _upload_once(self, item: PushItem) -> None:
@@ -362,11 +371,19 @@ class _Push:
         """Upload the layers (unless sent in a single pass already) and the config."""
         # One upload per distinct digest: identical files need to travel only once.
         uploads: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        unhashed: list[PushItem] = []
         for item in self.items if not self.options.single_pass else ():
             assert item.descriptor is not None
-            uploads.setdefault(item.descriptor["digest"], (item.blob, item.descriptor))
+            if not item.descriptor["digest"]:
+                unhashed.append(item)
+            else:
+                uploads.setdefault(item.descriptor["digest"], (item.blob, item.descriptor))
         uploads.setdefault(conf["digest"], (config_file, conf))
-        await map_bounded(self._upload, list(uploads.values()), limit=self.limit)
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            functools.partial(self._upload, job) for job in uploads.values()
+        ]
+        jobs += [functools.partial(self._upload_unhashed, item) for item in unhashed]
+        await map_bounded(lambda job: job(), jobs, limit=self.limit)
 
     async def _upload(self, job: tuple[str | None, dict[str, Any]]) -> None:
         blob, descriptor = job
@@ -380,10 +397,29 @@ class _Push:
                 do_chunked=options.do_chunked,
                 chunk_size=options.chunk_size,
             )
+        await self._report(response, descriptor)
+
+    async def _upload_unhashed(self, item: PushItem) -> None:
+        """Upload a big file while it is hashed; fill in its digest (once both are done)."""
+        descriptor = item.descriptor
+        assert descriptor is not None
+
+        async def started(digest: str) -> None:
+            descriptor["digest"] = digest
+            await self.reporter.emit("start", as_descriptor(descriptor))
+
+        with self.reporter.positions(as_descriptor(descriptor)):
+            digest, size, response = await self.registry.upload_file(
+                item.blob, self.container, on_digest=started
+            )
+        descriptor.update(digest=digest, size=size)
+        await self._report(response, descriptor)
+
+    async def _report(self, response: httpx.Response, descriptor: dict[str, Any]) -> None:
         self.registry._check_200_response(response)
-        # upload_blob answers with the HEAD (200) of a blob it did not need to send.
+        # The upload answers with the HEAD (200) of a blob it did not need to send.
         kind: EventKind = "skipped" if response.status_code == 200 else "done"
-        await reporter.emit(kind, as_descriptor(descriptor))
+        await self.reporter.emit(kind, as_descriptor(descriptor))
 
     async def manifest(self, conf: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The manifest to push, and the descriptor of its subject (None: none)."""

@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable
 import anyio
 import httpx
 
+from .. import exceptions as exc
 from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
-from ..digest import verify_bytes
+from ..digest import digest_file, verify_bytes
 from ._downloads import BlobGet, RangeOptions, SharedDownload, download_verified
 from ._session import Session
 from ._uploads import (
@@ -51,11 +52,7 @@ class BlobStore:
 
     async def exists(self, container: Container, digest: str) -> bool:
         """True when the repository holds the blob (a HEAD)."""
-        response = await self.session.send("HEAD", self._url(container, digest))
-        if response.status_code == 404:
-            return False
-        await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
-        return True
+        return await self._head(container, digest) is not None
 
     async def get(
         self, container: Container, digest: str, *, stream: bool, head: bool
@@ -162,6 +159,74 @@ class BlobStore:
             if self.uploading.get(key) is sent:
                 del self.uploading[key]
             sent.done.set()
+
+    async def upload_overlapped(
+        self,
+        container: Container,
+        path: str,
+        size: int,
+        *,
+        limiter: anyio.CapacityLimiter,
+        on_digest: Callable[[str], Awaitable[None]] | None = None,
+    ) -> tuple[str, httpx.Response]:
+        """Upload the file ``path`` while it is hashed; return its digest and the answer.
+
+        Two things run at once: the upload (under ``limiter``) as one ``PATCH`` hashed on the
+        way, and the hash of the file in a worker thread (then ``on_digest(digest)``)
+        followed by a ``HEAD``. When the
+        blob turns out to be there already, or on its way in from another call, the upload
+        is cancelled (its session dropped, best effort) and the existing blob's answer (200)
+        returned, as `upload_once` would. The closing ``PUT`` names the digest of the bytes
+        sent, which must be the file's: else
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] (the file changed meanwhile).
+        """
+        upload = self.upload_new(path, container, size)
+        sent: list[httpx.Response] = []
+
+        async def send() -> None:
+            async with limiter:
+                sent.append(await upload.chunked(max(size, 1)))
+
+        mine, key = UploadInFlight(), None
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(send)
+                digest, _ = await digest_file(path)
+                if on_digest is not None:
+                    await on_digest(digest)
+                key = (container.registry, container.api_prefix, digest)
+                other = None if sent else self.uploading.get(key)
+                head = None if sent or other else await self._head(container, digest)
+                if sent or not (other or head):
+                    # Calls for the same blob now wait for this upload (see upload_once).
+                    self.uploading.setdefault(key, mine)
+                else:
+                    tasks.cancel_scope.cancel()
+            mine.response = sent[0] if sent else None
+        finally:
+            if key is not None and self.uploading.get(key) is mine:
+                del self.uploading[key]
+            mine.done.set()
+        if sent:
+            if upload.digest != digest:
+                raise exc.DigestMismatch(expected=digest, actual=upload.digest, what=upload.what)
+            return digest, sent[0]
+        if head is not None:
+            logger.debug("blob %s already in %s; upload cancelled", digest, container)
+            return digest, head
+        # Another call uploads the same blob into the same repository: wait for it.
+        run = self.upload(path, container, digest, size).monolithic
+        return digest, await self.upload_once(
+            container, digest, run, skip_existing=True, limiter=limiter
+        )
+
+    async def _head(self, container: Container, digest: str) -> httpx.Response | None:
+        """The blob's ``HEAD`` answer (200), or None when the repository lacks it."""
+        response = await self.session.send("HEAD", self._url(container, digest))
+        if response.status_code == 404:
+            return None
+        await raise_for_status(response, (200,), what=f"blob {digest} in {container}")
+        return response
 
     def upload(
         self,

@@ -660,6 +660,32 @@ class RegistryClient:
             await upload.chunked(chunk_size or self.chunk_size)
         return {"digest": upload.digest, "size": size}
 
+    async def upload_file(
+        self,
+        blob: str | os.PathLike[str],
+        container: ContainerLike,
+        *,
+        on_digest: Callable[[str], Awaitable[None]] | None = None,
+    ) -> tuple[str, int, httpx.Response]:
+        """Upload the file ``blob`` unless the registry has it; return digest, size, answer.
+
+        The file is hashed while it is sent, not before: the upload starts at once as one
+        ``PATCH`` hashed on the way, while a worker thread hashes the file and the blob's
+        existence is checked. A blob the registry holds (or that another call is uploading
+        into the repository) cancels the upload; the answer is then the ``HEAD``'s (200),
+        as `upload_blob` gives. ``on_digest`` is awaited with the digest once the hash is
+        done, while the upload goes on. Faults are resumed as in `upload_new_blob`. Raises
+        [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the file changed while
+        it was read, and the registry's typed errors.
+        """
+        container = self.get_container(container)
+        path = os.fspath(blob)
+        size = await anyio.to_thread.run_sync(os.path.getsize, path)
+        digest, response = await self._blobs.upload_overlapped(
+            container, path, size, limiter=await self._limiter(), on_digest=on_digest
+        )
+        return digest, size, response
+
     async def _cancel_upload(self, location: str) -> None:
         await self._blobs.cancel(location)
 

@@ -209,6 +209,7 @@ class Registry:
     upload_blob = twin(AsyncRegistry.upload_blob)
     upload_blob_stream = twin(AsyncRegistry.upload_blob_stream)
     upload_new_blob = twin(AsyncRegistry.upload_new_blob)
+    upload_file = twin(AsyncRegistry.upload_file)
     put_upload = twin(AsyncRegistry.put_upload)
     chunked_upload = twin(AsyncRegistry.chunked_upload)
     delete_blob = twin(AsyncRegistry.delete_blob)
