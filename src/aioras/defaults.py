@@ -127,8 +127,9 @@ default_mirror_concurrency = 16
 # max_transfers.
 default_download_ranges = 8
 default_range_threshold = 64 * 1024 * 1024
-# Files of this size or more are hashed while they upload (one pass on the wire, the hash in
-# a worker thread beside it) instead of before: hashing 1 GiB takes ~0.6 s, which otherwise
-# delays the upload's first byte. The existence check follows the hash; a blob found there
-# cancels the upload. Below it, hash first: a small blob the registry holds costs no bytes.
+# Files of this size or more start uploading at once, hashed in a worker thread beside the
+# upload (the closing PUT waits for the digest) instead of before: hashing 1 GiB takes
+# ~0.6 s, which otherwise delays the upload's first byte. The existence check follows the
+# hash; a blob found there cancels the upload. Below it, hash first: a small blob the
+# registry holds costs no bytes.
 default_overlap_threshold = 64 * 1024 * 1024

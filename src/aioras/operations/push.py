@@ -237,8 +237,8 @@ async def push(
     registries); None keeps oras-py's form. Layers upload
     ``concurrency`` at a time (default: the registry's ``push_concurrency``), blobs the
     registry already has are skipped, and layer order follows ``files``. A file of
-    ``aioras.defaults.default_overlap_threshold`` (64 MiB) or more starts uploading at once,
-    hashed on the way, while a worker thread hashes it for the existence check (see
+    ``aioras.defaults.default_overlap_threshold`` (64 MiB) or more starts uploading at once
+    while a worker thread hashes it for the existence check and the closing ``PUT`` (see
     [`upload_file`][aioras.registry.AsyncRegistry.upload_file]): found there, its upload is
     cancelled and the layer skipped; its ``"start"`` event comes once its digest is known.
 
@@ -333,7 +333,7 @@ class _Push:
 
     async def build_layers(self) -> None:
         """Pack directories and describe each layer (uploading it too, in a single pass)."""
-        # Big files are hashed while they upload (see upload_blobs); single_pass: all files.
+        # Big files are hashed beside their upload (see upload_blobs); single_pass: all files.
         threshold = 0 if self.options.single_pass else defaults.default_overlap_threshold
         await map_bounded(
             lambda item: _prepare(item, self.annotations, hash_below=threshold),
@@ -400,7 +400,7 @@ class _Push:
         await self._report(response, descriptor)
 
     async def _upload_unhashed(self, item: PushItem) -> None:
-        """Upload a big file while it is hashed; fill in its digest (once both are done)."""
+        """Upload a big file while it is hashed; fill in its digest (once known)."""
         descriptor = item.descriptor
         assert descriptor is not None
 

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 import anyio
 import httpx
 
-from .. import exceptions as exc
 from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
@@ -27,6 +26,7 @@ from ._session import Session
 from ._uploads import (
     BlobUpload,
     HashingUpload,
+    LateDigestUpload,
     SliceSource,
     UploadInFlight,
     cancel_upload,
@@ -171,16 +171,30 @@ class BlobStore:
     ) -> tuple[str, httpx.Response]:
         """Upload the file ``path`` while it is hashed; return its digest and the answer.
 
-        Two things run at once: the upload (under ``limiter``) as one ``PATCH`` hashed on the
-        way, and the hash of the file in a worker thread (then ``on_digest(digest)``)
-        followed by a ``HEAD``. When the
+        Two things run at once: the upload (under ``limiter``) as one ``PATCH``, and the
+        hash of the file in a worker thread (then ``on_digest(digest)``) followed by a
+        ``HEAD``. When the
         blob turns out to be there already, or on its way in from another call, the upload
         is cancelled (its session dropped, best effort) and the existing blob's answer (200)
-        returned, as `upload_once` would. The closing ``PUT`` names the digest of the bytes
-        sent, which must be the file's: else
-        [`DigestMismatch`][aioras.exceptions.DigestMismatch] (the file changed meanwhile).
+        returned, as `upload_once` would. Else the closing ``PUT`` waits for the hash and
+        names it; the registry checks the bytes it stored against it.
         """
-        upload = self.upload_new(path, container, size)
+        known, found = anyio.Event(), list[str]()
+
+        async def hashed() -> str:
+            await known.wait()
+            return found[0]
+
+        upload = LateDigestUpload(
+            self.session.send,
+            path=path,
+            size=size,
+            uploads_url=self.session.url(container.upload_blob_url()),
+            blob_url=lambda digest: self._url(container, digest),
+            digest=hashed,
+            policy=self.session.transport.retry,
+            what=f"file {os.path.basename(path)} in {container.api_prefix}",
+        )
         sent: list[httpx.Response] = []
 
         async def send() -> None:
@@ -192,6 +206,8 @@ class BlobStore:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(send)
                 digest, _ = await digest_file(path)
+                found.append(digest)
+                known.set()
                 if on_digest is not None:
                     await on_digest(digest)
                 key = (container.registry, container.api_prefix, digest)
@@ -208,8 +224,6 @@ class BlobStore:
                 del self.uploading[key]
             mine.done.set()
         if sent:
-            if upload.digest != digest:
-                raise exc.DigestMismatch(expected=digest, actual=upload.digest, what=upload.what)
             return digest, sent[0]
         if head is not None:
             logger.debug("blob %s already in %s; upload cancelled", digest, container)

@@ -30,6 +30,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import anyio
 import httpx
@@ -48,6 +49,7 @@ from ._session import SendFn
 __all__ = [
     "BlobUpload",
     "HashingUpload",
+    "LateDigestUpload",
     "SliceSource",
     "StreamOpener",
     "UploadInFlight",
@@ -564,15 +566,13 @@ def _hash_range(path: str, hasher: Hasher, start: int, end: int) -> None:
             start += len(chunk)
 
 
-class HashingUpload(BlobUpload):
-    """A chunked upload of a file whose digest is computed on the way (read once).
+class LateDigestUpload(BlobUpload):
+    """A chunked upload of a file whose digest is computed elsewhere while it uploads.
 
-    Each ``PATCH`` body hashes the bytes it reads; the hash state advances only with what
-    the registry acknowledged, so a resumed or restarted session re-reads just the bytes
-    it must (from the file, and only after a fault). The closing ``PUT`` names the digest
-    of exactly the bytes sent; the registry checks it against what it stored. ``blob_url``
-    builds the blob's URL from its digest (for the existence check after an uncertain
-    commit).
+    The ``PATCH`` bodies are plain slices of the file (resumed as in `BlobUpload`); the
+    closing ``PUT`` waits for ``digest()`` and names it, and the registry checks the bytes
+    it stored against it. For a file hashed anyway (for an existence check): hashing it in
+    the upload as well would cost the CPU twice.
     """
 
     def __init__(
@@ -583,9 +583,9 @@ class HashingUpload(BlobUpload):
         size: int,
         uploads_url: str,
         blob_url: Callable[[str], str],
+        digest: Callable[[], Awaitable[str]],
         policy: RetryPolicy,
         what: str,
-        algorithm: str = "sha256",
     ) -> None:
         super().__init__(
             send,
@@ -597,7 +597,37 @@ class HashingUpload(BlobUpload):
             policy=policy,
             what=what,
         )
-        self._blob_url = blob_url
+        self._blob_url, self._digest = blob_url, digest
+
+    async def _chunked_once(self) -> httpx.Response:
+        if self.location is None:
+            await self._open()
+        while self.offset < self.size:
+            await self._patch()
+        return await self._close()
+
+    async def _close(self) -> httpx.Response:
+        """The closing ``PUT``, once the digest is known."""
+        if not self.digest:
+            self.digest = await self._digest()
+            self.blob_url = self._blob_url(self.digest)
+        return await self._commit(b"", 0)
+
+
+class HashingUpload(LateDigestUpload):
+    """A chunked upload of a file whose digest is computed on the way (read once).
+
+    Each ``PATCH`` body hashes the bytes it reads; the hash state advances only with what
+    the registry acknowledged, so a resumed or restarted session re-reads just the bytes
+    it must (from the file, and only after a fault). The closing ``PUT`` names the digest
+    of exactly the bytes sent; the registry checks it against what it stored. ``blob_url``
+    builds the blob's URL from its digest (for the existence check after an uncertain
+    commit).
+    """
+
+    def __init__(self, send: SendFn, *, algorithm: str = "sha256", **upload: Any) -> None:
+        # The rest as LateDigestUpload takes it (path, size, uploads_url, blob_url, ...).
+        super().__init__(send, digest=self._hashed, **upload)
         self._algorithm = algorithm
         self._state = Hasher(algorithm)  # the hash of path[:self._state.size]
         self._pending: Hasher | None = None
@@ -621,10 +651,11 @@ class HashingUpload(BlobUpload):
             if self._pending is not None and self._pending.size == self.offset:
                 self._state = self._pending  # the registry holds exactly what was hashed
             self._pending = None
+        return await self._close()
+
+    async def _hashed(self) -> str:
         await self._hash_to(self.size)
-        self.digest = self._state.digest
-        self.blob_url = self._blob_url(self.digest)
-        return await self._commit(b"", 0)
+        return self._state.digest
 
     def _body(self, offset: int, length: int) -> BodyFactory:
         assert self.path is not None

@@ -670,13 +670,14 @@ class RegistryClient:
         """Upload the file ``blob`` unless the registry has it; return digest, size, answer.
 
         The file is hashed while it is sent, not before: the upload starts at once as one
-        ``PATCH`` hashed on the way, while a worker thread hashes the file and the blob's
-        existence is checked. A blob the registry holds (or that another call is uploading
-        into the repository) cancels the upload; the answer is then the ``HEAD``'s (200),
-        as `upload_blob` gives. ``on_digest`` is awaited with the digest once the hash is
-        done, while the upload goes on. Faults are resumed as in `upload_new_blob`. Raises
-        [`DigestMismatch`][aioras.exceptions.DigestMismatch] when the file changed while
-        it was read, and the registry's typed errors.
+        ``PATCH``, while a worker thread hashes the file and the blob's existence is
+        checked. A blob the registry holds (or that another call is uploading into the
+        repository) cancels the upload; the answer is then the ``HEAD``'s (200), as
+        `upload_blob` gives. Otherwise the closing ``PUT`` waits for the hash and names it,
+        and the registry checks the bytes it stored against it. ``on_digest`` is awaited
+        with the digest once the hash is done, while the upload goes on. Faults are resumed
+        as in `chunked_upload`. Raises the registry's typed errors (a file that changed
+        while it was read fails the registry's check).
         """
         container = self.get_container(container)
         path = os.fspath(blob)
