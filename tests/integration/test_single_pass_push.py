@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aioras import RetryPolicy, TransferEvent, defaults
+from aioras import OrasError, RetryPolicy, TransferEvent, defaults
 from aioras.digest import Hasher
 from aioras.operations import push as push_module
 from aioras.registry import AsyncRegistry
@@ -235,3 +235,14 @@ async def test_big_file_push_resumes_a_patch_broken_off_and_lands_the_right_blob
     assert fault_proxy.requests_matching("PATCH")[-1].received == SIZE
     fault_proxy.clear()
     await _layer_round_trips(proxied, target, big_file, tmp_path / "out")
+
+
+async def test_big_file_upload_refused_raises_the_registrys_typed_error(
+    proxied: AsyncRegistry, fault_proxy: FaultProxy, big_file: Path
+) -> None:
+    fault_proxy.add(Fault("status", status=403), method="PATCH")
+    target = fault_proxy.reference(f"overlap/{uuid.uuid4().hex[:10]}:v1")
+    with pytest.raises(OrasError) as caught:
+        await proxied.upload_file(big_file, target)
+    assert fault_proxy.injected == 1
+    assert "403" in str(caught.value) or "denied" in str(caught.value).lower()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
 
+from .._concurrency import first_error
 from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
@@ -203,7 +205,7 @@ class BlobStore:
 
         mine, key = UploadInFlight(), None
         try:
-            async with anyio.create_task_group() as tasks:
+            async with _one_error(), anyio.create_task_group() as tasks:
                 tasks.start_soon(send)
                 digest, _ = await digest_file(path)
                 found.append(digest)
@@ -305,3 +307,12 @@ class BlobStore:
             return False
         await raise_for_status(response, (201,), what=f"mount of {digest} into {container}")
         return False
+
+
+@asynccontextmanager
+async def _one_error() -> AsyncIterator[None]:
+    """Raise a task group's failure as itself (a typed error), not as an exception group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
