@@ -246,3 +246,22 @@ async def test_big_file_upload_refused_raises_the_registrys_typed_error(
         await proxied.upload_file(big_file, target)
     assert fault_proxy.injected == 1
     assert "403" in str(caught.value) or "denied" in str(caught.value).lower()
+
+
+async def test_big_file_push_to_a_registry_refusing_patch_falls_back_to_one_put(
+    proxied: AsyncRegistry, fault_proxy: FaultProxy, big_file: Path, tmp_path: Path
+) -> None:
+    fault_proxy.add(Fault("status", status=405), method="PATCH")
+    target = fault_proxy.reference(f"overlap/{uuid.uuid4().hex[:10]}:v1")
+    events = await _push(proxied, target, big_file)
+    assert fault_proxy.injected == 1
+    digest = _sha256(big_file)
+    # The file went again, whole, in the PUT that names its digest.
+    [put] = [
+        e
+        for e in fault_proxy.requests_matching("PUT", UPLOADS)
+        if digest.replace(":", "%3A") in e.target
+    ]
+    assert put.received == SIZE
+    assert [e.kind for e in events if e.digest == digest and e.kind != "bytes"] == ["start", "done"]
+    await _layer_round_trips(proxied, target, big_file, tmp_path / "out")

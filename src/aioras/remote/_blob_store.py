@@ -23,6 +23,7 @@ from .._http.responses import raise_for_status
 from .._http.urls import resolve_location
 from ..container import Container
 from ..digest import digest_file, verify_bytes
+from ..exceptions import UnsupportedOperation
 from ._downloads import BlobGet, RangeOptions, SharedDownload, download_verified
 from ._session import Session
 from ._uploads import (
@@ -179,7 +180,8 @@ class BlobStore:
         blob turns out to be there already, or on its way in from another call, the upload
         is cancelled (its session dropped, best effort) and the existing blob's answer (200)
         returned, as `upload_once` would. Else the closing ``PUT`` waits for the hash and
-        names it; the registry checks the bytes it stored against it.
+        names it; the registry checks the bytes it stored against it. A ``PATCH`` refused
+        as unsupported (405) leaves a monolithic ``PUT`` of the file to do instead.
         """
         known, found = anyio.Event(), list[str]()
 
@@ -201,7 +203,12 @@ class BlobStore:
 
         async def send() -> None:
             async with limiter:
-                sent.append(await upload.chunked(max(size, 1)))
+                try:
+                    sent.append(await upload.chunked(max(size, 1)))
+                except UnsupportedOperation as error:
+                    # A registry without chunked uploads (405, UNSUPPORTED): once the hash
+                    # is known, the file goes as one monolithic PUT instead (below).
+                    logger.info("%s; uploading %s in one PUT", error, os.path.basename(path))
 
         mine, key = UploadInFlight(), None
         try:
@@ -230,7 +237,8 @@ class BlobStore:
         if head is not None:
             logger.debug("blob %s already in %s; upload cancelled", digest, container)
             return digest, head
-        # Another call uploads the same blob into the same repository: wait for it.
+        # Another call uploads the same blob into the same repository (wait for it), or the
+        # registry refused the PATCH: a monolithic PUT, once the blob is still missing.
         run = self.upload(path, container, digest, size).monolithic
         return digest, await self.upload_once(
             container, digest, run, skip_existing=True, limiter=limiter

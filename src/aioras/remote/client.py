@@ -674,7 +674,9 @@ class RegistryClient:
         checked. A blob the registry holds (or that another call is uploading into the
         repository) cancels the upload; the answer is then the ``HEAD``'s (200), as
         `upload_blob` gives. Otherwise the closing ``PUT`` waits for the hash and names it,
-        and the registry checks the bytes it stored against it. ``on_digest`` is awaited
+        and the registry checks the bytes it stored against it; a registry that refuses
+        chunked uploads (405) gets the file in one monolithic ``PUT`` once the hash is
+        known. ``on_digest`` is awaited
         with the digest once the hash is done, while the upload goes on. Faults are resumed
         as in `chunked_upload`. Raises the registry's typed errors (a file that changed
         while it was read fails the registry's check).
