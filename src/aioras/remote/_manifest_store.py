@@ -2,15 +2,16 @@
 
 PUTs of exact bytes (sent again when the registry stored other bytes or raced its own
 blob commit), GETs verified by a check and fetched again after breaks, the HEAD that
-resolves a reference, and DELETEs. The client's flat methods (``upload_manifest``,
+resolves a reference, and DELETEs; and the read through a `BlobCache` of a manifest asked
+for by digest (`cached_manifest`, `keep_manifest`). The client's flat methods (``upload_manifest``,
 ``fetch_manifest``, ``resolve`` ...) parse names and validate documents, then come here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -18,12 +19,17 @@ from .. import defaults
 from .. import exceptions as exc
 from .._http.headers import header_number
 from .._http.responses import raise_for_status
+from .._jsondoc import load_json
 from .._manifests import media_type_of
 from ..container import Container
+from ..descriptor import Descriptor
 from ..digest import digest_bytes, validate_digest
 from ._session import Session
 
-__all__ = ["ManifestStore"]
+if TYPE_CHECKING:
+    from ..content.cache import BlobCache
+
+__all__ = ["ManifestStore", "cached_manifest", "keep_manifest"]
 
 _T = TypeVar("_T")
 # Refusals of a schema-valid manifest that a second try can cure (see ManifestStore.put).
@@ -131,3 +137,49 @@ class ManifestStore:
             "DELETE", self.session.url(container.manifest_url(digest))
         )
         await raise_for_status(response, (202, 200, 204), what=f"delete manifest {digest}")
+
+
+async def cached_manifest(
+    cache: BlobCache | None,
+    container: Container,
+    allowed_media_type: Sequence[str] | None,
+    max_size: int,
+) -> tuple[bytes, str] | None:
+    """A manifest asked for by digest, from the cache: its bytes and media type.
+
+    None without a cache, for a tag (always resolved at the registry) and on a miss.
+    The bytes are hashed against the digest (`BlobCache.read_by_digest`). A document
+    naming no ``mediaType``, or one outside ``allowed_media_type``, counts as a miss:
+    only the registry's answer can say what it is, or refuse it.
+    """
+    if cache is None or not container.digest:
+        return None
+    data = await cache.read_by_digest(container.digest, max_size=max_size)
+    if data is None:
+        return None
+    try:
+        media_type = load_json(data).get("mediaType")
+    except (ValueError, AttributeError):
+        return None
+    accept = allowed_media_type or defaults.default_manifest_accepted_media_types
+    if not isinstance(media_type, str) or media_type not in accept:
+        return None
+    return data, media_type
+
+
+async def keep_manifest(
+    cache: BlobCache | None, container: Container, data: bytes, media_type: str
+) -> None:
+    """Add a manifest fetched by digest (and checked against it) to the cache."""
+    if cache is None or not container.digest:
+        return
+
+    async def content() -> AsyncIterator[bytes]:
+        yield data
+
+    descriptor: Descriptor = {
+        "mediaType": media_type,
+        "digest": container.digest,
+        "size": len(data),
+    }
+    await cache.put(descriptor, content())

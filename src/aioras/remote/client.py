@@ -44,7 +44,6 @@ from .._http.proxies import EnvironmentProxies
 from .._http.ratelimit import HostPacer, RateLimits
 from .._http.responses import raise_for_status
 from .._http.transport import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Transport
-from .._jsondoc import load_json
 from .._manifests import check_manifest, check_manifest_digests, descriptor_of, media_type_of
 from .._retry import DEFAULT_RETRY, RetryPolicy
 from ..auth import Authenticator, Credentials, as_authenticator, get_auth_backend
@@ -60,7 +59,7 @@ from ..utils import split_path_and_content
 from ..version import __version__
 from ._blob_store import BlobStore
 from ._downloads import RangeOptions
-from ._manifest_store import ManifestStore
+from ._manifest_store import ManifestStore, cached_manifest, keep_manifest
 from ._session import Session, check_200_response
 from ._tag_store import MAX_PAGES, TagStore
 from ._uploads import BlobUpload, StreamOpener, stream_source
@@ -818,14 +817,14 @@ class RegistryClient:
         typed errors.
         """
         container = self.get_container(container)
-        cached = await self._cached_manifest(container, allowed_media_type, max_size)
+        cached = await cached_manifest(self.cache, container, allowed_media_type, max_size)
         if cached is not None:
             return check_manifest(container, cached[0], None), descriptor_of(cached[0], None)
         data, response, manifest = await self._fetch_checked(
             container, allowed_media_type, max_size, check_manifest
         )
         descriptor = descriptor_of(data, response)
-        await self._keep_manifest(container, data, descriptor["mediaType"])
+        await keep_manifest(self.cache, container, data, descriptor["mediaType"])
         return manifest, descriptor
 
     async def fetch_manifest_bytes(
@@ -846,14 +845,14 @@ class RegistryClient:
         [`DigestMismatch`][aioras.exceptions.DigestMismatch], or the registry's typed errors.
         """
         container = self.get_container(container)
-        cached = await self._cached_manifest(container, allowed_media_type, max_size)
+        cached = await cached_manifest(self.cache, container, allowed_media_type, max_size)
         if cached is not None:
             data, media_type = cached
         else:
             data, media_type = await self._manifest_bytes_at_origin(
                 container, allowed_media_type, max_size
             )
-            await self._keep_manifest(container, data, media_type)
+            await keep_manifest(self.cache, container, data, media_type)
         return data, {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data)}
 
     async def _manifest_bytes_at_origin(
@@ -864,45 +863,6 @@ class RegistryClient:
             container, allowed_media_type, max_size, check_manifest_digests
         )
         return data, media_type_of(response.headers.get("content-type"))
-
-    async def _cached_manifest(
-        self, container: Container, allowed_media_type: Sequence[str] | None, max_size: int
-    ) -> tuple[bytes, str] | None:
-        """A manifest asked for by digest, from the cache: its bytes and media type.
-
-        None without a cache, for a tag (always resolved at the registry) and on a miss.
-        The bytes are hashed against the digest (`BlobCache.read_by_digest`). A document
-        naming no ``mediaType``, or one outside ``allowed_media_type``, counts as a miss:
-        only the registry's answer can say what it is, or refuse it.
-        """
-        if self.cache is None or not container.digest:
-            return None
-        data = await self.cache.read_by_digest(container.digest, max_size=max_size)
-        if data is None:
-            return None
-        try:
-            media_type = load_json(data).get("mediaType")
-        except (ValueError, AttributeError):
-            return None
-        accept = allowed_media_type or defaults.default_manifest_accepted_media_types
-        if not isinstance(media_type, str) or media_type not in accept:
-            return None
-        return data, media_type
-
-    async def _keep_manifest(self, container: Container, data: bytes, media_type: str) -> None:
-        """Add a manifest fetched by digest (and checked against it) to the cache."""
-        if self.cache is None or not container.digest:
-            return
-
-        async def content() -> AsyncIterator[bytes]:
-            yield data
-
-        descriptor: Descriptor = {
-            "mediaType": media_type,
-            "digest": container.digest,
-            "size": len(data),
-        }
-        await self.cache.put(descriptor, content())
 
     async def _fetch_checked(
         self,
