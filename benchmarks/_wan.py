@@ -238,6 +238,8 @@ def _pull(
         shutil.rmtree(out, ignore_errors=True)
         for job in jobs:
             Path(_for(job, label)["outdir"]).mkdir(parents=True)
+        # The previous client's ~110 MB of files must not be flushed to disk during this one.
+        os.sync()
 
     def check(label: str) -> None:
         for job, manifest in zip(jobs, fleet.values(), strict=True):
@@ -283,6 +285,7 @@ def _push(
         # New content for every client: nobody finds a blob already there.
         paths = [*shared.values(), *own.values()]
         refresh(paths)
+        os.sync()  # as for the pulls: the files just written are not flushed during a push
         expected.clear()
         expected.update({p.name: sha256_file(p) for p in paths})
 

@@ -187,31 +187,37 @@ async def _idle_pool(transport: Transport, url: str, count: int) -> Any:
     return _pool(transport)
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[int]:
+    """Count calls of ``_FittedConnection.<method>`` from now on; ``[count]``, kept current."""
+    count = [0]
+    original = getattr(netbackend._FittedConnection, method)
+
+    def counting(self: netbackend._FittedConnection) -> bool:
+        count[0] += 1
+        result: bool = original(self)
+        return result
+
+    monkeypatch.setattr(netbackend._FittedConnection, method, counting)
+    return count
+
+
 async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_times(
     registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # httpcore's own plan asks every connection once per connection (n squared per request).
-    asked = 0
-    original = netbackend._FittedConnection.is_idle
-
-    def counting(self: netbackend._FittedConnection) -> bool:
-        nonlocal asked
-        asked += 1
-        return original(self)
-
-    monkeypatch.setattr(netbackend._FittedConnection, "is_idle", counting)
+    asked = _count_calls(monkeypatch, "is_idle")
     async with AsyncRegistry(registry.host, insecure=True) as reg:
         url = f"{registry.url}/v2/"
         pool = await _idle_pool(reg._transport, url, 24)
         assert pool._linear, "httpcore's pool no longer has the state _Pool plans with"
         connections = len(pool._connections)
         assert connections == 24
-        asked = 0
+        asked[0] = 0
         for _ in range(20):
             response = await reg._transport.send("GET", url)
             assert response.status_code == 200
     # Each request re-plans the pool a few times; each plan asks each connection once.
-    assert asked <= 20 * 4 * connections, (asked, connections)
+    assert asked[0] <= 20 * 4 * connections, (asked, connections)
 
 
 async def test_pool_polls_idle_connections_once_per_request_not_all_per_plan(
@@ -219,27 +225,38 @@ async def test_pool_polls_idle_connections_once_per_request_not_all_per_plan(
 ) -> None:
     # Whether a connection expired polls its socket when idle: asking every pooled
     # connection on every plan cost 19,000 polls for 50 pulls over ~50 connections.
-    asked = 0
-    original = netbackend._FittedConnection.has_expired
-
-    def counting(self: netbackend._FittedConnection) -> bool:
-        nonlocal asked
-        asked += 1
-        return original(self)
-
-    monkeypatch.setattr(netbackend._FittedConnection, "has_expired", counting)
+    asked = _count_calls(monkeypatch, "has_expired")
     async with AsyncRegistry(registry.host, insecure=True) as reg:
         url = f"{registry.url}/v2/"
         pool = await _idle_pool(reg._transport, url, 24)
         connections = len(pool._connections)
         assert connections == 24
         monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # no sweep but the next one
-        asked = 0
+        asked[0] = 0
         for _ in range(20):
             response = await reg._transport.send("GET", url)
             assert response.status_code == 200
     # One sweep, then the connection each request is given (a few plans per request).
-    assert asked <= connections + 20 * 4, (asked, connections)
+    assert asked[0] <= connections + 20 * 4, (asked, connections)
+
+
+async def test_plans_with_no_request_waiting_ask_no_connection_anything(
+    registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpcore plans the pool again when a response is closed; with nothing waiting, that
+    # plan has nothing to assign, and asked every connection whether it was closed.
+    async with AsyncRegistry(registry.host, insecure=True) as reg:
+        url = f"{registry.url}/v2/"
+        pool = await _idle_pool(reg._transport, url, 24)
+        connections = len(pool._connections)
+        assert connections == 24
+        monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # no sweep but the next one
+        asked = _count_calls(monkeypatch, "is_closed")
+        for _ in range(20):
+            response = await reg._transport.send("GET", url)
+            assert response.status_code == 200
+    # One plan per request (it waits for a connection), none when its response is closed.
+    assert asked[0] <= 21 * connections, (asked, connections)
 
 
 async def test_a_connection_the_server_closed_while_idle_is_never_used(

@@ -3,13 +3,15 @@
 Against the real registry. Several pulls of tags that share a layer, started at once on one
 ``AsyncRegistry``, fetch that layer once: the others copy the verified file, hashed and
 verified again. A pull of small layers hands its file-system work to worker threads in few
-calls (each hop costs the event loop more than the work in it).
+calls (each hop costs the event loop more than the work in it), on a few threads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from aioras import AsyncRegistry
+from aioras import AsyncRegistry, defaults
 from aioras.remote._downloads import SharedDownload
 from aioras.testing import LocalRegistry
 from support.hops import count_thread_hops
@@ -165,3 +167,42 @@ async def test_concurrent_pushes_of_a_shared_layer_ask_for_it_once_each(
     # Each push asks once for each of its three blobs (config, shared, own) at most; the
     # pushes that then waited for the shared layer's or the config's upload ask no more.
     assert heads <= 3 * TAGS
+
+
+async def test_many_pulls_at_once_do_their_file_work_on_a_few_threads(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With anyio's 40 threads, 16 pulls at once kept ~16 threads writing and placing files,
+    # each taking the GIL from the event loop; defaults.file_threads is the cap.
+    for name in ("a.txt", "b.txt"):
+        (tmp_cwd / name).write_bytes(os.urandom(20_000))
+    ref = registry.reference(f"threads/{os.urandom(5).hex()}:v1")
+    await areg.push(ref, files=["a.txt", "b.txt"])
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+    real = anyio.to_thread.run_sync
+
+    def overlapping(func: Any) -> Any:
+        def run(*args: Any) -> Any:
+            with lock:
+                running[0] += 1
+                running[1] = max(running)
+            try:
+                time.sleep(0.005)  # long enough for calls of other pulls to overlap
+                return func(*args)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        return run
+
+    async def tracked(func: Any, *args: Any, **kwargs: Any) -> Any:
+        return await real(overlapping(func), *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", tracked)
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(lambda i=i: areg.pull(ref, outdir=str(tmp_cwd / f"o{i}")))
+    assert 1 <= running[1] <= defaults.file_threads, running
+    for i in range(16):
+        assert (tmp_cwd / f"o{i}" / "b.txt").read_bytes() == (tmp_cwd / "b.txt").read_bytes()

@@ -33,6 +33,7 @@ from .. import defaults
 from ..digest import Verifier
 from ..exceptions import SizeMismatch, StorageError
 from ..progress import position_reporter
+from .threads import run_file_work
 from .writes import storage_error, write_all
 
 __all__ = ["FileSlice", "RangePart", "RangedFile", "VerifiedFile", "fsync_directory"]
@@ -246,7 +247,7 @@ class VerifiedFile:
         if self._open_early:
             # Shielded: cancelled half-way, the file would exist with nobody to remove it.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._open)
+                await run_file_work(self._open)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self
@@ -285,7 +286,7 @@ class VerifiedFile:
 
     async def _work(self, chunks: list[bytes]) -> None:
         try:
-            await anyio.to_thread.run_sync(self._write_and_hash, chunks)
+            await run_file_work(self._write_and_hash, chunks)
         except BaseException as error:
             # Kept for the next write/commit to raise: raising here would cancel the
             # download from inside the task group and surface as an ExceptionGroup.
@@ -343,7 +344,7 @@ class VerifiedFile:
         # worker-thread call writes the last batch, verifies and renames: for a blob of
         # one batch, the only hop besides none at all (the file is created in it too).
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._finish, chunks)
+            await run_file_work(self._finish, chunks)
             self._committed = True
         return self.destination
 
@@ -364,7 +365,7 @@ class VerifiedFile:
         [`StorageError`][aioras.exceptions.StorageError] when it cannot be read or the copy written.
         """
         await self._flush(wait=True)
-        await anyio.to_thread.run_sync(self._copy_from, source)
+        await run_file_work(self._copy_from, source)
 
     def _copy_from(self, source: int) -> None:
         self._ensure_open()
@@ -395,7 +396,7 @@ class VerifiedFile:
         self._chunks, self._buffered = [], 0
         self._received = 0
         self.verifier = Verifier(self.verifier.expected_digest, self.verifier.expected_size)
-        await anyio.to_thread.run_sync(self._truncate)
+        await run_file_work(self._truncate)
 
     def _truncate(self) -> None:
         if self._fd is None:
@@ -453,7 +454,7 @@ class VerifiedFile:
             else:
                 # Shielded: removal must happen on errors and cancellation alike.
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._discard)
+                    await run_file_work(self._discard)
 
     def _discard(self) -> None:
         """Close and remove the temporary file, whatever closing it reports."""
@@ -704,4 +705,4 @@ class RangePart:
         """Write what is buffered (in a worker thread, which cancellation waits for)."""
         if self._chunks:
             chunks, self._chunks, self._buffered = self._chunks, [], 0
-            await anyio.to_thread.run_sync(self.owner._write_part, self.index, chunks)
+            await run_file_work(self.owner._write_part, self.index, chunks)

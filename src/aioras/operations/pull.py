@@ -15,6 +15,7 @@ import anyio
 
 from .. import defaults
 from .._concurrency import map_bounded
+from .._files.threads import run_file_work
 from ..content.graph import (
     choose_platform,
     descriptor_list,
@@ -190,7 +191,7 @@ async def pull(registry: Endpoints, target: str | Container, options: PullOption
     # Planning and opening the output are one worker-thread call, as are checking the
     # links and committing: thread hops cost the event loop more than these calls do.
     with anyio.CancelScope(shield=True):
-        todo, output = await anyio.to_thread.run_sync(_plan_and_open, manifest, outdir, overwrite)
+        todo, output = await run_file_work(_plan_and_open, manifest, outdir, overwrite)
     job = _Job(output, overwrite, limits)
     fetched = False
     try:
@@ -205,7 +206,7 @@ async def pull(registry: Endpoints, target: str | Container, options: PullOption
             # verify_and_commit finishes the output either way (rolled back when a link
             # fails the check).
             finish = job.target.verify_and_commit if fetched else job.target.roll_back
-            await anyio.to_thread.run_sync(finish)
+            await run_file_work(finish)
     for item in todo:
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
@@ -238,9 +239,9 @@ class _Job:
         # One layer at a time: the file system is then changed in a definite order.
         async with self.lock:
             if item.unpack:
-                await anyio.to_thread.run_sync(self._unpack, staged, parts[:-1], layer)
+                await run_file_work(self._unpack, staged, parts[:-1], layer)
             else:
-                await anyio.to_thread.run_sync(self._place, staged, parts)
+                await run_file_work(self._place, staged, parts)
         await reporter.emit("done", as_descriptor(layer))
 
     def _place(self, staged: str, parts: Parts) -> None:
