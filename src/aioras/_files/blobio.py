@@ -353,6 +353,8 @@ class VerifiedFile:
         self._write_and_hash(chunks)
         self.verifier.verify(what=f"blob {self.verifier.expected_digest}")
         self._close_and_replace()
+        # Here, not on the event loop: every system call there may wait for the GIL.
+        self._release_directory()
 
     async def copy_from(self, source: int) -> None:
         """Write the content of the open file ``source`` (from its start), hashed as written.

@@ -29,7 +29,7 @@ from ..exceptions import ManifestValidationError, PlatformNotFound, UnsafePathEr
 from ..progress import ProgressCallback, ProgressReporter
 from ..utils import get_tmpdir, safe_title, sanitize_path
 from ..utils.archive import UnpackBudget, UnpackLimits, unpack_into
-from ..utils.outdir import OutDir, Parts, split_parts
+from ..utils.outdir import OutDir, split_parts
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -193,34 +193,43 @@ async def pull(registry: Endpoints, target: str | Container, options: PullOption
     with anyio.CancelScope(shield=True):
         todo, output = await run_file_work(_plan_and_open, manifest, outdir, overwrite)
     job = _Job(output, overwrite, limits)
-    fetched = False
+    finishing = False
     try:
         await map_bounded(
             lambda item: job.fetch(registry, container, item, reporter),
             list(enumerate(todo)),
             limit=concurrency or registry.pull_concurrency,
         )
-        fetched = True
-    finally:
+        rest = await job.unpack_in_order()
+        finishing = True  # place_and_commit finishes the output, whatever happens in it
         with anyio.CancelScope(shield=True):
-            # verify_and_commit finishes the output either way (rolled back when a link
-            # fails the check).
-            finish = job.target.verify_and_commit if fetched else job.target.roll_back
-            await run_file_work(finish)
+            await run_file_work(job.place_and_commit, rest)
+    finally:
+        if not finishing:
+            with anyio.CancelScope(shield=True):
+                await run_file_work(job.target.roll_back)
     for item in todo:
+        await reporter.emit("done", as_descriptor(item.layer))
         logger.info("Successfully pulled %s", item.outfile)
     return [item.outfile for item in todo]
 
 
 class _Job:
-    """One pull's layers: downloaded concurrently, put in place one at a time."""
+    """One pull's layers: downloaded concurrently, then put in place in the manifest's order.
+
+    Placing waits for the last download, so the output changes in one definite order
+    whatever order the downloads finish in, and costs few worker-thread hops: the files
+    after the last archive layer are placed in the same call that commits (each hop costs
+    the event loop more than renaming a file does; 50 pulls of two layers made 100 hops
+    fewer). An archive is unpacked in a call of its own, with the files before it.
+    """
 
     def __init__(self, target: OutDir, overwrite: bool, limits: UnpackLimits) -> None:
         self.target = target
         self.stage = target.stage()
         self.overwrite = overwrite
         self.budget = UnpackBudget(limits)
-        self.lock = anyio.Lock()
+        self.staged: dict[int, PullItem] = {}
 
     async def fetch(
         self,
@@ -232,34 +241,61 @@ class _Job:
         index, item = indexed
         layer = item.layer
         await reporter.emit("start", as_descriptor(layer))
-        staged = os.path.join(self.stage, f"layer-{index}")
         with reporter.positions(as_descriptor(layer)):
-            await registry.download_blob(container, layer["digest"], staged, size=layer.get("size"))
-        parts = item.parts
-        # One layer at a time: the file system is then changed in a definite order.
-        async with self.lock:
+            await registry.download_blob(
+                container, layer["digest"], self._staged(index), size=layer.get("size")
+            )
+        self.staged[index] = item
+
+    def _staged(self, index: int) -> str:
+        return os.path.join(self.stage, f"layer-{index}")
+
+    async def unpack_in_order(self) -> list[tuple[int, PullItem]]:
+        """Unpack the archive layers in order; return the files after the last one.
+
+        Each archive's call first places the files before it; the rest are left for
+        `place_and_commit`.
+        """
+        files: list[tuple[int, PullItem]] = []
+        for index in sorted(self.staged):
+            item = self.staged[index]
             if item.unpack:
-                await run_file_work(self._unpack, staged, parts[:-1], layer)
+                await run_file_work(self._unpack_after, files, index, item)
+                files = []
             else:
-                await run_file_work(self._place, staged, parts)
-        await reporter.emit("done", as_descriptor(layer))
+                files.append((index, item))
+        return files
 
-    def _place(self, staged: str, parts: Parts) -> None:
-        if not self.target.place_staged(os.path.basename(staged), parts, overwrite=self.overwrite):
-            logger.warning("%s exists and overwrite is off: keeping it", self.target.rel(parts))
-
-    def _unpack(self, staged: str, base: Parts, layer: dict[str, Any]) -> None:
+    def _unpack_after(self, files: list[tuple[int, PullItem]], index: int, item: PullItem) -> None:
+        self._place(files)
         try:
             unpack_into(
-                staged,
+                self._staged(index),
                 self.target,
-                base,
+                item.parts[:-1],
                 budget=self.budget,
                 overwrite=self.overwrite,
-                what=f"layer {layer['digest']}",
+                what=f"layer {item.layer['digest']}",
             )
         finally:
-            os.unlink(staged)
+            os.unlink(self._staged(index))
+
+    def place_and_commit(self, files: list[tuple[int, PullItem]]) -> None:
+        """Place ``files``, check the links and commit; roll back (and raise) on any failure."""
+        try:
+            self._place(files)
+        except BaseException:
+            self.target.roll_back()
+            raise
+        self.target.verify_and_commit()
+
+    def _place(self, files: list[tuple[int, PullItem]]) -> None:
+        for index, item in files:
+            name = os.path.basename(self._staged(index))
+            if not self.target.place_staged(name, item.parts, overwrite=self.overwrite):
+                logger.warning(
+                    "%s exists and overwrite is off: keeping it", self.target.rel(item.parts)
+                )
 
 
 def _plan_and_open(
