@@ -20,10 +20,12 @@ import anyio.to_thread
 import pytest
 
 from aioras import AsyncRegistry, defaults
+from aioras._files import blobio
+from aioras.exceptions import UnreadableArchive
 from aioras.remote._downloads import SharedDownload
 from aioras.testing import LocalRegistry
 from support.hops import count_thread_hops
-from support.rawartifacts import archive, entry, fresh_reference, plain, push_layers
+from support.rawartifacts import Layer, archive, entry, fresh_reference, plain, push_layers
 
 pytestmark = pytest.mark.anyio
 
@@ -227,3 +229,76 @@ async def test_layers_are_put_in_place_in_the_manifest_order_whatever_order_they
     monkeypatch.setattr(areg, "download_blob", archive_last)
     await areg.pull(ref, outdir=str(tmp_cwd / "out"))
     assert (tmp_cwd / "out" / "d" / "x.txt").read_bytes() == b"from the file"
+
+
+async def test_an_archive_is_unpacked_while_later_layers_still_download(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = plain("later.txt", os.urandom(1000))
+    ref = fresh_reference(registry, "overlap")
+    await push_layers(areg, ref, [archive("d", entry("d/x.txt", b"x")), later])
+    slow = "sha256:" + hashlib.sha256(later.blob).hexdigest()
+    seen_while_downloading: list[bool] = []
+    download_blob = areg.download_blob
+
+    async def slow_later(container: Any, digest: str, outfile: Any, **kw: Any) -> str:
+        if digest == slow:
+            await anyio.sleep(0.3)
+            seen_while_downloading.append((tmp_cwd / "out" / "d" / "x.txt").exists())
+        return await download_blob(container, digest, outfile, **kw)
+
+    monkeypatch.setattr(areg, "download_blob", slow_later)
+    await areg.pull(ref, outdir=str(tmp_cwd / "out"))
+    assert seen_while_downloading == [True]
+    assert (tmp_cwd / "out" / "later.txt").read_bytes() == later.blob
+
+
+async def test_a_file_placed_before_a_failing_archive_is_rolled_back(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    ref = fresh_reference(registry, "rollback")
+    not_a_tar = Layer(b"not a tar archive at all", "bad", unpack=True)
+    await push_layers(areg, ref, [plain("a.txt", b"first"), not_a_tar])
+    (tmp_cwd / "out").mkdir()
+    with pytest.raises(UnreadableArchive):
+        await areg.pull(ref, outdir=str(tmp_cwd / "out"))
+    assert list((tmp_cwd / "out").iterdir()) == []
+
+
+async def test_a_progress_callback_failing_at_done_rolls_the_pull_back(
+    areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path
+) -> None:
+    ref = fresh_reference(registry, "donefails")
+    await push_layers(areg, ref, [plain("a.txt", b"first"), plain("b.txt", b"second")])
+
+    def refuse(event: Any) -> None:
+        if event.kind == "done":
+            raise RuntimeError("the caller gives up")
+
+    (tmp_cwd / "out").mkdir()
+    with pytest.raises(RuntimeError, match="gives up"):
+        await areg.pull(ref, outdir=str(tmp_cwd / "out"), progress=refuse)
+    assert list((tmp_cwd / "out").iterdir()) == []
+
+
+async def test_a_large_shared_copy_takes_several_short_thread_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blobio, "_COPY_CALL", 1024 * 1024)
+    good = os.urandom(3 * 1024 * 1024 + 17)
+    source = tmp_path / "leader"
+    source.write_bytes(good)
+    shared = SharedDownload()
+    shared.join()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        shared.keep(fd)
+    finally:
+        os.close(fd)
+    shared.finish()
+    hops = count_thread_hops(monkeypatch)
+    out = tmp_path / "copy"
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    assert await shared.copy_into(out, digest, len(good)) == str(out)
+    assert out.read_bytes() == good
+    assert hops[0] >= 4 + 1  # four calls of at most 1 MiB, then verify and rename

@@ -52,6 +52,8 @@ _NEW_FILE_FLAGS = (
 )
 # Names tried for a temporary file before giving up (each is 48 random bits).
 _TEMP_ATTEMPTS = 8
+# Bytes one thread call of VerifiedFile.copy_from copies at most (tens of milliseconds).
+_COPY_CALL = 16 * 1024 * 1024
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:
@@ -367,20 +369,25 @@ class VerifiedFile:
         [`StorageError`][aioras.exceptions.StorageError] when it cannot be read or the copy written.
         """
         await self._flush(wait=True)
-        await run_file_work(self._copy_from, source)
+        # At most _COPY_CALL bytes per thread call: a long copy must not hold one of the few
+        # file-work threads that other downloads' batches wait for.
+        while await run_file_work(self._copy_from, source, _COPY_CALL):
+            pass
 
-    def _copy_from(self, source: int) -> None:
+    def _copy_from(self, source: int, most: int) -> bool:
+        """Copy up to ``most`` bytes more; whether ``source`` may hold more (thread)."""
         self._ensure_open()
-        buf = bytearray(self.flush_size)
+        buf = bytearray(min(self.flush_size, most))
         view = memoryview(buf)
         expected = self.verifier.expected_size
-        while True:
+        stop = self._received + most
+        while self._received < stop:
             try:
-                got = os.preadv(source, [view], self._received)
+                got = os.preadv(source, [view[: stop - self._received]], self._received)
             except OSError as error:
                 raise self._failed(error, "copying") from error
             if not got:
-                return
+                return False
             self._received += got
             if expected is not None and self._received > expected:
                 raise SizeMismatch(
@@ -389,6 +396,7 @@ class VerifiedFile:
                     what=f"copy of blob {self.verifier.expected_digest}",
                 )
             self._write_and_hash([view[:got]])
+        return True
 
     async def reset(self) -> None:
         """Forget everything written so far: the blob starts over from its first byte."""
@@ -478,9 +486,9 @@ class VerifiedFile:
             self._release_directory()
 
     def _release_directory(self) -> None:
-        if self._dir is not None and self._dir != self._given_dir:
-            os.close(self._dir)
-        self._dir = None
+        fd, self._dir = self._dir, None  # forgotten first: never closed twice
+        if fd is not None and fd != self._given_dir:
+            os.close(fd)
 
 
 def _create_temporary(directory: int, name: str) -> tuple[str, int]:
