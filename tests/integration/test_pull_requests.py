@@ -110,11 +110,8 @@ async def test_a_shared_file_changed_since_it_was_verified_is_not_copied(
     assert [p.name for p in tmp_path.iterdir()] == ["leader"]  # no temporary file left
 
 
-async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> None:
-    good = os.urandom(3 * 1024 * 1024 + 17)  # several reads of the copy
-    digest = "sha256:" + hashlib.sha256(good).hexdigest()
-    source = tmp_path / "leader"
-    source.write_bytes(good)
+def _kept(source: Path) -> SharedDownload:
+    """A shared download whose leader kept ``source`` open, with one follower joined."""
     shared = SharedDownload()
     shared.join()
     fd = os.open(source, os.O_RDONLY)
@@ -122,6 +119,15 @@ async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> Non
         shared.keep(fd)
     finally:
         os.close(fd)
+    return shared
+
+
+async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> None:
+    good = os.urandom(3 * 1024 * 1024 + 17)  # several reads of the copy
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    source = tmp_path / "leader"
+    source.write_bytes(good)
+    shared = _kept(source)
     source.unlink()  # the leader's file moved on: the kept descriptor still reads it
     shared.finish()
     out = tmp_path / "copy"
@@ -288,13 +294,7 @@ async def test_a_large_shared_copy_takes_several_short_thread_calls(
     good = os.urandom(3 * 1024 * 1024 + 17)
     source = tmp_path / "leader"
     source.write_bytes(good)
-    shared = SharedDownload()
-    shared.join()
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        shared.keep(fd)
-    finally:
-        os.close(fd)
+    shared = _kept(source)
     shared.finish()
     hops = count_thread_hops(monkeypatch)
     out = tmp_path / "copy"
