@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 import pytest
 
 from aioras import AsyncRegistry, defaults
 from aioras._files import blobio
 from aioras.exceptions import UnreadableArchive
+from aioras.operations import pull as pull_operation
 from aioras.remote._downloads import SharedDownload
 from aioras.testing import LocalRegistry
 from support.hops import count_thread_hops
@@ -246,13 +248,21 @@ async def test_an_archive_is_unpacked_while_later_layers_still_download(
     slow = "sha256:" + hashlib.sha256(later.blob).hexdigest()
     seen_while_downloading: list[bool] = []
     download_blob = areg.download_blob
+    unpacked = anyio.Event()
+    real_unpack = pull_operation.unpack_into
+
+    def unpack_and_tell(*args: Any, **kwargs: Any) -> None:
+        real_unpack(*args, **kwargs)
+        anyio.from_thread.run_sync(unpacked.set)
 
     async def slow_later(container: Any, digest: str, outfile: Any, **kw: Any) -> str:
         if digest == slow:
-            await anyio.sleep(0.3)
+            with anyio.move_on_after(10):  # an archive left for the end is not unpacked by then
+                await unpacked.wait()
             seen_while_downloading.append((tmp_cwd / "out" / "d" / "x.txt").exists())
         return await download_blob(container, digest, outfile, **kw)
 
+    monkeypatch.setattr(pull_operation, "unpack_into", unpack_and_tell)
     monkeypatch.setattr(areg, "download_blob", slow_later)
     await areg.pull(ref, outdir=str(tmp_cwd / "out"))
     assert seen_while_downloading == [True]
