@@ -187,6 +187,13 @@ async def _idle_pool(transport: Transport, url: str, count: int) -> Any:
     return _pool(transport)
 
 
+async def _twenty_requests(transport: Transport, url: str) -> None:
+    """Send 20 GETs one after another, each answered 200."""
+    for _ in range(20):
+        response = await transport.send("GET", url)
+        assert response.status_code == 200
+
+
 def _count_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[int]:
     """Count calls of ``_FittedConnection.<method>`` from now on; ``[count]``, kept current."""
     count = [0]
@@ -213,9 +220,7 @@ async def test_pool_asks_each_connection_about_idleness_a_bounded_number_of_time
         connections = len(pool._connections)
         assert connections == 24
         asked[0] = 0
-        for _ in range(20):
-            response = await reg._transport.send("GET", url)
-            assert response.status_code == 200
+        await _twenty_requests(reg._transport, url)
     # Each request re-plans the pool a few times; each plan asks each connection once.
     assert asked[0] <= 20 * 4 * connections, (asked, connections)
 
@@ -233,9 +238,7 @@ async def test_pool_polls_idle_connections_once_per_request_not_all_per_plan(
         assert connections == 24
         monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # no sweep but the next one
         asked[0] = 0
-        for _ in range(20):
-            response = await reg._transport.send("GET", url)
-            assert response.status_code == 200
+        await _twenty_requests(reg._transport, url)
     # One sweep, then the connection each request is given (a few plans per request).
     assert asked[0] <= connections + 20 * 4, (asked, connections)
 
@@ -252,9 +255,7 @@ async def test_plans_with_no_request_waiting_ask_no_connection_anything(
         assert connections == 24
         monkeypatch.setattr(netbackend, "_SWEEP", 3600.0)  # no sweep but the next one
         asked = _count_calls(monkeypatch, "is_closed")
-        for _ in range(20):
-            response = await reg._transport.send("GET", url)
-            assert response.status_code == 200
+        await _twenty_requests(reg._transport, url)
     # One plan per request (it waits for a connection), none when its response is closed.
     assert asked[0] <= 21 * connections, (asked, connections)
 

@@ -47,6 +47,15 @@ async def push_tags(areg: AsyncRegistry, registry: LocalRegistry, tmp: Path) -> 
     return refs
 
 
+async def push_two_small_files(areg: AsyncRegistry, registry: LocalRegistry, repo: str) -> str:
+    """An artifact of a.txt and b.txt (20 kB each, written in the working directory)."""
+    for name in ("a.txt", "b.txt"):
+        Path(name).write_bytes(os.urandom(20_000))
+    ref = registry.reference(f"{repo}/{os.urandom(5).hex()}:v1")
+    await areg.push(ref, files=["a.txt", "b.txt"])
+    return ref
+
+
 async def test_concurrent_pulls_of_a_shared_layer_fetch_it_once(
     registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,10 +149,7 @@ async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> Non
 async def test_a_pull_of_two_small_layers_takes_four_thread_hops(
     areg: AsyncRegistry, registry: LocalRegistry, tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("a.txt", "b.txt"):
-        (tmp_cwd / name).write_bytes(os.urandom(20_000))
-    ref = registry.reference(f"hops/{os.urandom(5).hex()}:v1")
-    await areg.push(ref, files=["a.txt", "b.txt"])
+    ref = await push_two_small_files(areg, registry, "hops")
     hops = count_thread_hops(monkeypatch)
     await areg.pull(ref, outdir=str(tmp_cwd / "out"))
     # Plan and open the output (1); per layer, create+write+verify+rename (1); put both in
@@ -185,10 +191,7 @@ async def test_many_pulls_at_once_do_their_file_work_on_a_few_threads(
 ) -> None:
     # With anyio's 40 threads, 16 pulls at once kept ~16 threads writing and placing files,
     # each taking the GIL from the event loop; defaults.file_threads is the cap.
-    for name in ("a.txt", "b.txt"):
-        (tmp_cwd / name).write_bytes(os.urandom(20_000))
-    ref = registry.reference(f"threads/{os.urandom(5).hex()}:v1")
-    await areg.push(ref, files=["a.txt", "b.txt"])
+    ref = await push_two_small_files(areg, registry, "threads")
     lock = threading.Lock()
     running = [0, 0]  # now, most at once
     real = anyio.to_thread.run_sync

@@ -30,7 +30,7 @@ from ..exceptions import ManifestValidationError, PlatformNotFound, UnsafePathEr
 from ..progress import ProgressCallback, ProgressReporter
 from ..utils import get_tmpdir, safe_title, sanitize_path
 from ..utils.archive import UnpackBudget, UnpackLimits, unpack_into
-from ..utils.outdir import OutDir, split_parts
+from ..utils.outdir import OutDir, Parts, split_parts
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -111,8 +111,8 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
     for layer in manifest.get("layers") or []:
         title = (layer.get("annotations") or {}).get(defaults.annotation_title)
         name = safe_title(title) if title else layer["digest"].replace(":", "-")
-        _check_inside(root, name)
         parts = split_parts(name)
+        _check_inside(root, parts)
         if not parts:
             # "." or "./": the file would replace outdir, and an archive would be unpacked
             # into outdir's parent.
@@ -128,8 +128,8 @@ def plan_pull(manifest: dict[str, Any], outdir: str) -> list[PullItem]:
     return plan
 
 
-def _check_inside(root: str, name: str) -> None:
-    """Refuse ``name`` (a safe title) when it resolves outside ``root`` (resolved) now.
+def _check_inside(root: str, parts: Parts) -> None:
+    """Refuse ``parts`` (of a safe title) when they resolve outside ``root`` (resolved) now.
 
     A title holds no ``..``, so only a symlink on its way can lead it out: its components
     are looked at one by one, and only a path through a link is resolved whole (planning
@@ -137,14 +137,14 @@ def _check_inside(root: str, name: str) -> None:
     [`UnsafePathError`][aioras.exceptions.UnsafePathError].
     """
     current = root
-    for part in split_parts(name):
+    for part in parts:
         current = os.path.join(current, part)
         try:
             mode = os.lstat(current).st_mode
         except OSError:
             return  # missing (or not a directory) from here on: no link further along now
         if stat.S_ISLNK(mode):
-            sanitize_path(root, os.path.join(root, name))
+            sanitize_path(root, os.path.join(root, *parts))
             return
 
 
@@ -272,7 +272,7 @@ class _Job:
         await self._take_in_order()
 
     def _staged(self, index: int) -> str:
-        return os.path.join(self.stage, f"layer-{index}")
+        return os.path.join(self.stage, _staged_name(index))
 
     async def _take_in_order(self) -> None:
         """Take the downloaded layers that are next in order (see the class)."""
@@ -318,11 +318,17 @@ class _Job:
 
     def _place(self, files: list[tuple[int, PullItem]]) -> None:
         for index, item in files:
-            name = os.path.basename(self._staged(index))
-            if not self.target.place_staged(name, item.parts, overwrite=self.overwrite):
+            if not self.target.place_staged(
+                _staged_name(index), item.parts, overwrite=self.overwrite
+            ):
                 logger.warning(
                     "%s exists and overwrite is off: keeping it", self.target.rel(item.parts)
                 )
+
+
+def _staged_name(index: int) -> str:
+    """The name of layer ``index``'s download in the pull's staging directory."""
+    return f"layer-{index}"
 
 
 def _plan_and_open(
