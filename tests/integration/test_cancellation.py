@@ -93,12 +93,16 @@ def stray_tasks(baseline: set[asyncio.Task[object]]) -> list[str]:
 def partial_files(*roots: Path) -> list[str]:
     found = []
     for root in roots:
-        if root.exists():
+        try:
             found += [
                 str(p)
                 for p in root.rglob("*")
                 if p.name.endswith((".aioras-part", ".tar.gz")) or p.name.startswith(".aioras-")
             ]
+        except FileNotFoundError:
+            # Removed while listed (a rollback going on in the loop thread): not settled yet.
+            if root.exists():
+                found.append(f"{root} (changing)")
     return found
 
 
