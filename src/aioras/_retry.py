@@ -124,16 +124,14 @@ class Retrying:
             return isinstance(error, self._on)
         return self._on(error)
 
-    def allows(self, error: BaseException | None = None, *, cap: int | None = None) -> bool:
+    def allows(self, error: BaseException | None = None) -> bool:
         """True when one more attempt may follow this failure (``error``, if one was raised).
 
-        False for an error of a kind not retried, and once the budget (or ``cap``, a lower
-        limit for one kind of failure) is spent.
+        False for an error of a kind not retried, and once the budget is spent.
         """
         if error is not None and not self.retryable(error):
             return False
-        limits = [n for n in (self.budget, cap) if n is not None]
-        return all(self._failures < n for n in limits)
+        return self.budget is None or self._failures < self.budget
 
     def advance(self, position: int) -> None:
         """Say where the work stands; a position past the last one given renews the budget.

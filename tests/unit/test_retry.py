@@ -184,14 +184,6 @@ def test_progress_renews_the_budget_and_standing_still_spends_it() -> None:
     assert retrying.failures == 0
 
 
-def test_a_cap_limits_one_kind_of_failure_below_the_budget() -> None:
-    retrying = Retrying(5, pause=False, level=None)
-    assert retrying.allows(OSError("refused"), cap=1)
-    retrying.wait_blocking(OSError("refused"))
-    assert not retrying.allows(OSError("refused"), cap=1)
-    assert retrying.allows(OSError("reset"))
-
-
 def test_zero_budget_never_retries() -> None:
     assert not Retrying(0).allows(ServerError("x", status_code=500))
     assert not RetryPolicy(attempts=0).retrying(0).allows()

@@ -281,6 +281,46 @@ async def test_connection_failures_are_retried_then_wrapped() -> None:
     await transport.aclose()
 
 
+def scripted(*steps: str) -> tuple[Handler, list[str]]:
+    """A handler playing ``steps`` in turn ("503", "reset", "hang-up"), then 200s."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        step = steps[len(seen)] if len(seen) < len(steps) else "200"
+        seen.append(step)
+        if step == "hang-up":
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        if step == "reset":
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return httpx.Response(int(step), json={})
+
+    return handler, seen
+
+
+async def test_a_hang_up_after_other_faults_still_gets_the_whole_retry_budget() -> None:
+    # Two hang-ups in a row are allowed a retry each; earlier faults of other kinds do not
+    # count toward that quick limit (a soak through 10% faults met 503, reset, hang-up).
+    handler, seen = scripted("503", "reset", "hang-up", "503", "hang-up", "hang-up")
+    policy = RetryPolicy(attempts=6, backoff=0.001, max_backoff=0.002)
+    transport = transport_for(handler, retry=policy)
+    response = await transport.send("PUT", "https://r.example/v2/a/manifests/v1", body=b"{}")
+    assert response.status_code == 200
+    assert len(seen) == 7
+    await transport.aclose()
+
+
+async def test_three_hang_ups_in_a_row_fail_fast_whatever_came_before() -> None:
+    handler, seen = scripted("503", "hang-up", "hang-up", "hang-up", "hang-up")
+    policy = RetryPolicy(attempts=8, backoff=0.001, max_backoff=0.002)
+    transport = transport_for(handler, retry=policy)
+    with pytest.raises(ConnectError, match="closed the connection without answering"):
+        await transport.send("GET", "https://r.example/v2/a/manifests/v1")
+    assert seen == ["503", "hang-up", "hang-up", "hang-up"]
+    await transport.aclose()
+
+
 @pytest.mark.parametrize(
     ("status", "body", "error", "codes"),
     [

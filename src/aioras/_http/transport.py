@@ -115,12 +115,30 @@ def _congested(error: BaseException) -> bool:
     return isinstance(error, strain)
 
 
-def _retry_cap(error: BaseException) -> int | None:
-    """A lower retry limit for two kinds of failure: refused, or hung up on unanswered."""
+def _quick_failure(error: BaseException) -> tuple[str, int] | None:
+    """The kind of a failure retried only briefly, and its limit: refused, or hung up on."""
     if hung_up(error):
-        return _HANG_UP_RETRIES
-    refused = isinstance(error, httpx.ConnectError) and connect_failure(error) == "refused"
-    return _REFUSED_RETRIES if refused else None
+        return "hung up", _HANG_UP_RETRIES
+    if isinstance(error, httpx.ConnectError) and connect_failure(error) == "refused":
+        return "refused", _REFUSED_RETRIES
+    return None
+
+
+def _quick_limit_spent(call: _Call, error: BaseException) -> bool:
+    """Count ``error`` in the call's streak; True once its kind's quick limit is spent.
+
+    Only failures of one kind in a row count: a server that hangs up on every attempt is
+    no registry, while one hang-up after a 503 or a reset (a flaky network, a stale pooled
+    connection) still gets the whole retry budget.
+    """
+    quick = _quick_failure(error)
+    if quick is None:
+        call.streak = None
+        return False
+    kind, limit = quick
+    count = call.streak[1] + 1 if call.streak and call.streak[0] == kind else 1
+    call.streak = (kind, count)
+    return count > limit
 
 
 @dataclass
@@ -146,6 +164,8 @@ class _Call:
     sent_auth: str | None = None
     deadline: Deadline | None = None
     ticket: Ticket | None = None
+    # The last failures, if all of one quick kind (see _quick_failure): its name and count.
+    streak: tuple[str, int] | None = None
 
     @property
     def trusted(self) -> bool:
@@ -425,10 +445,11 @@ class Transport:
                 response = await self._send_one(call, request)
             except httpx.HTTPError as error:
                 wrapped = wrap_http_error(error, call.hop_method, call.hop_url)
-                if not call.retries.allows(error, cap=_retry_cap(error)):
+                if not call.retries.allows(error) or _quick_limit_spent(call, error):
                     raise wrapped from error
                 await call.retries.wait(wrapped)
                 continue
+            call.streak = None
             status = response.status_code
             if status not in self.retry.statuses or not call.retries.allows():
                 return response
