@@ -27,9 +27,10 @@ At the first delay only:
   ``429`` with ``Retry-After: 1`` above 50 requests/s: its time beside the time the rule
   allows (requests forwarded / 50, on the busier proxy), and the share answered 429.
 
-The pull and the push of many artifacts run ``--repeat`` rounds (3 by default), the three
-clients taking turns in each; their rows are the median time and the largest peak RSS. The
-mirror and the blob run once per client (``skopeo sync`` alone takes minutes).
+The pull and the push of many artifacts and the blob run ``--repeat`` rounds (3 by default),
+the clients taking turns in each, in the reverse order every other round; their rows are the
+median time and the largest peak RSS. The mirror runs once per client (``skopeo sync`` alone
+takes minutes).
 
 ``--quick``: 10 artifacts to pull and push, 20 to mirror, a 64 MiB blob.
 """
@@ -45,7 +46,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -59,6 +60,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.delayproxy import HOSTS_FIX, WAN_HOSTS, unresolved  # noqa: E402
 
 RunWorker = Callable[..., dict[str, Any]]
+T = TypeVar("T")
 POLITE_RATE = 50
 RSS_TARGET_MIB = 150.0
 # (operation, peer row, aioras at least this many times faster): the issue's "Done when".
@@ -168,13 +170,14 @@ def _many(
 ) -> dict[str, dict[str, Any]]:
     """Run ``op`` (push-all/pull-all) of ``jobs`` by each client; ``{label: figures}``.
 
-    ``rounds`` rounds, the clients taking turns in each: a row is the median time (its
-    ``runs`` all of them) and the largest peak RSS, so that no client's figure hangs on one
-    moment of a shared machine.
+    ``rounds`` rounds, the clients taking turns in each (in the reverse order every other
+    round, so that no client always goes first): a row is the median time (its ``runs``
+    all of them) and the largest peak RSS, so that no client's figure hangs on one moment
+    of a shared machine.
     """
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in CLIENTS}
-    for _ in range(rounds):
-        for label, tool, extra in CLIENTS:
+    for turn in range(rounds):
+        for label, tool, extra in _in_turn(CLIENTS, turn):
             before(label)
             plan = scratch / f"plan-{uuid.uuid4().hex[:8]}.json"
             plan.write_text(json.dumps([_for(job, label) for job in jobs]))
@@ -198,6 +201,11 @@ def _median(done: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mib": max(r["peak_rss_mib"] for r in done),
         "runs": [r["seconds"] for r in done],
     }
+
+
+def _in_turn(clients: tuple[T, ...], turn: int) -> tuple[T, ...]:
+    """The clients in the order round ``turn`` runs them: reversed every other round."""
+    return clients if turn % 2 == 0 else clients[::-1]
 
 
 def _for(job: dict[str, Any], label: str) -> dict[str, Any]:
@@ -333,9 +341,9 @@ def _blob(
     path = generate(workload, scratch / "blob")[0]
     pushes: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in PUSH_CLIENTS}
     pulls: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in BLOB_CLIENTS}
-    for _ in range(rounds):
-        source = _blob_pushes(path, size, b, b_direct, run_worker, pid, pushes)
-        _blob_pulls(source, b, b_direct, scratch / "blob-out", run_worker, pid, pulls)
+    for turn in range(rounds):
+        source = _blob_pushes(path, size, b, b_direct, run_worker, pid, pushes, turn)
+        _blob_pulls(source, b, b_direct, scratch / "blob-out", run_worker, pid, pulls, turn)
     shutil.rmtree(scratch / "blob")
     return {
         "blob push": {label: _median(done) for label, done in pushes.items()},
@@ -355,10 +363,11 @@ def _blob_pushes(
     run_worker: RunWorker,
     pid: Any,
     rows: dict[str, list[dict[str, Any]]],
+    turn: int,
 ) -> str:
     """Each client pushes ``path`` (new content each time); the repository aioras pushed to."""
     run = uuid.uuid4().hex[:6]
-    for label, tool in PUSH_CLIENTS:
+    for label, tool in _in_turn(PUSH_CLIENTS, turn):
         refresh([path])
         digest = sha256_file(path)
         repo = f"blob-{run}-{tool}"
@@ -393,6 +402,7 @@ def _blob_pulls(
     run_worker: RunWorker,
     pid: Any,
     rows: dict[str, list[dict[str, Any]]],
+    turn: int,
 ) -> None:
     """Each client pulls the artifact aioras pushed (curl: its one layer, by digest)."""
     layer = _layers(f"http://{b_direct}", source)[0]
@@ -403,7 +413,7 @@ def _blob_pulls(
     # first paid for it, curl as much as aioras.)
     out.mkdir(parents=True, exist_ok=True)
     _curl_pull(b.host, source, layer["digest"], out / "warm-up")
-    for label, tool in BLOB_CLIENTS:
+    for label, tool in _in_turn(BLOB_CLIENTS, turn):
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         b.reset()
