@@ -287,7 +287,9 @@ class RetryPolicy:
     breaks off, and the ``statuses`` (408, 429, 500, 502, 503, 504) are retried for requests
     that are idempotent and whose body can be replayed (GET, HEAD, DELETE, PUT of a
     manifest; never the PATCH or PUT of a blob upload), at most ``attempts`` times
-    (default 5; retries, not counting the first try); a refused connection once.
+    (default 5; retries, not counting the first try); a refused connection only once
+    in a row, a server that hangs up without answering twice in a row (after another
+    fault, such a failure still gets the rest of the budget).
     Never retried: TLS verification failures, a host name that does not resolve, TLS
     spoken to a plain http server, 401 after credentials were answered, 403, and other
     4xx. The delay before retry ``n`` (from 0) is ``backoff * 2**n`` (0.25 s doubling)

@@ -402,8 +402,9 @@ class TransportError(OrasError):
 class ConnectError(TransportError):
     """Raised when the connection or the TLS handshake (including verification) fails.
 
-    Also when the server closed the connection before any byte of an answer, again after
-    two quick retries: what a server that is no registry (or speaks the other scheme) does.
+    Also when the server closed the connection before any byte of an answer three times
+    in a row (two quick retries): what a server that is no registry (or speaks the other
+    scheme) does.
     """
 
 
