@@ -130,31 +130,32 @@ class BlobStore:
         skip_existing: bool,
         limiter: anyio.CapacityLimiter,
     ) -> httpx.Response:
-        """Run one blob upload under ``limiter``, unless the blob is there already."""
+        """Run one blob upload under ``limiter``, unless the blob is there already.
+
+        The existence check (``HEAD``) is part of the upload in flight: calls for the same
+        blob and repository that come while it is asked wait for its answer too.
+        """
         key = (container.registry, container.api_prefix, digest)
-        while True:
-            running = self.uploading.get(key)
-            if running is None and skip_existing:
+        while (running := self.uploading.get(key)) is not None:
+            # The same blob is being checked or sent into the same repository: wait for
+            # that rather than ask or send the bytes twice. (Two commits of one blob also
+            # race in the CNCF registry, whose re-link briefly hides the blob from a
+            # manifest being verified.) Its answer says the blob is stored: no need to ask
+            # again (50 pushes at once, 10 repositories sharing a layer and the config:
+            # 70 HEADs where there were 150); after a failure, look again.
+            await running.done.wait()
+            if not skip_existing:
+                break
+            if running.response is not None:
+                return running.response
+        sent = self.uploading[key] = UploadInFlight()
+        try:
+            if skip_existing:
                 head = await self.session.send("HEAD", self._url(container, digest))
                 if head.status_code == 200:
                     logger.debug("blob %s already in %s; not uploading", digest, container)
+                    sent.response = head
                     return head
-                running = self.uploading.get(key)
-            if running is None:
-                break
-            # The same blob is on its way into the same repository: wait for that upload
-            # rather than send the bytes twice. (Two commits of one blob also race in the
-            # CNCF registry, whose re-link briefly hides the blob from a manifest being
-            # verified.) Its answer says the blob is stored: no need to ask again (pushing
-            # 5 tags that share a layer, 4 HEADs fewer per shared blob); after a failure,
-            # look again.
-            await running.done.wait()
-            if running.response is not None and skip_existing:
-                return running.response
-            if not skip_existing:
-                break
-        sent = self.uploading[key] = UploadInFlight()
-        try:
             async with limiter:
                 sent.response = await run()
                 return sent.response

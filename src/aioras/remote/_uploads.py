@@ -63,10 +63,12 @@ logger = logging.getLogger(__name__)
 
 
 class UploadInFlight:
-    """One blob upload into a repository under way: others wait for it instead of sending.
+    """One blob upload into a repository under way, its existence check included: others
+    wait for it instead of asking or sending.
 
-    ``response`` is the registry's answer once the upload stored the blob; it stays None
-    when the upload failed (a waiter then looks for itself).
+    ``response`` is the registry's answer once the blob is known to be stored (the check's
+    200, or the upload's 201); it stays None when that failed (a waiter then looks for
+    itself).
     """
 
     def __init__(self) -> None:
