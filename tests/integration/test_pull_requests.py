@@ -181,8 +181,9 @@ async def test_concurrent_pushes_of_a_shared_layer_ask_for_it_once_each(
                 "shared.bin",
                 f"own{tag}.bin",
             ]
-    # Each push asks once for each of its three blobs (config, shared, own) at most; the
-    # pushes that then waited for the shared layer's or the config's upload ask no more.
+    # Each push asks once for each of its three blobs (config, shared, own) at most; a push
+    # that came while another checked for or sent the shared layer or the config asks no
+    # more (7 in all when every push arrives in time: tests/unit/test_upload_once.py).
     assert heads <= 3 * TAGS
 
 
