@@ -569,8 +569,9 @@ class RegistryClient:
         blob, nothing is sent and the existence check's response is returned
         (``skip_existing=False`` uploads anyway). While this object checks for or uploads a
         blob into a repository, other calls for the same blob and repository wait for it
-        and take its answer, instead of asking or sending the bytes a second time. Monolithic by default (POST, then one
-        streamed PUT); ``do_chunked`` uses PATCH chunks of ``chunk_size`` bytes. Raises
+        and take its answer, instead of asking or sending the bytes a second time.
+        Monolithic by default (POST, then one streamed PUT); ``do_chunked`` uses PATCH
+        chunks of ``chunk_size`` bytes. Raises
         [`SizeMismatch`][aioras.exceptions.SizeMismatch] when the file's size is not the
         descriptor's, and the registry's typed errors.
         """
