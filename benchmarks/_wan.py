@@ -377,21 +377,27 @@ def _blob_pushes(
         os.sync()
         if tool == "curl-layer":
             seconds, rss = _shell(_curl_upload_script(b.host, repo, path, f'"{digest}"'))
-            head = httpx.head(f"http://{b_direct}/v2/{repo}/blobs/{digest}", trust_env=False)
-            if head.status_code != 200 or int(head.headers["content-length"]) != size:
-                raise RuntimeError(f"curl's upload of {digest} is not in {repo}")
+        elif tool == "curl":
+            seconds, rss = _shell(_curl_push_script(b.host, repo, path, size))
         else:
-            if tool == "curl":
-                seconds, rss = _shell(_curl_push_script(b.host, repo, path, size))
-            else:
-                result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
-                seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
-            layers = _layers(f"http://{b_direct}", repo)
-            if [layer["digest"] for layer in layers] != [digest]:
-                raise RuntimeError(f"{label} pushed {layers}, expected {digest}")
+            result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
+            seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
+        _check_pushed(label, tool, f"http://{b_direct}", repo, digest, size)
         rows[label].append(_row(seconds, rss, b.stats()))
         _say("blob push", label, rows[label][-1])
     return f"blob-{run}-aioras"
+
+
+def _check_pushed(label: str, tool: str, direct: str, repo: str, digest: str, size: int) -> None:
+    """Raise unless ``repo`` holds what the client pushed: the layer, or the artifact."""
+    if tool == "curl-layer":
+        head = httpx.head(f"{direct}/v2/{repo}/blobs/{digest}", trust_env=False)
+        if head.status_code != 200 or int(head.headers["content-length"]) != size:
+            raise RuntimeError(f"curl's upload of {digest} is not in {repo}")
+        return
+    layers = _layers(direct, repo)
+    if [layer["digest"] for layer in layers] != [digest]:
+        raise RuntimeError(f"{label} pushed {layers}, expected {digest}")
 
 
 def _blob_pulls(
