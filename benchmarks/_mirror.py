@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _system import peak_rss_kib, run_watched
+from _system import peak_rss_kib, run_watched, settle
 
 # MIRROR_BENCH_REPOS shrinks the workload for a smoke run (the measured run uses 20).
 REPOS, TAGS = int(os.environ.get("MIRROR_BENCH_REPOS", "20")), 10
@@ -130,9 +130,7 @@ def _child(tool: str, src: str, dst: str, workdir: str) -> None:
 
         async def run() -> None:
             async with AsyncRegistry(insecure=True) as reg:
-                # The default concurrency (4 artifacts at once): on 2 cores shared with both
-                # registries, 16 cost ~40 % more client CPU (httpcore's pool scans every
-                # connection per request) and finished no sooner.
+                # Defaults only, as a user gets them (16 artifacts at once).
                 report = await reg.mirror(pairs)
                 assert report.ok, report.summary()
 
@@ -192,7 +190,9 @@ def _manifest_url(base: str, repo_name: str, tag: str) -> str:
 
 
 def _measure(tool: str, src: str, dst: str) -> dict[str, Any]:
+    """One measured mirror by ``tool`` (a process of its own), once the machine is quiet."""
     with tempfile.TemporaryDirectory(prefix="mirror-bench-") as workdir:
+        busy = settle()
         proc = subprocess.run(
             [sys.executable, str(HERE), "child", tool, src, dst, workdir],
             capture_output=True, text=True, timeout=3600,
@@ -201,6 +201,7 @@ def _measure(tool: str, src: str, dst: str) -> dict[str, Any]:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{tool} failed ({proc.returncode}): {proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("MIRROR-RESULT "))
+    result["busy_before"] = None if busy is None else round(busy, 3)
     return result
 
 

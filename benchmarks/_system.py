@@ -64,6 +64,19 @@ def wait_quiet(threshold: float, max_wait: float) -> float | None:
         time.sleep(0.5)
 
 
+def settle(threshold: float = 0.15, max_wait: float = 60.0) -> float | None:
+    """Flush earlier writes, then `wait_quiet`; the busy fraction last seen.
+
+    Called before each measured operation that has no other wait of its own (the wan and
+    mirror sections): work left by what came before, another section's registries writing
+    back and deleting gigabytes, must not land in one client's measurement. A client that
+    keeps both cores busy (aioras pulling 50 artifacts at once) loses to such work, while
+    one that waits on round trips (a loop) hardly notices it.
+    """
+    os.sync()
+    return wait_quiet(threshold, max_wait)
+
+
 class CpuWatch:
     """CPU seconds used by everything on the machine between ``start()`` and ``stop()``."""
 

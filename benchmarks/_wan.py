@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 from _pulltable import _layers, _shell
+from _system import settle
 from _workload import MiB, Workload, generate, refresh, sha256_file
 
 HERE = Path(__file__).resolve().parent
@@ -182,10 +183,11 @@ def _many(
             plan = scratch / f"plan-{uuid.uuid4().hex[:8]}.json"
             plan.write_text(json.dumps([_for(job, label) for job in jobs]))
             proxy.reset()
+            busy = settle()
             result = run_worker(tool, op, proxy.host, "-", [str(plan), *extra], registry_pid)
             stats = proxy.stats()
             check(label)
-            row = _row(result["seconds"], result["peak_rss_kib"] / 1024, stats)
+            row = _row(result["seconds"], result["peak_rss_kib"] / 1024, stats, busy)
             if result.get("retried"):
                 row["retried"] = result["retried"]
             _say(op, label, row)
@@ -214,8 +216,15 @@ def _for(job: dict[str, Any], label: str) -> dict[str, Any]:
     return {k: (v.format(client=key) if isinstance(v, str) else v) for k, v in job.items()}
 
 
-def _row(seconds: float, rss_mib: float, stats: dict[str, int] | None = None) -> dict[str, Any]:
+def _row(
+    seconds: float,
+    rss_mib: float,
+    stats: dict[str, int] | None = None,
+    busy: float | None = None,
+) -> dict[str, Any]:
     row: dict[str, Any] = {"seconds": round(seconds, 3), "peak_rss_mib": round(rss_mib, 1)}
+    if busy is not None:
+        row["busy_before"] = round(busy, 3)
     if stats is not None:
         row["requests"] = stats["forwarded"]
         row["connections"] = stats["connections"]
@@ -374,7 +383,7 @@ def _blob_pushes(
         b.reset()
         # As run_worker does for aioras and oras-py: else curl's push may pay for flushing
         # the pushes before it (4.2-10.2 s in three runs without, 3.8-5.8 s in nine with).
-        os.sync()
+        busy = settle()
         if tool == "curl-layer":
             seconds, rss = _shell(_curl_upload_script(b.host, repo, path, f'"{digest}"'))
         elif tool == "curl":
@@ -383,7 +392,7 @@ def _blob_pushes(
             result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
             seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
         _check_pushed(label, tool, f"http://{b_direct}", repo, digest, size)
-        rows[label].append(_row(seconds, rss, b.stats()))
+        rows[label].append(_row(seconds, rss, b.stats(), busy))
         _say("blob push", label, rows[label][-1])
     return f"blob-{run}-aioras"
 
@@ -423,7 +432,7 @@ def _blob_pulls(
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         b.reset()
-        os.sync()  # the pushes' and the previous pull's writes must not flush during this one
+        busy = settle()  # the pushes' and the previous pull's writes must not flush now
         if tool == "curl":
             target = out / "blob"
             seconds, rss = _curl_pull(b.host, source, layer["digest"], target)
@@ -433,7 +442,7 @@ def _blob_pulls(
             target = out / layer["annotations"]["org.opencontainers.image.title"]
         if target.stat().st_size != layer["size"] or sha256_file(target) != layer["digest"]:
             raise RuntimeError(f"{label} pulled a blob that is not {layer['digest']}")
-        rows[label].append(_row(seconds, rss, b.stats()))
+        rows[label].append(_row(seconds, rss, b.stats(), busy))
         _say("blob pull", label, rows[label][-1])
     shutil.rmtree(out, ignore_errors=True)
 
@@ -531,7 +540,7 @@ def _mirror_rows(
             result = _mirror._measure(tool, a.host, f"{b.host}/{prefix}")
             both = [a.stats(), b.stats()]
             summed = {key: sum(s[key] for s in both) for key in ("forwarded", "connections")}
-            rows[label] = _row(result["wall_s"], result["rss_mib"], summed)
+            rows[label] = _row(result["wall_s"], result["rss_mib"], summed, result["busy_before"])
             _say(phase, label, rows[label])
         got = anyio.run(_mirror._digests, f"{b_direct}/{prefix}", names)
         if got != expected:
