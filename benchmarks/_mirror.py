@@ -124,6 +124,11 @@ def _child(tool: str, src: str, dst: str, workdir: str) -> None:
     if tool == "aioras":
         import anyio
 
+        # Imported off the clock, as the worker does (see _worker.py): aioras imports
+        # them on first use, oras-py with itself.
+        import httpcore  # noqa: F401
+        import jsonschema  # noqa: F401
+
         from aioras import AsyncRegistry
 
         pairs = [(f"{src}/{r}:{t}", f"{dst}/{r}:{t}") for r, t in _names()]

@@ -42,8 +42,13 @@ def _run_aioras(
     import anyio
 
     # httpx imports httpcore (and with it trio, when installed) only when the first client
-    # is built, which aioras does on its first request: import it here, off the clock.
+    # is built, which aioras does on its first request; aioras imports jsonschema when it
+    # first checks a manifest. Both are imported here, off the clock, as oras-py's are:
+    # `import oras.client` brings jsonschema with it. (jsonschema's import took 40 ms on
+    # the development machine with its files cached, up to 180 ms without: 8-30 % of a
+    # pull of 50 artifacts at 20 ms, on the clock for one client and not the other.)
     import httpcore  # noqa: F401
+    import jsonschema  # noqa: F401
 
     from aioras import AsyncRegistry
 

@@ -107,13 +107,7 @@ async def test_a_shared_file_changed_since_it_was_verified_is_not_copied(
     digest = "sha256:" + hashlib.sha256(good).hexdigest()
     source = tmp_path / "leader"
     source.write_bytes(good[:-1] + b"!")  # changed after the leader verified it
-    shared = SharedDownload()
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        shared.keep(fd)
-    finally:
-        os.close(fd)
-    shared.join()
+    shared = _kept(source)
     shared.finish()
     out = tmp_path / "copy"
     assert await shared.copy_into(out, digest, len(good)) is None
@@ -131,6 +125,29 @@ def _kept(source: Path) -> SharedDownload:
     finally:
         os.close(fd)
     return shared
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_leader_nobody_waits_for_keeps_no_descriptor(tmp_path: Path) -> None:
+    """No follower when the leader's file is verified: nothing is kept, a late one downloads."""
+    good = b"the blob" * 1000
+    source = tmp_path / "leader"
+    source.write_bytes(good)
+    shared = SharedDownload()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        before = _open_descriptors()
+        shared.keep(fd)
+        assert _open_descriptors() == before
+    finally:
+        os.close(fd)
+    shared.join()  # asks after the leader's file was verified
+    shared.finish()
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    assert await shared.copy_into(tmp_path / "copy", digest, len(good)) is None
 
 
 async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> None:
