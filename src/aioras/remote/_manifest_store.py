@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from .. import defaults
+from .. import defaults, schemas
 from .. import exceptions as exc
 from .._http.headers import header_number
 from .._http.responses import raise_for_status
@@ -92,6 +92,7 @@ class ManifestStore:
 
         async def fetch_and_check() -> tuple[bytes, httpx.Response, _T]:
             data, response = await self.read(url, accept, max_size, what)
+            await schemas.ready()  # the check is synchronous: its first one, off the loop
             return data, response, check(data, response)
 
         # Bytes altered on the way fail the check too: fetch again before refusing.

@@ -32,7 +32,6 @@ from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 import anyio
 import httpx
-import jsonschema
 
 from .. import defaults, schemas
 from .. import exceptions as exc
@@ -765,6 +764,7 @@ class RegistryClient:
         """
         container = self.get_container(container)
         media_type = manifest.get("mediaType") or media_type or defaults.default_manifest_media_type
+        await schemas.ready()
         schemas.validate(dict(manifest), media_type)
         return await self._manifests.put(
             manifest_bytes(manifest), container, media_type, reference or container.reference
@@ -820,6 +820,7 @@ class RegistryClient:
         container = self.get_container(container)
         cached = await cached_manifest(self.cache, container, allowed_media_type, max_size)
         if cached is not None:
+            await schemas.ready()
             return check_manifest(container, cached[0], None), descriptor_of(cached[0], None)
         data, response, manifest = await self._fetch_checked(
             container, allowed_media_type, max_size, check_manifest
@@ -894,6 +895,8 @@ class RegistryClient:
         """
         manifest, _ = await self.fetch_manifest(container, allowed_media_type)
         if validation_schema is not None:
+            import jsonschema  # imported by the fetch's check (see schemas.ready)
+
             try:
                 jsonschema.validate(manifest, dict(validation_schema))
             except jsonschema.ValidationError as error:
