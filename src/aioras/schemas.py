@@ -17,7 +17,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 
 from . import defaults
 from .exceptions import ManifestValidationError
@@ -196,6 +198,7 @@ def _validator(kind: str) -> Any:
 
 
 _READY = False  # every validator compiled (jsonschema imported): see ready()
+_LOADING: RunVar[anyio.Lock] = RunVar("aioras_schemas_loading")
 
 
 async def ready() -> None:
@@ -204,12 +207,22 @@ async def ready() -> None:
     The first check of a process imports jsonschema and compiles the validators: 40 ms on
     the development machine with its files cached, up to 180 ms without. Done where the
     check runs, that stops every other task of the event loop for as long (50 pulls at
-    once wait on it); here it runs in a worker thread, which others calling meanwhile
-    wait on too (Python's import lock), off the event loop. Async callers await this
-    before their first synchronous check.
+    once wait on it); here it runs in one worker thread per event loop, which others
+    calling meanwhile wait for without holding the loop. Async callers await this before
+    their first synchronous check.
     """
-    if not _READY:
-        await anyio.to_thread.run_sync(_prepare)
+    if _READY:
+        return
+    # One worker thread per event loop: 50 fetches at once would otherwise each take a
+    # thread of anyio's pool (up to 40, made at once) just to wait on the import lock.
+    try:
+        lock = _LOADING.get()
+    except LookupError:
+        lock = anyio.Lock()
+        _LOADING.set(lock)
+    async with lock:
+        if not _READY:
+            await anyio.to_thread.run_sync(_prepare)
 
 
 def _prepare() -> None:

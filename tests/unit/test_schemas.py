@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import anyio
 import jsonschema
 import pytest
 
 from aioras import defaults, oci, schemas
 from aioras.exceptions import ManifestValidationError
+from support.hops import count_thread_hops
 
 D256 = "sha256:" + "a" * 64
 D512 = "sha512:" + "b" * 128
@@ -258,3 +260,18 @@ def test_media_types_outside_rfc_6838_are_accepted() -> None:
         ],
     }
     schemas.validate_manifest(manifest)
+
+
+@pytest.mark.anyio
+async def test_many_first_checks_at_once_make_the_validators_ready_in_one_thread_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schemas, "_READY", False)  # as in a process that checked nothing yet
+    hops = count_thread_hops(monkeypatch)
+    async with anyio.create_task_group() as tasks:
+        for _ in range(50):
+            tasks.start_soon(schemas.ready)
+    assert hops[0] == 1
+    await schemas.ready()
+    assert hops[0] == 1  # ready: no thread call at all
+    schemas.validate(a_manifest())
