@@ -10,6 +10,7 @@ where it is high are flagged in the output.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -98,6 +99,45 @@ class CpuWatch:
         all_busy = (end[0] - self._start[0]) / _TICK
         foreign = max(0.0, all_busy - worker_cpu - registry)
         return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": round(foreign, 3)}
+
+
+class Ledger:
+    """CPU seconds spent while the ``with`` block runs: by named processes, by this process's
+    children, and by the whole machine (``machine_busy_s``; with ``others_cpu_s``, the rest).
+
+    ``Ledger(registry=pid, proxy=pid)`` around one client's run says where a slow
+    measurement's time went: to the client, to the registry, to the proxy, or to something
+    else on the machine.
+    """
+
+    def __init__(self, **pids: int | None) -> None:
+        self.pids = pids
+        self.figures: dict[str, float | None] = {}
+
+    def __enter__(self) -> Ledger:
+        self._busy = _busy_jiffies()
+        self._cpu = {name: process_cpu(pid) for name, pid in self.pids.items()}
+        self._children = _children_cpu()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        busy = _busy_jiffies()
+        named = {
+            f"{name}_cpu_s": process_cpu(pid) - self._cpu[name] for name, pid in self.pids.items()
+        }
+        children = _children_cpu() - self._children
+        self.figures = {**named, "children_cpu_s": children}
+        if self._busy is not None and busy is not None:
+            total = (busy[0] - self._busy[0]) / _TICK
+            self.figures["machine_busy_s"] = total
+            self.figures["others_cpu_s"] = max(0.0, total - sum(named.values()) - children)
+        self.figures = {k: None if v is None else round(v, 3) for k, v in self.figures.items()}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- peak memory ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 from _pulltable import _layers, _shell
-from _system import settle
+from _system import Ledger, settle
 from _workload import MiB, Workload, generate, refresh, sha256_file
 
 HERE = Path(__file__).resolve().parent
@@ -184,10 +184,12 @@ def _many(
             plan.write_text(json.dumps([_for(job, label) for job in jobs]))
             proxy.reset()
             busy = settle()
-            result = run_worker(tool, op, proxy.host, "-", [str(plan), *extra], registry_pid)
+            with Ledger(registry=registry_pid, proxy=proxy.proc.pid) as cpu:
+                result = run_worker(tool, op, proxy.host, "-", [str(plan), *extra], registry_pid)
             stats = proxy.stats()
             check(label)
             row = _row(result["seconds"], result["peak_rss_kib"] / 1024, stats, busy)
+            row["cpu"] = _cpu(cpu, result)
             if result.get("retried"):
                 row["retried"] = result["retried"]
             _say(op, label, row)
@@ -231,12 +233,37 @@ def _row(
     return row
 
 
+def _cpu(ledger: Ledger, result: dict[str, Any] | None) -> dict[str, float | None]:
+    """Where one run's CPU went, in seconds: ``client`` (a Python worker's own figure for
+    the operation; else all its processes'), ``start`` (the rest of the client's processes:
+    starting and stopping the interpreter), ``registry``, ``proxy``, and ``others`` (the
+    rest of the machine: a high figure marks a disturbed run).
+    """
+    figures = ledger.figures
+    whole = figures["children_cpu_s"]
+    client, start = whole, 0.0
+    if result is not None and "cpu_user" in result and whole is not None:
+        client = round(result["cpu_user"] + result["cpu_sys"], 3)
+        start = round(max(0.0, whole - client), 3)
+    return {
+        "client": client,
+        "start": start,
+        "registry": figures["registry_cpu_s"],
+        "proxy": figures["proxy_cpu_s"],
+        "others": figures.get("others_cpu_s"),
+    }
+
+
 def _say(what: str, label: str, row: dict[str, Any]) -> None:
     extra = ""
     if "requests" in row:
         extra = f"  {row['requests']} requests on {row['connections']} connections"
     if row.get("retried"):
         extra += f"  ({row['retried']} artifacts pushed again)"
+    if row.get("cpu"):
+        extra += "  cpu s " + " ".join(
+            f"{who} {'?' if s is None else f'{s:.2f}'}" for who, s in row["cpu"].items()
+        )
     print(
         f"   {what:10} {label:32} {row['seconds']:8.2f} s  peak RSS "
         f"{row['peak_rss_mib']:6.1f} MiB{extra}",
@@ -384,15 +411,17 @@ def _blob_pushes(
         # As run_worker does for aioras and oras-py: else curl's push may pay for flushing
         # the pushes before it (4.2-10.2 s in three runs without, 3.8-5.8 s in nine with).
         busy = settle()
-        if tool == "curl-layer":
-            seconds, rss = _shell(_curl_upload_script(b.host, repo, path, f'"{digest}"'))
-        elif tool == "curl":
-            seconds, rss = _shell(_curl_push_script(b.host, repo, path, size))
-        else:
-            result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
-            seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
+        result = None
+        with Ledger(registry=pid, proxy=b.proc.pid) as cpu:
+            if tool == "curl-layer":
+                seconds, rss = _shell(_curl_upload_script(b.host, repo, path, f'"{digest}"'))
+            elif tool == "curl":
+                seconds, rss = _shell(_curl_push_script(b.host, repo, path, size))
+            else:
+                result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
+                seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
         _check_pushed(label, tool, f"http://{b_direct}", repo, digest, size)
-        rows[label].append(_row(seconds, rss, b.stats(), busy))
+        rows[label].append({**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)})
         _say("blob push", label, rows[label][-1])
     return f"blob-{run}-aioras"
 
@@ -433,16 +462,18 @@ def _blob_pulls(
         out.mkdir(parents=True)
         b.reset()
         busy = settle()  # the pushes' and the previous pull's writes must not flush now
-        if tool == "curl":
-            target = out / "blob"
-            seconds, rss = _curl_pull(b.host, source, layer["digest"], target)
-        else:
-            result = run_worker(tool, "pull", b.host, f"{b.host}/{source}:v1", [str(out)], pid)
-            seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
-            target = out / layer["annotations"]["org.opencontainers.image.title"]
+        result = None
+        with Ledger(registry=pid, proxy=b.proc.pid) as cpu:
+            if tool == "curl":
+                target = out / "blob"
+                seconds, rss = _curl_pull(b.host, source, layer["digest"], target)
+            else:
+                result = run_worker(tool, "pull", b.host, f"{b.host}/{source}:v1", [str(out)], pid)
+                seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
+                target = out / layer["annotations"]["org.opencontainers.image.title"]
         if target.stat().st_size != layer["size"] or sha256_file(target) != layer["digest"]:
             raise RuntimeError(f"{label} pulled a blob that is not {layer['digest']}")
-        rows[label].append(_row(seconds, rss, b.stats(), busy))
+        rows[label].append({**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)})
         _say("blob pull", label, rows[label][-1])
     shutil.rmtree(out, ignore_errors=True)
 
