@@ -127,6 +127,18 @@ def _kept(source: Path) -> SharedDownload:
     return shared
 
 
+def _finished_leader(source: Path, content: bytes) -> SharedDownload:
+    """A shared download whose leader verified ``content`` into ``source`` and finished."""
+    source.write_bytes(content)
+    shared = _kept(source)
+    shared.finish()
+    return shared
+
+
+def _sha256(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
 def _open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -160,6 +172,19 @@ async def test_a_shared_file_is_copied_whole_and_verified(tmp_path: Path) -> Non
     shared.finish()
     out = tmp_path / "copy"
     assert await shared.copy_into(out, digest, len(good)) == str(out)
+    assert out.read_bytes() == good
+
+
+async def test_a_shared_file_is_copied_verified_and_renamed_in_one_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower's copy of a 2 MiB layer: copy, verify and rename in one call (it was two)."""
+    good = os.urandom(2 * 1024 * 1024)
+    shared = _finished_leader(tmp_path / "leader", good)
+    hops = count_thread_hops(monkeypatch)
+    out = tmp_path / "copy"
+    assert await shared.copy_into(out, _sha256(good), len(good)) == str(out)
+    assert hops[0] == 1
     assert out.read_bytes() == good
 
 
@@ -323,13 +348,9 @@ async def test_a_large_shared_copy_takes_several_short_thread_calls(
 ) -> None:
     monkeypatch.setattr(blobio, "_COPY_CALL", 1024 * 1024)
     good = os.urandom(3 * 1024 * 1024 + 17)
-    source = tmp_path / "leader"
-    source.write_bytes(good)
-    shared = _kept(source)
-    shared.finish()
+    shared = _finished_leader(tmp_path / "leader", good)
     hops = count_thread_hops(monkeypatch)
     out = tmp_path / "copy"
-    digest = "sha256:" + hashlib.sha256(good).hexdigest()
-    assert await shared.copy_into(out, digest, len(good)) == str(out)
+    assert await shared.copy_into(out, _sha256(good), len(good)) == str(out)
     assert out.read_bytes() == good
-    assert hops[0] >= 4 + 1  # four calls of at most 1 MiB, then verify and rename
+    assert hops[0] == 4  # four calls of at most 1 MiB, the last also verifying and renaming

@@ -52,7 +52,7 @@ _NEW_FILE_FLAGS = (
 )
 # Names tried for a temporary file before giving up (each is 48 random bits).
 _TEMP_ATTEMPTS = 8
-# Bytes one thread call of VerifiedFile.copy_from copies at most (tens of milliseconds).
+# Bytes one thread call of VerifiedFile.copy_and_commit copies at most (tens of milliseconds).
 _COPY_CALL = 16 * 1024 * 1024
 
 
@@ -358,21 +358,34 @@ class VerifiedFile:
         # Here, not on the event loop: every system call there may wait for the GIL.
         self._release_directory()
 
-    async def copy_from(self, source: int) -> None:
-        """Write the content of the open file ``source`` (from its start), hashed as written.
+    async def copy_and_commit(self, source: int) -> Path:
+        """Write the content of the open file ``source`` (from its start), hashed as written,
+        then verify it and move it into place as `commit` does; return the destination.
 
-        One worker-thread call reads it a ``flush_size`` at a time (``pread``: the
-        descriptor's offset is left alone, so others may read it too) and writes each piece
-        through `write_all`, so what is hashed is what was
-        written, as for received bytes. Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch]
-        as soon as ``source`` holds more than the expected size, and
-        [`StorageError`][aioras.exceptions.StorageError] when it cannot be read or the copy written.
+        Worker-thread calls read it a ``flush_size`` at a time (``pread``: the descriptor's
+        offset is left alone, so others may read it too) and write each piece through
+        `write_all`, so what is hashed is what was written, as for received bytes. The call
+        that reaches the end of ``source`` also verifies and renames: a copy of up to 16 MiB
+        takes one hop. Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch] as soon as
+        ``source`` holds more than the expected size, and as `commit` does; no file is
+        left once the context is left.
         """
         await self._flush(wait=True)
-        # At most _COPY_CALL bytes per thread call: a long copy must not hold one of the few
-        # file-work threads that other downloads' batches wait for.
-        while await run_file_work(self._copy_from, source, _COPY_CALL):
-            pass
+        while True:
+            # Shielded as commit is: once the rename ran, it must be recorded. Each call is
+            # bounded, and a cancellation is taken between calls.
+            with anyio.CancelScope(shield=True):
+                if await run_file_work(self._copy_or_finish, source, _COPY_CALL):
+                    self._committed = True
+                    return self.destination
+            await anyio.lowlevel.checkpoint()
+
+    def _copy_or_finish(self, source: int, most: int) -> bool:
+        """Copy up to ``most`` bytes more; at the end, verify and rename; whether done (thread)."""
+        if self._copy_from(source, most):
+            return False
+        self._finish([])
+        return True
 
     def _copy_from(self, source: int, most: int) -> bool:
         """Copy up to ``most`` bytes more; whether ``source`` may hold more (thread)."""

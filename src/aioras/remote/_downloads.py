@@ -507,8 +507,7 @@ class SharedDownload:
                 return None
             try:
                 async with VerifiedFile(outfile, digest, size) as sink:
-                    await sink.copy_from(self._fd)
-                    await sink.commit()
+                    await sink.copy_and_commit(self._fd)
             except exc.IntegrityError as error:
                 logger.info("copy of %s did not verify (%s); downloading it", digest, error)
                 return None
