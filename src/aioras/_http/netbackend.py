@@ -48,6 +48,7 @@ import anyio.lowlevel
 import httpcore
 import httpx
 
+from .._allocator import keep_large_buffers
 from .._signatures import same_parameters_as
 
 __all__ = ["READ_SIZE", "LargeReadBackend", "deadline_transport", "http_transport", "ssl_context"]
@@ -186,6 +187,7 @@ class LargeReadBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, read_size: int = READ_SIZE) -> None:
         self._inner = httpcore.AnyIOBackend()
         self._read_size = read_size
+        keep_large_buffers()  # reads this large would each be mapped afresh otherwise
 
     # httpcore's parameters, handed on as they come.
     @same_parameters_as(httpcore.AsyncNetworkBackend.connect_tcp)
