@@ -9,6 +9,7 @@ where it is high are flagged in the output.
 
 from __future__ import annotations
 
+import mmap
 import os
 import resource
 import subprocess
@@ -76,6 +77,21 @@ def settle(threshold: float = 0.15, max_wait: float = 60.0) -> float | None:
     """
     os.sync()
     return wait_quiet(threshold, max_wait)
+
+
+def touch_ms(size: int = 32 * 1024 * 1024) -> float:
+    """Milliseconds to fault in ``size`` bytes of fresh memory: what a new page costs now.
+
+    On the development VM this moved from 27 ms to 200 ms within one run (the host taking
+    back free memory): a client allocating fresh buffers pays that on every page, one
+    reusing its buffers does not. Recorded beside each wan measurement to tell such rounds
+    apart.
+    """
+    started = time.perf_counter()
+    with mmap.mmap(-1, size) as block:
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+    return round((time.perf_counter() - started) * 1e3, 1)
 
 
 class CpuWatch:

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 from _pulltable import _layers, _shell
-from _system import Ledger, settle
+from _system import Ledger, settle, touch_ms
 from _workload import MiB, Workload, generate, refresh, sha256_file
 
 HERE = Path(__file__).resolve().parent
@@ -184,12 +184,14 @@ def _many(
             plan.write_text(json.dumps([_for(job, label) for job in jobs]))
             proxy.reset()
             busy = settle()
+            touch = touch_ms()
             with Ledger(registry=registry_pid, proxy=proxy.proc.pid) as cpu:
                 result = run_worker(tool, op, proxy.host, "-", [str(plan), *extra], registry_pid)
             stats = proxy.stats()
             check(label)
             row = _row(result["seconds"], result["peak_rss_kib"] / 1024, stats, busy)
             row["cpu"] = _cpu(cpu, result)
+            row["touch_ms"] = touch
             if result.get("retried"):
                 row["retried"] = result["retried"]
             _say(op, label, row)
@@ -264,6 +266,8 @@ def _say(what: str, label: str, row: dict[str, Any]) -> None:
         extra += "  cpu s " + " ".join(
             f"{who} {'?' if s is None else f'{s:.2f}'}" for who, s in row["cpu"].items()
         )
+    if "touch_ms" in row:
+        extra += f"  touch {row['touch_ms']:.0f} ms"
     print(
         f"   {what:10} {label:32} {row['seconds']:8.2f} s  peak RSS "
         f"{row['peak_rss_mib']:6.1f} MiB{extra}",
@@ -411,6 +415,7 @@ def _blob_pushes(
         # As run_worker does for aioras and oras-py: else curl's push may pay for flushing
         # the pushes before it (4.2-10.2 s in three runs without, 3.8-5.8 s in nine with).
         busy = settle()
+        touch = touch_ms()
         result = None
         with Ledger(registry=pid, proxy=b.proc.pid) as cpu:
             if tool == "curl-layer":
@@ -421,7 +426,8 @@ def _blob_pushes(
                 result = run_worker(tool, "push", b.host, f"{b.host}/{repo}:v1", [str(path)], pid)
                 seconds, rss = result["seconds"], result["peak_rss_kib"] / 1024
         _check_pushed(label, tool, f"http://{b_direct}", repo, digest, size)
-        rows[label].append({**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)})
+        row = {**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)}
+        rows[label].append({**row, "touch_ms": touch})
         _say("blob push", label, rows[label][-1])
     return f"blob-{run}-aioras"
 
@@ -462,6 +468,7 @@ def _blob_pulls(
         out.mkdir(parents=True)
         b.reset()
         busy = settle()  # the pushes' and the previous pull's writes must not flush now
+        touch = touch_ms()
         result = None
         with Ledger(registry=pid, proxy=b.proc.pid) as cpu:
             if tool == "curl":
@@ -473,7 +480,8 @@ def _blob_pulls(
                 target = out / layer["annotations"]["org.opencontainers.image.title"]
         if target.stat().st_size != layer["size"] or sha256_file(target) != layer["digest"]:
             raise RuntimeError(f"{label} pulled a blob that is not {layer['digest']}")
-        rows[label].append({**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)})
+        row = {**_row(seconds, rss, b.stats(), busy), "cpu": _cpu(cpu, result)}
+        rows[label].append({**row, "touch_ms": touch})
         _say("blob pull", label, rows[label][-1])
     shutil.rmtree(out, ignore_errors=True)
 
