@@ -19,6 +19,16 @@ import time
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _steal_jiffies() -> int | None:
+    """Jiffies the hypervisor ran something else while this machine's CPUs wanted to run."""
+    try:
+        with open("/proc/stat") as fd:
+            fields = fd.readline().split()
+        return int(fields[8]) if len(fields) > 8 else None
+    except (OSError, ValueError):
+        return None
+
+
 def _busy_jiffies() -> tuple[int, int] | None:
     """(busy, total) jiffies over all CPUs since boot, or None without /proc/stat."""
     try:
@@ -119,7 +129,8 @@ class CpuWatch:
 
 class Ledger:
     """CPU seconds spent while the ``with`` block runs: by named processes, by this process's
-    children, and by the whole machine (``machine_busy_s``; with ``others_cpu_s``, the rest).
+    children, and by the whole machine (``machine_busy_s``; with ``others_cpu_s``, the rest),
+    and the time the hypervisor gave the CPUs to someone else (``steal_s``).
 
     ``Ledger(registry=pid, proxy=pid)`` around one client's run says where a slow
     measurement's time went: to the client, to the registry, to the proxy, or to something
@@ -132,21 +143,27 @@ class Ledger:
 
     def __enter__(self) -> Ledger:
         self._busy = _busy_jiffies()
+        self._steal = _steal_jiffies()
         self._cpu = {name: process_cpu(pid) for name, pid in self.pids.items()}
         self._children = _children_cpu()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         busy = _busy_jiffies()
+        steal = _steal_jiffies()
         named = {
             f"{name}_cpu_s": process_cpu(pid) - self._cpu[name] for name, pid in self.pids.items()
         }
         children = _children_cpu() - self._children
         self.figures = {**named, "children_cpu_s": children}
+        stolen = 0.0
+        if self._steal is not None and steal is not None:
+            stolen = self.figures["steal_s"] = (steal - self._steal) / _TICK
         if self._busy is not None and busy is not None:
-            total = (busy[0] - self._busy[0]) / _TICK
+            total = (busy[0] - self._busy[0]) / _TICK  # steal counts as busy there
             self.figures["machine_busy_s"] = total
-            self.figures["others_cpu_s"] = max(0.0, total - sum(named.values()) - children)
+            rest = total - sum(named.values()) - children - stolen
+            self.figures["others_cpu_s"] = max(0.0, rest)
         self.figures = {k: None if v is None else round(v, 3) for k, v in self.figures.items()}
 
 

@@ -238,8 +238,9 @@ def _row(
 def _cpu(ledger: Ledger, result: dict[str, Any] | None) -> dict[str, float | None]:
     """Where one run's CPU went, in seconds: ``client`` (a Python worker's own figure for
     the operation; else all its processes'), ``start`` (the rest of the client's processes:
-    starting and stopping the interpreter), ``registry``, ``proxy``, and ``others`` (the
-    rest of the machine: a high figure marks a disturbed run).
+    starting and stopping the interpreter), ``registry``, ``proxy``, ``others`` (the rest
+    of the machine: a high figure marks a disturbed run), and ``steal`` (CPU time the
+    hypervisor gave to someone else).
     """
     figures = ledger.figures
     whole = figures["children_cpu_s"]
@@ -253,6 +254,7 @@ def _cpu(ledger: Ledger, result: dict[str, Any] | None) -> dict[str, float | Non
         "registry": figures["registry_cpu_s"],
         "proxy": figures["proxy_cpu_s"],
         "others": figures.get("others_cpu_s"),
+        "steal": figures.get("steal_s"),
     }
 
 

@@ -6,16 +6,15 @@ and unmaps it when it is freed. The threshold rises to the size of a freed mappi
 read's buffer is first shrunk to what arrived, so it rises only to a few hundred KiB and
 each next MiB is mapped afresh: every page the kernel copies received bytes into is a new
 page fault. Pulling 1 GiB over 8 connections took about 17,000 faults beyond the
-interpreter's own. On a virtual machine whose free memory the host has taken back, a fault
-can cost tens of microseconds: on the 2-core development VM the same pull took 1.4 s of
-client CPU in one round and 2.7 s in a later one, where curl, which reuses one buffer,
-went from 0.9 s to 1.4 s.
+interpreter's own. A fault's price moves on a virtual machine: on the 2-core development
+VM, faulting in 32 MiB took from 27 ms to 200 ms within one benchmark run.
 
 `keep_large_buffers` frees one 16 MiB block, once per process. glibc then serves blocks of
 up to 16 MiB from its heap and keeps up to 32 MiB of freed memory there for reuse: the state
 it reaches by itself in any program that once frees a block that large (mallopt(3),
-"M_MMAP_THRESHOLD"). The same pull then takes about 6,000 faults. The block is allocated
-zeroed and not written, so it costs no memory; other allocators just allocate and free it.
+"M_MMAP_THRESHOLD"). The same pull then takes about 6,000 faults beyond the interpreter's
+own. The block is allocated zeroed and not written, so it costs no memory; other
+allocators just allocate and free it.
 """
 
 from __future__ import annotations
