@@ -5,6 +5,7 @@ Each case runs in a fresh interpreter: the allocator's state is the whole proces
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -39,9 +40,13 @@ print(received, faults)
 """
 
 
-def _faults(mode: str) -> int:
+def _faults(mode: str, **environ: str) -> int:
     done = subprocess.run(
-        [sys.executable, "-c", _READER, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _READER, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **environ},
     )
     received, faults = map(int, done.stdout.split())
     assert received == 64 * 1024 * 1024
@@ -54,6 +59,12 @@ def test_reads_of_a_mib_reuse_memory_once_large_buffers_are_kept() -> None:
     # Measured: about 18,000 faults (a fresh mapping per read) against about 300.
     assert plain > 10_000
     assert kept < plain // 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's rusage")
+def test_a_process_that_tunes_its_allocator_itself_is_left_alone() -> None:
+    # glibc's own default, named: the process says how its allocator is to behave.
+    assert _faults("keep", MALLOC_MMAP_THRESHOLD_="131072") > 10_000
 
 
 def test_the_network_backend_keeps_large_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
