@@ -5,9 +5,11 @@ Each case runs in a fresh interpreter: the allocator's state is the whole proces
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,7 @@ from aioras._http import netbackend
 # 64 MiB through a pipe, read as a blob is (a MiB asked for, a pipe's worth arriving each
 # time); prints the page faults taken meanwhile.
 _READER = """
-import os, resource, sys, threading
+import json, os, resource, sys, threading
 from aioras import _allocator
 if sys.argv[1] == "keep":
     _allocator.keep_large_buffers()
@@ -36,35 +38,40 @@ while chunk := os.read(r, 1024 * 1024):
     received += len(chunk)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 writer.join()
-print(received, faults)
+print(json.dumps({"received": received, "faults": faults, "module": _allocator.__file__,
+                  "malloc_env": sorted(k for k in os.environ if k.startswith("MALLOC"))}))
 """
 
 
-def _faults(mode: str, **environ: str) -> int:
+def _faults(mode: str, tmp_path: Path, **environ: str) -> int:
+    # Isolated (-I: no PYTHONPATH, no current directory on the path) and in an empty
+    # directory, so that nothing the suite did before reaches the reader.
     done = subprocess.run(
-        [sys.executable, "-c", _READER, mode],
+        [sys.executable, "-I", "-c", _READER, mode],
         capture_output=True,
         text=True,
         check=True,
+        cwd=tmp_path,
         env={**os.environ, **environ},
     )
-    received, faults = map(int, done.stdout.split())
-    assert received == 64 * 1024 * 1024
-    return faults
+    result = json.loads(done.stdout)
+    assert result["received"] == 64 * 1024 * 1024, result
+    print(mode, result)  # shown when an assertion fails
+    return int(result["faults"])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's rusage")
-def test_reads_of_a_mib_reuse_memory_once_large_buffers_are_kept() -> None:
-    plain, kept = _faults("plain"), _faults("keep")
+def test_reads_of_a_mib_reuse_memory_once_large_buffers_are_kept(tmp_path: Path) -> None:
+    plain, kept = _faults("plain", tmp_path), _faults("keep", tmp_path)
     # Measured: about 18,000 faults (a fresh mapping per read) against about 300.
     assert plain > 10_000
     assert kept < plain // 10
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's rusage")
-def test_a_process_that_tunes_its_allocator_itself_is_left_alone() -> None:
+def test_a_process_that_tunes_its_allocator_itself_is_left_alone(tmp_path: Path) -> None:
     # glibc's own default, named: the process says how its allocator is to behave.
-    assert _faults("keep", MALLOC_MMAP_THRESHOLD_="131072") > 10_000
+    assert _faults("keep", tmp_path, MALLOC_MMAP_THRESHOLD_="131072") > 10_000
 
 
 def test_the_network_backend_keeps_large_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
