@@ -207,7 +207,9 @@ async def test_big_file_push_of_a_blob_already_there_drops_its_upload_and_report
     target = fault_proxy.reference(f"{repository}:second")
     events = await _push(proxied, target, big_file)
     assert sum(e.received for e in fault_proxy.log) < SIZE // 2
-    assert [e.kind for e in events if e.digest == _sha256(big_file)] == ["start", "skipped"]
+    # Bytes sent before the check answered may be reported ("bytes"), never a "done".
+    kinds = [e.kind for e in events if e.digest == _sha256(big_file) and e.kind != "bytes"]
+    assert kinds == ["start", "skipped"]
     # The upload had started before the hash ended; its session was dropped.
     [post] = fault_proxy.requests_matching("POST", UPLOADS)
     assert fault_proxy.requests_matching("DELETE", UPLOADS)

@@ -44,15 +44,17 @@ print(json.dumps({"received": received, "faults": faults, "module": _allocator._
 
 
 def _faults(mode: str, tmp_path: Path, **environ: str) -> int:
-    # Isolated (-I: no PYTHONPATH, no current directory on the path) and in an empty
-    # directory, so that nothing the suite did before reaches the reader.
+    # Isolated (-I: no PYTHONPATH, no current directory on the path), in an empty directory,
+    # with no MALLOC_ variable but the case's own: dask's workers in an earlier test leave
+    # MALLOC_TRIM_THRESHOLD_ set in the suite's process, and aioras then leaves malloc alone.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run(
         [sys.executable, "-I", "-c", _READER, mode],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
-        env={**os.environ, **environ},
+        env={**inherited, **environ},
     )
     result = json.loads(done.stdout)
     assert result["received"] == 64 * 1024 * 1024, result
