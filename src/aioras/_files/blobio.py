@@ -367,8 +367,9 @@ class VerifiedFile:
         `write_all`, so what is hashed is what was written, as for received bytes. The call
         that reaches the end of ``source`` also verifies and renames: a copy of up to 16 MiB
         takes one hop. Raises [`SizeMismatch`][aioras.exceptions.SizeMismatch] as soon as
-        ``source`` holds more than the expected size, and as `commit` does; no file is
-        left once the context is left.
+        ``source`` holds more than the expected size,
+        [`StorageError`][aioras.exceptions.StorageError] when it cannot be read or the copy
+        written, and otherwise as `commit` does; no file is left once the context is left.
         """
         await self._flush(wait=True)
         while True:
