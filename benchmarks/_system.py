@@ -2,7 +2,7 @@
 
 On a shared 2-core machine another process's test run can halve a measurement. Before each
 measured operation :func:`wait_quiet` waits (bounded) until the CPUs are nearly idle, and
-around it :class:`CpuWatch` computes the *foreign* CPU time: all busy CPU time minus the
+around it :class:`Ledger` computes the *foreign* CPU time: all busy CPU time minus the
 worker's and the registry's. ``foreign / wall`` is how many cores something else took; runs
 where it is high are flagged in the output.
 """
@@ -19,18 +19,12 @@ import time
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _steal_jiffies() -> int | None:
-    """Jiffies the hypervisor ran something else while this machine's CPUs wanted to run."""
-    try:
-        with open("/proc/stat") as fd:
-            fields = fd.readline().split()
-        return int(fields[8]) if len(fields) > 8 else None
-    except (OSError, ValueError):
-        return None
+def _busy_jiffies() -> tuple[int, int, int] | None:
+    """(busy, total, steal) jiffies over all CPUs since boot, or None without /proc/stat.
 
-
-def _busy_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies over all CPUs since boot, or None without /proc/stat."""
+    Steal (time the hypervisor ran something else while these CPUs wanted to run) is
+    counted in busy too.
+    """
     try:
         with open("/proc/stat") as fd:
             fields = [int(x) for x in fd.readline().split()[1:]]
@@ -38,7 +32,7 @@ def _busy_jiffies() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
+    return total - idle, total, fields[7] if len(fields) > 7 else 0
 
 
 def process_cpu(pid: int | None) -> float:
@@ -104,29 +98,6 @@ def touch_ms(size: int = 32 * 1024 * 1024) -> float:
     return round((time.perf_counter() - started) * 1e3, 1)
 
 
-class CpuWatch:
-    """CPU seconds used by everything on the machine between ``start()`` and ``stop()``."""
-
-    def __init__(self, registry_pid: int | None) -> None:
-        self.registry_pid = registry_pid
-        self._start: tuple[int, int] | None = None
-        self._reg_start = 0.0
-
-    def start(self) -> None:
-        self._start = _busy_jiffies()
-        self._reg_start = process_cpu(self.registry_pid)
-
-    def stop(self, worker_cpu: float) -> dict[str, float | None]:
-        """``registry_cpu_s`` and ``foreign_cpu_s`` (all busy time minus worker and registry)."""
-        end = _busy_jiffies()
-        registry = process_cpu(self.registry_pid) - self._reg_start
-        if self._start is None or end is None:
-            return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": None}
-        all_busy = (end[0] - self._start[0]) / _TICK
-        foreign = max(0.0, all_busy - worker_cpu - registry)
-        return {"registry_cpu_s": round(registry, 3), "foreign_cpu_s": round(foreign, 3)}
-
-
 class Ledger:
     """CPU seconds spent while the ``with`` block runs: by named processes, by this process's
     children, and by the whole machine (``machine_busy_s``; with ``others_cpu_s``, the rest),
@@ -143,24 +114,20 @@ class Ledger:
 
     def __enter__(self) -> Ledger:
         self._busy = _busy_jiffies()
-        self._steal = _steal_jiffies()
         self._cpu = {name: process_cpu(pid) for name, pid in self.pids.items()}
         self._children = _children_cpu()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         busy = _busy_jiffies()
-        steal = _steal_jiffies()
         named = {
             f"{name}_cpu_s": process_cpu(pid) - self._cpu[name] for name, pid in self.pids.items()
         }
         children = _children_cpu() - self._children
         self.figures = {**named, "children_cpu_s": children}
-        stolen = 0.0
-        if self._steal is not None and steal is not None:
-            stolen = self.figures["steal_s"] = (steal - self._steal) / _TICK
         if self._busy is not None and busy is not None:
             total = (busy[0] - self._busy[0]) / _TICK  # steal counts as busy there
+            stolen = self.figures["steal_s"] = (busy[2] - self._busy[2]) / _TICK
             self.figures["machine_busy_s"] = total
             rest = total - sum(named.values()) - children - stolen
             self.figures["others_cpu_s"] = max(0.0, rest)

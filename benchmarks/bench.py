@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ from aioras.testing import LocalRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _pulltable
 from _startup import measure_startup, print_startup
-from _system import CpuWatch, wait_quiet
+from _system import Ledger, wait_quiet
 from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
 
 HERE = Path(__file__).resolve().parent
@@ -148,12 +147,9 @@ def _run_worker(
 ) -> dict[str, Any]:
     cmd = [sys.executable, str(WORKER), tool, op, host, target, *args]
     os.sync()  # earlier writes (files, registry storage) must not flush during this one
-    watch = CpuWatch(registry_pid)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    watch.start()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with Ledger(registry=registry_pid) as watch:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
     wall = time.perf_counter() - started
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -162,9 +158,11 @@ def _run_worker(
             f"{proc.stderr[-4000:]}"
         )
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("BENCH-RESULT "))
-    worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-    result.update(watch.stop(worker_cpu))
-    foreign = result["foreign_cpu_s"]
+    figures = watch.figures
+    # All busy time but the worker's and the registry's (the hypervisor's steal included).
+    others = figures.get("others_cpu_s")
+    foreign = None if others is None else round(others + (figures.get("steal_s") or 0.0), 3)
+    result.update({"registry_cpu_s": figures["registry_cpu_s"], "foreign_cpu_s": foreign})
     result["foreign_cores"] = None if foreign is None else round(foreign / wall, 3)
     return result
 
