@@ -442,7 +442,7 @@ async def test_download_source_is_checked_before_it_becomes_the_entry(tmp_path: 
     cache = BlobCache(tmp_path / "cache")
 
     async def wrong(path: Path) -> None:
-        path.write_bytes(data[:-1] + b"!")
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
 
     async def right(path: Path) -> None:
         path.write_bytes(data)
