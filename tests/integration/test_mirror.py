@@ -105,29 +105,33 @@ async def test_resync_copies_nothing_and_sends_only_heads(
     assert again.bytes_sent == 0
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
 async def test_first_copy_lists_missing_destination_tags_once_and_gets_sources_unheaded(
-    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy]
+    reg: AsyncRegistry, fault_proxy_pair: tuple[FaultProxy, FaultProxy], concurrency: int
 ) -> None:
     src_proxy, dst_proxy = fault_proxy_pair
     name = unique("first")
-    made = await populate(reg, f"{src_proxy.host}/{name}", ["a", "b", "c"])
+    tags = "abcdef"
+    made = await populate(reg, f"{src_proxy.host}/{name}", list(tags))
     src_proxy.log.clear()
-    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in "abc"]
-    report = await reg.mirror(pairs, concurrency=1)
-    assert len(report.copied) == 3
-    # The first missing tag has the (new) repository's tags listed; the other two cost
-    # no HEAD, and no manifest is asked about by digest in a repository without tags.
-    assert [e.target for e in dst_proxy.requests_matching("HEAD", "/manifests/")] == [
-        f"/v2/{name}/manifests/a"
-    ]
+    pairs = [(f"{src_proxy.host}/{name}:{t}", f"{dst_proxy.host}/{name}:{t}") for t in tags]
+    report = await reg.mirror(pairs, concurrency=concurrency)
+    assert len(report.copied) == len(tags)
+    # The first tag is looked up alone (the jobs starting beside it wait for it): its 404
+    # has the (new) repository's tags listed, and the other tags cost no HEAD; no
+    # manifest is asked about by digest in a repository without tags.
+    heads = [e.target for e in dst_proxy.requests_matching("HEAD", "/manifests/")]
+    assert len(heads) == 1
+    assert heads[0].startswith(f"/v2/{name}/manifests/")
     assert len(dst_proxy.requests_matching("GET", "/tags/list")) == 1
-    # Each source manifest is read once; only the first, before the listing, had a HEAD.
-    assert len(src_proxy.requests_matching("HEAD", "/manifests/")) == 1
-    assert len(src_proxy.requests_matching("GET", "/manifests/")) == 3
+    # Each source manifest is read once, with no HEAD before it.
+    assert src_proxy.requests_matching("HEAD", "/manifests/") == []
+    assert len(src_proxy.requests_matching("GET", "/manifests/")) == len(tags)
     # A repository without tags holds only what the mirror sends: no blob is asked about.
     assert dst_proxy.requests_matching("HEAD", "/blobs/") == []
-    assert len(dst_proxy.requests_matching("PUT", "/blobs/uploads/")) == 7  # 3 + 3 + shared
-    assert await digests(reg, f"{dst_proxy.host}/{name}", "abc") == made
+    uploads = dst_proxy.requests_matching("PUT", "/blobs/uploads/")
+    assert len(uploads) == 2 * len(tags) + 1  # a config and a layer each, and the shared one
+    assert await digests(reg, f"{dst_proxy.host}/{name}", tags) == made
 
 
 async def test_a_large_blob_left_untagged_by_an_earlier_run_is_found_not_sent_again(

@@ -81,6 +81,9 @@ async def test_quota_nearly_spent_on_a_manifest_head_pauses_the_host(
     name = unique("quota")
     async with AsyncRegistry(insecure=True) as reg:
         await populate(reg, f"{source.host}/{name}", ["a"])
+        # The destination tag names another artifact: the source is resolved with a HEAD
+        # (a missing one would have its manifest fetched at once), then copied.
+        await populate(reg, f"{target.host}/{name}", ["a"])
 
     def nearly_spent(head: Head) -> None:
         # Docker Hub's headers: 1 left of 40 per 20 s, so one request's worth is 0.5 s.

@@ -301,6 +301,15 @@ class _Run:
     async def copy_one(self, job: MirrorJob) -> None:
         destination = self.destination(job)
         target = _reference(job.destination)
+        await destination.look_up_first(target)
+        try:
+            await self._copy_looked_up(job, destination, target)
+        finally:
+            destination.kept.pop(target, None)
+
+    async def _copy_looked_up(
+        self, job: MirrorJob, destination: _SharedRepository, target: str
+    ) -> None:
         referrers_missing = False
         if _with_referrers(job):
             # copy_graph walks the whole graph when referrers are asked for: an artifact
@@ -474,6 +483,10 @@ class _SharedRepository(Repository):
         self.found: dict[str, str | None] = {}
         self.untagged = False  # whether that listing was empty
         self._listing = anyio.Lock()
+        # The first tag lookup goes alone (`look_up_first`); its answer, kept for its job.
+        self._first_lookup = anyio.Lock()
+        self._looked_up = False
+        self.kept: dict[str, Descriptor] = {}
 
     @property
     def fresh(self) -> bool:
@@ -484,12 +497,40 @@ class _SharedRepository(Repository):
         """Whether the tag listing shows ``reference`` missing (False when not listed)."""
         return self.tags is not None and not names_digest(reference) and reference not in self.tags
 
+    async def look_up_first(self, reference: str) -> None:
+        """Resolve the repository's first tag alone, so that the others can use its listing.
+
+        A mirror's jobs start together: without this, every job of a new repository would
+        HEAD its tag, and GET its source manifest only after a HEAD, before the first 404
+        had the tags listed (200 artifacts in 20 new repositories: 203 requests more, a
+        ninth of the first copy's). The others wait one lookup for it. The descriptor found
+        is kept for the same job's `resolve`; an error other than a 404 is that job's.
+        """
+        if self._looked_up or names_digest(reference):
+            return
+        async with self._first_lookup:
+            await self._look_up_unless_done(reference)
+
+    async def _look_up_unless_done(self, reference: str) -> None:
+        if self._looked_up:  # the job that held the lock did it
+            return
+        try:
+            self.kept[reference] = await self.resolve(reference)
+        except exc.NotFoundError:
+            pass
+        finally:
+            self._looked_up = True
+
     async def resolve(self, reference: str) -> Descriptor:
         """Resolve as a repository does; a tag the listing lacks costs no request.
 
         The first tag found missing (404) has the repository's tags listed once; a
-        repository the registry does not know lists as no tags.
+        repository the registry does not know lists as no tags. A descriptor kept by
+        `look_up_first` answers once, with no request.
         """
+        kept = self.kept.pop(reference, None)
+        if kept is not None:
+            return kept
         if self.lacks(reference):
             self.found[reference] = None
             raise exc.NotFoundError(
