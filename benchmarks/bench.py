@@ -42,6 +42,7 @@ from aioras.testing import LocalRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _pulltable
+from _scratchfs import scratch_temp
 from _startup import measure_startup, print_startup
 from _system import Ledger, wait_quiet
 from _workload import MiB, Workload, generate, refresh, sha256_file, workloads
@@ -105,6 +106,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--startup-only", action="store_true", help="measure start-up times only (seconds)"
     )
     parser.add_argument("--workdir", default=None, help="parent of the scratch dir (default /tmp)")
+    parser.add_argument(
+        "--scratch-fs",
+        choices=("ext4", "tmp"),
+        default="ext4",
+        help="ext4 (default): registries and outputs on a journaled ext4 made for the run"
+        " (root; see _scratchfs.py); tmp: the default temporary directory",
+    )
     parser.add_argument(
         "--max-wait",
         type=float,
@@ -448,6 +456,14 @@ def _version(dist: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ns = _parse_args(argv)
+    with scratch_temp(ns.scratch_fs) as ns.scratch:
+        default = f"{ns.scratch['default_dir']} {ns.scratch['default_create_us']} us"
+        made = f", there {ns.scratch['create_us']} us" if "create_us" in ns.scratch else ""
+        print(f"writing to: {ns.scratch['where']}; one file created: {default}{made}")
+        return _main(ns)
+
+
+def _main(ns: argparse.Namespace) -> int:
     if ns.wan:
         import _wan
 
@@ -522,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             "pull_verifies_digest": {"aioras": True, "oras": False},
             "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
+            "scratch": ns.scratch,
         },
         "results": results,
         "sections": extra,
@@ -568,6 +585,7 @@ def _run_wan(ns: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     tables["elapsed_s"] = round(time.monotonic() - started, 1)
+    tables["scratch"] = ns.scratch
     out = Path(ns.output).with_name("wan.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(tables, indent=2) + "\n")
