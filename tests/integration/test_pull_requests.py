@@ -21,8 +21,9 @@ import anyio.to_thread
 import pytest
 
 from aioras import AsyncRegistry, defaults
+from aioras import digest as digest_module
 from aioras._files import blobio
-from aioras.exceptions import UnreadableArchive
+from aioras.exceptions import StorageError, UnreadableArchive
 from aioras.operations import pull as pull_operation
 from aioras.remote._downloads import SharedDownload
 from aioras.testing import LocalRegistry
@@ -115,10 +116,11 @@ async def test_a_shared_file_changed_since_it_was_verified_is_not_copied(
     assert [p.name for p in tmp_path.iterdir()] == ["leader"]  # no temporary file left
 
 
-def _kept(source: Path) -> SharedDownload:
-    """A shared download whose leader kept ``source`` open, with one follower joined."""
+def _kept(source: Path, followers: int = 1) -> SharedDownload:
+    """A shared download whose leader kept ``source`` open, with ``followers`` joined."""
     shared = SharedDownload()
-    shared.join()
+    for _ in range(followers):
+        shared.join()
     fd = os.open(source, os.O_RDONLY)
     try:
         shared.keep(fd)
@@ -127,10 +129,10 @@ def _kept(source: Path) -> SharedDownload:
     return shared
 
 
-def _finished_leader(source: Path, content: bytes) -> SharedDownload:
+def _finished_leader(source: Path, content: bytes, followers: int = 1) -> SharedDownload:
     """A shared download whose leader verified ``content`` into ``source`` and finished."""
     source.write_bytes(content)
-    shared = _kept(source)
+    shared = _kept(source, followers)
     shared.finish()
     return shared
 
@@ -186,6 +188,70 @@ async def test_a_shared_file_is_copied_verified_and_renamed_in_one_thread_hop(
     assert await shared.copy_into(out, _sha256(good), len(good)) == str(out)
     assert hops[0] == 1
     assert out.read_bytes() == good
+
+
+async def _copy_all(
+    shared: SharedDownload, outs: list[Path], content: bytes
+) -> list[str | BaseException | None]:
+    """Every follower's ``copy_into`` at once; what each returned or raised, in order."""
+    results: list[str | BaseException | None] = [None] * len(outs)
+
+    async def one(i: int) -> None:
+        try:
+            results[i] = await shared.copy_into(outs[i], _sha256(content), len(content))
+        except Exception as error:
+            results[i] = error
+
+    async with anyio.create_task_group() as group:
+        for i in range(len(outs)):
+            group.start_soon(one, i)
+    return results
+
+
+async def test_followers_woken_together_are_copied_in_one_thread_call_hashing_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four followers of a 2 MiB layer: one read and one hash of it, not four of each."""
+    good = os.urandom(2 * 1024 * 1024)
+    shared = _finished_leader(tmp_path / "leader", good, followers=4)
+    hashed = [0]
+    real_update = digest_module.Hasher.update
+
+    def counted(self: digest_module.Hasher, data: bytes | bytearray | memoryview) -> None:
+        hashed[0] += len(data)
+        real_update(self, data)
+
+    monkeypatch.setattr(digest_module.Hasher, "update", counted)
+    hops = count_thread_hops(monkeypatch)
+    outs = [tmp_path / f"copy{i}" for i in range(4)]
+    assert await _copy_all(shared, outs, good) == [str(out) for out in outs]
+    assert hops[0] == 1
+    assert hashed[0] == len(good)  # it was 4 x
+    for out in outs:
+        assert out.read_bytes() == good
+
+
+async def test_followers_copied_together_from_a_changed_file_each_download_instead(
+    tmp_path: Path,
+) -> None:
+    good = b"the blob" * 1000
+    shared = _finished_leader(tmp_path / "leader", good[:-1] + b"!", followers=3)
+    outs = [tmp_path / f"copy{i}" for i in range(3)]
+    assert await _copy_all(shared, outs, good) == [None, None, None]
+    assert [p.name for p in tmp_path.iterdir()] == ["leader"]  # no temporary file left
+
+
+async def test_a_follower_whose_copy_cannot_be_written_fails_alone(tmp_path: Path) -> None:
+    good = os.urandom(300_000)
+    shared = _finished_leader(tmp_path / "leader", good, followers=3)
+    (tmp_path / "a-file").write_bytes(b"in the way")
+    outs = [tmp_path / "copy0", tmp_path / "a-file" / "copy1", tmp_path / "copy2"]
+    results = await _copy_all(shared, outs, good)
+    assert results[0] == str(outs[0])
+    assert results[2] == str(outs[2])
+    assert isinstance(results[1], StorageError)
+    assert outs[0].read_bytes() == outs[2].read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "copy0", "copy2", "leader"]
 
 
 async def test_a_pull_of_two_small_layers_takes_four_thread_hops(

@@ -31,7 +31,7 @@ from aiofiles.threadpool.binary import AsyncFileIO
 
 from .. import defaults
 from ..digest import Verifier
-from ..exceptions import SizeMismatch, StorageError
+from ..exceptions import DigestMismatch, SizeMismatch, StorageError
 from ..progress import position_reporter
 from .threads import run_file_work
 from .writes import storage_error, write_all
@@ -381,6 +381,31 @@ class VerifiedFile:
                     return self.destination
             await anyio.lowlevel.checkpoint()
 
+    @staticmethod
+    async def copy_and_commit_together(
+        source: int, sinks: Sequence[VerifiedFile]
+    ) -> list[BaseException | None]:
+        """Copy the open file ``source`` into every one of ``sinks`` at once, hashing each
+        piece once; verify, and move each copy into place as `commit` does.
+
+        For sinks of one blob of at most 16 MiB (one worker-thread call, shielded as
+        `commit` is), all of the same digest and size: each piece read is written whole to
+        every sink (`write_all`), then hashed, so every copy holds exactly the bytes hashed,
+        as `copy_and_commit` guarantees for one. N copies cost one read and one hash of
+        the blob instead of N of each. Returns, for each sink in order, None when it was
+        committed, else the error that sink alone would have raised: a
+        [`StorageError`][aioras.exceptions.StorageError] for a copy that could not be
+        written, an [`IntegrityError`][aioras.exceptions.IntegrityError] (for every sink)
+        when ``source`` does not hold the blob.
+        """
+        for sink in sinks:
+            await sink._flush(wait=True)
+        with anyio.CancelScope(shield=True):
+            errors = await run_file_work(_copy_to_all, source, sinks)
+            for sink, error in zip(sinks, errors, strict=True):
+                sink._committed = error is None
+        return errors
+
     def _copy_or_finish(self, source: int, most: int) -> bool:
         """Copy up to ``most`` bytes more; at the end, verify and rename; whether done (thread)."""
         if self._copy_from(source, most):
@@ -503,6 +528,61 @@ class VerifiedFile:
         fd, self._dir = self._dir, None  # forgotten first: never closed twice
         if fd is not None and fd != self._given_dir:
             os.close(fd)
+
+
+def copies_in_one_call(size: int | None) -> bool:
+    """Whether copies of a blob of ``size`` go in one worker-thread call (at most 16 MiB)."""
+    return size is not None and size <= _COPY_CALL
+
+
+def _copy_to_all(source: int, sinks: Sequence[VerifiedFile]) -> list[BaseException | None]:
+    """`VerifiedFile.copy_and_commit_together`'s thread call: copy, hash once, verify, rename."""
+    errors: list[BaseException | None] = [None] * len(sinks)
+    first = sinks[0].verifier
+    shared = Verifier(first.expected_digest, first.expected_size)
+    for i, sink in enumerate(sinks):
+        try:
+            sink._ensure_open()
+        except StorageError as error:
+            errors[i] = error
+    try:
+        _copy_pieces(source, sinks, errors, shared)
+        shared.verify(what=f"copy of blob {shared.expected_digest}")
+    except OSError as error:  # reading the source
+        return [e or sink._failed(error, "copying") for e, sink in zip(errors, sinks, strict=True)]
+    except (SizeMismatch, DigestMismatch) as error:
+        return [e or error for e in errors]
+    for i, sink in enumerate(sinks):
+        if errors[i] is None:
+            # Every piece hashed went whole to this file: the shared hash is its own.
+            sink.verifier, sink._received = shared, shared.size
+            try:
+                sink._finish([])
+            except (StorageError, SizeMismatch, DigestMismatch) as error:
+                errors[i] = error
+    return errors
+
+
+def _copy_pieces(
+    source: int, sinks: Sequence[VerifiedFile], errors: list[BaseException | None], hasher: Verifier
+) -> None:
+    """Read ``source`` a piece at a time, write each to every sink not failed, then hash it."""
+    buf = bytearray(sinks[0].flush_size)
+    view = memoryview(buf)
+    expected = hasher.expected_size
+    while got := os.preadv(source, [view], hasher.size):
+        if expected is not None and hasher.size + got > expected:
+            what = f"copy of blob {hasher.expected_digest}"
+            raise SizeMismatch(expected=expected, actual=hasher.size + got, what=what)
+        piece = view[:got]
+        for i, sink in enumerate(sinks):
+            if errors[i] is None:
+                assert sink._fd is not None
+                try:
+                    write_all(sink._fd, [piece])
+                except OSError as error:
+                    errors[i] = sink._failed(error, "copying")
+        hasher.update(piece)
 
 
 def _create_temporary(directory: int, name: str) -> tuple[str, int]:

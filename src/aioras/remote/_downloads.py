@@ -18,14 +18,15 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from .. import exceptions as exc
 from .._concurrency import first_error
-from .._files.blobio import RangedFile, RangePart, VerifiedFile
+from .._files.blobio import RangedFile, RangePart, VerifiedFile, copies_in_one_call
 from .._http.headers import header_number
 from .._http.responses import Paced, raise_for_status, wrap_http_error
 from .._http.urls import redact
@@ -452,8 +453,10 @@ class SharedDownload:
     leader's verified file into their own ``outfile`` through a
     `VerifiedFile`: hashed as written and verified again,
     so each copy carries the same guarantees as a download (atomic, verified, every byte
-    written). The leader hands over a duplicate of its file's descriptor (`keep`,
-    called just before its rename, when a follower is waiting), so the copy reads the
+    written). Followers woken together share one pass for a blob of up to 16 MiB: it is
+    read and hashed once, and each piece written whole to every copy before it is hashed.
+    The leader hands over a duplicate of its file's descriptor (`keep`, called just
+    before its rename, when a follower is waiting), so the copy reads the
     verified inode even when the leader's file is moved or removed at once. When the
     leader fails, the copy does not verify (the file was changed since), or the follower
     came after the leader's file was verified, the follower downloads the blob itself.
@@ -467,6 +470,7 @@ class SharedDownload:
         self._done = anyio.Event()
         self._fd: int | None = None
         self._readers = 0
+        self._batch: _CopyBatch | None = None
 
     def keep(self, fd: int) -> None:
         """Keep a duplicate of the leader's verified file descriptor (worker thread).
@@ -507,7 +511,10 @@ class SharedDownload:
                 return None
             try:
                 async with VerifiedFile(outfile, digest, size) as sink:
-                    await sink.copy_and_commit(self._fd)
+                    if copies_in_one_call(size):
+                        await self._copy_together(sink)
+                    else:
+                        await sink.copy_and_commit(self._fd)
             except exc.IntegrityError as error:
                 logger.info("copy of %s did not verify (%s); downloading it", digest, error)
                 return None
@@ -519,3 +526,44 @@ class SharedDownload:
         if report is not None and size is not None:
             await report(size)
         return os.fspath(outfile)
+
+    async def _copy_together(self, sink: VerifiedFile) -> None:
+        """Copy with the followers woken at the same time: one read and one hash for all.
+
+        The first to run takes the others' sinks and makes every copy in one thread call
+        (`VerifiedFile.copy_and_commit_together`); the others wait for it, shielded, since
+        it writes into their files. Five pulls sharing a 2 MiB layer: the four copies
+        hashed 8 MiB; now 2 MiB. Raises what this sink's copy raised.
+        """
+        assert self._fd is not None
+        batch = self._batch
+        if batch is not None and not batch.started:
+            batch.sinks.append(sink)
+            with anyio.CancelScope(shield=True):
+                await batch.done.wait()
+        else:
+            batch = self._batch = _CopyBatch([sink])
+            try:
+                # The followers woken with this one run before it resumes: they join.
+                await anyio.lowlevel.checkpoint()
+                batch.started = True
+                batch.errors = await VerifiedFile.copy_and_commit_together(self._fd, batch.sinks)
+            finally:
+                batch.started = True
+                batch.done.set()
+        if batch.errors is None:  # the copier was cancelled before it copied
+            await sink.copy_and_commit(self._fd)
+            return
+        error = batch.errors[batch.sinks.index(sink)]
+        if error is not None:
+            raise error
+
+
+@dataclass(eq=False)
+class _CopyBatch:
+    """The followers of one `SharedDownload` copied in one thread call."""
+
+    sinks: list[VerifiedFile]
+    started: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
+    errors: list[BaseException | None] | None = None
