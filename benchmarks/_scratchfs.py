@@ -16,6 +16,12 @@ otherwise (``--scratch-fs tmp``) the bench makes such a file system in a sparse 
 mounts it (root, a loop device) and puts its temporary directory there: the registries'
 storage, every tool's output and staging. When it cannot, it says why and writes in the
 default temporary directory, as before.
+
+It is mounted ``nobarrier`` so that only the inode search changes: an fsync (the
+registry makes one per blob and per link it writes) then costs what it costs on the
+VM's root, 0.23-0.29 ms against 0.23-0.33 ms (0.82 ms with barriers, through the loop
+device's flush of its image file). A sequential client waits on every fsync, so a
+dearer one would slow it more than a concurrent one.
 """
 
 from __future__ import annotations
@@ -60,12 +66,12 @@ def _make(holder: Path) -> tuple[str | None, str]:
         with open(image, "wb") as fd:
             fd.truncate(IMAGE_GIB << 30)
         _run("mkfs.ext4", "-q", "-F", "-O", "has_journal", str(image))
-        _run("mount", "-o", "loop,discard", str(image), str(mountpoint))
+        _run("mount", "-o", "loop,discard,nobarrier", str(image), str(mountpoint))
     except (OSError, subprocess.CalledProcessError) as error:
         detail = str(getattr(error, "stderr", None) or error).strip()[:200]
         return None, f"default temporary directory (no journaled ext4: {detail})"
     mountpoint.chmod(0o1777)
-    return str(mountpoint), f"journaled ext4 in {image} ({IMAGE_GIB} GiB sparse, loop)"
+    return str(mountpoint), f"journaled ext4 in {image} ({IMAGE_GIB} GiB sparse, loop, nobarrier)"
 
 
 @contextlib.contextmanager
@@ -73,8 +79,8 @@ def journaled_scratch(parent: str | None = None) -> Iterator[tuple[str | None, s
     """Mount a new journaled ext4 for the run; yield (its path or None, what was done).
 
     The image lives in ``parent`` (default: the temporary directory), is mounted with
-    ``discard`` so that deleted files give their space back, and is unmounted and deleted
-    at the end.
+    ``discard`` so that deleted files give their space back and ``nobarrier`` (see the
+    module), and is unmounted and deleted at the end.
     """
     missing = [tool for tool in ("mkfs.ext4", "mount", "umount") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
