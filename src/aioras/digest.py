@@ -89,6 +89,17 @@ class Hasher:
         clone.size = self.size
         return clone
 
+    def resume_from(self, other: Hasher) -> None:
+        """Continue from ``other``'s state, as if fed what it was fed (same algorithm).
+
+        For content written to several files from one buffer, hashed once: each file's
+        verifier takes that hash as its own.
+        """
+        if other.algorithm != self.algorithm:
+            raise ValueError(f"cannot resume a {self.algorithm} hash from {other.algorithm}")
+        self._h = other._h.copy()
+        self.size = other.size
+
     @property
     def digest(self) -> str:
         """The digest of everything fed so far, as ``<algorithm>:<hex>``."""

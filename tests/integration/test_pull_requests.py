@@ -191,14 +191,16 @@ async def test_a_shared_file_is_copied_verified_and_renamed_in_one_thread_hop(
 
 
 async def _copy_all(
-    shared: SharedDownload, outs: list[Path], content: bytes
+    shared: SharedDownload, outs: list[Path], content: bytes, sizes: list[int] | None = None
 ) -> list[str | BaseException | None]:
-    """Every follower's ``copy_into`` at once; what each returned or raised, in order."""
+    """Every follower's ``copy_into`` at once (expecting ``sizes``, default the content's);
+    what each returned or raised, in order."""
     results: list[str | BaseException | None] = [None] * len(outs)
+    expected = sizes or [len(content)] * len(outs)
 
     async def one(i: int) -> None:
         try:
-            results[i] = await shared.copy_into(outs[i], _sha256(content), len(content))
+            results[i] = await shared.copy_into(outs[i], _sha256(content), expected[i])
         except Exception as error:
             results[i] = error
 
@@ -239,6 +241,24 @@ async def test_followers_copied_together_from_a_changed_file_each_download_inste
     outs = [tmp_path / f"copy{i}" for i in range(3)]
     assert await _copy_all(shared, outs, good) == [None, None, None]
     assert [p.name for p in tmp_path.iterdir()] == ["leader"]  # no temporary file left
+
+
+@pytest.mark.parametrize("wrong_first", [True, False])
+async def test_followers_expecting_another_size_are_each_checked_against_their_own(
+    tmp_path: Path, wrong_first: bool
+) -> None:
+    """Two manifests giving one digest two sizes: whichever copies first, only the right
+    size is committed; the other follower is sent to download (and fail) on its own."""
+    good = os.urandom(300_000)
+    shared = _finished_leader(tmp_path / "leader", good, followers=2)
+    sizes = [len(good) + 1, len(good)] if wrong_first else [len(good), len(good) + 1]
+    outs = [tmp_path / "copy0", tmp_path / "copy1"]
+    results = await _copy_all(shared, outs, good, sizes)
+    right = sizes.index(len(good))
+    assert results[right] == str(outs[right])
+    assert results[1 - right] is None
+    assert outs[right].read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["leader", outs[right].name])
 
 
 async def test_a_follower_whose_copy_cannot_be_written_fails_alone(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import anyio.lowlevel
 from aiofiles.threadpool.binary import AsyncFileIO
 
 from .. import defaults
-from ..digest import Verifier
+from ..digest import Hasher, Verifier
 from ..exceptions import DigestMismatch, SizeMismatch, StorageError
 from ..progress import position_reporter
 from .threads import run_file_work
@@ -389,7 +389,7 @@ class VerifiedFile:
         piece once; verify, and move each copy into place as `commit` does.
 
         For sinks of one blob of at most 16 MiB (one worker-thread call, shielded as
-        `commit` is), all of the same digest and size: each piece read is written whole to
+        `commit` is), all expecting the same digest and size: each piece read is written whole to
         every sink (`write_all`), then hashed, so every copy holds exactly the bytes hashed,
         as `copy_and_commit` guarantees for one. N copies cost one read and one hash of
         the blob instead of N of each. Returns, for each sink in order, None when it was
@@ -538,42 +538,52 @@ def copies_in_one_call(size: int | None) -> bool:
 def _copy_to_all(source: int, sinks: Sequence[VerifiedFile]) -> list[BaseException | None]:
     """`VerifiedFile.copy_and_commit_together`'s thread call: copy, hash once, verify, rename."""
     errors: list[BaseException | None] = [None] * len(sinks)
-    first = sinks[0].verifier
-    shared = Verifier(first.expected_digest, first.expected_size)
     for i, sink in enumerate(sinks):
         try:
             sink._ensure_open()
         except StorageError as error:
             errors[i] = error
+    hasher = Hasher(sinks[0].verifier.algorithm)
+    limit = sinks[0].verifier.expected_size
     try:
-        _copy_pieces(source, sinks, errors, shared)
-        shared.verify(what=f"copy of blob {shared.expected_digest}")
+        past_limit = _copy_pieces(source, sinks, errors, hasher, limit)
     except OSError as error:  # reading the source
         return [e or sink._failed(error, "copying") for e, sink in zip(errors, sinks, strict=True)]
-    except (SizeMismatch, DigestMismatch) as error:
-        return [e or error for e in errors]
     for i, sink in enumerate(sinks):
-        if errors[i] is None:
-            # Every piece hashed went whole to this file: the shared hash is its own.
-            sink.verifier, sink._received = shared, shared.size
-            try:
-                sink._finish([])
-            except (StorageError, SizeMismatch, DigestMismatch) as error:
-                errors[i] = error
+        if errors[i] is not None:
+            continue
+        what = f"copy of blob {sink.verifier.expected_digest}"
+        if past_limit is not None and limit is not None:
+            errors[i] = SizeMismatch(expected=limit, actual=past_limit, what=what)
+            continue
+        # Every piece hashed went whole to this file: the hash is this file's too. Each
+        # sink checks it against its own expected digest and size, and raises its own error.
+        sink.verifier.resume_from(hasher)
+        sink._received = hasher.size
+        try:
+            sink._finish([])
+        except (StorageError, SizeMismatch, DigestMismatch) as error:
+            errors[i] = error
     return errors
 
 
 def _copy_pieces(
-    source: int, sinks: Sequence[VerifiedFile], errors: list[BaseException | None], hasher: Verifier
-) -> None:
-    """Read ``source`` a piece at a time, write each to every sink not failed, then hash it."""
+    source: int,
+    sinks: Sequence[VerifiedFile],
+    errors: list[BaseException | None],
+    hasher: Hasher,
+    limit: int | None,
+) -> int | None:
+    """Read ``source`` a piece at a time, write each to every sink not failed, then hash it.
+
+    Returns None, or the size read when ``source`` holds more than ``limit`` bytes (the
+    copy stops there).
+    """
     buf = bytearray(sinks[0].flush_size)
     view = memoryview(buf)
-    expected = hasher.expected_size
     while got := os.preadv(source, [view], hasher.size):
-        if expected is not None and hasher.size + got > expected:
-            what = f"copy of blob {hasher.expected_digest}"
-            raise SizeMismatch(expected=expected, actual=hasher.size + got, what=what)
+        if limit is not None and hasher.size + got > limit:
+            return hasher.size + got
         piece = view[:got]
         for i, sink in enumerate(sinks):
             if errors[i] is None:
@@ -583,6 +593,7 @@ def _copy_pieces(
                 except OSError as error:
                     errors[i] = sink._failed(error, "copying")
         hasher.update(piece)
+    return None
 
 
 def _create_temporary(directory: int, name: str) -> tuple[str, int]:

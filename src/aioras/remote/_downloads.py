@@ -537,12 +537,15 @@ class SharedDownload:
         """
         assert self._fd is not None
         batch = self._batch
-        if batch is not None and not batch.started:
+        expects = (sink.verifier.expected_digest, sink.verifier.expected_size)
+        # Followers may expect another size for the same digest (two manifests disagreeing):
+        # each batch holds sinks expecting one size, so each copy is checked against its own.
+        if batch is not None and not batch.started and batch.expects == expects:
             batch.sinks.append(sink)
             with anyio.CancelScope(shield=True):
                 await batch.done.wait()
         else:
-            batch = self._batch = _CopyBatch([sink])
+            batch = self._batch = _CopyBatch([sink], expects)
             try:
                 # The followers woken with this one run before it resumes: they join.
                 await anyio.lowlevel.checkpoint()
@@ -564,6 +567,7 @@ class _CopyBatch:
     """The followers of one `SharedDownload` copied in one thread call."""
 
     sinks: list[VerifiedFile]
+    expects: tuple[str, int | None]  # the digest and size every sink expects
     started: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
     errors: list[BaseException | None] | None = None
