@@ -58,20 +58,41 @@ def _run(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True, text=True)
 
 
-def _make(holder: Path) -> tuple[str | None, str]:
-    """Make and mount the image in ``holder``; (mount point, what) or (None, why not)."""
+def _make(holder: Path) -> tuple[str | None, str | None, str]:
+    """Make and mount the image in ``holder``: (mount point, loop device, what was done),
+    or (None, None, why not)."""
     image, mountpoint = holder / "scratch.img", holder / "mnt"
+    device = None
     try:
         mountpoint.mkdir()
         with open(image, "wb") as fd:
             fd.truncate(IMAGE_GIB << 30)
         _run("mkfs.ext4", "-q", "-F", "-O", "has_journal", str(image))
-        _run("mount", "-o", "loop,discard,nobarrier", str(image), str(mountpoint))
+        device = _attach(image)
+        _run("mount", "-o", "discard,nobarrier", device, str(mountpoint))
     except (OSError, subprocess.CalledProcessError) as error:
+        if device is not None:
+            subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
         detail = str(getattr(error, "stderr", None) or error).strip()[:200]
-        return None, f"default temporary directory (no journaled ext4: {detail})"
+        return None, None, f"default temporary directory (no journaled ext4: {detail})"
     mountpoint.chmod(0o1777)
-    return str(mountpoint), f"journaled ext4 in {image} ({IMAGE_GIB} GiB sparse, loop, nobarrier)"
+    what = f"journaled ext4 in {image} ({IMAGE_GIB} GiB sparse, {device} direct I/O, nobarrier)"
+    return str(mountpoint), device, what
+
+
+def _attach(image: Path) -> str:
+    """A loop device for ``image``, reading and writing it with direct I/O.
+
+    Buffered, the loop device's worker copies every byte written into the image file's
+    own page cache and writes it back from there: 1 GiB written and synced cost 0.70-0.91 s
+    of CPU, against 0.44-0.55 s with direct I/O and 0.42 s on the VM's root. In a full run
+    the 1 GiB push rows showed 2.5-2.9 s of "others" CPU, beside the registry, on two cores.
+    """
+    found = subprocess.run(
+        ["losetup", "--find", "--show", "--direct-io=on", str(image)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return found.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -82,18 +103,20 @@ def journaled_scratch(parent: str | None = None) -> Iterator[tuple[str | None, s
     ``discard`` so that deleted files give their space back and ``nobarrier`` (see the
     module), and is unmounted and deleted at the end.
     """
-    missing = [tool for tool in ("mkfs.ext4", "mount", "umount") if shutil.which(tool) is None]
+    tools = ("mkfs.ext4", "losetup", "mount", "umount")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
         why = f"missing {', '.join(missing)}" if missing else "not root"
         yield None, f"default temporary directory ({why}: no journaled ext4 made)"
         return
     holder = Path(tempfile.mkdtemp(prefix="aioras-bench-fs-", dir=parent))
-    path, where = _make(holder)
+    path, device, where = _make(holder)
     try:
         yield path, where
     finally:
-        if path is not None:
+        if path is not None and device is not None:
             subprocess.run(["umount", path], check=False, capture_output=True)
+            subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
         shutil.rmtree(holder, ignore_errors=True)
 
 
